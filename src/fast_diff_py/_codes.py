@@ -1,0 +1,23 @@
+"""Status codes stored in the ``success`` columns of the database."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class FileStatus(IntEnum):
+    """``directory.success``: what happened to one file."""
+
+    SCHEDULED = -2
+    NOT_COMPUTED = -1  # disallowed or ignored files are never decoded
+    ERROR = 0
+    SUCCESS = 1
+
+
+class PairStatus(IntEnum):
+    """``dif_table.success``: how one pair's row was obtained."""
+
+    ERROR = 0
+    COMPUTED = 1  # dif is the exact thumbnail difference
+    MATCHING_HASH = 2  # hashes agree, dif = 0 without comparing
+    NON_MATCHING_ASPECT = 3  # size / aspect filter rejected the pair, dif = -1

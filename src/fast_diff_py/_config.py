@@ -1,0 +1,108 @@
+"""Validation of the workflow configuration against ``config.schema.yaml``."""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ._errors import ConfigError, FolderError
+
+__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders"]
+
+
+def load_schema() -> dict[str, Any]:
+    """Return the JSON schema of the configuration (a fresh copy)."""
+    text = resources.files(__package__).joinpath("config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+SCHEMA = load_schema()
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that fills in the schema's defaults while it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "oneOf" and error.absolute_path:
+        allowed = error.schema.get("description", "")
+        return f"config key '{where}': {error.instance!r} is not allowed. {allowed}".strip()
+    return f"config key '{where}': {error.message}"
+
+
+def validate_config(config: dict[str, Any], *, check_paths: bool = True) -> dict[str, Any]:
+    """Validate ``config``, fill in defaults and return it (the same dict, changed in place).
+
+    Parameters
+    ----------
+    config
+        The configuration as read from YAML (or built by a command line).
+    check_paths
+        Also check that every folder of ``part_a`` and ``part_b`` exists.
+
+    Raises
+    ------
+    ConfigError
+        Naming every key whose value is unknown, of the wrong type or out of range.
+    FolderError
+        When a partition folder is missing.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"the configuration must be a mapping, not {type(config).__name__}")
+    errors = sorted(_Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    second, first = config["second_loop"], config["first_loop"]
+    if second["skip_matching_hash"] and not first["compute_hash"]:
+        raise ConfigError(
+            "config key 'second_loop.skip_matching_hash' is true but 'first_loop.compute_hash' "
+            "is false: there are no hashes to match; set compute_hash: true"
+        )
+    if check_paths:
+        check_folders(config["part_a"], config["part_b"])
+    return config
+
+
+def check_folders(part_a: list[str], part_b: list[str]) -> None:
+    """Raise FolderError unless every partition folder exists and none is listed twice."""
+    seen: dict[str, str] = {}
+    for name, folders in (("part_a", part_a), ("part_b", part_b)):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                what = "does not exist" if not os.path.exists(folder) else "is not a folder"
+                raise FolderError(f"config key '{name}': folder {folder!r} {what}")
+            real = os.path.realpath(folder)
+            if real in seen:
+                raise FolderError(
+                    f"config key '{name}': folder {folder!r} is already listed in {seen[real]}"
+                )
+            seen[real] = name
+    for name, folders in (("part_a", part_a), ("part_b", part_b)):
+        for folder in folders:
+            real = Path(os.path.realpath(folder))
+            for other, where in seen.items():
+                if Path(other) != real and Path(other) in real.parents:
+                    raise FolderError(
+                        f"config key '{name}': folder {folder!r} lies inside {other!r} "
+                        f"({where}); its files would be indexed twice"
+                    )

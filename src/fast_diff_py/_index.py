@@ -1,0 +1,183 @@
+"""Indexing: walk the partitions and write the file manifest as Parquet shards."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._io import atomic_path
+
+__all__ = ["INDEX_SCHEMA", "FileEntry", "walk_partition", "write_index", "shard_paths"]
+
+logger = logging.getLogger(__name__)
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.int64()),
+        ("path", pa.string()),
+        ("filename", pa.string()),
+        ("part_b", pa.int8()),
+        ("dir_index", pa.int32()),
+        ("file_size", pa.int64()),
+        ("created", pa.float64()),
+        ("allowed", pa.int8()),
+        ("error", pa.string()),
+    ]
+)
+ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One indexed file (or unreadable folder) before it gets its key."""
+
+    path: str
+    filename: str
+    part_b: int
+    dir_index: int
+    file_size: int
+    created: float
+    allowed: int
+    error: str | None
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def walk_partition(
+    roots: Iterable[str],
+    *,
+    part_b: bool,
+    first_dir_index: int,
+    recursive: bool,
+    ignore_names: Iterable[str] = (),
+    ignore_paths: Iterable[str] = (),
+    allowed_file_extensions: Iterable[str],
+) -> Iterator[FileEntry]:
+    """Yield every file under ``roots`` in a deterministic (sorted, depth-first) order.
+
+    Files that are ignored or have a disallowed extension are yielded with ``allowed = 0``;
+    a folder that cannot be listed is yielded as an entry with its error. Symbolic links to
+    folders are followed, but each folder is visited once, so link loops end.
+    """
+    names = set(ignore_names)
+    paths = {_norm(p) for p in ignore_paths}
+    extensions = {e.lower() for e in allowed_file_extensions}
+    for offset, root in enumerate(roots):
+        dir_index = first_dir_index + offset
+        visited: set[tuple[int, int]] = set()
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                st = os.stat(folder)
+                if (st.st_dev, st.st_ino) in visited:
+                    logger.info("skipping %r: folder already visited (link loop)", folder)
+                    continue
+                visited.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                logger.warning("cannot list folder %r: %s", folder, exc)
+                yield FileEntry(
+                    folder, os.path.basename(folder), int(part_b), dir_index, -1, -1.0, 0,
+                    f"cannot list folder: {type(exc).__name__}: {exc.strerror or exc}",
+                )
+                continue
+            subfolders = []
+            for entry in entries:
+                ignored = entry.name in names or _norm(entry.path) in paths
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if recursive and not ignored:
+                        subfolders.append(entry.path)
+                    continue
+                yield _file_entry(entry, part_b, dir_index, ignored, extensions)
+            stack.extend(reversed(subfolders))
+
+
+def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
+                extensions: set[str]) -> FileEntry:
+    """Describe one non-folder directory entry, never raising."""
+    allowed = not ignored and os.path.splitext(entry.name)[1].lower() in extensions
+    error = None
+    try:
+        st = entry.stat()
+        size, created = st.st_size, st.st_ctime
+        if not stat.S_ISREG(st.st_mode):
+            error = f"not a regular file (mode {stat.filemode(st.st_mode)})"
+    except OSError as exc:
+        size, created = -1, -1.0
+        error = f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
+    return FileEntry(entry.path, entry.name, int(part_b), dir_index, size, max(created, -1.0),
+                     int(allowed), error)
+
+
+def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
+    cols = {f.name: [getattr(e, f.name) for e in entries] for f in INDEX_SCHEMA if f.name != "key"}
+    cols["key"] = list(range(first_key, first_key + len(entries)))
+    return pa.table(cols, schema=INDEX_SCHEMA)
+
+
+def write_index(
+    out_dir: str | os.PathLike[str],
+    *,
+    part_a: list[str],
+    part_b: list[str],
+    recursive: bool,
+    ignore_names: list[str],
+    ignore_paths: list[str],
+    allowed_file_extensions: list[str],
+    shard_size: int,
+) -> int:
+    """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
+
+    Keys are 1, 2, ... in walk order, partition A first. Every shard holds ``shard_size``
+    rows (the last one fewer); there is always at least one shard. Returns the file count.
+    """
+    common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
+                  allowed_file_extensions=allowed_file_extensions)
+    walks = [
+        walk_partition(part_a, part_b=False, first_dir_index=0, **common),
+        walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common),
+    ]
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        roots = pa.table(
+            {"dir_index": list(range(len(part_a) + len(part_b))),
+             "path": [_norm(p) for p in part_a + part_b],
+             "part_b": [0] * len(part_a) + [1] * len(part_b)},
+            schema=ROOTS_SCHEMA,
+        )
+        pq.write_table(roots, tmp / "roots.parquet")
+        batch: list[FileEntry] = []
+        shard, key = 0, 1
+        for walk in walks:
+            for entry in walk:
+                batch.append(entry)
+                if len(batch) == shard_size:
+                    pq.write_table(_table(batch, key), tmp / f"shard_{shard:05d}.parquet")
+                    key += len(batch)
+                    shard += 1
+                    batch = []
+        if batch or shard == 0:
+            pq.write_table(_table(batch, key), tmp / f"shard_{shard:05d}.parquet")
+            key += len(batch)
+        logger.info("indexed %d files into %d shards", key - 1, shard + (1 if batch else 0))
+    return key - 1
+
+
+def shard_paths(index_dir: str | os.PathLike[str]) -> list[str]:
+    """The shard ids written by write_index, sorted."""
+    return sorted(p.stem.removeprefix("shard_") for p in Path(index_dir).glob("shard_*.parquet"))

@@ -1,0 +1,114 @@
+"""Planning: order the decoded images into blocks and list the block pairs that can match.
+
+Images of each partition are sorted by their total pixel sum and cut into blocks of
+``block_size``. Each block then covers a narrow range of per-channel sums, and for two blocks
+the smallest possible difference of those sums bounds the ``dif`` of every pair between them
+from below (see :func:`fast_diff_py._kernel.channel_bound_mask`). Block pairs whose bound
+exceeds the threshold cannot hold a match and get no job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ._codes import FileStatus
+from ._io import atomic_path
+from ._thumbnails import HASH_COLUMNS
+
+__all__ = ["make_plan", "read_block", "block_pair_ids"]
+
+logger = logging.getLogger(__name__)
+
+_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS]
+
+
+def _decoded(meta_paths: list[str], index_paths: list[str]) -> pa.Table:
+    """Decoded images of all shards with their shard id and partition."""
+    parts = []
+    for shard, (meta_path, index_path) in enumerate(zip(meta_paths, index_paths, strict=True)):
+        meta = pq.read_table(meta_path, columns=["success", *_BLOCK_COLUMNS])
+        part_b = pq.read_table(index_path, columns=["part_b"]).column("part_b")
+        meta = meta.append_column("part_b", part_b)
+        meta = meta.filter(pc.equal(meta.column("success"), int(FileStatus.SUCCESS)))
+        meta = meta.drop_columns(["success"])
+        parts.append(meta.append_column("shard", pa.array(np.full(len(meta), shard, np.int32))))
+    return pa.concat_tables(parts)
+
+
+def make_plan(
+    meta_paths: list[str],
+    index_paths: list[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    size: int,
+    block_size: int,
+    threshold: float,
+    has_part_b: bool,
+    prune: bool = True,
+) -> int:
+    """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block) and
+    ``out_dir/block_pairs.parquet`` (the block pairs to compare). Returns the pair count.
+
+    Without partition B every unordered pair of A-blocks (a block with itself included) is
+    listed; with B, every A-block x B-block pair. ``prune=False`` lists them all.
+    """
+    table = _decoded(meta_paths, index_paths)
+    sums = np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
+    part_b = table.column("part_b").to_numpy()
+    keys = table.column("key").to_numpy()
+    block = np.empty(len(table), np.int32)
+    block_part, lo, hi = [], [], []  # per block: partition, per-channel sum minima / maxima
+    for part in (0, 1):
+        idx = np.flatnonzero(part_b == part)
+        idx = idx[np.lexsort((keys[idx], sums[idx].sum(axis=1)))]
+        for start in range(0, len(idx), block_size):
+            members = idx[start:start + block_size]
+            block[members] = len(block_part)
+            block_part.append(part)
+            lo.append(sums[members].min(axis=0))
+            hi.append(sums[members].max(axis=0))
+    block_part = np.asarray(block_part, np.int8)
+    lo = np.asarray(lo, np.float64).reshape(-1, 3)
+    hi = np.asarray(hi, np.float64).reshape(-1, 3)
+    limit = threshold * float(size) ** 4 * (1 + 1e-9) + 1
+    a_blocks = np.flatnonzero(block_part == 0)
+    b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
+    pairs_a, pairs_b, candidates = [], [], 0
+    for i in a_blocks:
+        js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
+        candidates += len(js)
+        if prune:
+            gap = np.maximum(0.0, np.maximum(lo[js] - hi[i], lo[i] - hi[js]))
+            js = js[np.einsum("jc,jc->j", gap, gap) <= limit]
+        pairs_a.extend([int(i)] * len(js))
+        pairs_b.extend(js.tolist())
+    table = table.append_column("block", pa.array(block))
+    order = np.lexsort((keys, block))
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        pq.write_table(table.take(order), tmp / "blocks.parquet")
+        pq.write_table(
+            pa.table({"block_a": pairs_a, "block_b": pairs_b},
+                     schema=pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())])),
+            tmp / "block_pairs.parquet",
+        )
+    logger.info("%d images in %d blocks; %d of %d block pairs can hold a match",
+                len(table), len(block_part), len(pairs_a), candidates)
+    return len(pairs_a)
+
+
+def block_pair_ids(plan_dir: str | os.PathLike[str]) -> list[str]:
+    """The ``<a>_<b>`` ids of the planned block pairs."""
+    t = pq.read_table(os.path.join(plan_dir, "block_pairs.parquet")).to_pydict()
+    return [f"{a}_{b}" for a, b in zip(t["block_a"], t["block_b"])]
+
+
+def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:
+    """The rows of one block, in key order."""
+    return pq.read_table(os.path.join(plan_dir, "blocks.parquet"), filters=[("block", "=", block)])

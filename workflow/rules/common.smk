@@ -1,0 +1,60 @@
+# Configuration check and the helpers that list each stage's files.
+import os
+import sys
+from pathlib import Path
+
+# The package under src/ holds the logic; make it importable here and in every job.
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+import fast_diff_py as fdp
+
+fdp.validate_config(config)
+
+RESULTS = config["results_dir"]
+FIRST = config["first_loop"]
+SECOND = config["second_loop"]
+HAS_PART_B = bool(config["part_b"])
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    a=r"\d+",
+    b=r"\d+",
+
+
+def get_final_output():
+    return [config["db_path"]]
+
+
+def get_shards():
+    index_dir = checkpoints.index_files.get().output.index_dir
+    return [p.stem.removeprefix("shard_") for p in sorted(Path(index_dir).glob("shard_*.parquet"))]
+
+
+def get_index_shards(wildcards):
+    return [f"{RESULTS}/index/shard_{s}.parquet" for s in get_shards()]
+
+
+def get_thumb_stacks(wildcards):
+    return [f"{RESULTS}/thumbnails/shard_{s}.npy" for s in get_shards()]
+
+
+def get_thumb_meta(wildcards):
+    return [f"{RESULTS}/thumbnails/shard_{s}.parquet" for s in get_shards()]
+
+
+def get_pair_files(wildcards):
+    plan_dir = checkpoints.plan_blocks.get().output.plan_dir
+    files = [f"{RESULTS}/pairs/{pair}.parquet" for pair in fdp.block_pair_ids(plan_dir)]
+    if SECOND["skip_matching_hash"]:
+        files.append(f"{RESULTS}/hash_pairs.parquet")
+    return files
+
+
+def get_prune():
+    # Kept aspect rejects and user difference functions need every pair visited.
+    return not SECOND["keep_non_matching_aspects"] and not config["cpu_diff"]

@@ -1,0 +1,50 @@
+checkpoint plan_blocks:
+    input:
+        index=get_index_shards,
+        meta=get_thumb_meta,
+    output:
+        plan_dir=directory(f"{RESULTS}/plan"),
+    params:
+        size=config["compression_target"],
+        block_size=config["block_size"],
+        threshold=SECOND["diff_threshold"],
+        has_part_b=HAS_PART_B,
+        prune=get_prune(),
+    log:
+        "logs/compare/plan_blocks.log",
+    script:
+        "../scripts/plan_blocks.py"
+
+
+rule compare_blocks:
+    input:
+        plan_dir=f"{RESULTS}/plan",
+        thumbs=get_thumb_stacks,
+    output:
+        pairs=f"{RESULTS}/pairs/{{a}}_{{b}}.parquet",
+    params:
+        threshold=SECOND["diff_threshold"],
+        rotate=config["rotate"],
+        skip_matching_hash=SECOND["skip_matching_hash"],
+        match_aspect_by=SECOND["match_aspect_by"],
+        keep_non_matching_aspects=SECOND["keep_non_matching_aspects"],
+        cpu_diff=config["cpu_diff"],
+    threads: 1
+    log:
+        "logs/compare/compare_blocks_{a}_{b}.log",
+    script:
+        "../scripts/compare_blocks.py"
+
+
+rule match_hashes:
+    input:
+        index=get_index_shards,
+        meta=get_thumb_meta,
+    output:
+        pairs=f"{RESULTS}/hash_pairs.parquet",
+    params:
+        has_part_b=HAS_PART_B,
+    log:
+        "logs/compare/match_hashes.log",
+    script:
+        "../scripts/match_hashes.py"

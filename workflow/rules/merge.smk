@@ -1,0 +1,13 @@
+rule merge_database:
+    input:
+        index=get_index_shards,
+        meta=get_thumb_meta,
+        pairs=get_pair_files,
+    output:
+        db=config["db_path"],
+    params:
+        roots=f"{RESULTS}/index/roots.parquet",
+    log:
+        "logs/merge/merge_database.log",
+    script:
+        "../scripts/merge_database.py"

@@ -1,0 +1,14 @@
+"""Snakemake adapter: compare one block pair."""
+import logging
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from fast_diff_py import compare_block_pair
+
+p = snakemake.params
+compare_block_pair(snakemake.input.plan_dir, list(snakemake.input.thumbs),
+                   int(snakemake.wildcards.a), int(snakemake.wildcards.b), snakemake.output.pairs,
+                   threshold=p.threshold, rotate=p.rotate, skip_matching_hash=p.skip_matching_hash,
+                   match_aspect_by=p.match_aspect_by,
+                   keep_non_matching_aspects=p.keep_non_matching_aspects, cpu_diff=p.cpu_diff)

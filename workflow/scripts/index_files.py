@@ -1,0 +1,12 @@
+"""Snakemake adapter: index the partitions into Parquet shards."""
+import logging
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from fast_diff_py import write_index
+
+p = snakemake.params
+write_index(snakemake.output.index_dir, part_a=p.part_a, part_b=p.part_b, recursive=p.recursive,
+            ignore_names=p.ignore_names, ignore_paths=p.ignore_paths,
+            allowed_file_extensions=p.allowed_file_extensions, shard_size=p.shard_size)

@@ -1,0 +1,13 @@
+"""Snakemake adapter: thumbnails and hashes of one index shard."""
+import logging
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from fast_diff_py import make_thumbnails
+
+p = snakemake.params
+make_thumbnails(snakemake.input.shard, snakemake.output.thumbs, snakemake.output.meta,
+                size=p.size, interpolation=p.interpolation, compute_hash=p.compute_hash,
+                shift_amount=p.shift_amount, rotate=p.rotate, hash_fn=p.hash_fn,
+                threads=snakemake.threads)

@@ -1,0 +1,12 @@
+"""Snakemake adapter: order images into blocks and list the block pairs to compare."""
+import logging
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from fast_diff_py import make_plan
+
+p = snakemake.params
+make_plan(list(snakemake.input.meta), list(snakemake.input.index), snakemake.output.plan_dir,
+          size=p.size, block_size=p.block_size, threshold=p.threshold, has_part_b=p.has_part_b,
+          prune=p.prune)

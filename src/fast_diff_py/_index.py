@@ -74,9 +74,11 @@ def walk_partition(
     for offset, root in enumerate(roots):
         dir_index = first_dir_index + offset
         visited: set[tuple[int, int]] = set()
-        stack = [root]
-        while stack:
-            folder = stack.pop()
+        # Folders reached through a symbolic link wait until every real folder is done, so
+        # a folder reachable both ways is listed under its real path.
+        stack, linked = [root], []
+        while stack or linked:
+            folder = stack.pop() if stack else linked.pop(0)
             try:
                 st = os.stat(folder)
                 if (st.st_dev, st.st_ino) in visited:
@@ -101,7 +103,7 @@ def walk_partition(
                     is_dir = False
                 if is_dir:
                     if recursive and not ignored:
-                        subfolders.append(entry.path)
+                        (linked if entry.is_symlink() else subfolders).append(entry.path)
                     continue
                 yield _file_entry(entry, part_b, dir_index, ignored, extensions)
             stack.extend(reversed(subfolders))

@@ -1,0 +1,85 @@
+"""Shared helpers: small generated images and a runner for the workflow."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def photo(seed: int, h: int = 120, w: int = 160) -> np.ndarray:
+    """A smooth random colour image (BGR uint8) that JPEG compresses like a photo."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = rng.normal(0, 6, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def write(path: Path, img: np.ndarray, quality: int = 95) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, img, params)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def run_workflow(workdir: Path, config: dict, *args: str, check: bool = True,
+                 cores: int = 2) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config``; results land in workdir/results."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfg), "--cores", str(cores), "--rerun-incomplete", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def db_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every row of the product's tables, in key order."""
+    con = sqlite3.connect(db)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("directory", "hash_table", "dif_table", "dir_index_lookup")}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def dup_folder(tmp_path: Path) -> dict:
+    """A folder of images with known duplicates: a re-encode, a rotation, a resize, an exact copy."""
+    root = tmp_path / "photos"
+    originals = {f"orig_{i}.jpg": photo(i) for i in range(6)}
+    for name, img in originals.items():
+        write(root / name, img)
+    def decoded(name):
+        return cv2.imdecode(np.fromfile(root / name, np.uint8), cv2.IMREAD_COLOR)
+
+    write(root / "sub" / "orig_0_reencoded.jpg", decoded("orig_0.jpg"), quality=70)
+    write(root / "sub" / "orig_1_rot90.png", np.rot90(decoded("orig_1.jpg")).copy())
+    write(root / "sub" / "orig_2_half.png", cv2.resize(originals["orig_2.jpg"], (80, 60),
+                                                         interpolation=cv2.INTER_AREA))
+    (root / "sub" / "orig_3_copy.jpg").write_bytes((root / "orig_3.jpg").read_bytes())
+    expected = {("orig_0.jpg", "orig_0_reencoded.jpg"), ("orig_1.jpg", "orig_1_rot90.png"),
+                ("orig_2.jpg", "orig_2_half.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
+    return {"root": root, "expected": expected}
+
+
+@pytest.fixture(autouse=True)
+def _no_threads_oversubscription(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))

@@ -1,0 +1,82 @@
+"""The schema stops bad configurations before any work, naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_workflow
+from fast_diff_py import ConfigError, FolderError, validate_config
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "a").mkdir()
+    return str(tmp_path / "a")
+
+
+def test_defaults_are_filled(folder):
+    cfg = validate_config({"part_a": [folder]})
+    assert cfg["compression_target"] == 64
+    assert cfg["second_loop"]["diff_threshold"] == 200
+    assert cfg["first_loop"] == {"compute_hash": False, "shift_amount": 4}
+    assert cfg["part_b"] == [] and cfg["recursive"] is True
+    assert cfg["db_path"] == "results/fast_diff.db"
+    assert ".jpg" in cfg["allowed_file_extensions"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": 1}, "Additional properties are not allowed ('colour'"),
+        ({"recursive": "yes"}, "config key 'recursive': 'yes' is not of type 'boolean'"),
+        ({"compression_target": 1}, "config key 'compression_target': 1 is less than the minimum"),
+        ({"second_loop": {"diff_threshold": -1}}, "config key 'second_loop.diff_threshold'"),
+        ({"second_loop": {"match_aspect_by": 0.5}}, "config key 'second_loop.match_aspect_by': 0.5"),
+        ({"first_loop": {"shift_amount": 9}}, "config key 'first_loop.shift_amount': 9"),
+        ({"first_loop": {"hash": True}}, "('hash' was unexpected)"),
+        ({"allowed_file_extensions": ["jpg"]}, "config key 'allowed_file_extensions.0'"),
+        ({"part_a": []}, "config key 'part_a'"),
+        ({"thumbnail_interpolation": "lanczos"}, "'lanczos' is not one of ['cubic', 'area']"),
+    ],
+)
+def test_bad_values_are_named(folder, change, message):
+    cfg = {"part_a": [folder], **change}
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert message in str(info.value)
+
+
+def test_missing_part_a():
+    with pytest.raises(ConfigError, match="'part_a' is a required property"):
+        validate_config({})
+
+
+def test_hash_skip_needs_hashes(folder):
+    with pytest.raises(ConfigError, match="compute_hash"):
+        validate_config({"part_a": [folder], "second_loop": {"skip_matching_hash": True}})
+
+
+def test_match_aspect_values(folder):
+    for ok in (None, 0, 1, 1.5):
+        validate_config({"part_a": [folder], "second_loop": {"match_aspect_by": ok}})
+
+
+def test_folders_must_exist_and_not_overlap(tmp_path, folder):
+    with pytest.raises(FolderError, match=r"config key 'part_a': folder '.*nope' does not exist"):
+        validate_config({"part_a": [str(tmp_path / "nope")]})
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(FolderError, match="is not a folder"):
+        validate_config({"part_a": [str(tmp_path / "f.txt")]})
+    (tmp_path / "a" / "inner").mkdir()
+    with pytest.raises(FolderError, match="lies inside"):
+        validate_config({"part_a": [folder], "part_b": [folder + "/inner"]})
+    with pytest.raises(FolderError, match="already listed in part_a"):
+        validate_config({"part_a": [folder], "part_b": [folder]})
+
+
+def test_workflow_refuses_bad_config_before_any_job(tmp_path, folder):
+    proc = run_workflow(tmp_path / "w", {"part_a": [folder], "second_loop": {"diff_threshold": "high"}},
+                        check=False)
+    assert proc.returncode != 0
+    assert "second_loop.diff_threshold" in proc.stderr + proc.stdout
+    assert not (tmp_path / "w" / "results").exists()

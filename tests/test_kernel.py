@@ -1,0 +1,90 @@
+"""The kernel and the pruning bounds give exactly the naive values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from fast_diff_py import block_dif, naive_dif
+from fast_diff_py._kernel import channel_bound_mask, channel_sums, pairwise_dif
+
+pixel = st.one_of(st.sampled_from([0, 1, 127, 128, 254, 255]), st.integers(0, 255))
+
+
+@st.composite
+def stacks(draw, max_n=5):
+    s = draw(st.integers(1, 9))
+    n, m = draw(st.integers(1, max_n)), draw(st.integers(1, max_n))
+    x = draw(arrays(np.uint8, (n, s, s, 3), elements=pixel))
+    y = draw(arrays(np.uint8, (m, s, s, 3), elements=pixel))
+    # plant rotated and near copies so that small values occur
+    if draw(st.booleans()):
+        y[0] = np.rot90(x[0], draw(st.integers(0, 3)), axes=(0, 1))
+    return x, y
+
+
+def naive_matrix(x, y, rotate):
+    return np.array([[naive_dif(a, b, rotate) for b in y] for a in x])
+
+
+@settings(max_examples=150, deadline=None)
+@given(stacks(), st.booleans())
+def test_block_dif_equals_naive_bit_for_bit(xy, rotate):
+    x, y = xy
+    got = block_dif(x, y, rotate)
+    assert got.dtype == np.float64
+    assert np.array_equal(got, naive_matrix(x, y, rotate))
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+def test_extreme_values_at_full_size(rotate):
+    # 0 against 255 everywhere at S = 64: the largest sums the kernel ever meets
+    rng = np.random.default_rng(0)
+    x = rng.choice(np.array([0, 255], np.uint8), size=(3, 64, 64, 3))
+    y = np.concatenate([255 - x, x[::-1]])
+    x[0] = 0
+    y[0] = 255
+    assert np.array_equal(block_dif(x, y, rotate), naive_matrix(x, y, rotate))
+    assert block_dif(x[:1], y[:1], rotate)[0, 0] == 3 * 255**2
+
+
+def test_naive_dif_definition():
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = a.copy()
+    b[0, 0] = [3, 4, 0]  # squared error 25 over 4 pixels
+    assert naive_dif(a, b) == 25 / 4
+    # uint8 must not wrap: 0 - 255 squared is 65025
+    b[0, 0] = [255, 0, 0]
+    assert naive_dif(a, b) == 65025 / 4
+    c = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    assert naive_dif(np.rot90(c, 1, axes=(0, 1)), c, rotate=True) == 0
+    assert naive_dif(np.rot90(c, 1, axes=(0, 1)), c, rotate=False) > 0
+
+
+def test_naive_dif_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 2, 3\) and \(3, 3, 3\)"):
+        naive_dif(np.zeros((2, 2, 3), np.uint8), np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        block_dif(np.zeros((1, 2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.uint8))
+
+
+@settings(max_examples=150, deadline=None)
+@given(stacks(), st.booleans(), st.floats(0, 3 * 255**2))
+def test_channel_bound_never_drops_a_match(xy, rotate, threshold):
+    x, y = xy
+    size = x.shape[1]
+    keep = channel_bound_mask(channel_sums(x), channel_sums(y), size, threshold)
+    truth = naive_matrix(x, y, rotate) <= threshold
+    assert not (truth & ~keep).any()
+
+
+def test_pairwise_dif_uses_the_user_function_and_checks_it():
+    x = np.zeros((2, 2, 2, 3), np.uint8)
+    y = np.ones((3, 2, 2, 3), np.uint8)
+    got = pairwise_dif(x, y, True, lambda a, b, r: float(a.sum() + b.sum() + r))
+    assert got.shape == (2, 3) and (got == 13).all()
+    with pytest.raises(ValueError, match="returned -1.0"):
+        pairwise_dif(x, y, True, lambda a, b, r: -1.0)

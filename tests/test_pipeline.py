@@ -1,0 +1,165 @@
+"""The staged pipeline (plan pruning, block kernel, hash and aspect filters) against the
+naive computation over every pair."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import photo, write
+from fast_diff_py import (PairStatus, block_pair_ids, compare_block_pair, make_plan,
+                          make_thumbnails, match_hashes, naive_dif, write_index)
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict:
+    """Images spread over brightness, with near copies and rotations, thumbnailed once."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(11)
+    for i in range(14):
+        base = photo(i, 40 + 4 * (i % 3), 50)
+        base = np.clip(base.astype(int) * (0.3 + i / 14), 0, 255).astype(np.uint8)
+        write(root / "A" / f"{i:02d}.png", base)
+        if i % 3 == 0:
+            near = np.clip(base.astype(int) + rng.integers(-6, 7, base.shape), 0, 255)
+            write(root / "B" / f"{i:02d}_near.png", near.astype(np.uint8))
+        if i % 4 == 1:
+            write(root / "B" / f"{i:02d}_rot.png", np.rot90(base, 3).copy())
+    (root / "A" / "broken.png").write_bytes(b"\x89PNG broken")
+    out = {"root": root}
+    for tag, part_a, part_b in (("a", [str(root / "A"), str(root / "B")], []),
+                                ("ab", [str(root / "A")], [str(root / "B")])):
+        work = root / f"work_{tag}"
+        write_index(work / "index", part_a=part_a, part_b=part_b, recursive=True, ignore_names=[],
+                    ignore_paths=[], allowed_file_extensions=[".png"], shard_size=5)
+        shards = sorted((work / "index").glob("shard_*.parquet"))
+        metas, thumbs = [], []
+        for s in shards:
+            t, m = work / "thumbs" / f"{s.stem}.npy", work / "thumbs" / f"{s.stem}.parquet"
+            make_thumbnails(s, t, m, size=SIZE, compute_hash=True, shift_amount=2)
+            metas.append(str(m))
+            thumbs.append(str(t))
+        out[tag] = {"work": work, "index": [str(s) for s in shards], "meta": metas,
+                    "thumbs": thumbs, "has_b": bool(part_b)}
+    return out
+
+
+def all_images(run):
+    """key -> (thumbnail, part_b, (px, py), hashes) for decoded images."""
+    images = {}
+    for index, meta, thumbs in zip(run["index"], run["meta"], run["thumbs"]):
+        stack = np.load(thumbs)
+        parts = pq.read_table(index).column("part_b").to_pylist()
+        for row, part in zip(pq.read_table(meta).to_pylist(), parts):
+            if row["success"] == 1:
+                hashes = {row[h] for h in ("hash_0", "hash_90", "hash_180", "hash_270")} - {None}
+                images[row["key"]] = (stack[row["thumb_row"]], part, (row["px"], row["py"]), hashes)
+    return images
+
+
+def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
+    images = all_images(run)
+    rows = {}
+    for ka, kb in itertools.combinations(sorted(images), 2):
+        (ta, pa_, sa, ha), (tb, pb, sb, hb) = images[ka], images[kb]
+        if run["has_b"] and (pa_, pb) != (0, 1):
+            continue
+        if skip_hash and ha & hb:
+            rows[(ka, kb)] = (0.0, PairStatus.MATCHING_HASH)
+            continue
+        if aspect is not None:
+            if aspect == 0:
+                ok = sorted(sa) == sorted(sb)
+            else:
+                ra, rb = max(sa) / min(sa), max(sb) / min(sb)
+                ok = ra * aspect >= rb >= ra / aspect
+            if not ok:
+                if keep_aspect:
+                    rows[(ka, kb)] = (-1.0, PairStatus.NON_MATCHING_ASPECT)
+                continue
+        d = naive_dif(ta, tb, rotate)
+        if d <= threshold:
+            rows[(ka, kb)] = (d, PairStatus.COMPUTED)
+    return rows
+
+
+def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size):
+    plan = tmp / "plan"
+    make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
+              threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect)
+    rows = {}
+    files = []
+    for pair in block_pair_ids(plan):
+        a, b = map(int, pair.split("_"))
+        out = tmp / f"pairs_{pair}.parquet"
+        compare_block_pair(plan, run["thumbs"], a, b, out, threshold=threshold, rotate=rotate,
+                           skip_matching_hash=skip_hash, match_aspect_by=aspect,
+                           keep_non_matching_aspects=keep_aspect)
+        files.append(out)
+    if skip_hash:
+        match_hashes(run["meta"], run["index"], tmp / "hash.parquet", has_part_b=run["has_b"])
+        files.append(tmp / "hash.parquet")
+    for f in files:
+        for r in pq.read_table(f).to_pylist():
+            key = (r["key_a"], r["key_b"])
+            assert key not in rows, f"pair {key} stored twice"
+            rows[key] = (r["dif"], PairStatus(r["success"]))
+    return rows
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    tag=st.sampled_from(["a", "ab"]),
+    threshold=st.one_of(st.sampled_from([0.0, 15.0, 200.0, 3 * 255.0**2]), st.floats(0, 3000)),
+    rotate=st.booleans(),
+    skip_hash=st.booleans(),
+    aspect=st.sampled_from([None, 0, 1, 1.2]),
+    keep_aspect=st.booleans(),
+    block_size=st.integers(1, 9),
+)
+def test_staged_equals_naive(corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect,
+                             keep_aspect, block_size):
+    run = corpus[tag]
+    tmp = tmp_path_factory.mktemp("staged")
+    expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect)
+    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size)
+    assert got == expected
+
+
+def test_pruning_skips_block_pairs(corpus, tmp_path):
+    run = corpus["a"]
+    total = make_plan(run["meta"], run["index"], tmp_path / "all", size=SIZE, block_size=2,
+                      threshold=10.0, has_part_b=False, prune=False)
+    kept = make_plan(run["meta"], run["index"], tmp_path / "pruned", size=SIZE, block_size=2,
+                     threshold=10.0, has_part_b=False, prune=True)
+    assert kept < total / 2
+
+
+def test_custom_difference_function(corpus, tmp_path):
+    run = corpus["a"]
+    make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=4,
+              threshold=50.0, has_part_b=False, prune=False)
+    images = all_images(run)
+    rows = {}
+    for pair in block_pair_ids(tmp_path / "plan"):
+        a, b = map(int, pair.split("_"))
+        out = tmp_path / f"{pair}.parquet"
+        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, out, threshold=50.0,
+                           cpu_diff="diffs:mean_abs")
+        rows.update({(r["key_a"], r["key_b"]): r["dif"] for r in pq.read_table(out).to_pylist()})
+    from diffs import mean_abs
+    expected = {}
+    for ka, kb in itertools.combinations(sorted(images), 2):
+        d = mean_abs(images[ka][0], images[kb][0], True)
+        if d <= 50.0:
+            expected[(ka, kb)] = d
+    assert rows == expected and rows

@@ -1,0 +1,172 @@
+"""Thumbnails equal fast-diff-py's pixels; bad files become errors; hashes follow rotations."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, photo, write
+from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
+from fast_diff_py._thumbnails import make_thumbnails
+
+
+def reference_thumbnail(path: Path, size: int) -> np.ndarray:
+    """fast-diff-py 1.0.4's load_std_image."""
+    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img.shape[:2] != (size, size):
+        img = cv2.resize(img, dsize=(size, size), interpolation=cv2.INTER_CUBIC)
+    return img
+
+
+def palette_png(path: Path, idx: np.ndarray, palette: np.ndarray) -> Path:
+    """Write an 8-bit palette PNG (colour type 3), which OpenCV can read but not write."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    h, w = idx.shape
+    raw = b"".join(b"\x00" + idx[r].astype(np.uint8).tobytes() for r in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
+                     + chunk(b"PLTE", palette.astype(np.uint8).tobytes())
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["jpg", "png", "grey", "rgba", "16bit", "palette", "exact_size"])
+def test_pixels_equal_fast_diff_py(tmp_path, kind):
+    img = photo(7, 90, 130)
+    if kind == "jpg":
+        path = write(tmp_path / "a.jpg", img)
+    elif kind == "png":
+        path = write(tmp_path / "a.png", img)
+    elif kind == "grey":
+        path = write(tmp_path / "a.png", cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    elif kind == "rgba":
+        path = write(tmp_path / "a.png", np.dstack([img, np.full(img.shape[:2], 100, np.uint8)]))
+    elif kind == "16bit":
+        path = write(tmp_path / "a.png", img.astype(np.uint16) * 257 + 3)
+    elif kind == "palette":
+        rng = np.random.default_rng(1)
+        path = palette_png(tmp_path / "a.png", rng.integers(0, 4, (30, 40)),
+                           np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]))
+    else:
+        path = write(tmp_path / "a.png", photo(3, 64, 64))
+    thumb, px, py = decode_thumbnail(str(path), 64)
+    ref = reference_thumbnail(path, 64)
+    assert thumb.dtype == np.uint8 and thumb.shape == (64, 64, 3)
+    assert np.array_equal(thumb, ref)
+    decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    assert (px, py) == decoded.shape[:2]  # rows, columns: as fast-diff-py stores them
+
+
+def test_golden_thumbnail_of_an_example_image():
+    # Pinned so that an OpenCV upgrade that changes pixels is noticed (opencv 5.0.0.93).
+    thumb, px, py = decode_thumbnail(str(REPO / "examples/images/holiday/coffee.jpg"), 64)
+    assert (px, py) == (213, 320)
+    assert hashlib.sha1(thumb.tobytes()).hexdigest() == GOLDEN_COFFEE
+
+
+# Value computed by fast-diff-py 1.0.4 load_std_image (opencv-python 5.0.0.93) on the same file.
+GOLDEN_COFFEE = "d6b6227d3cfdbe6d1222c507122e3b042b2eb655"
+
+
+def test_area_interpolation_is_anti_aliased(tmp_path):
+    path = write(tmp_path / "a.png", photo(5, 640, 640))
+    area, _, _ = decode_thumbnail(str(path), 64, "area")
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(area, cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA))
+
+
+def _error_of(path: Path) -> str:
+    with pytest.raises(ImageReadError) as info:
+        decode_thumbnail(str(path), 32)
+    return str(info.value)
+
+
+def test_bad_files_raise_a_named_error(tmp_path, monkeypatch):
+    good = write(tmp_path / "good.jpg", photo(1))
+    data = good.read_bytes()
+    (tmp_path / "trunc.jpg").write_bytes(data[: len(data) // 2])
+    assert "truncated JPEG" in _error_of(tmp_path / "trunc.jpg")
+    (tmp_path / "head.jpg").write_bytes(data[:40])
+    assert "truncated JPEG" in _error_of(tmp_path / "head.jpg")
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    assert _error_of(tmp_path / "zero.jpg") == "empty file (0 bytes)"
+    (tmp_path / "text.jpg").write_text("this is not an image\n")
+    assert "cannot decode image" in _error_of(tmp_path / "text.jpg")
+    png = write(tmp_path / "good.png", photo(2)).read_bytes()
+    (tmp_path / "trunc.png").write_bytes(png[: len(png) // 2])
+    assert "cannot decode image" in _error_of(tmp_path / "trunc.png")
+    assert "FileNotFoundError" in _error_of(tmp_path / "missing.jpg")
+    locked = write(tmp_path / "locked.jpg", photo(3))
+    if os.geteuid() != 0:
+        locked.chmod(0)
+    else:  # root reads anything: make open() refuse this one file instead
+        real_open = open
+
+        def guarded(file, *args, **kwargs):
+            if str(file) == str(locked):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", guarded)
+    assert "PermissionError" in _error_of(locked)
+
+
+def test_hashes_follow_rotation_and_shift():
+    img = photo(4, 16, 16)
+    h = hash_thumbnail(img, shift_amount=0)
+    assert len(set(h)) == 4 and all(isinstance(x, str) for x in h)
+    rotated = hash_thumbnail(np.rot90(img, 1, axes=(0, 1)).copy(), shift_amount=0)
+    assert rotated[0] == h[1] and set(rotated) == set(h)
+    assert hash_thumbnail(img, rotate=False, shift_amount=0) == (h[0], None, None, None)
+    low_bits = img ^ np.uint8(0b0111)  # differs only in the three lowest bits
+    assert hash_thumbnail(low_bits, shift_amount=0)[0] != h[0]
+    assert hash_thumbnail(low_bits, shift_amount=3) == hash_thumbnail(img, shift_amount=3)
+    high_bits = img ^ np.uint8(0b1000_0000)
+    assert hash_thumbnail(high_bits, shift_amount=-1) == hash_thumbnail(img, shift_amount=-1)
+    assert hash_thumbnail(high_bits, shift_amount=1) != hash_thumbnail(img, shift_amount=1)
+    with pytest.raises(ValueError, match="got 8"):
+        hash_thumbnail(img, shift_amount=8)
+
+
+def test_custom_hash_function(tmp_path):
+    calls = []
+
+    def fn(mat):
+        calls.append(mat.shape)
+        return f"{int(mat.sum())}"
+
+    img = photo(4, 8, 8)
+    assert hash_thumbnail(img, shift_amount=0, hash_fn=fn)[0] == str(int(img.sum()))
+    assert len(calls) == 4
+    with pytest.raises(TypeError, match="must return str"):
+        hash_thumbnail(img, hash_fn=lambda m: 5)
+
+
+def test_make_thumbnails_records_every_file(tmp_path):
+    root = tmp_path / "in"
+    write(root / "a.jpg", photo(1))
+    (root / "b.jpg").write_bytes(b"")
+    (root / "c.txt").write_text("x")
+    write(root / "d.png", photo(2))
+    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
+                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".jpg", ".png"],
+                shard_size=10)
+    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
+                    size=16, compute_hash=True, shift_amount=0, threads=2)
+    meta = pq.read_table(tmp_path / "t.parquet").to_pylist()
+    stack = np.load(tmp_path / "t.npy")
+    assert [m["success"] for m in meta] == [FileStatus.SUCCESS, FileStatus.ERROR,
+                                            FileStatus.NOT_COMPUTED, FileStatus.SUCCESS]
+    assert meta[1]["error"] == "empty file (0 bytes)" and meta[1]["thumb_row"] == -1
+    assert meta[1]["hash_0"] is None and meta[2]["hash_0"] is None
+    assert stack.shape == (2, 16, 16, 3)  # no made-up thumbnail for the failures
+    assert np.array_equal(stack[meta[3]["thumb_row"]], reference_thumbnail(root / "d.png", 16))
+    assert meta[0]["sum_0"] == int(stack[meta[0]["thumb_row"], :, :, 0].sum())

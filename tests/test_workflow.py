@@ -1,0 +1,180 @@
+"""End-to-end runs of the Snakemake workflow: rows of the database, bad input, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, write
+from fast_diff_py import naive_dif
+from fast_diff_py._thumbnails import decode_thumbnail
+
+
+def pairs_by_name(db: Path) -> dict[tuple[str, str], tuple[float, int]]:
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "SELECT a.filename, b.filename, d.dif, d.success FROM dif_table d "
+        "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b").fetchall()
+    con.close()
+    return {(a, b): (dif, ok) for a, b, dif, ok in rows}
+
+
+def test_finds_known_duplicates_with_exact_values(tmp_path, dup_folder):
+    root = dup_folder["root"]
+    run_workflow(tmp_path / "w", {"part_a": [str(root)], "second_loop": {"diff_threshold": 400}})
+    db = tmp_path / "w" / "results" / "fast_diff.db"
+    found = pairs_by_name(db)
+    assert set(found) == dup_folder["expected"]
+    con = sqlite3.connect(db)
+    paths = dict(con.execute("SELECT filename, path FROM directory"))
+    for (a, b), (dif, success) in found.items():
+        ta, _, _ = decode_thumbnail(paths[a], 64)
+        tb, _, _ = decode_thumbnail(paths[b], 64)
+        assert success == 1 and dif == naive_dif(ta, tb, True)
+    assert found[("orig_3.jpg", "orig_3_copy.jpg")][0] == 0.0
+    assert found[("orig_1.jpg", "orig_1_rot90.png")][0] == 0.0
+    # every file is a row; every row has px, py and its partition root
+    rows = con.execute("SELECT filename, success, px, py, allowed, dir_index, part_b, file_size "
+                       "FROM directory").fetchall()
+    assert len(rows) == 10 and all(r[1] == 1 and r[2] > 0 and r[4] == 1 and r[5] == 0 for r in rows)
+    assert con.execute("SELECT path FROM dir_index_lookup").fetchall() == [(str(root),)]
+    assert not list((tmp_path / "w" / "results").glob(".*tmp*"))
+
+
+def test_partition_b_compares_only_across(tmp_path, dup_folder):
+    root = dup_folder["root"]
+    run_workflow(tmp_path / "w", {"part_a": [str(root / "sub")],
+                                  "part_b": [str(_copy_originals(root, tmp_path))],
+                                  "second_loop": {"diff_threshold": 400}})
+    found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
+    assert set(found) == {(b, a) for a, b in dup_folder["expected"]}
+    con = sqlite3.connect(tmp_path / "w" / "results" / "fast_diff.db")
+    assert con.execute("SELECT COUNT(*) FROM dif_table d JOIN directory a ON a.key = d.key_a "
+                       "WHERE a.part_b = 1").fetchone()[0] == 0
+
+
+def _copy_originals(root: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "originals"
+    dest.mkdir()
+    for p in root.glob("orig_*.jpg"):
+        (dest / p.name).write_bytes(p.read_bytes())
+    return dest
+
+
+def test_bad_input_is_recorded_and_never_matched(tmp_path):
+    root = tmp_path / "bad"
+    good = write(root / "good.jpg", photo(1))
+    data = good.read_bytes()
+    write(root / "good copy.jpg", photo(1))
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "zero.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("not an image")
+    (root / "zero2.png").write_bytes(b"")
+    os.symlink(root / "gone.jpg", root / "dangling.jpg")
+    write(root / "ünï cødé\nname.jpg", photo(2))
+    write(root / "ünï cødé\nname copy.jpg", photo(2))
+    run_workflow(tmp_path / "w", {"part_a": [str(root)], "second_loop": {"diff_threshold": 200},
+                                  "first_loop": {"compute_hash": True, "shift_amount": 0}})
+    db = tmp_path / "w" / "results" / "fast_diff.db"
+    con = sqlite3.connect(db)
+    rows = {r[0]: r[1:] for r in con.execute("SELECT filename, success, error, hash_0 FROM directory")}
+    assert rows["truncated.jpg"][:1] == (0,) and "truncated JPEG" in rows["truncated.jpg"][1]
+    assert rows["zero.jpg"][:2] == (0, "empty file (0 bytes)")
+    assert rows["zero2.png"][:2] == (0, "empty file (0 bytes)")
+    assert "cannot decode image" in rows["text.jpg"][1]
+    assert "cannot stat" in rows["dangling.jpg"][1]
+    assert all(r[2] is None for r in rows.values() if r[0] == 0)
+    assert set(pairs_by_name(db)) == {("good copy.jpg", "good.jpg"),
+                                      ("ünï cødé\nname copy.jpg", "ünï cødé\nname.jpg")}
+
+
+def test_hash_skip_and_aspect_filter(tmp_path, dup_folder):
+    root = dup_folder["root"]
+    run_workflow(tmp_path / "w", {
+        "part_a": [str(root)],
+        "first_loop": {"compute_hash": True, "shift_amount": 0},
+        "second_loop": {"diff_threshold": 400, "skip_matching_hash": True, "match_aspect_by": 0,
+                        "keep_non_matching_aspects": False}})
+    found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
+    # the copy and the rotation share a hash; the half-size copy fails the size filter
+    assert found[("orig_3.jpg", "orig_3_copy.jpg")] == (0.0, 2)
+    assert found[("orig_1.jpg", "orig_1_rot90.png")] == (0.0, 2)
+    assert found[("orig_0.jpg", "orig_0_reencoded.jpg")][1] == 1
+    assert ("orig_2.jpg", "orig_2_half.png") not in found
+    con = sqlite3.connect(tmp_path / "w" / "results" / "fast_diff.db")
+    counts = dict(con.execute("SELECT hash, count FROM hash_table"))
+    assert sum(counts.values()) == 4 * 10
+    same = con.execute("SELECT a.hash_0 = b.hash_90 OR a.hash_0 = b.hash_270 FROM directory a, directory b "
+                       "WHERE a.filename = 'orig_1.jpg' AND b.filename = 'orig_1_rot90.png'").fetchone()
+    assert same == (1,)
+
+
+RESUME_CONFIG = {"shard_size": 4, "block_size": 4, "second_loop": {"diff_threshold": 300},
+                 "first_loop": {"compute_hash": True, "shift_amount": 0}}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[dict, dict]:
+    """A folder of 16 images (8 encoded twice), its config and the rows of one clean run."""
+    tmp = tmp_path_factory.mktemp("resume")
+    root = tmp / "many"
+    for i in range(16):
+        write(root / f"{i:02d}.jpg", photo(i % 8, 60, 80), quality=90 if i < 8 else 75)
+    config = {"part_a": [str(root)], **RESUME_CONFIG}
+    run_workflow(tmp / "ref", config)
+    return config, db_rows(tmp / "ref" / "results" / "fast_diff.db")
+
+
+def _start(workdir: Path, config: dict) -> subprocess.Popen:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.Popen(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--rerun-incomplete"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@pytest.mark.parametrize("sig, wait_for", [
+    (signal.SIGKILL, "results/work/index"),
+    (signal.SIGKILL, "results/work/thumbnails/shard_00002.npy"),
+    (signal.SIGKILL, "results/work/pairs"),
+    (signal.SIGINT, "results/work/thumbnails/shard_00001.parquet"),
+])
+def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for):
+    config, expected = uninterrupted
+    assert len(expected["dif_table"]) >= 8
+    work = tmp_path / "resumed"
+    proc = _start(work, config)
+    deadline = time.time() + 120
+    while not (work / wait_for).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)  # the whole job tree, as a crash or Ctrl-C would
+    proc.wait(timeout=60)
+    if sig == signal.SIGKILL:  # a hard kill leaves Snakemake's lock behind
+        subprocess.run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
+                        str(work), "--configfile", str(work / "config.yaml"), "--unlock"],
+                       check=True, capture_output=True)
+    run_workflow(work, config)
+    got = db_rows(work / "results" / "fast_diff.db")
+    assert got == expected
+
+
+def test_rerun_is_a_no_op_and_config_change_reruns(tmp_path, dup_folder):
+    config = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}}
+    run_workflow(tmp_path / "w", config)
+    proc = run_workflow(tmp_path / "w", config, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    config["second_loop"]["diff_threshold"] = 1
+    run_workflow(tmp_path / "w", config)
+    found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
+    assert set(found) == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}

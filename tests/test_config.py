@@ -80,3 +80,18 @@ def test_workflow_refuses_bad_config_before_any_job(tmp_path, folder):
     assert proc.returncode != 0
     assert "second_loop.diff_threshold" in proc.stderr + proc.stdout
     assert not (tmp_path / "w" / "results").exists()
+
+
+def test_every_key_is_documented():
+    from conftest import REPO
+    from fast_diff_py import load_schema
+
+    doc = (REPO / "config" / "README.md").read_text()
+    example = (REPO / "config" / "config.yaml").read_text()
+    for key, spec in load_schema()["properties"].items():
+        assert f"`{key}`" in doc
+        assert "description" in spec and ("default" in spec or key == "part_a")
+        for sub in spec.get("properties", {}):
+            assert f"`{key}.{sub}`" in doc
+            assert sub in example
+        assert key in example or key in ("hash_fn", "cpu_diff")

@@ -6,8 +6,8 @@ from pathlib import Path
 # The package under src/ holds the logic; make it importable here and in every job.
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 import fast_diff_py as fdp
@@ -58,3 +58,11 @@ def get_pair_files(wildcards):
 def get_prune():
     # Kept aspect rejects and user difference functions need every pair visited.
     return not SECOND["keep_non_matching_aspects"] and not config["cpu_diff"]
+
+
+def get_compare_mem_mb():
+    # Two blocks as uint8 and as centred float32, one rotation at a time, plus the
+    # block_size^2 float64 score matrices.
+    d = 3 * config["compression_target"] ** 2
+    n = config["block_size"]
+    return 500 + (2 * n * d * 9 + 6 * n * n * 8) // 2**20

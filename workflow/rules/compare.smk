@@ -10,6 +10,8 @@ checkpoint plan_blocks:
         threshold=SECOND["diff_threshold"],
         has_part_b=HAS_PART_B,
         prune=get_prune(),
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/compare/plan_blocks.log",
     script:
@@ -30,6 +32,10 @@ rule compare_blocks:
         keep_non_matching_aspects=SECOND["keep_non_matching_aspects"],
         cpu_diff=config["cpu_diff"],
     threads: 1
+    resources:
+        mem_mb=get_compare_mem_mb(),
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/compare/compare_blocks_{a}_{b}.log",
     script:
@@ -44,6 +50,8 @@ rule match_hashes:
         pairs=f"{RESULTS}/hash_pairs.parquet",
     params:
         has_part_b=HAS_PART_B,
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/compare/match_hashes.log",
     script:

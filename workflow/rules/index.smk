@@ -9,6 +9,8 @@ checkpoint index_files:
         ignore_paths=config["ignore_paths"],
         allowed_file_extensions=config["allowed_file_extensions"],
         shard_size=config["shard_size"],
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/index/index_files.log",
     script:

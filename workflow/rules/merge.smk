@@ -7,6 +7,8 @@ rule merge_database:
         db=config["db_path"],
     params:
         roots=f"{RESULTS}/index/roots.parquet",
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/merge/merge_database.log",
     script:

@@ -12,6 +12,8 @@ rule make_thumbnails:
         rotate=config["rotate"],
         hash_fn=config["hash_fn"],
     threads: 2
+    conda:
+        "../envs/cpu.yaml"
     log:
         "logs/thumbnails/make_thumbnails_{shard}.log",
     script:

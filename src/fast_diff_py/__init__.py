@@ -4,6 +4,7 @@ The stages of the Snakemake workflow are plain functions here; the workflow's sc
 the command lines call them.
 """
 
+from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from ._codes import FileStatus, PairStatus
 from ._compare import compare_block_pair, match_hashes
 from ._config import check_folders, load_schema, validate_config
@@ -12,11 +13,15 @@ from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError
 from ._index import walk_partition, write_index
 from ._kernel import block_dif, naive_dif
 from ._plan import block_pair_ids, make_plan
+from ._queries import FastDiffDB, SQLiteDB
 from ._thumbnails import ImageReadError, decode_thumbnail, hash_thumbnail, make_thumbnails
+from ._workflow import WorkflowError, run_workflow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Config", "FastDiffDB", "FastDifPy", "FirstLoopConfig", "SQLiteDB", "SecondLoopConfig",
+    "WorkflowError", "run_workflow",
     "ConfigError", "DatabaseError", "FastDiffError", "FileStatus", "FolderError",
     "ImageReadError", "PairStatus", "block_dif", "block_pair_ids", "build_database",
     "check_folders", "compare_block_pair", "decode_thumbnail", "hash_thumbnail", "load_schema",

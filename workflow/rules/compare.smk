@@ -56,3 +56,8 @@ rule match_hashes:
         "logs/compare/match_hashes.log",
     script:
         "../scripts/match_hashes.py"
+
+
+rule compare_all_blocks:
+    input:
+        get_pair_files,

@@ -18,3 +18,9 @@ rule make_thumbnails:
         "logs/thumbnails/make_thumbnails_{shard}.log",
     script:
         "../scripts/make_thumbnails.py"
+
+
+rule make_all_thumbnails:
+    input:
+        get_thumb_stacks,
+        get_thumb_meta,

@@ -1,0 +1,275 @@
+"""fast-diff-py 1.0.4's Python API on top of the workflow.
+
+``FastDifPy(config=cfg)`` runs the Snakemake workflow stage by stage (``full_index``,
+``first_loop``, ``second_loop``, ``commit``); every call resumes what earlier calls finished.
+The configuration classes keep fast-diff-py's field names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._config import load_schema
+from ._errors import ConfigError
+from ._queries import FastDiffDB
+from ._workflow import run_workflow, stage_targets
+
+__all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_EXTENSIONS = load_schema()["properties"]["allowed_file_extensions"]["default"]
+
+
+@dataclass
+class FirstLoopConfig:
+    """Thumbnail and hash stage (fast-diff-py's names)."""
+
+    compress: bool = True
+    compute_hash: bool = False
+    shift_amount: int = 4
+    parallel: bool = True
+    cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass
+class SecondLoopConfig:
+    """Comparison stage (fast-diff-py's names)."""
+
+    skip_matching_hash: bool = False
+    match_aspect_by: float | None = None
+    make_diff_plots: bool = False
+    plot_output_dir: str | None = None
+    plot_threshold: float | None = None
+    parallel: bool = True
+    batch_size: int | None = None
+    diff_threshold: float = 200.0
+    gpu_proc: int = 0
+    cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
+    keep_non_matching_aspects: bool = False
+    preload_count: int = 4
+
+
+@dataclass
+class Config:
+    """Everything one run needs (fast-diff-py's names).
+
+    ``db_path``, ``thumb_dir`` and ``config_path`` default to ``.fast_diff.db``,
+    ``.temp_thumb`` and ``.task.json`` in the first folder of ``part_a``, as in fast-diff-py;
+    ``thumb_dir`` holds all intermediate files of the workflow and is never indexed.
+    """
+
+    part_a: list[str] | str
+    part_b: list[str] | str = field(default_factory=list)
+    recurse: bool = True
+    rotate: bool = True
+    ignore_names: list[str] = field(default_factory=list)
+    ignore_paths: list[str] = field(default_factory=list)
+    allowed_file_extensions: list[str] = field(default_factory=lambda: list(_DEFAULT_EXTENSIONS))
+    compression_target: int = 64
+    thumbnail_interpolation: str = "cubic"
+    db_path: str | None = None
+    thumb_dir: str | None = None
+    config_path: str | None = None
+    first_loop: FirstLoopConfig = field(default_factory=FirstLoopConfig)
+    second_loop: SecondLoopConfig = field(default_factory=SecondLoopConfig)
+    do_second_loop: bool = True
+    retain_progress: bool = True
+    delete_db: bool = True
+    delete_thumb: bool = True
+    batch_size_dir: int = 2000
+    batch_size_max_sl: int = 1024
+    log_level: int = logging.INFO
+
+    def __post_init__(self) -> None:
+        self.part_a = [self.part_a] if isinstance(self.part_a, (str, os.PathLike)) else list(self.part_a)
+        self.part_b = [self.part_b] if isinstance(self.part_b, (str, os.PathLike)) else list(self.part_b)
+        self.part_a = [os.fspath(p) for p in self.part_a]
+        self.part_b = [os.fspath(p) for p in self.part_b]
+        if not self.part_a:
+            raise ConfigError("Config.part_a must name at least one folder")
+        root = self.part_a[0]
+        self.db_path = self.db_path or os.path.join(root, ".fast_diff.db")
+        self.thumb_dir = self.thumb_dir or os.path.join(root, ".temp_thumb")
+        self.config_path = self.config_path or os.path.join(root, ".task.json")
+        for name in ("first_loop", "second_loop"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                cls = FirstLoopConfig if name == "first_loop" else SecondLoopConfig
+                setattr(self, name, cls(**value))
+
+    def to_workflow(self, hash_fn: str | None = None, cpu_diff: str | None = None) -> dict[str, Any]:
+        """The workflow configuration (config/config.yaml keys) with absolute paths."""
+        fl, sl = self.first_loop, self.second_loop
+        work = os.path.abspath(self.thumb_dir)
+        own = [work, os.path.abspath(self.db_path), os.path.abspath(self.config_path)]
+        return {
+            "part_a": [os.path.abspath(p) for p in self.part_a],
+            "part_b": [os.path.abspath(p) for p in self.part_b],
+            "recursive": self.recurse,
+            "rotate": self.rotate,
+            "ignore_names": list(self.ignore_names),
+            "ignore_paths": [os.path.abspath(p) for p in self.ignore_paths] + own,
+            "allowed_file_extensions": list(self.allowed_file_extensions),
+            "compression_target": self.compression_target,
+            "thumbnail_interpolation": self.thumbnail_interpolation,
+            "first_loop": {"compute_hash": fl.compute_hash, "shift_amount": fl.shift_amount},
+            "second_loop": {
+                "diff_threshold": float(sl.diff_threshold),
+                "skip_matching_hash": sl.skip_matching_hash,
+                "match_aspect_by": sl.match_aspect_by,
+                "keep_non_matching_aspects": sl.keep_non_matching_aspects,
+            },
+            "db_path": os.path.abspath(self.db_path),
+            "results_dir": os.path.join(work, "work"),
+            "shard_size": self.batch_size_dir,
+            "block_size": self.second_loop.batch_size or self.batch_size_max_sl,
+            "hash_fn": hash_fn,
+            "cpu_diff": cpu_diff,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _spec(fn: Callable | str | None, what: str) -> str | None:
+    """A user function as the "module:function" name jobs import."""
+    if fn is None or isinstance(fn, str):
+        return fn
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name or "." in name:
+        raise ConfigError(
+            f"{what} {fn!r} must be a module-level function importable by the workflow's jobs "
+            "(not a lambda, a nested function or one defined in __main__); or give it as "
+            "'module:function'")
+    return f"{module}:{name}"
+
+
+class FastDifPy:
+    """fast-diff-py's main object, running the Snakemake workflow underneath.
+
+    Parameters
+    ----------
+    config
+        The run's :class:`Config`. Without it, ``part_a`` (and ``part_b``) build one.
+    purge
+        Discard earlier progress (intermediate files and the database) and start afresh.
+        Without it, an earlier interrupted run with the same folders is resumed.
+    """
+
+    hash_fn: Callable[[np.ndarray], str] | str | None = None
+    cpu_diff: Callable[[np.ndarray, np.ndarray, bool], float] | str | None = None
+    gpu_diff: Callable[[np.ndarray, np.ndarray, bool], float] | str | None = None
+
+    def __init__(self, part_a: str | list[str] | None = None, part_b: str | list[str] | None = None,
+                 config: Config | None = None, purge: bool = False, cores: int | None = None,
+                 **kwargs: Any):
+        if config is None:
+            if part_a is None:
+                raise ConfigError("FastDifPy needs config= or part_a=")
+            config = Config(part_a=part_a, part_b=part_b or [], **kwargs)
+        self.config = config
+        self.cores = cores
+        self._db: FastDiffDB | None = None
+        if purge:
+            self._purge()
+
+    # --- stages ------------------------------------------------------------------------------
+
+    def _run(self, stage: str) -> None:
+        cfg = self.config.to_workflow(_spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"))
+        cores = self.cores or self.config.second_loop.cpu_proc
+        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores)
+
+    def full_index(self) -> None:
+        """Index the partitions."""
+        self._run("index")
+
+    def first_loop(self, config: FirstLoopConfig | None = None) -> None:
+        """Thumbnails (and hashes) of every file."""
+        if config is not None:
+            self.config.first_loop = config
+        self._run("thumbnails")
+
+    def second_loop(self, config: SecondLoopConfig | None = None) -> None:
+        """Compare every pair that can match."""
+        if config is not None:
+            self.config.second_loop = config
+        if not self.config.do_second_loop:
+            logger.info("do_second_loop is off: skipping the comparison")
+            return
+        self._run("compare")
+        if self.config.second_loop.make_diff_plots:
+            self.commit()
+            self.make_diff_plots()
+
+    def commit(self) -> None:
+        """Write the database (and, with ``retain_progress``, the configuration)."""
+        self._close_db()
+        self._run("merge")
+        if self.config.retain_progress:
+            import json
+
+            Path(self.config.config_path).write_text(json.dumps(self.config.to_dict(), indent=1))
+
+    def cleanup(self) -> None:
+        """Remove what the switches ask for: ``delete_db``, ``delete_thumb`` and, without
+        ``retain_progress``, the saved configuration."""
+        self._close_db()
+        if self.config.delete_db and os.path.exists(self.config.db_path):
+            os.remove(self.config.db_path)
+        if self.config.delete_thumb and os.path.isdir(self.config.thumb_dir):
+            shutil.rmtree(self.config.thumb_dir)
+        if not self.config.retain_progress and os.path.exists(self.config.config_path):
+            os.remove(self.config.config_path)
+
+    def _purge(self) -> None:
+        for path in (self.config.db_path, self.config.config_path):
+            if os.path.exists(path):
+                os.remove(path)
+        if os.path.isdir(self.config.thumb_dir):
+            shutil.rmtree(self.config.thumb_dir)
+
+    # --- results -------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> FastDiffDB:
+        """The database of this run (opened on first use, after ``commit``)."""
+        if self._db is None:
+            self._db = FastDiffDB(self.config.db_path)
+        return self._db
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _delta(self, delta: float | None) -> float:
+        threshold = self.config.second_loop.diff_threshold
+        if delta is not None and delta > threshold:
+            logger.warning("delta %s is above diff_threshold %s: pairs between them were never stored",
+                           delta, threshold)
+        return threshold if delta is None else delta
+
+    def get_diff_pairs(self, delta: float | None = None, matching_hash: bool = False
+                       ) -> Iterator[tuple[str, str, float]]:
+        """``(path_a, path_b, dif)`` of the pairs with ``dif <= delta`` (default: the threshold)."""
+        return self.db.get_duplicate_pairs(self._delta(delta), include_hash_match=matching_hash)
+
+    def get_diff_clusters(self, delta: float | None = None, dir_a: bool = True,
+                          matching_hash: bool = False) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+        """Clusters ``(path, [(path, dif), ...])`` around files of A (``dir_a``) or of B."""
+        return self.db.get_all_cluster(self._delta(delta), dir_a, matching_hash)
+
+    def reduce_diff(self, threshold: float) -> int:
+        """Drop stored pairs with ``dif > threshold``."""
+        return self.db.drop_diff(threshold)

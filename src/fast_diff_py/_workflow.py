@@ -1,0 +1,99 @@
+"""Running the Snakemake workflow from Python: the one code path behind the API and the
+command lines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._config import validate_config
+from ._errors import FastDiffError
+
+__all__ = ["SNAKEFILE", "WorkflowError", "run_workflow", "stage_targets"]
+
+logger = logging.getLogger(__name__)
+
+SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+
+
+class WorkflowError(FastDiffError):
+    """Snakemake stopped with an error; the message holds the end of its output."""
+
+
+def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
+    """Snakemake targets that complete one stage: index, thumbnails, compare or merge."""
+    results = config["results_dir"]
+    targets = {
+        "index": [f"{results}/index"],
+        "thumbnails": ["make_all_thumbnails"],
+        "compare": ["compare_all_blocks"],
+        "merge": [config["db_path"]],
+    }
+    if stage not in targets:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")
+    return targets[stage]
+
+
+def run_workflow(
+    config: dict[str, Any],
+    workdir: str | os.PathLike[str],
+    targets: Sequence[str] = (),
+    *,
+    cores: int | None = None,
+    extra_args: Sequence[str] = (),
+    verbose: bool = False,
+) -> None:
+    """Validate ``config``, write it to ``workdir/config.yaml`` and run snakemake there.
+
+    Finished jobs are kept between calls, so a call after an interruption resumes. A lock
+    left by a process that no longer runs (a killed earlier call) is removed first.
+    """
+    if not SNAKEFILE.is_file():
+        raise WorkflowError(f"the workflow is not at {SNAKEFILE}; install fast-diff from its "
+                            "checkout with `pip install -e .`")
+    config = validate_config(dict(config))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_path = workdir / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+            str(workdir), "--configfile", str(cfg_path)]
+    _clear_stale_lock(workdir, base)
+    # options with a variable number of values come first; --cores (one value) ends them
+    cmd = [*base, "--rerun-incomplete", *([] if verbose else ["--quiet", "all"]), *extra_args,
+           "--cores", str(cores or os.cpu_count() or 1), *targets]
+    logger.info("running %s", " ".join(cmd))
+    pid_file = workdir / ".fast_diff.pid"
+    pid_file.write_text(str(os.getpid()))
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, text=True,
+                              stdout=None if verbose else subprocess.PIPE,
+                              stderr=None if verbose else subprocess.STDOUT)
+    finally:
+        pid_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        tail = "" if verbose else "\n" + "\n".join((proc.stdout or "").splitlines()[-40:])
+        raise WorkflowError(f"snakemake failed with exit code {proc.returncode} in {workdir}{tail}")
+
+
+def _clear_stale_lock(workdir: Path, base: list[str]) -> None:
+    """Unlock ``workdir`` when its lock belongs to a run that is gone."""
+    locks = workdir / ".snakemake" / "locks"
+    if not locks.is_dir() or not any(locks.iterdir()):
+        return
+    pid_file = workdir / ".fast_diff.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+            raise WorkflowError(f"another fast-diff run (pid {pid_file.read_text()}) is using {workdir}")
+        except (ProcessLookupError, ValueError):
+            pass
+    logger.warning("removing the lock a killed run left in %s", workdir)
+    subprocess.run([*base, "--unlock"], cwd=workdir, capture_output=True, check=True)

@@ -1,0 +1,134 @@
+"""The fast-diff-py API: the README sample script and the database functions."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, photo, run_workflow, write
+from fast_diff_py import (Config, DatabaseError, FastDiffDB, FastDifPy, FirstLoopConfig,
+                          SecondLoopConfig)
+
+
+def test_readme_sample_script(tmp_path):
+    a, b = tmp_path / "dir_a", tmp_path / "dir_c"
+    shutil.copytree(REPO / "examples/images/holiday", a)
+    shutil.copytree(REPO / "examples/images/phone", b)
+    proc = subprocess.run([sys.executable, str(REPO / "examples/sample.py"), f"{a}/", f"{b}/"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == lines[3] == "=" * 120
+    by_a = lines[1:3]
+    assert f"('{a}/coffee.jpg', [('{b}/coffee reencoded.jpg', 113.049072265625)])" in by_a
+    assert f"('{a}/rocket.jpg', [('{b}/rocket_rotated.png', 0.0)])" in by_a
+    assert f"('{b}/rocket_rotated.png', [('{a}/rocket.jpg', 0.0)])" in lines[4:]
+    # delete_db defaults to True (as in fast-diff-py); the script turns off delete_thumb and
+    # retain_progress only
+    assert not (a / ".fast_diff.db").exists()
+    assert (a / ".temp_thumb").is_dir() and not (a / ".task.json").exists()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    """A database with hash matches, computed pairs, errors and disallowed files."""
+    tmp = tmp_path_factory.mktemp("queries")
+    a, b = tmp / "A", tmp / "B"
+    write(a / "x.png", photo(1))
+    write(a / "y.png", photo(2))
+    write(a / "z.jpg", photo(3), quality=95)
+    write(b / "x_copy.png", photo(1))
+    write(b / "x_copy2.png", photo(1))
+    write(b / "y_near.jpg", photo(2), quality=90)
+    write(b / "z_near.jpg", photo(3), quality=60)
+    (b / "broken.jpg").write_bytes(b"nope")
+    (b / "notes.txt").write_text("x")
+    run_workflow(tmp / "w", {"part_a": [str(a)], "part_b": [str(b)],
+                             "first_loop": {"compute_hash": True, "shift_amount": 0},
+                             "second_loop": {"diff_threshold": 400, "skip_matching_hash": True}})
+    return tmp / "w" / "results" / "fast_diff.db"
+
+
+def test_pairs_and_clusters(db):
+    q = FastDiffDB(db)
+    names = lambda rows: [(Path(p).name, Path(r).name, d) for p, r, d in rows]  # noqa: E731
+    hashed = names(q.get_duplicate_pairs(400, include_hash_match=True))
+    computed = names(q.get_duplicate_pairs(400))
+    assert ("x.png", "x_copy.png", 0.0) in hashed and ("x.png", "x_copy.png", 0.0) not in computed
+    assert {(p, r) for p, r, _ in computed} == {("y.png", "y_near.jpg"), ("z.jpg", "z_near.jpg")}
+    assert q.get_pair_count_diff() == 4
+    clusters = {Path(h).name: [Path(p).name for p, _ in m] for h, m in q.get_all_cluster(400)}
+    assert clusters == {"x.png": ["x_copy.png", "x_copy2.png"], "y.png": ["y_near.jpg"],
+                        "z.jpg": ["z_near.jpg"]}
+    assert q.get_cluster_count(400) == 3
+    assert q.get_cluster_count(400, part_a=False) == 4
+    assert q.get_cluster_count(400, include_hash_match=False) == 2
+    head, members = q.get_ith_diff_cluster(0, 400)
+    assert Path(head).name == "x.png" and len(members) == 2
+    with pytest.raises(IndexError, match="3 clusters"):
+        q.get_ith_diff_cluster(3, 400)
+    by_b = {Path(h).name for h, _ in q.get_all_cluster(400, group_a=False)}
+    assert by_b == {"x_copy.png", "x_copy2.png", "y_near.jpg", "z_near.jpg"}
+    assert q.get_max_cluster_size() == 2
+
+
+def test_hash_clusters(db):
+    q = FastDiffDB(db)
+    assert q.get_hash_cluster_count() == 4  # the four rotations of x
+    h, paths = q.get_ith_hash_cluster(0)
+    assert sorted(Path(p).name for p in paths) == ["x.png", "x_copy.png", "x_copy2.png"]
+    assert len(list(q.get_all_hash_clusters())) == 4
+    with pytest.raises(IndexError):
+        q.get_ith_hash_cluster(4)
+    key = sqlite3.connect(db).execute("SELECT key FROM directory WHERE filename = 'x_copy2.png'").fetchone()[0]
+    work = db.parent / "deleted.db"
+    shutil.copy(db, work)
+    q2 = FastDiffDB(work)
+    q2.set_deleted(key)
+    assert len(q2.get_ith_hash_cluster(0, include_deleted=False)[1]) == 2
+
+
+def test_errors_disallowed_and_drop(db, tmp_path):
+    q = FastDiffDB(db)
+    errors = {Path(p).name: e for p, e in q.get_directory_errors()}
+    assert list(errors) == ["broken.jpg"] and "cannot decode" in errors["broken.jpg"]
+    assert [Path(p).name for p in q.get_directory_disallowed()] == ["notes.txt"]
+    assert list(q.get_dif_errors()) == []
+    shutil.copy(db, tmp_path / "d.db")
+    q2 = FastDiffDB(tmp_path / "d.db")
+    assert q2.drop_diff(1.0) == 2 and q2.get_pair_count_diff() == 2
+
+
+def test_missing_database(tmp_path):
+    with pytest.raises(DatabaseError, match="no database"):
+        FastDiffDB(tmp_path / "none.db")
+    sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE t (x)")
+    with pytest.raises(DatabaseError, match="lacks"):
+        FastDiffDB(tmp_path / "empty.db")
+
+
+def test_api_resumes_and_honours_switches(tmp_path):
+    a = tmp_path / "A"
+    write(a / "1.png", photo(1))
+    write(a / "2.png", photo(1))
+    cfg = Config(part_a=str(a), db_path=str(tmp_path / "out.db"), thumb_dir=str(tmp_path / "thumbs"),
+                 config_path=str(tmp_path / "task.json"),
+                 second_loop=SecondLoopConfig(diff_threshold=10), first_loop=FirstLoopConfig())
+    fdo = FastDifPy(config=cfg, purge=True)
+    fdo.full_index()
+    fdo.first_loop()
+    fdo.second_loop()
+    fdo.commit()
+    assert [(Path(x).name, Path(y).name, d) for x, y, d in fdo.get_diff_pairs()] == [("1.png", "2.png", 0.0)]
+    assert (tmp_path / "task.json").exists()
+    assert fdo.reduce_diff(-0.5) == 1
+    fdo.config.delete_db = False
+    fdo.config.retain_progress = False
+    fdo.cleanup()
+    assert (tmp_path / "out.db").exists() and not (tmp_path / "thumbs").exists()
+    assert not (tmp_path / "task.json").exists()

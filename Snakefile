@@ -13,6 +13,7 @@ include: "workflow/rules/index.smk"
 include: "workflow/rules/thumbnails.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

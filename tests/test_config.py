@@ -85,8 +85,10 @@ def test_workflow_refuses_bad_config_before_any_job(tmp_path, folder):
 def test_every_key_is_documented():
     from conftest import REPO
     from fast_diff_py import load_schema
+    from fast_diff_py._docs import config_reference
 
     doc = (REPO / "config" / "README.md").read_text()
+    assert doc == config_reference(), "regenerate: python -m fast_diff_py._docs > config/README.md"
     example = (REPO / "config" / "config.yaml").read_text()
     for key, spec in load_schema()["properties"].items():
         assert f"`{key}`" in doc

@@ -129,6 +129,7 @@ class Config:
                 "match_aspect_by": sl.match_aspect_by,
                 "keep_non_matching_aspects": sl.keep_non_matching_aspects,
             },
+            "do_second_loop": self.do_second_loop,
             "db_path": os.path.abspath(self.db_path),
             "results_dir": os.path.join(work, "work"),
             "shard_size": self.batch_size_dir,
@@ -139,6 +140,15 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Rebuild a configuration saved with :meth:`to_dict` (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown Config field(s) {sorted(unknown)}")
+        return cls(**data)
 
 
 def _spec(fn: Callable | str | None, what: str) -> str | None:
@@ -172,13 +182,14 @@ class FastDifPy:
 
     def __init__(self, part_a: str | list[str] | None = None, part_b: str | list[str] | None = None,
                  config: Config | None = None, purge: bool = False, cores: int | None = None,
-                 **kwargs: Any):
+                 verbose: bool = False, **kwargs: Any):
         if config is None:
             if part_a is None:
                 raise ConfigError("FastDifPy needs config= or part_a=")
             config = Config(part_a=part_a, part_b=part_b or [], **kwargs)
         self.config = config
         self.cores = cores
+        self.verbose = verbose
         self._db: FastDiffDB | None = None
         if purge:
             self._purge()
@@ -188,7 +199,8 @@ class FastDifPy:
     def _run(self, stage: str) -> None:
         cfg = self.config.to_workflow(_spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"))
         cores = self.cores or self.config.second_loop.cpu_proc
-        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores)
+        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores,
+                     verbose=self.verbose)
 
     def full_index(self) -> None:
         """Index the partitions."""

@@ -112,7 +112,8 @@ def walk_partition(
 def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
                 extensions: set[str]) -> FileEntry:
     """Describe one non-folder directory entry, never raising."""
-    allowed = not ignored and os.path.splitext(entry.name)[1].lower() in extensions
+    allowed = not ignored and ("*" in extensions
+                               or os.path.splitext(entry.name)[1].lower() in extensions)
     error = None
     try:
         st = entry.stat()

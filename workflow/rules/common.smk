@@ -18,6 +18,7 @@ RESULTS = config["results_dir"]
 FIRST = config["first_loop"]
 SECOND = config["second_loop"]
 HAS_PART_B = bool(config["part_b"])
+DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 
 
 wildcard_constraints:
@@ -48,6 +49,8 @@ def get_thumb_meta(wildcards):
 
 
 def get_pair_files(wildcards):
+    if not config["do_second_loop"]:
+        return []
     plan_dir = checkpoints.plan_blocks.get().output.plan_dir
     files = [f"{RESULTS}/pairs/{pair}.parquet" for pair in fdp.block_pair_ids(plan_dir)]
     if SECOND["skip_matching_hash"]:

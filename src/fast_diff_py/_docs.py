@@ -1,0 +1,58 @@
+"""The configuration reference (config/README.md), generated from the schema so the two
+never disagree. Regenerate with ``python -m fast_diff_py._docs > config/README.md``."""
+
+from __future__ import annotations
+
+import json
+
+from ._config import load_schema
+
+_HEAD = """# Configuration
+
+`config/config.yaml` is read by `snakemake` (replace it with `--configfile F`, or set single
+values with `--config key=value`). It is validated against
+`workflow/schemas/config.schema.yaml` before any job runs: an unknown key, a wrong type, a
+value out of range or a missing folder stops the run with a message naming the key.
+Key names and meanings are fast-diff-py 1.0.4's.
+
+| key | default | meaning |
+|---|---|---|
+"""
+
+_TAIL = """
+How the work is run (cores, threads per job, memory, GPU, cluster partition) is not
+configuration: it comes from the command line (`--cores`, `--set-threads`,
+`--set-resources`) and the profiles in `workflow/profiles/`.
+"""
+
+
+def _rows(props: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, spec in props.items():
+        name = prefix + key
+        text = " ".join(spec["description"].split())
+        if spec.get("type") == "object":
+            out.append(f"| `{name}` | | {text} |")
+            out.extend(_rows(spec["properties"], name + "."))
+            continue
+        if "default" not in spec:
+            default = "(required)"
+        elif key == "allowed_file_extensions":
+            default = f"fast-diff-py's {len(spec['default'])} image extensions"
+        else:
+            default = f"`{json.dumps(spec['default'])}`"
+        limits = [f"{w} {spec[w]}" for w in ("minimum", "maximum") if w in spec]
+        if "enum" in spec:
+            limits.append("one of " + ", ".join(spec["enum"]))
+        extra = f" ({'; '.join(limits)})" if limits else ""
+        out.append(f"| `{name}` | {default} | {text}{extra} |")
+    return out
+
+
+def config_reference() -> str:
+    """config/README.md as the schema describes it."""
+    return _HEAD + "\n".join(_rows(load_schema()["properties"])) + "\n" + _TAIL
+
+
+if __name__ == "__main__":
+    print(config_reference(), end="")

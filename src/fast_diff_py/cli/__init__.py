@@ -1,0 +1,1 @@
+"""Command lines: ``fastdiffpy`` (fast-diff-py's) and ``difpy`` (difPy's)."""

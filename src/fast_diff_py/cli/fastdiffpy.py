@@ -1,0 +1,164 @@
+"""``fastdiffpy``: fast-diff-py 1.0.4's command line, producing the SQLite database.
+
+Runs the Snakemake workflow underneath. Progress lives in the temporary folder (``-t``,
+default the first folder of ``-a``); run the same command again after an interruption and it
+resumes, unless ``-p`` purges the progress first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
+from .._errors import FastDiffError
+
+logger = logging.getLogger("fastdiffpy")
+
+TASK_FILE = ".task.json"
+DB_FILE = ".fast_diff.db"
+THUMB_DIR = ".temp_thumb"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastdiffpy",
+        description="Find duplicate and similar images and write them to a SQLite database "
+                    "(fast-diff-py's command line; runs the fast-diff Snakemake workflow).")
+    p.add_argument("-R", "--recover", metavar="PATH",
+                   help="resume the run whose progress is in this folder (or its .task.json)")
+    p.add_argument("-a", "--part_a", nargs="+", metavar="DIR", help="folders of partition A")
+    p.add_argument("-b", "--part_b", nargs="*", default=[], metavar="DIR",
+                   help="folders of partition B; only A x B pairs are compared")
+    p.add_argument("-r", "--no_recursive", action="store_true", help="do not search sub-folders")
+    p.add_argument("-c", "--compression_target", type=int, help="thumbnail side in pixels (default 64)")
+    p.add_argument("-p", "--purge", action="store_true", help="discard earlier progress and start afresh")
+    p.add_argument("-C", "--cpu_proc", type=int, help="CPU cores to use (default: all)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the workflow's progress and debug logs")
+    p.add_argument("-H", "--hash", action="store_true", help="hash the thumbnails")
+    p.add_argument("-S", "--shift_amount", type=int, help="bits to shift pixels before hashing (-7..7, default 4)")
+    p.add_argument("-f", "--no_compress", action="store_true",
+                   help="keep no thumbnails after the run (they are made for hashing anyway); needs -d")
+    p.add_argument("-d", "--no_second_loop", action="store_true", help="do not compare images (hashes only)")
+    p.add_argument("-m", "--skip_matching_hash", action="store_true",
+                   help="pairs with a matching hash are duplicates without comparing; needs -H")
+    p.add_argument("-M", "--match_aspect", type=float,
+                   help="0: compare only images of the same size; f >= 1: aspect ratios within f")
+    p.add_argument("-T", "--threshold", type=float, help="store pairs with dif <= this (default 200)")
+    p.add_argument("-l", "--cache_preload", type=int,
+                   help="accepted for compatibility and ignored: jobs load what they need themselves")
+    p.add_argument("-t", "--temp_dir", help="folder for progress and thumbnails (default: first folder of -a)")
+    p.add_argument("-o", "--output_dir",
+                   help="where fast_diff_py.db is written; a path ending in .db is the file itself "
+                        "(default: the temporary folder)")
+    return p
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """fast-diff-py's validation, before any work."""
+    if not args.recover and not args.part_a:
+        parser.error("the following arguments are required: -a/--part_a (or -R/--recover)")
+    if args.skip_matching_hash and not args.hash:
+        parser.error("-m/--skip_matching_hash requires -H/--hash")
+    if args.no_compress and not args.no_second_loop:
+        parser.error("the comparison needs thumbnails: add -d/--no_second_loop or remove -f/--no_compress")
+    if args.cpu_proc is not None and args.cpu_proc < 1:
+        parser.error(f"-C/--cpu_proc must be >= 1, got {args.cpu_proc}")
+    if args.threshold is not None and args.threshold < 0:
+        parser.error(f"-T/--threshold must be >= 0, got {args.threshold}")
+    if args.match_aspect is not None and not (args.match_aspect == 0 or args.match_aspect >= 1):
+        parser.error(f"-M/--match_aspect must be 0 or >= 1, got {args.match_aspect}")
+    if args.shift_amount is not None and not -7 <= args.shift_amount <= 7:
+        parser.error(f"-S/--shift_amount must lie in [-7, 7], got {args.shift_amount}")
+    if args.cache_preload is not None and args.cache_preload < 1:
+        parser.error(f"-l/--cache_preload must be >= 1, got {args.cache_preload}")
+    for folder in [*(args.part_a or []), *args.part_b]:
+        if not os.path.isdir(folder):
+            parser.error(f"folder {folder!r} does not exist")
+
+
+def output_path(output_dir: str | None, temp_dir: str) -> str:
+    if output_dir is None:
+        return os.path.join(temp_dir, "fast_diff_py.db")
+    if output_dir.endswith(".db"):
+        return output_dir
+    return os.path.join(output_dir, "fast_diff_py.db")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    temp = args.temp_dir or args.part_a[0]
+    fl = FirstLoopConfig(compute_hash=args.hash, compress=not args.no_compress)
+    sl = SecondLoopConfig(skip_matching_hash=args.skip_matching_hash, match_aspect_by=args.match_aspect)
+    if args.shift_amount is not None:
+        fl.shift_amount = args.shift_amount
+    if args.threshold is not None:
+        sl.diff_threshold = args.threshold
+    if args.cpu_proc is not None:
+        fl.cpu_proc = sl.cpu_proc = args.cpu_proc
+    cfg = Config(part_a=args.part_a, part_b=args.part_b, recurse=not args.no_recursive,
+                 first_loop=fl, second_loop=sl, do_second_loop=not args.no_second_loop,
+                 db_path=output_path(args.output_dir, temp),
+                 thumb_dir=os.path.join(temp, THUMB_DIR), config_path=os.path.join(temp, TASK_FILE))
+    if args.compression_target is not None:
+        cfg.compression_target = args.compression_target
+    return cfg
+
+
+def load_task(path: str) -> Config:
+    task = Path(path) / TASK_FILE if os.path.isdir(path) else Path(path)
+    if not task.is_file():
+        raise FastDiffError(f"no progress to recover at {path!r} (no {TASK_FILE})")
+    data = json.loads(task.read_text())
+    data["first_loop"] = FirstLoopConfig(**data["first_loop"])
+    data["second_loop"] = SecondLoopConfig(**data["second_loop"])
+    return Config.from_dict(data)
+
+
+def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) -> str:
+    """Run every stage (resuming), then remove the progress; returns the database path."""
+    cfg.retain_progress, cfg.delete_db, cfg.delete_thumb = True, False, False
+    fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose)
+    Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.config_path).write_text(json.dumps(cfg.to_dict(), indent=1))
+    fdo.full_index()
+    fdo.first_loop()
+    fdo.second_loop()
+    fdo.commit()
+    fdo.config.retain_progress = False
+    fdo.config.delete_thumb = True
+    fdo.cleanup()
+    return cfg.db_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(args, parser)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.recover:
+            cfg = load_task(args.recover)
+            cores = args.cpu_proc
+            purge = False
+        else:
+            cfg = config_from_args(args)
+            cores, purge = args.cpu_proc, args.purge
+            if not purge and os.path.exists(cfg.config_path):
+                logger.info("resuming the progress in %s (use -p to start afresh)",
+                            os.path.dirname(cfg.config_path))
+        db = execute(cfg, purge, cores, args.verbose)
+    except FastDiffError as exc:
+        print(f"fastdiffpy: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Database written to {db}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

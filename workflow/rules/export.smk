@@ -1,0 +1,16 @@
+rule difpy:
+    input:
+        db=config["db_path"],
+    output:
+        results=f"{DIFPY}/results.json",
+        lower_quality=f"{DIFPY}/lower_quality.txt",
+        stats=f"{DIFPY}/stats.json",
+    params:
+        similarity=SECOND["diff_threshold"] / 3,
+        given_roots=config["part_a"] + config["part_b"],
+    conda:
+        "../envs/cpu.yaml"
+    log:
+        "logs/export/difpy.log",
+    script:
+        "../scripts/export_difpy.py"

@@ -59,7 +59,7 @@ def run_workflow(
         raise WorkflowError(f"the workflow is not at {SNAKEFILE}; install fast-diff from its "
                             "checkout with `pip install -e .`")
     config = validate_config(dict(config))
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True))

@@ -1,0 +1,227 @@
+"""``difpy``: difPy 4.2.1's command line, running the fast-diff workflow underneath.
+
+Writes difPy's three files (``difPy_<timestamp>_results.json``, ``_lower_quality.txt``,
+``_stats.json``) into ``-Z``. Thresholds and reported values are in difPy's unit (mse per
+channel). Interrupted and run again with the same arguments, it resumes from
+``-Z/.difpy_progress``. Moves and deletes are written to ``difPy_<timestamp>_journal.jsonl``
+before they happen; ``difpy --undo JOURNAL`` moves the files back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .._difpy import DIF_PER_MSE, difpy_report, write_difpy_files
+from .._errors import FastDiffError
+from .._journal import Journal, delete_files, move_files, undo_moves
+from .._workflow import run_workflow, stage_targets
+
+logger = logging.getLogger("difpy")
+
+SIMILARITY = {"duplicates": 0, "similar": 5}
+
+
+def boolean(text: str) -> bool:
+    """difPy's spellings of a boolean."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"boolean value expected (True/False, yes/no, 1/0), got {text!r}")
+
+
+def similarity(text: str) -> int | float:
+    """'duplicates' (0), 'similar' (5) or an mse >= 0 (an int stays an int, as in difPy)."""
+    if text.lower() in SIMILARITY:
+        return SIMILARITY[text.lower()]
+    try:
+        value = int(text) if text.strip().lstrip("+").isdigit() else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'duplicates', 'similar' or a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"similarity must be >= 0, got {text!r}")
+    return value
+
+
+def bounded_int(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"must lie in [{low}, {high if high is not None else 'inf'}], got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="difpy",
+        description="Find duplicate and similar images (difPy's command line, run by fast-diff: "
+                    "exact, resumable, all four rotations).")
+    p.add_argument("-D", "--directory", nargs="+", default=[os.getcwd()],
+                   help="folders to search (default: the working folder)")
+    p.add_argument("-Z", "--output_directory", default=None,
+                   help="folder for the result files (default: the working folder)")
+    p.add_argument("-r", "--recursive", type=boolean, default=True, help="search sub-folders (default True)")
+    p.add_argument("-i", "--in_folder", type=boolean, default=False,
+                   help="search each folder of -D on its own and group results by folder (default False)")
+    p.add_argument("-le", "--limit_extensions", type=boolean, default=True,
+                   help="only read files with image extensions (default True)")
+    p.add_argument("-px", "--px_size", type=bounded_int(10, 5000), default=50,
+                   help="thumbnail side in pixels, 10..5000 (default 50)")
+    p.add_argument("-s", "--similarity", type=similarity, default=0,
+                   help="'duplicates' (mse 0), 'similar' (mse 5) or an mse >= 0 (default duplicates)")
+    p.add_argument("-ro", "--rotate", type=boolean, default=True,
+                   help="compare all four 90-degree rotations (default True)")
+    p.add_argument("-dim", "--same_dim", type=boolean, default=False,
+                   help="only compare images of the same size, in either orientation (default False; "
+                        "difPy's default True never finds resized copies)")
+    p.add_argument("-mv", "--move_to", default=None, help="move the lower-quality copies to this folder")
+    p.add_argument("-d", "--delete", type=boolean, default=False, help="delete the lower-quality copies")
+    p.add_argument("-sd", "--silent_del", type=boolean, default=False,
+                   help="delete without asking for confirmation")
+    p.add_argument("-p", "--show_progress", type=boolean, default=True,
+                   help="show the workflow's progress (default True)")
+    p.add_argument("-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1,
+                   help="CPU cores to use (default: all)")
+    p.add_argument("-ch", "--chunksize", type=bounded_int(1), default=None,
+                   help="images per comparison block (default: from -px)")
+    p.add_argument("-la", "--lazy", type=boolean, default=False,
+                   help="fast-diff-py's lazy mode: equal hashes are duplicates without comparing, "
+                        "and only images of the same size are compared")
+    p.add_argument("--undo", metavar="JOURNAL", help="move the files a journal moved back, then exit")
+    return p
+
+
+def block_size(px: int, chunksize: int | None) -> int:
+    if chunksize:
+        return chunksize
+    # keep one compare job near 256 MB of thumbnails whatever the thumbnail size
+    return max(8, min(1024, 2**28 // (9 * 3 * px * px)))
+
+
+def workflow_config(args: argparse.Namespace, progress: Path) -> dict:
+    lazy = bool(args.lazy)
+    return {
+        "part_a": [os.path.abspath(d) for d in args.directory],
+        "recursive": args.recursive,
+        "rotate": args.rotate,
+        "ignore_paths": [str(progress)],
+        **({} if args.limit_extensions else {"allowed_file_extensions": ["*"]}),
+        "compression_target": args.px_size,
+        # Pillow's bicubic shrink, which difPy uses, is anti-aliased: area averaging is its match
+        "thumbnail_interpolation": "area",
+        "first_loop": {"compute_hash": lazy, "shift_amount": 0},
+        "second_loop": {
+            "diff_threshold": args.similarity * DIF_PER_MSE,
+            "skip_matching_hash": lazy,
+            "match_aspect_by": 0 if (args.same_dim or lazy) else None,
+        },
+        "db_path": str(progress / "fast_diff.db"),
+        "results_dir": str(progress / "work"),
+        "block_size": block_size(args.px_size, args.chunksize),
+    }
+
+
+def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
+    """A folder named after everything that decides the result, so a rerun resumes it."""
+    key = {k: getattr(args, k) for k in ("recursive", "limit_extensions", "px_size", "similarity",
+                                          "rotate", "same_dim", "lazy")}
+    key["directory"] = [os.path.abspath(d) for d in args.directory]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return out_dir / ".difpy_progress" / digest
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t).isoformat()
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = Path(args.output_directory or os.getcwd()).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress_dir(args, out_dir)
+    config = workflow_config(args, progress)
+    t0 = time.time()
+    run_workflow(config, progress, stage_targets(config, "thumbnails"), cores=args.processes,
+                 verbose=args.show_progress)
+    t1 = time.time()
+    run_workflow(config, progress, stage_targets(config, "merge"), cores=args.processes,
+                 verbose=args.show_progress)
+    t2 = time.time()
+    build = {"recursive": args.recursive, "in_folder": args.in_folder,
+             "limit_extensions": args.limit_extensions, "px_size": args.px_size,
+             "processes": args.processes}
+    search = {"similarity_mse": args.similarity, "rotate": args.rotate, "same_dim": args.same_dim,
+              "processes": args.processes, "chunksize": args.chunksize}
+    durations = {"build": {"start": _iso(t0), "end": _iso(t1), "seconds_elapsed": round(t1 - t0, 4)},
+                 "search": {"start": _iso(t1), "end": _iso(t2), "seconds_elapsed": round(t2 - t1, 4)}}
+    results, lower, stats = difpy_report(
+        config["db_path"], similarity=args.similarity, in_folder=args.in_folder,
+        given_roots=args.directory, limit_extensions=args.limit_extensions,
+        build_parameters=build, search_parameters=search, durations=durations)
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
+    write_difpy_files(results, lower, stats, *names)
+    found = stats["process"]["search"]["matches_found"]
+    print(f"difpy: {found['duplicates']} duplicates, {found['similar']} similar; "
+          f"results saved in '{out_dir}'")
+    if args.move_to and lower:
+        with Journal(out_dir / f"difPy_{stamp}_journal.jsonl") as journal:
+            moved = move_files(lower, args.move_to, journal)
+        print(f"Moved {len(moved)} file(s) to '{args.move_to}' (undo: difpy --undo {journal.path})")
+    elif args.delete and lower:
+        if not args.silent_del:
+            answer = input(f"Are you sure you want to delete all lower quality matched images "
+                           f"({len(lower)} files)? [y/n] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing deleted.")
+                lower = []
+        if lower:
+            with Journal(out_dir / f"difPy_{stamp}_journal.jsonl") as journal:
+                deleted = delete_files(lower, journal)
+            print(f"Deleted {len(deleted)} file(s) (listed in {journal.path})")
+    shutil.rmtree(progress, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        progress.parent.rmdir()  # only when no other run's progress is left in it
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.undo:
+        restored = undo_moves(args.undo)
+        print(f"Moved {len(restored)} file(s) back")
+        return 0
+    if args.move_to is not None and args.delete:
+        parser.error('"move_to" and "delete" are mutually exclusive: choose one of -mv and -d')
+    if args.silent_del and not args.delete:
+        logger.warning("-sd/--silent_del has no effect without -d/--delete")
+    for folder in args.directory:
+        if not os.path.isdir(folder):
+            parser.error(f"-D/--directory: folder {folder!r} does not exist")
+    try:
+        return run(args)
+    except FastDiffError as exc:
+        print(f"difpy: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The difpy and fastdiffpy command lines, end to end."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, photo, write
+from fast_diff_py.cli import difpy, fastdiffpy
+
+DIFPY_REF = Path(__file__).parent / "data" / "difpy-4.2.1"
+
+
+@pytest.fixture
+def imgs(tmp_path, monkeypatch) -> Path:
+    """examples/images plus a byte copy of coffee.jpg, as the difPy reference files saw them."""
+    root = tmp_path / "imgs"
+    shutil.copytree(REPO / "examples/images", root)
+    shutil.copy(root / "holiday/coffee.jpg", root / "phone/coffee_copy.jpg")
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def outputs(folder: Path) -> tuple[dict, list, dict]:
+    (results,) = folder.glob("difPy_*_results.json")
+    (lower,) = folder.glob("difPy_*_lower_quality.txt")
+    (stats,) = folder.glob("difPy_*_stats.json")
+    return (json.loads(results.read_text()), ast.literal_eval(lower.read_text()),
+            json.loads(stats.read_text()))
+
+
+def shape(value, free_keys: bool = False):
+    """Keys and leaf types; dicts keyed by paths are reduced to the shape of their values."""
+    if isinstance(value, dict):
+        if free_keys:
+            shapes = {json.dumps(shape(v), sort_keys=True) for v in value.values()}
+            return {"*": sorted(shapes)}
+        return {k: shape(v, free_keys=k in ("logs",)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value[:1]]
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+
+
+def test_difpy_outputs_have_difpys_structure(imgs):
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    results, lower, stats = outputs(Path("out"))
+    ref_results = json.loads((DIFPY_REF / "results.json").read_text())
+    ref_stats = json.loads((DIFPY_REF / "stats.json").read_text())
+    assert shape(results, free_keys=True) == shape(ref_results, free_keys=True)
+    assert shape(stats) == shape(ref_stats)
+    assert stats["process"]["search"]["parameters"]["similarity_mse"] == 5
+    assert stats["total_files"] == 16 and stats["process"]["search"]["files_searched"] == 14
+    assert set(stats["invalid_files"]["logs"]) == {"imgs/phone/broken.jpg", "imgs/phone/notes.txt"}
+    # every match group: one kept file, never also listed as lower quality
+    assert not set(results) & set(lower)
+    assert sorted(lower) == sorted(m for ms in results.values() for m, _ in ms)
+    flat = {Path(k).name: {Path(m).name: v for m, v in ms} for k, ms in results.items()}
+    assert flat["rocket_rotated.png"] == {"rocket.jpg": pytest.approx(0.0, abs=1e-3)}
+    coffee = flat.get("coffee_copy.jpg") or flat["coffee.jpg"]
+    assert "coffee reencoded.jpg" in coffee
+    assert "chelsea_small.jpg" in flat["chelsea.jpg"]  # a half-size copy: difPy misses it
+    assert not Path("out/.difpy_progress").exists()
+
+
+def test_difpy_in_folder_groups_by_folder(imgs):
+    assert difpy.main(["-D", "imgs/holiday", "imgs/phone", "-i", "yes", "-Z", "out", "-s", "similar",
+                       "-p", "0"]) == 0
+    results, lower, stats = outputs(Path("out"))
+    ref = json.loads((DIFPY_REF / "results_in_folder.json").read_text())
+    assert shape(results, free_keys=True) == shape(ref, free_keys=True)
+    assert list(results) == ["imgs/phone"]
+    assert {Path(m).name for ms in results["imgs/phone"].values() for m, _ in ms} == {"coffee reencoded.jpg"} or \
+        {Path(k).name for k in results["imgs/phone"]} == {"coffee reencoded.jpg"}
+    assert stats["directory"] == ["imgs/holiday", "imgs/phone"]
+
+
+def test_difpy_duplicates_only_and_booleans(imgs):
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-p", "n", "-r", "TRUE", "-ro", "1"]) == 0
+    results, _, stats = outputs(Path("out"))
+    assert stats["process"]["search"]["matches_found"] == {"duplicates": 1, "similar": 0}
+    assert {Path(p).name for k, ms in results.items() for p in [k, *[m for m, _ in ms]]} == {
+        "coffee.jpg", "coffee_copy.jpg"}
+    with pytest.raises(SystemExit):
+        difpy.main(["-D", "imgs", "-r", "maybe"])
+    with pytest.raises(SystemExit):
+        difpy.main(["-D", "imgs", "-px", "5"])
+    with pytest.raises(SystemExit):
+        difpy.main(["-D", "imgs", "-s", "-1"])
+
+
+def test_difpy_move_and_delete_conflict_stops_before_work(imgs, capsys):
+    with pytest.raises(SystemExit) as info:
+        difpy.main(["-D", "imgs", "-Z", "out", "-mv", "moved", "-d", "True"])
+    assert info.value.code == 2
+    assert "mutually exclusive" in capsys.readouterr().err
+    assert not Path("out").exists() and not Path("moved").exists()
+
+
+def _same_names(tmp_path: Path) -> Path:
+    """Two folders each holding a photo and a smaller copy with the same file name."""
+    root = tmp_path / "same"
+    for sub, seed in (("x", 1), ("y", 2)):
+        write(root / sub / "big.png", photo(seed, 120, 160))
+        write(root / sub / "copy.png", photo(seed, 60, 80))
+    return root
+
+
+def test_difpy_move_never_overwrites_and_can_be_undone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = _same_names(tmp_path)
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-mv", "moved", "-p", "False"]) == 0
+    moved = sorted(p.name for p in (tmp_path / "moved").iterdir())
+    assert moved == ["copy (1).png", "copy.png"]  # the second did not overwrite the first
+    assert sorted(p.name for p in root.rglob("*.png")) == ["big.png", "big.png"]
+    (journal,) = (tmp_path / "out").glob("difPy_*_journal.jsonl")
+    entries = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert [(e["action"], e["state"]) for e in entries] == [("move", "planned"), ("move", "done")] * 2
+    assert difpy.main(["--undo", str(journal)]) == 0
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.png")) == [
+        "x/big.png", "x/copy.png", "y/big.png", "y/copy.png"]
+    assert not list((tmp_path / "moved").iterdir())
+
+
+def test_difpy_delete_asks_and_journals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = _same_names(tmp_path)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-d", "True", "-p", "False"]) == 0
+    assert len(list(root.rglob("*.png"))) == 4
+    assert difpy.main(["-D", str(root), "-Z", "out2", "-s", "20", "-d", "True", "-sd", "True",
+                       "-p", "False"]) == 0
+    assert sorted(p.name for p in root.rglob("*.png")) == ["big.png", "big.png"]
+    (journal,) = (tmp_path / "out2").glob("difPy_*_journal.jsonl")
+    done = [json.loads(x) for x in journal.read_text().splitlines() if '"done"' in x]
+    assert sorted(Path(e["source"]).name for e in done) == ["copy.png", "copy.png"]
+
+
+def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
+    calls = []
+    real = difpy.run_workflow
+
+    def interrupted(config, workdir, targets, **kw):
+        calls.append(targets)
+        real(config, workdir, targets, **kw)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(difpy, "run_workflow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"])
+    (progress,) = Path("out/.difpy_progress").iterdir()
+    stack = next((progress / "work" / "thumbnails").glob("*.npy"))
+    before = stack.stat().st_mtime_ns
+    after = []
+
+    def resumed(config, workdir, targets, **kw):
+        real(config, workdir, targets, **kw)
+        after.append(stack.stat().st_mtime_ns)
+
+    monkeypatch.setattr(difpy, "run_workflow", resumed)
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    assert after[0] == before  # the first run's thumbnails were reused, not rebuilt
+    assert outputs(Path("out"))[0]
+    assert not progress.exists()
+
+
+def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
+    a, b = tmp_path / "A", tmp_path / "B"
+    write(a / "1.png", photo(1))
+    write(a / "deep" / "2.png", photo(2))
+    write(b / "1_copy.png", photo(1))
+    write(b / "2_copy.png", photo(2))
+    out = tmp_path / "result.db"
+    assert fastdiffpy.main(["-a", str(a), "-b", str(b), "-T", "10", "-o", str(out), "-C", "2"]) == 0
+    con = sqlite3.connect(out)
+    assert con.execute("SELECT COUNT(*) FROM dif_table WHERE dif = 0").fetchone()[0] == 2
+    assert not (a / ".temp_thumb").exists() and not (a / ".task.json").exists()
+    # -r: no recursion; -H -d: hashes only
+    assert fastdiffpy.main(["-a", str(a), "-r", "-H", "-S", "0", "-d", "-t", str(tmp_path / "t"),
+                            "-o", str(tmp_path)]) == 0
+    con = sqlite3.connect(tmp_path / "fast_diff_py.db")
+    assert con.execute("SELECT COUNT(*) FROM directory").fetchone()[0] == 1
+    assert con.execute("SELECT COUNT(*) FROM hash_table").fetchone()[0] == 4
+    assert con.execute("SELECT COUNT(*) FROM dif_table").fetchone()[0] == 0
+    for bad, message in ((["-m"], "requires -H"), (["-f"], "add -d"), (["-M", "0.5"], "0 or >= 1"),
+                         (["-T", "-1"], ">= 0"), (["-S", "9"], "[-7, 7]"), (["-C", "0"], ">= 1")):
+        with pytest.raises(SystemExit):
+            fastdiffpy.main(["-a", str(a), *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_fastdiffpy_recovers(tmp_path):
+    a = tmp_path / "A"
+    write(a / "1.png", photo(1))
+    write(a / "2.png", photo(1))
+    args = fastdiffpy.build_parser().parse_args(["-a", str(a), "-T", "5"])
+    cfg = fastdiffpy.config_from_args(args)
+    fdo = fastdiffpy.FastDifPy(config=cfg)
+    Path(cfg.config_path).write_text(json.dumps(cfg.to_dict()))
+    fdo.full_index()  # ... and then the run was interrupted
+    assert fastdiffpy.main(["-R", str(a)]) == 0
+    con = sqlite3.connect(a / "fast_diff_py.db")
+    assert con.execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]

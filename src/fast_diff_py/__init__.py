@@ -10,7 +10,7 @@ from ._compare import compare_block_pair, match_hashes
 from ._config import check_folders, load_schema, validate_config
 from ._db import build_database
 from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError
-from ._index import walk_partition, write_index
+from ._index import file_list_has_part_b, walk_partition, write_index
 from ._kernel import block_dif, naive_dif
 from ._plan import block_pair_ids, make_plan
 from ._queries import FastDiffDB, SQLiteDB
@@ -24,7 +24,7 @@ __all__ = [
     "WorkflowError", "run_workflow",
     "ConfigError", "DatabaseError", "FastDiffError", "FileStatus", "FolderError",
     "ImageReadError", "PairStatus", "block_dif", "block_pair_ids", "build_database",
-    "check_folders", "compare_block_pair", "decode_thumbnail", "hash_thumbnail", "load_schema",
+    "check_folders", "file_list_has_part_b", "compare_block_pair", "decode_thumbnail", "hash_thumbnail", "load_schema",
     "make_plan", "make_thumbnails", "match_hashes", "naive_dif", "validate_config",
     "walk_partition", "write_index",
 ]

@@ -86,6 +86,7 @@ class Config:
     retain_progress: bool = True
     delete_db: bool = True
     delete_thumb: bool = True
+    file_list: str | None = None
     batch_size_dir: int = 2000
     batch_size_max_sl: int = 1024
     log_level: int = logging.INFO
@@ -107,7 +108,8 @@ class Config:
                 cls = FirstLoopConfig if name == "first_loop" else SecondLoopConfig
                 setattr(self, name, cls(**value))
 
-    def to_workflow(self, hash_fn: str | None = None, cpu_diff: str | None = None) -> dict[str, Any]:
+    def to_workflow(self, hash_fn: str | None = None, cpu_diff: str | None = None,
+                    gpu_diff: str | None = None) -> dict[str, Any]:
         """The workflow configuration (config/config.yaml keys) with absolute paths."""
         fl, sl = self.first_loop, self.second_loop
         work = os.path.abspath(self.thumb_dir)
@@ -136,6 +138,8 @@ class Config:
             "block_size": self.second_loop.batch_size or self.batch_size_max_sl,
             "hash_fn": hash_fn,
             "cpu_diff": cpu_diff,
+            "gpu_diff": gpu_diff,
+            "file_list": os.path.abspath(self.file_list) if self.file_list else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,13 +201,42 @@ class FastDifPy:
     # --- stages ------------------------------------------------------------------------------
 
     def _run(self, stage: str) -> None:
-        cfg = self.config.to_workflow(_spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"))
+        cfg = self.config.to_workflow(_spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"),
+                                      _spec(self.gpu_diff, "gpu_diff"))
         cores = self.cores or self.config.second_loop.cpu_proc
         run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores,
                      verbose=self.verbose)
 
     def full_index(self) -> None:
         """Index the partitions."""
+        self._run("index")
+
+    def index_preamble(self) -> None:
+        """Start a caller-supplied file list (then ``populate_partition``, ``index_epilogue``)."""
+        self._pending: dict[bool, list[tuple[str, bool]]] = {True: [], False: []}
+
+    def populate_partition(self, paths: Iterable[str], part_a: bool = True, check_ext: bool = False) -> int:
+        """Add files to partition A (or B); with ``check_ext`` only allowed extensions are
+        decoded. Returns the number of files added."""
+        if not hasattr(self, "_pending"):
+            raise RuntimeError("call index_preamble() before populate_partition()")
+        extensions = {e.lower() for e in self.config.allowed_file_extensions}
+        added = [(os.path.abspath(p), not check_ext or os.path.splitext(p)[1].lower() in extensions)
+                 for p in map(os.fspath, paths)]
+        self._pending[part_a].extend(added)
+        return len(added)
+
+    def index_epilogue(self) -> None:
+        """Index the files given to ``populate_partition`` instead of walking the folders."""
+        from ._index import write_file_list
+
+        if not hasattr(self, "_pending"):
+            raise RuntimeError("call index_preamble() and populate_partition() first")
+        path = os.path.join(self.config.thumb_dir, "file_list.parquet")
+        os.makedirs(self.config.thumb_dir, exist_ok=True)
+        write_file_list(path, self._pending[True], self._pending[False])
+        self.config.file_list = path
+        del self._pending
         self._run("index")
 
     def first_loop(self, config: FirstLoopConfig | None = None) -> None:
@@ -219,6 +252,8 @@ class FastDifPy:
         if not self.config.do_second_loop:
             logger.info("do_second_loop is off: skipping the comparison")
             return
+        if self.config.second_loop.make_diff_plots and not self.config.second_loop.plot_output_dir:
+            raise ConfigError("second_loop.make_diff_plots needs second_loop.plot_output_dir")
         self._run("compare")
         if self.config.second_loop.make_diff_plots:
             self.commit()
@@ -281,6 +316,20 @@ class FastDifPy:
                           matching_hash: bool = False) -> Iterator[tuple[str, list[tuple[str, float]]]]:
         """Clusters ``(path, [(path, dif), ...])`` around files of A (``dir_a``) or of B."""
         return self.db.get_all_cluster(self._delta(delta), dir_a, matching_hash)
+
+    def make_diff_plots(self, plot_output_dir: str | None = None,
+                        plot_threshold: float | None = None) -> int:
+        """Side-by-side pictures of the stored pairs with ``dif <= plot_threshold`` (default
+        ``second_loop.plot_threshold``, else the threshold) in ``plot_output_dir``."""
+        from ._plots import make_diff_plots
+
+        sl = self.config.second_loop
+        out = plot_output_dir or sl.plot_output_dir
+        if not out:
+            raise ConfigError("make_diff_plots needs plot_output_dir (argument or second_loop.plot_output_dir)")
+        threshold = plot_threshold if plot_threshold is not None else sl.plot_threshold
+        return make_diff_plots(self.config.db_path, out,
+                               sl.diff_threshold if threshold is None else threshold)
 
     def reduce_diff(self, threshold: float) -> int:
         """Drop stored pairs with ``dif > threshold``."""

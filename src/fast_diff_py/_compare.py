@@ -96,6 +96,7 @@ def compare_block_pair(
     block_b``) each unordered pair appears once. ``key_a < key_b`` within partition A;
     ``key_a`` is the A side for A x B. Returns the number of rows written.
     """
+    user_diff = resolve(cpu_diff) if cpu_diff else None  # fail early on a bad name
     ta = read_block(plan_dir, block_a)
     tb = ta if block_b == block_a else read_block(plan_dir, block_b)
     keys_a, keys_b = ta.column("key").to_numpy(), tb.column("key").to_numpy()
@@ -112,7 +113,7 @@ def compare_block_pair(
     candidates = keep & aspect_ok
 
     dif = np.full(candidates.shape, np.inf)
-    if cpu_diff is None:
+    if user_diff is None:
         sums_a = np.stack([ta.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
         sums_b = np.stack([tb.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
         x = load_thumbnails(ta, thumb_paths)
@@ -125,7 +126,7 @@ def compare_block_pair(
         x = load_thumbnails(ta, thumb_paths)
         y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
         rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
-        dif[np.ix_(rows, cols)] = pairwise_dif(x[rows], y[cols], rotate, resolve(cpu_diff))
+        dif[np.ix_(rows, cols)] = pairwise_dif(x[rows], y[cols], rotate, user_diff)
     matched = candidates & (dif <= threshold)
 
     parts = [(matched, dif, PairStatus.COMPUTED)]

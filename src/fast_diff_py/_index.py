@@ -127,6 +127,49 @@ def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
                      int(allowed), error)
 
 
+FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8())])
+
+
+def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
+    """Entries of a caller-supplied file list (partition A first, then B, each in list order).
+
+    A listed path that cannot be read becomes an entry with its error.
+    """
+    table = pq.read_table(file_list, schema=FILE_LIST_SCHEMA).to_pylist()
+    for part in (0, 1):
+        for row in table:
+            if row["part_b"] != part:
+                continue
+            path = row["path"]
+            error = None
+            try:
+                st = os.stat(path)
+                size, created = st.st_size, max(st.st_ctime, -1.0)
+                if not stat.S_ISREG(st.st_mode):
+                    error = f"not a regular file (mode {stat.filemode(st.st_mode)})"
+            except OSError as exc:
+                size, created = -1, -1.0
+                error = f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
+            yield FileEntry(path, os.path.basename(path), part, -1, size, created,
+                            int(bool(row["allowed"])), error)
+
+
+def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
+    """Whether a file list names any file of partition B."""
+    if not file_list or not os.path.exists(file_list):
+        return False
+    return bool(pq.read_table(file_list, columns=["part_b"]).column("part_b").to_numpy().any())
+
+
+def write_file_list(out: str | os.PathLike[str], part_a: Iterable[tuple[str, bool]],
+                    part_b: Iterable[tuple[str, bool]]) -> None:
+    """Write a file list for ``file_list``: ``(path, allowed)`` pairs per partition."""
+    rows = [{"path": p, "part_b": 0, "allowed": int(a)} for p, a in part_a]
+    rows += [{"path": p, "part_b": 1, "allowed": int(a)} for p, a in part_b]
+    with atomic_path(out) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=FILE_LIST_SCHEMA), tmp)
+
+
 def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
     cols = {f.name: [getattr(e, f.name) for e in entries] for f in INDEX_SCHEMA if f.name != "key"}
     cols["key"] = list(range(first_key, first_key + len(entries)))
@@ -143,15 +186,17 @@ def write_index(
     ignore_paths: list[str],
     allowed_file_extensions: list[str],
     shard_size: int,
+    file_list: str | os.PathLike[str] | None = None,
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
     Keys are 1, 2, ... in walk order, partition A first. Every shard holds ``shard_size``
     rows (the last one fewer); there is always at least one shard. Returns the file count.
+    With ``file_list`` the listed files are used instead of walking the folders.
     """
     common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
                   allowed_file_extensions=allowed_file_extensions)
-    walks = [
+    walks = [list_entries(file_list)] if file_list else [
         walk_partition(part_a, part_b=False, first_dir_index=0, **common),
         walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common),
     ]

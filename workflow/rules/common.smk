@@ -17,7 +17,7 @@ fdp.validate_config(config)
 RESULTS = config["results_dir"]
 FIRST = config["first_loop"]
 SECOND = config["second_loop"]
-HAS_PART_B = bool(config["part_b"])
+HAS_PART_B = bool(config["part_b"]) or fdp.file_list_has_part_b(config["file_list"])
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 
 
@@ -29,6 +29,10 @@ wildcard_constraints:
 
 def get_final_output():
     return [config["db_path"]]
+
+
+def get_file_list(wildcards):
+    return [config["file_list"]] if config["file_list"] else []
 
 
 def get_shards():

@@ -1,4 +1,6 @@
 checkpoint index_files:
+    input:
+        get_file_list,
     output:
         index_dir=directory(f"{RESULTS}/index"),
     params:
@@ -9,6 +11,7 @@ checkpoint index_files:
         ignore_paths=config["ignore_paths"],
         allowed_file_extensions=config["allowed_file_extensions"],
         shard_size=config["shard_size"],
+        file_list=config["file_list"],
     conda:
         "../envs/cpu.yaml"
     log:

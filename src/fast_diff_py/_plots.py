@@ -1,0 +1,75 @@
+"""Side-by-side pictures of matching pairs, with both paths and their difference."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ._codes import PairStatus
+
+__all__ = ["make_diff_plots"]
+
+logger = logging.getLogger(__name__)
+
+_HEIGHT = 256  # pixels of each image in the picture
+_BAND = 66  # header with the two paths and the value
+
+
+def _load(path: str) -> np.ndarray:
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode {path!r}")
+    scale = _HEIGHT / img.shape[0]
+    return cv2.resize(img, (max(1, round(img.shape[1] * scale)), _HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def _text(canvas: np.ndarray, text: str, y: int) -> None:
+    # OpenCV's fonts are ASCII only; other characters are shown as '?'
+    ascii_text = text.encode("ascii", "replace").decode()
+    cv2.putText(canvas, ascii_text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.PathLike[str],
+                    plot_threshold: float, include_hash_match: bool = True) -> int:
+    """Write ``<key_a>_<key_b>.png`` for every stored pair with ``dif <= plot_threshold``.
+
+    Each picture shows both images side by side under a band naming both paths and the
+    ``dif``. Returns the number of pictures written.
+    """
+    out = Path(plot_output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    codes = [int(PairStatus.COMPUTED)] + ([int(PairStatus.MATCHING_HASH)] if include_hash_match else [])
+    con = sqlite3.connect(db_path)
+    try:
+        rows = con.execute(
+            "SELECT d.key_a, d.key_b, a.path, b.path, d.dif FROM dif_table d "
+            "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b "
+            f"WHERE d.dif <= ? AND d.success IN ({', '.join('?' * len(codes))}) ORDER BY d.key_a, d.key_b",
+            (plot_threshold, *codes)).fetchall()
+    finally:
+        con.close()
+    written = 0
+    for key_a, key_b, path_a, path_b, dif in rows:
+        try:
+            left, right = _load(path_a), _load(path_b)
+        except (ValueError, OSError) as exc:
+            logger.warning("no picture for pair %d, %d: %s", key_a, key_b, exc)
+            continue
+        gap = np.full((_HEIGHT, 8, 3), 255, np.uint8)
+        body = np.hstack([left, gap, right])
+        canvas = np.full((_BAND + _HEIGHT, max(body.shape[1], 480), 3), 255, np.uint8)
+        canvas[_BAND:, : body.shape[1]] = body
+        _text(canvas, f"A: {path_a}", 18)
+        _text(canvas, f"B: {path_b}", 38)
+        _text(canvas, f"dif = {dif:.4f}  (difPy mse = {dif / 3:.4f})", 58)
+        ok, buf = cv2.imencode(".png", canvas)
+        if ok:
+            (out / f"{key_a}_{key_b}.png").write_bytes(buf.tobytes())
+            written += 1
+    logger.info("%d pair pictures in %s", written, out)
+    return written

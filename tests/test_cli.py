@@ -206,3 +206,64 @@ def test_fastdiffpy_recovers(tmp_path):
     assert fastdiffpy.main(["-R", str(a)]) == 0
     con = sqlite3.connect(a / "fast_diff_py.db")
     assert con.execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+
+
+def test_difpy_flags_reach_the_workflow(tmp_path):
+    parse = difpy.build_parser().parse_args
+    args = parse(["-D", str(tmp_path), "-le", "False", "-px", "100", "-s", "2.5", "-ro", "no",
+                  "-dim", "yes", "-proc", "3", "-ch", "64", "-r", "f"])
+    cfg = difpy.workflow_config(args, tmp_path / "p")
+    assert cfg["allowed_file_extensions"] == ["*"] and cfg["compression_target"] == 100
+    assert cfg["second_loop"] == {"diff_threshold": 7.5, "skip_matching_hash": False, "match_aspect_by": 0}
+    assert cfg["rotate"] is False and cfg["recursive"] is False and cfg["block_size"] == 64
+    assert args.processes == 3
+    lazy = difpy.workflow_config(parse(["-D", str(tmp_path), "-la", "True"]), tmp_path / "p")
+    assert lazy["first_loop"] == {"compute_hash": True, "shift_amount": 0}
+    assert lazy["second_loop"]["skip_matching_hash"] and lazy["second_loop"]["match_aspect_by"] == 0
+    assert difpy.workflow_config(parse(["-D", str(tmp_path), "-px", "5000"]), tmp_path)["block_size"] == 8
+    # a different setting is a different progress folder; the same arguments resume the same one
+    assert difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path) == \
+        difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path)
+    assert difpy.progress_dir(parse(["-D", str(tmp_path), "-s", "3"]), tmp_path) != \
+        difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path)
+
+
+def test_difpy_lazy_and_all_extensions(imgs):
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-la", "True", "-le", "False", "-s", "similar",
+                       "-p", "False", "-px", "32"]) == 0
+    results, lower, stats = outputs(Path("out"))
+    assert stats["invalid_files"]["logs"]["imgs/phone/notes.txt"].startswith("cannot decode")
+    assert stats["process"]["build"]["parameters"]["px_size"] == 32
+    # lazy compares only equal sizes: the half-size chelsea is not a match
+    names = {Path(p).name for k, ms in results.items() for p in [k, *[m for m, _ in ms]]}
+    assert "chelsea_small.jpg" not in names and "coffee_copy.jpg" in names
+
+
+def test_fastdiffpy_flags(tmp_path, capsys):
+    parse = fastdiffpy.build_parser().parse_args
+    a = tmp_path / "A"
+    a.mkdir()
+    cfg = fastdiffpy.config_from_args(parse(["-a", str(a), "-c", "32", "-H", "-S", "-2", "-m", "-M", "1.5",
+                                             "-T", "12", "-l", "3", "-t", str(tmp_path / "t")]))
+    wf = cfg.to_workflow()
+    assert wf["compression_target"] == 32 and wf["first_loop"] == {"compute_hash": True, "shift_amount": -2}
+    assert wf["second_loop"]["skip_matching_hash"] and wf["second_loop"]["match_aspect_by"] == 1.5
+    assert wf["second_loop"]["diff_threshold"] == 12.0
+    assert cfg.thumb_dir == str(tmp_path / "t" / ".temp_thumb")
+    assert fastdiffpy.output_path(None, "/x") == "/x/fast_diff_py.db"
+    assert fastdiffpy.output_path("/y/z.db", "/x") == "/y/z.db"
+    assert fastdiffpy.output_path("/y", "/x") == "/y/fast_diff_py.db"
+    assert "ignored" in fastdiffpy.build_parser().format_help()  # -l is documented as a no-op
+
+
+def test_fastdiffpy_purge_and_verbose(tmp_path, capfd):
+    a = tmp_path / "A"
+    write(a / "1.png", photo(1))
+    write(a / "2.png", photo(1))
+    stale = a / ".temp_thumb" / "stale.txt"
+    stale.parent.mkdir()
+    stale.write_text("left by an earlier run")
+    assert fastdiffpy.main(["-a", str(a), "-p", "-v", "-T", "1"]) == 0
+    assert not stale.exists()
+    out = capfd.readouterr()
+    assert "make_thumbnails" in out.out + out.err  # -v shows the workflow's jobs

@@ -163,3 +163,19 @@ def test_custom_difference_function(corpus, tmp_path):
         if d <= 50.0:
             expected[(ka, kb)] = d
     assert rows == expected and rows
+
+
+def test_gpu_diff_replaces_cpu_diff_where_a_gpu_is_seen(corpus, tmp_path, monkeypatch):
+    import fast_diff_py._compare as compare
+
+    run = corpus["a"]
+    make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=100,
+              threshold=1e9, has_part_b=False, prune=False)
+    kw = dict(threshold=1e9, cpu_diff="diffs:mean_abs", gpu_diff="diffs:coarse_gpu")
+    monkeypatch.setattr(compare, "gpu_available", lambda: False)
+    compare_block_pair(tmp_path / "plan", run["thumbs"], 0, 0, tmp_path / "cpu.parquet", **kw)
+    monkeypatch.setattr(compare, "gpu_available", lambda: True)
+    compare_block_pair(tmp_path / "plan", run["thumbs"], 0, 0, tmp_path / "gpu.parquet", **kw)
+    cpu = pq.read_table(tmp_path / "cpu.parquet").column("dif").to_pylist()
+    gpu = pq.read_table(tmp_path / "gpu.parquet").column("dif").to_pylist()
+    assert len(cpu) == len(gpu) > 0 and set(gpu) == {7.0} and set(cpu) != {7.0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import signal
 import sqlite3
@@ -178,3 +180,17 @@ def test_rerun_is_a_no_op_and_config_change_reruns(tmp_path, dup_folder):
     run_workflow(tmp_path / "w", config)
     found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
     assert set(found) == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
+
+
+def test_difpy_target_writes_the_three_files(tmp_path, dup_folder):
+    run_workflow(tmp_path / "w", {"part_a": [str(dup_folder["root"])],
+                                  "second_loop": {"diff_threshold": 400}}, "difpy")
+    out = tmp_path / "w" / "results" / "difpy"
+    results = json.loads((out / "results.json").read_text())
+    lower = ast.literal_eval((out / "lower_quality.txt").read_text())
+    stats = json.loads((out / "stats.json").read_text())
+    groups = {frozenset([Path(k).name, *(Path(m).name for m, _ in ms)]) for k, ms in results.items()}
+    assert groups == {frozenset(p) for p in dup_folder["expected"]}
+    assert len(lower) == 4 and not set(lower) & set(results)
+    assert stats["process"]["search"]["parameters"]["similarity_mse"] == pytest.approx(400 / 3)
+    assert stats["process"]["search"]["files_searched"] == 10

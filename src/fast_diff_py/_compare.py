@@ -74,6 +74,15 @@ def hash_match_mask(block_a: pa.Table, block_b: pa.Table) -> np.ndarray:
     return mask
 
 
+def gpu_available() -> bool:
+    """Whether this job can use a CUDA device (torch installed and a GPU visible)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def compare_block_pair(
     plan_dir: str | os.PathLike[str],
     thumb_paths: Sequence[str],
@@ -87,6 +96,7 @@ def compare_block_pair(
     match_aspect_by: float | None = None,
     keep_non_matching_aspects: bool = False,
     cpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
+    gpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
 ) -> int:
     """Compare block ``block_a`` with ``block_b`` and write the stored pairs to ``out``.
 
@@ -95,8 +105,12 @@ def compare_block_pair(
     the hash-matching job when ``skip_matching_hash`` is set. Inside one block (``block_a ==
     block_b``) each unordered pair appears once. ``key_a < key_b`` within partition A;
     ``key_a`` is the A side for A x B. Returns the number of rows written.
+
+    ``cpu_diff`` replaces the built-in difference; on a job that sees a CUDA device,
+    ``gpu_diff`` (when given) is used instead of it.
     """
-    user_diff = resolve(cpu_diff) if cpu_diff else None  # fail early on a bad name
+    chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
+    user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
     ta = read_block(plan_dir, block_a)
     tb = ta if block_b == block_a else read_block(plan_dir, block_b)
     keys_a, keys_b = ta.column("key").to_numpy(), tb.column("key").to_numpy()

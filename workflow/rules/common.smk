@@ -64,7 +64,7 @@ def get_pair_files(wildcards):
 
 def get_prune():
     # Kept aspect rejects and user difference functions need every pair visited.
-    return not SECOND["keep_non_matching_aspects"] and not config["cpu_diff"]
+    return not SECOND["keep_non_matching_aspects"] and not (config["cpu_diff"] or config["gpu_diff"])
 
 
 def get_compare_mem_mb():

@@ -31,6 +31,7 @@ rule compare_blocks:
         match_aspect_by=SECOND["match_aspect_by"],
         keep_non_matching_aspects=SECOND["keep_non_matching_aspects"],
         cpu_diff=config["cpu_diff"],
+        gpu_diff=config["gpu_diff"],
     threads: 1
     resources:
         mem_mb=get_compare_mem_mb(),

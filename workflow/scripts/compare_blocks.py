@@ -11,4 +11,5 @@ compare_block_pair(snakemake.input.plan_dir, list(snakemake.input.thumbs),
                    int(snakemake.wildcards.a), int(snakemake.wildcards.b), snakemake.output.pairs,
                    threshold=p.threshold, rotate=p.rotate, skip_matching_hash=p.skip_matching_hash,
                    match_aspect_by=p.match_aspect_by,
-                   keep_non_matching_aspects=p.keep_non_matching_aspects, cpu_diff=p.cpu_diff)
+                   keep_non_matching_aspects=p.keep_non_matching_aspects, cpu_diff=p.cpu_diff,
+                   gpu_diff=p.gpu_diff)

@@ -19,6 +19,12 @@ from fast_diff_py import (PairStatus, block_pair_ids, compare_block_pair, make_p
 SIZE = 16
 
 
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
     """Images spread over brightness, with near copies and rotations, thumbnailed once."""
@@ -91,7 +97,8 @@ def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
     return rows
 
 
-def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size):
+def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
+                 backend="numpy"):
     plan = tmp / "plan"
     make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
               threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect)
@@ -102,7 +109,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
         out = tmp / f"pairs_{pair}.parquet"
         compare_block_pair(plan, run["thumbs"], a, b, out, threshold=threshold, rotate=rotate,
                            skip_matching_hash=skip_hash, match_aspect_by=aspect,
-                           keep_non_matching_aspects=keep_aspect)
+                           keep_non_matching_aspects=keep_aspect, backend=backend)
         files.append(out)
     if skip_hash:
         match_hashes(run["meta"], run["index"], tmp / "hash.parquet", has_part_b=run["has_b"])
@@ -125,13 +132,15 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     aspect=st.sampled_from([None, 0, 1, 1.2]),
     keep_aspect=st.booleans(),
     block_size=st.integers(1, 9),
+    backend=st.sampled_from(["numpy", "torch"] if _has_torch() else ["numpy"]),
 )
 def test_staged_equals_naive(corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect,
-                             keep_aspect, block_size):
+                             keep_aspect, block_size, backend):
     run = corpus[tag]
     tmp = tmp_path_factory.mktemp("staged")
     expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect)
-    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size)
+    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
+                       backend)
     assert got == expected
 
 

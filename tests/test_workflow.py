@@ -194,3 +194,15 @@ def test_difpy_target_writes_the_three_files(tmp_path, dup_folder):
     assert len(lower) == 4 and not set(lower) & set(results)
     assert stats["process"]["search"]["parameters"]["similarity_mse"] == pytest.approx(400 / 3)
     assert stats["process"]["search"]["files_searched"] == 10
+
+
+def test_torch_backend_gives_the_same_database(tmp_path, dup_folder):
+    pytest.importorskip("torch")
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
+            "block_size": 4}
+    run_workflow(tmp_path / "numpy", {**base, "compare": {"backend": "numpy"}})
+    run_workflow(tmp_path / "torch", {**base, "compare": {"backend": "torch"}})
+    assert db_rows(tmp_path / "numpy" / "results" / "fast_diff.db") == \
+        db_rows(tmp_path / "torch" / "results" / "fast_diff.db")
+    logs = " ".join(p.read_text() for p in (tmp_path / "torch" / "logs" / "compare").glob("compare_*"))
+    assert "on the torch kernel" in logs

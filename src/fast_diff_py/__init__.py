@@ -1,30 +1,59 @@
 """fast_diff_py: find duplicate and similar images, exactly, at any scale.
 
 The stages of the Snakemake workflow are plain functions here; the workflow's scripts and
-the command lines call them.
+the command lines call them. Names are imported on first use, so a job loads only the stage
+it runs.
 """
 
-from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
-from ._codes import FileStatus, PairStatus
-from ._compare import compare_block_pair, match_hashes
-from ._config import check_folders, load_schema, validate_config
-from ._db import build_database
-from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError
-from ._index import file_list_has_part_b, walk_partition, write_index
-from ._kernel import block_dif, naive_dif
-from ._plan import block_pair_ids, make_plan
-from ._queries import FastDiffDB, SQLiteDB
-from ._thumbnails import ImageReadError, decode_thumbnail, hash_thumbnail, make_thumbnails
-from ._workflow import WorkflowError, run_workflow
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Config", "FastDiffDB", "FastDifPy", "FirstLoopConfig", "SQLiteDB", "SecondLoopConfig",
-    "WorkflowError", "run_workflow",
-    "ConfigError", "DatabaseError", "FastDiffError", "FileStatus", "FolderError",
-    "ImageReadError", "PairStatus", "block_dif", "block_pair_ids", "build_database",
-    "check_folders", "file_list_has_part_b", "compare_block_pair", "decode_thumbnail", "hash_thumbnail", "load_schema",
-    "make_plan", "make_thumbnails", "match_hashes", "naive_dif", "validate_config",
-    "walk_partition", "write_index",
-]
+_EXPORTS = {
+    "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
+    "_codes": ["FileStatus", "PairStatus"],
+    "_compare": ["compare_block_pair", "match_hashes"],
+    "_config": ["check_folders", "load_schema", "validate_config"],
+    "_db": ["build_database"],
+    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError"],
+    "_index": ["file_list_has_part_b", "walk_partition", "write_index"],
+    "_kernel": ["block_dif", "naive_dif"],
+    "_plan": ["block_pair_ids", "make_plan"],
+    "_queries": ["FastDiffDB", "SQLiteDB"],
+    "_thumbnails": ["ImageReadError", "decode_thumbnail", "hash_thumbnail", "make_thumbnails"],
+    "_workflow": ["WorkflowError", "run_workflow"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fast_diff_py' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:  # for type checkers and editors
+    from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
+    from ._codes import FileStatus, PairStatus  # noqa: F401
+    from ._compare import compare_block_pair, match_hashes  # noqa: F401
+    from ._config import check_folders, load_schema, validate_config  # noqa: F401
+    from ._db import build_database  # noqa: F401
+    from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError  # noqa: F401
+    from ._index import file_list_has_part_b, walk_partition, write_index  # noqa: F401
+    from ._kernel import block_dif, naive_dif  # noqa: F401
+    from ._plan import block_pair_ids, make_plan  # noqa: F401
+    from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
+    from ._thumbnails import ImageReadError, decode_thumbnail, hash_thumbnail, make_thumbnails  # noqa: F401
+    from ._workflow import WorkflowError, run_workflow  # noqa: F401

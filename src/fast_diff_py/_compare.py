@@ -97,6 +97,7 @@ def compare_block_pair(
     keep_non_matching_aspects: bool = False,
     cpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
     gpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
+    backend: str = "auto",
 ) -> int:
     """Compare block ``block_a`` with ``block_b`` and write the stored pairs to ``out``.
 
@@ -107,8 +108,11 @@ def compare_block_pair(
     ``key_a`` is the A side for A x B. Returns the number of rows written.
 
     ``cpu_diff`` replaces the built-in difference; on a job that sees a CUDA device,
-    ``gpu_diff`` (when given) is used instead of it.
+    ``gpu_diff`` (when given) is used instead of it. ``backend`` picks the built-in kernel:
+    ``numpy``, ``torch`` (CUDA if seen, else CPU) or ``auto`` (torch on CUDA, else numpy).
     """
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
     chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
     user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
     ta = read_block(plan_dir, block_a)
@@ -135,7 +139,17 @@ def compare_block_pair(
         rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
         if len(rows) and len(cols):
             y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
-            dif[np.ix_(rows, cols)] = block_dif(x[rows], y[cols], rotate)
+            use_torch = backend == "torch" or (backend == "auto" and gpu_available())
+            logger.info("blocks %d x %d: %d x %d thumbnails on the %s kernel", block_a, block_b,
+                        len(rows), len(cols), "torch" if use_torch else "numpy")
+            if use_torch:
+                from ._kernel_torch import block_matches_torch, default_device
+
+                r, c, d = block_matches_torch(x[rows], y[cols], threshold, rotate)
+                logger.info("torch device: %s", default_device())
+                dif[rows[r], cols[c]] = d
+            else:
+                dif[np.ix_(rows, cols)] = block_dif(x[rows], y[cols], rotate)
     elif candidates.any():
         x = load_thumbnails(ta, thumb_paths)
         y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)

@@ -32,6 +32,7 @@ rule compare_blocks:
         keep_non_matching_aspects=SECOND["keep_non_matching_aspects"],
         cpu_diff=config["cpu_diff"],
         gpu_diff=config["gpu_diff"],
+        backend=config["compare"]["backend"],
     threads: 1
     resources:
         mem_mb=get_compare_mem_mb(),

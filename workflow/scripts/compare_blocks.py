@@ -12,4 +12,4 @@ compare_block_pair(snakemake.input.plan_dir, list(snakemake.input.thumbs),
                    threshold=p.threshold, rotate=p.rotate, skip_matching_hash=p.skip_matching_hash,
                    match_aspect_by=p.match_aspect_by,
                    keep_non_matching_aspects=p.keep_non_matching_aspects, cpu_diff=p.cpu_diff,
-                   gpu_diff=p.gpu_diff)
+                   gpu_diff=p.gpu_diff, backend=p.backend)

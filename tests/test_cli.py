@@ -267,3 +267,27 @@ def test_fastdiffpy_purge_and_verbose(tmp_path, capfd):
     assert not stale.exists()
     out = capfd.readouterr()
     assert "make_thumbnails" in out.out + out.err  # -v shows the workflow's jobs
+
+
+def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
+    a = tmp_path / "A"
+    write(a / "1.png", photo(1))
+    write(a / "2.png", photo(1))
+    args = fastdiffpy.build_parser().parse_args(["-a", str(a), "-T", "5"])
+    cfg = fastdiffpy.config_from_args(args)
+    fdo = fastdiffpy.FastDifPy(config=cfg)
+    fdo.full_index()
+    fdo.first_loop()  # ... and then the run was interrupted
+    stack = next((a / ".temp_thumb" / "work" / "thumbnails").glob("*.npy"))
+    before = stack.stat().st_mtime_ns
+    seen = []
+    real = fastdiffpy.FastDifPy.second_loop
+
+    def second_loop(self, *a, **kw):
+        seen.append(stack.stat().st_mtime_ns)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(fastdiffpy.FastDifPy, "second_loop", second_loop)
+    assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
+    assert seen == [before]  # the thumbnails of the interrupted run were kept
+    assert sqlite3.connect(a / "fast_diff_py.db").execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]

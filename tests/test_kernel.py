@@ -88,3 +88,41 @@ def test_pairwise_dif_uses_the_user_function_and_checks_it():
     assert got.shape == (2, 3) and (got == 13).all()
     with pytest.raises(ValueError, match="returned -1.0"):
         pairwise_dif(x, y, True, lambda a, b, r: -1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(stacks(), st.booleans(), st.floats(0, 3 * 255**2), st.integers(1, 8))
+def test_grid_bound_never_drops_a_match(xy, rotate, threshold, wanted):
+    from fast_diff_py._kernel import grid_bound_mask, grid_cells, grid_sums
+
+    x, y = xy
+    size = x.shape[1]
+    cells = grid_cells(size, wanted)
+    assert size % cells == 0
+    keep = grid_bound_mask(grid_sums(x, cells), grid_sums(y, cells), size, threshold, rotate)
+    truth = naive_matrix(x, y, rotate) <= threshold
+    assert not (truth & ~keep).any()
+
+
+def test_grid_bound_is_tight_for_copies_and_prunes_strangers():
+    from fast_diff_py._kernel import grid_bound_mask, grid_sums
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    y = np.stack([np.rot90(x[0], 3, axes=(0, 1)), x[1] // 2, 255 - x[2]])
+    keep = grid_bound_mask(grid_sums(x, 8), grid_sums(y, 8), 64, 10.0, rotate=True)
+    assert keep[0, 0] and not keep[1, 1] and not keep[2, 2]
+    assert not grid_bound_mask(grid_sums(x, 8), grid_sums(y, 8), 64, 10.0, rotate=False)[0, 0] or \
+        naive_dif(x[0], y[0], False) <= 10
+
+
+@settings(max_examples=100, deadline=None)
+@given(stacks(), st.booleans(), st.data())
+def test_pair_dif_equals_naive(xy, rotate, data):
+    from fast_diff_py._kernel import pair_dif
+
+    x, y = xy
+    rows = np.array(data.draw(st.lists(st.integers(0, len(x) - 1), min_size=1, max_size=12)))
+    cols = np.array(data.draw(st.lists(st.integers(0, len(y) - 1), min_size=len(rows), max_size=len(rows))))
+    got = pair_dif(x, y, rows, cols, rotate)
+    assert np.array_equal(got, np.array([naive_dif(x[i], y[j], rotate) for i, j in zip(rows, cols)]))

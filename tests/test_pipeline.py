@@ -39,6 +39,13 @@ def corpus(tmp_path_factory) -> dict:
             write(root / "B" / f"{i:02d}_near.png", near.astype(np.uint8))
         if i % 4 == 1:
             write(root / "B" / f"{i:02d}_rot.png", np.rot90(base, 3).copy())
+    # thumbnail-sized images constant on the pruning grid's cells, and copies 3 levels
+    # brighter: the grid bound equals their true difference (27), so pruning is at its edge
+    for i in range(3):
+        cells = rng.integers(10, 240, (8, 8, 3), dtype=np.uint8)
+        blocky = np.repeat(np.repeat(cells, 2, axis=0), 2, axis=1)
+        write(root / "A" / f"blocky_{i}.png", blocky)
+        write(root / "B" / f"blocky_{i}_bright.png", blocky + np.uint8(3))
     (root / "A" / "broken.png").write_bytes(b"\x89PNG broken")
     out = {"root": root}
     for tag, part_a, part_b in (("a", [str(root / "A"), str(root / "B")], []),
@@ -126,7 +133,8 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     tag=st.sampled_from(["a", "ab"]),
-    threshold=st.one_of(st.sampled_from([0.0, 15.0, 200.0, 3 * 255.0**2]), st.floats(0, 3000)),
+    threshold=st.one_of(st.sampled_from([0.0, 15.0, 27.0, 30.0, 200.0, 3 * 255.0**2]),
+                        st.floats(0, 3000)),
     rotate=st.booleans(),
     skip_hash=st.booleans(),
     aspect=st.sampled_from([None, 0, 1, 1.2]),

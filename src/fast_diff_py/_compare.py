@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 
 from ._codes import PairStatus
 from ._io import atomic_path
-from ._kernel import block_dif, channel_bound_mask, pairwise_dif
+from ._kernel import (block_dif, channel_bound_mask, grid_bound_mask, grid_cells, grid_sums,
+                      pair_dif, pairwise_dif)
 from ._plan import read_block
 from ._plugins import resolve
 from ._thumbnails import HASH_COLUMNS
@@ -72,6 +73,38 @@ def hash_match_mask(block_a: pa.Table, block_b: pa.Table) -> np.ndarray:
             if h is not None and h in where:
                 mask[i, where[h]] = True
     return mask
+
+
+SPARSE = 0.02  # below this share of surviving pairs, compare pair by pair, not by matrix product
+
+
+def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                candidates: np.ndarray, dif: np.ndarray, threshold: float, rotate: bool,
+                backend: str, what: str) -> None:
+    """Fill ``dif`` exactly wherever ``candidates`` (already cut by the channel bound) holds
+    a pair that the grid bound cannot rule out; other entries stay infinite."""
+    size = x.shape[1]
+    cells = grid_cells(size)
+    sub = candidates[np.ix_(rows, cols)]
+    sub &= grid_bound_mask(grid_sums(x[rows], cells), grid_sums(y[cols], cells), size, threshold, rotate)
+    r, c = np.nonzero(sub)
+    if len(r) <= SPARSE * sub.size:
+        logger.info("%s: %d of %d pairs survive the bounds; comparing them one by one",
+                    what, len(r), candidates.size)
+        dif[rows[r], cols[c]] = pair_dif(x, y, rows[r], cols[c], rotate)
+        return
+    rows, cols = rows[np.unique(r)], cols[np.unique(c)]
+    use_torch = backend == "torch" or (backend == "auto" and gpu_available())
+    logger.info("%s: %d x %d thumbnails on the %s kernel", what, len(rows), len(cols),
+                "torch" if use_torch else "numpy")
+    if use_torch:
+        from ._kernel_torch import block_matches_torch, default_device
+
+        logger.info("torch device: %s", default_device())
+        i, j, d = block_matches_torch(x[rows], y[cols], threshold, rotate)
+        dif[rows[i], cols[j]] = d
+    else:
+        dif[np.ix_(rows, cols)] = block_dif(x[rows], y[cols], rotate)
 
 
 def gpu_available() -> bool:
@@ -139,17 +172,8 @@ def compare_block_pair(
         rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
         if len(rows) and len(cols):
             y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
-            use_torch = backend == "torch" or (backend == "auto" and gpu_available())
-            logger.info("blocks %d x %d: %d x %d thumbnails on the %s kernel", block_a, block_b,
-                        len(rows), len(cols), "torch" if use_torch else "numpy")
-            if use_torch:
-                from ._kernel_torch import block_matches_torch, default_device
-
-                r, c, d = block_matches_torch(x[rows], y[cols], threshold, rotate)
-                logger.info("torch device: %s", default_device())
-                dif[rows[r], cols[c]] = d
-            else:
-                dif[np.ix_(rows, cols)] = block_dif(x[rows], y[cols], rotate)
+            _exact_difs(x, y, rows, cols, candidates, dif, threshold, rotate, backend,
+                        f"blocks {block_a} x {block_b}")
     elif candidates.any():
         x = load_thumbnails(ta, thumb_paths)
         y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)

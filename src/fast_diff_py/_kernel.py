@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["naive_dif", "channel_sums", "channel_bound_mask", "block_dif", "pairwise_dif"]
+__all__ = ["naive_dif", "channel_sums", "channel_bound_mask", "block_dif", "pairwise_dif",
+           "grid_cells", "grid_sums", "grid_bound_mask", "pair_dif"]
 
 _CHUNK = 1024  # entries per float32 partial product; 1024 * 128^2 = 2^24
 
@@ -52,8 +53,9 @@ def channel_bound_mask(sums_a: np.ndarray, sums_b: np.ndarray, size: int, thresh
     ``dif >= sum_c (sa_c - sb_c)^2 / S^4`` for every rotation. A pair is dropped only when that
     bound exceeds the threshold with a margin, so no true match is ever dropped.
     """
-    d = sums_a[:, None, :].astype(np.float64) - sums_b[None, :, :].astype(np.float64)
-    bound = np.einsum("ijc,ijc->ij", d, d)
+    a, b = sums_a.astype(np.float64), sums_b.astype(np.float64)
+    # |sa - sb|^2 expanded; every term is an integer below 2^53, so this is exact
+    bound = np.einsum("ic,ic->i", a, a)[:, None] + np.einsum("jc,jc->j", b, b)[None, :] - 2.0 * (a @ b.T)
     return bound <= threshold * float(size) ** 4 * (1 + 1e-9) + 1
 
 
@@ -103,4 +105,63 @@ def pairwise_dif(
             if not value >= 0:
                 raise ValueError(f"difference function {fn!r} returned {value!r}; it must be >= 0")
             out[i, j] = value
+    return out
+
+
+def grid_cells(size: int, wanted: int = 8) -> int:
+    """Cells per side of the pruning grid: the largest divisor of S not above ``wanted``."""
+    return max(g for g in range(1, min(wanted, size) + 1) if size % g == 0)
+
+
+def grid_sums(x: np.ndarray, cells: int) -> np.ndarray:
+    """Pixel sums over a ``cells x cells`` grid, per channel (n x cells x cells x 3, int64)."""
+    n, size = x.shape[0], x.shape[1]
+    step = size // cells
+    return x.reshape(n, cells, step, cells, step, x.shape[3]).sum(axis=(2, 4), dtype=np.int64)
+
+
+def grid_bound_mask(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
+                    rotate: bool = True) -> np.ndarray:
+    """Pairs that can lie within ``threshold`` by the grid bound (n x m bool).
+
+    Projecting onto images that are constant on each grid cell shortens distances, so
+    ``sum((a - b)^2) >= sum_cells (cellsum(a) - cellsum(b))^2 / cell_pixels`` for each
+    rotation, and the cell sums of a rotated image are the rotated cell sums. All terms are
+    integers below 2^53, so the float64 products here are exact; a pair is dropped only when
+    the bound exceeds the threshold for every rotation.
+    """
+    cells = grid_a.shape[1]
+    cell_pixels = (size // cells) ** 2
+    fb = grid_b.reshape(len(grid_b), -1).astype(np.float64)
+    norm_b = np.einsum("ij,ij->i", fb, fb)
+    best = None
+    for k in range(4) if rotate else range(1):
+        fa = np.rot90(grid_a, k, axes=(1, 2)).reshape(len(grid_a), -1).astype(np.float64)
+        dist = np.einsum("ij,ij->i", fa, fa)[:, None] + norm_b[None, :] - 2.0 * (fa @ fb.T)
+        best = dist if best is None else np.minimum(best, dist)
+    return best <= threshold * float(size) ** 2 * cell_pixels * (1 + 1e-9) + 1
+
+
+def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+             rotate: bool = True) -> np.ndarray:
+    """``dif`` of the pairs ``(x[rows[t]], y[cols[t]])``: for the few pairs that survive
+    pruning, where a full matrix product would be wasted.
+
+    Pairs are grouped by their x image; each group is one small float64 product of the
+    group's y images with the four rotations of that x image (integers below 2^53: exact).
+    """
+    size = x.shape[1]
+    out = np.empty(len(rows), np.float64)
+    if not len(rows):
+        return out
+    order = np.argsort(rows, kind="stable")
+    bounds = np.flatnonzero(np.diff(rows[order])) + 1
+    for group in np.split(order, bounds):
+        i = rows[group[0]]
+        xi = x[i].astype(np.float64) - 128.0
+        xr = np.stack([np.rot90(xi, k, axes=(0, 1)).ravel() for k in (range(4) if rotate else range(1))])
+        yj = y[cols[group]].reshape(len(group), -1).astype(np.float64) - 128.0
+        best = (yj @ xr.T).max(axis=1)
+        sse = np.dot(xr[0], xr[0]) + np.einsum("ij,ij->i", yj, yj) - 2.0 * best
+        out[group] = sse / np.float64(size * size)
     return out

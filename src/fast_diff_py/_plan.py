@@ -92,7 +92,8 @@ def make_plan(
     order = np.lexsort((keys, block))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        pq.write_table(table.take(order), tmp / "blocks.parquet")
+        # a row group per block's worth of rows, so a compare job reads only its own
+        pq.write_table(table.take(order), tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
             pa.table({"block_a": pairs_a, "block_b": pairs_b},
                      schema=pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())])),
@@ -110,5 +111,13 @@ def block_pair_ids(plan_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:
-    """The rows of one block, in key order."""
-    return pq.read_table(os.path.join(plan_dir, "blocks.parquet"), filters=[("block", "=", block)])
+    """The rows of one block, in key order (reading only the row groups that hold it)."""
+    pf = pq.ParquetFile(os.path.join(plan_dir, "blocks.parquet"))
+    column = pf.schema_arrow.get_field_index("block")
+    groups = []
+    for g in range(pf.num_row_groups):
+        stats = pf.metadata.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.min <= block <= stats.max:
+            groups.append(g)
+    table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+    return table.filter(pc.equal(table.column("block"), block))

@@ -33,7 +33,7 @@ rule compare_blocks:
         cpu_diff=config["cpu_diff"],
         gpu_diff=config["gpu_diff"],
         backend=config["compare"]["backend"],
-    threads: 1
+    threads: 2
     resources:
         mem_mb=get_compare_mem_mb(),
     conda:

@@ -1,11 +1,13 @@
 """Snakemake adapter: compare one block pair."""
 import logging
+import os
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 from fast_diff_py import compare_block_pair
 
+logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
 compare_block_pair(snakemake.input.plan_dir, list(snakemake.input.thumbs),
                    int(snakemake.wildcards.a), int(snakemake.wildcards.b), snakemake.output.pairs,

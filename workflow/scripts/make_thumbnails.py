@@ -1,11 +1,13 @@
 """Snakemake adapter: thumbnails and hashes of one index shard."""
 import logging
+import os
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 from fast_diff_py import make_thumbnails
 
+logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
 make_thumbnails(snakemake.input.shard, snakemake.output.thumbs, snakemake.output.meta,
                 size=p.size, interpolation=p.interpolation, compute_hash=p.compute_hash,

@@ -1,0 +1,74 @@
+"""The pinned conda environments parse, pin everything the jobs import, and agree with
+pyproject.toml; every rule that runs code names one."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from conftest import REPO
+
+ENVS = sorted((REPO / "workflow" / "envs").glob("*.yaml"))
+IMPORTED = {"numpy", "opencv-python-headless", "pyarrow", "polars", "pyyaml", "jsonschema"}
+
+
+def pins(env: dict) -> dict[str, str]:
+    out = {}
+    for dep in env["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            name, sep, version = re.split(r"(==|=)", item, maxsplit=1) if "=" in item else (item, "", "")
+            out[name.strip().lower()] = version.strip()
+    return out
+
+
+def test_envs_exist_and_parse():
+    assert {p.name for p in ENVS} >= {"cpu.yaml", "gpu.yaml"}
+    for path in ENVS:
+        env = yaml.safe_load(path.read_text())
+        assert env["channels"] == ["conda-forge", "nodefaults"], path.name
+        for name, version in pins(env).items():
+            assert version or name == "pip", f"{path.name}: {name} is not pinned"
+
+
+@pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
+def test_envs_pin_what_the_jobs_import_and_agree_with_pyproject(path):
+    env = pins(yaml.safe_load(path.read_text()))
+    assert IMPORTED <= set(env), f"{path.name} lacks {IMPORTED - set(env)}"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    required = [Requirement(r) for r in project["dependencies"]]
+    required += [Requirement(r) for r in project["optional-dependencies"]["gpu"]]
+    for req in required:
+        name = req.name.lower()
+        if name in env:
+            assert req.specifier.contains(env[name], prereleases=True), \
+                f"{path.name} pins {name}=={env[name]}, pyproject asks {req.specifier}"
+    assert ("torch" in env) == (path.name == "gpu.yaml")
+    assert env["python"].startswith("3.11")
+
+
+def test_every_rule_that_runs_code_names_an_environment():
+    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    rules = re.split(r"\n(?=(?:rule|checkpoint) )", "\n" + text)
+    for rule in rules:
+        if "script:" in rule or "shell:" in rule:
+            assert "conda:" in rule, rule.splitlines()[0]
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm", "slurm-gpu"])
+def test_profiles_parse(tmp_path, profile):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    import subprocess
+    import sys
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+         str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--dry-run",
+         "--profile", str(REPO / "workflow" / "profiles" / profile)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -26,13 +26,15 @@ def slurm():
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
         pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
+    already_up = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
     start = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True)
     if start.returncode != 0:
         reason = f"local SLURM did not start: {start.stderr.strip()[-500:]}"
         print(reason)
         pytest.skip(reason)
     yield
-    subprocess.run([str(SCRIPT), "stop"], capture_output=True)
+    if not already_up:  # leave a cluster that the caller started running
+        subprocess.run([str(SCRIPT), "stop"], capture_output=True)
 
 
 def test_slurm_run_equals_local_run(tmp_path, slurm):

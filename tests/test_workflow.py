@@ -205,4 +205,18 @@ def test_torch_backend_gives_the_same_database(tmp_path, dup_folder):
     assert db_rows(tmp_path / "numpy" / "results" / "fast_diff.db") == \
         db_rows(tmp_path / "torch" / "results" / "fast_diff.db")
     logs = " ".join(p.read_text() for p in (tmp_path / "torch" / "logs" / "compare").glob("compare_*"))
-    assert "on the torch kernel" in logs
+    assert "kernel torch on cpu (backend torch)" in logs
+
+
+def test_gpu_jobs_are_their_own_rule_with_the_same_result(tmp_path, dup_folder):
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
+            "block_size": 4}
+    run_workflow(tmp_path / "cpu", base)
+    run_workflow(tmp_path / "gpu", {**base, "compare": {"gpu_jobs": True}})
+    assert db_rows(tmp_path / "cpu" / "results" / "fast_diff.db") == \
+        db_rows(tmp_path / "gpu" / "results" / "fast_diff.db")
+    gpu_logs = list((tmp_path / "gpu" / "logs" / "compare").glob("compare_blocks_gpu_*.log"))
+    assert gpu_logs and not list((tmp_path / "gpu" / "results" / "work").glob("pairs/*"))
+    text = " ".join(p.read_text() for p in gpu_logs)
+    # no GPU here: auto falls back to numpy and says so
+    assert "kernel numpy (backend auto, no GPU seen)" in text

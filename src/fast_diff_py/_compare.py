@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -83,24 +85,29 @@ def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray
                 backend: str, what: str) -> None:
     """Fill ``dif`` exactly wherever ``candidates`` (already cut by the channel bound) holds
     a pair that the grid bound cannot rule out; other entries stay infinite."""
+    use_torch = backend == "torch" or (backend == "auto" and gpu_available())
+    if use_torch:
+        from ._kernel_torch import default_device
+
+        logger.info("%s: kernel torch on %s (backend %s)", what, default_device(), backend)
+    else:
+        logger.info("%s: kernel numpy (backend %s%s)", what, backend,
+                    ", no GPU seen" if backend == "auto" else "")
     size = x.shape[1]
     cells = grid_cells(size)
     sub = candidates[np.ix_(rows, cols)]
     sub &= grid_bound_mask(grid_sums(x[rows], cells), grid_sums(y[cols], cells), size, threshold, rotate)
     r, c = np.nonzero(sub)
     if len(r) <= SPARSE * sub.size:
-        logger.info("%s: %d of %d pairs survive the bounds; comparing them one by one",
+        logger.info("%s: %d of %d pairs survive the bounds; comparing them one by one (CPU)",
                     what, len(r), candidates.size)
         dif[rows[r], cols[c]] = pair_dif(x, y, rows[r], cols[c], rotate)
         return
     rows, cols = rows[np.unique(r)], cols[np.unique(c)]
-    use_torch = backend == "torch" or (backend == "auto" and gpu_available())
-    logger.info("%s: %d x %d thumbnails on the %s kernel", what, len(rows), len(cols),
-                "torch" if use_torch else "numpy")
+    logger.info("%s: %d x %d thumbnails by matrix products", what, len(rows), len(cols))
     if use_torch:
-        from ._kernel_torch import block_matches_torch, default_device
+        from ._kernel_torch import block_matches_torch
 
-        logger.info("torch device: %s", default_device())
         i, j, d = block_matches_torch(x[rows], y[cols], threshold, rotate)
         dif[rows[i], cols[j]] = d
     else:
@@ -108,11 +115,17 @@ def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray
 
 
 def gpu_available() -> bool:
-    """Whether this job can use a CUDA device (torch installed and a GPU visible)."""
-    try:
-        import torch
-    except ImportError:
+    """Whether this job can use a CUDA device (torch installed and a GPU visible).
+
+    torch is imported only where a GPU driver's device files exist: the import alone costs
+    seconds, which a CPU job should not pay.
+    """
+    if importlib.util.find_spec("torch") is None:
         return False
+    if not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd")):
+        return False
+    import torch
+
     return bool(torch.cuda.is_available())
 
 

@@ -51,8 +51,13 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 }
 
+up() {
+  timeout 5 sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'
+}
+
 start() {
   command -v slurmctld >/dev/null || { echo "slurmctld is not installed" >&2; exit 3; }
+  if up; then echo "local SLURM is already up"; return 0; fi
   write_conf
   mkdir -p /etc/munge /run/munge /var/lib/munge /var/log/munge
   [ -s /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
@@ -63,7 +68,7 @@ start() {
   slurmctld -c -f "$CONF"
   slurmd -f "$CONF"
   for _ in $(seq 60); do
-    if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+    if up; then
       echo "local SLURM is up: $(sinfo -h -o '%P %D %T %c CPUs %m MB')"
       return 0
     fi
@@ -92,6 +97,6 @@ case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
-  status) sinfo ;;
+  status) if up; then sinfo; else echo "local SLURM is down"; exit 1; fi ;;
   *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
 esac

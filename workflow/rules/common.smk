@@ -18,6 +18,7 @@ RESULTS = config["results_dir"]
 FIRST = config["first_loop"]
 SECOND = config["second_loop"]
 HAS_PART_B = bool(config["part_b"]) or fdp.file_list_has_part_b(config["file_list"])
+PAIRS = "pairs_gpu" if config["compare"]["gpu_jobs"] else "pairs"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 
 
@@ -56,7 +57,7 @@ def get_pair_files(wildcards):
     if not config["do_second_loop"]:
         return []
     plan_dir = checkpoints.plan_blocks.get().output.plan_dir
-    files = [f"{RESULTS}/pairs/{pair}.parquet" for pair in fdp.block_pair_ids(plan_dir)]
+    files = [f"{RESULTS}/{PAIRS}/{pair}.parquet" for pair in fdp.block_pair_ids(plan_dir)]
     if SECOND["skip_matching_hash"]:
         files.append(f"{RESULTS}/hash_pairs.parquet")
     return files

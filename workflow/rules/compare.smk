@@ -44,6 +44,19 @@ rule compare_blocks:
         "../scripts/compare_blocks.py"
 
 
+# The same comparison as a GPU job: a profile maps `gpu` to its cluster's GPU nodes.
+use rule compare_blocks as compare_blocks_gpu with:
+    output:
+        pairs=f"{RESULTS}/pairs_gpu/{{a}}_{{b}}.parquet",
+    resources:
+        mem_mb=get_compare_mem_mb(),
+        gpu=1,
+    conda:
+        "../envs/gpu.yaml"
+    log:
+        "logs/compare/compare_blocks_gpu_{a}_{b}.log",
+
+
 rule match_hashes:
     input:
         index=get_index_shards,

@@ -39,6 +39,8 @@ def corpus(tmp_path_factory) -> dict:
             write(root / "B" / f"{i:02d}_near.png", near.astype(np.uint8))
         if i % 4 == 1:
             write(root / "B" / f"{i:02d}_rot.png", np.rot90(base, 3).copy())
+        if i in (2, 7):  # exact copies: dif 0 whatever the resize does
+            write(root / "B" / f"{i:02d}_copy.png", base)
     # thumbnail-sized images constant on the pruning grid's cells, and copies 3 levels
     # brighter: the grid bound equals their true difference (27), so pruning is at its edge
     for i in range(3):
@@ -159,6 +161,18 @@ def test_pruning_skips_block_pairs(corpus, tmp_path):
     kept = make_plan(run["meta"], run["index"], tmp_path / "pruned", size=SIZE, block_size=2,
                      threshold=10.0, has_part_b=False, prune=True)
     assert kept < total / 2
+
+
+def test_threshold_zero_pairs_only_blocks_sharing_a_digest(corpus, tmp_path):
+    run = corpus["a"]
+    n_images = len(all_images(run))
+    pairs = make_plan(run["meta"], run["index"], tmp_path / "zero", size=SIZE, block_size=2,
+                      threshold=0.0, has_part_b=False)
+    blocks = pq.read_table(tmp_path / "zero" / "blocks.parquet").column("block").to_numpy()
+    assert pairs <= (n_images + 1) // 2  # at most one per block, not one per pair of blocks
+    digests = pq.read_table(tmp_path / "zero" / "blocks.parquet").column("canonical").to_pylist()
+    assert len(set(digests)) < len(digests)  # the corpus holds rotated copies
+    assert blocks.max() + 1 == (n_images + 1) // 2
 
 
 def test_custom_difference_function(corpus, tmp_path):

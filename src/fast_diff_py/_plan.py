@@ -25,7 +25,7 @@ __all__ = ["make_plan", "read_block", "block_pair_ids"]
 
 logger = logging.getLogger(__name__)
 
-_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS]
+_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS, "canonical"]
 
 
 def _decoded(meta_paths: list[str], index_paths: list[str]) -> pa.Table:
@@ -57,16 +57,23 @@ def make_plan(
 
     Without partition B every unordered pair of A-blocks (a block with itself included) is
     listed; with B, every A-block x B-block pair. ``prune=False`` lists them all.
+
+    With ``threshold == 0`` images are ordered by their canonical digest instead (equal for
+    thumbnails equal up to a rotation) and only blocks sharing a digest are paired, so the
+    number of jobs grows linearly with the number of images.
     """
     table = _decoded(meta_paths, index_paths)
     sums = np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
+    exact = prune and threshold == 0
+    canonical = np.asarray(table.column("canonical").to_pylist(), dtype=object)
     block = np.empty(len(table), np.int32)
     block_part, lo, hi = [], [], []  # per block: partition, per-channel sum minima / maxima
     for part in (0, 1):
         idx = np.flatnonzero(part_b == part)
-        idx = idx[np.lexsort((keys[idx], sums[idx].sum(axis=1)))]
+        order_key = canonical[idx].astype(str) if exact else sums[idx].sum(axis=1)
+        idx = idx[np.lexsort((keys[idx], order_key))]
         for start in range(0, len(idx), block_size):
             members = idx[start:start + block_size]
             block[members] = len(block_part)
@@ -80,6 +87,11 @@ def make_plan(
     a_blocks = np.flatnonzero(block_part == 0)
     b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
     pairs_a, pairs_b, candidates = [], [], 0
+    if exact:
+        pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
+        n = len(a_blocks)
+        candidates = n * len(b_blocks) if has_part_b else n * (n + 1) // 2
+        a_blocks = []
     for i in a_blocks:
         js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
         candidates += len(js)
@@ -102,6 +114,25 @@ def make_plan(
     logger.info("%d images in %d blocks; %d of %d block pairs can hold a match",
                 len(table), len(block_part), len(pairs_a), candidates)
     return len(pairs_a)
+
+
+def _blocks_sharing(block: np.ndarray, part_b: np.ndarray, canonical: np.ndarray,
+                    has_part_b: bool) -> tuple[list[int], list[int]]:
+    """Block pairs (A side first) that hold two images with the same canonical digest."""
+    where: dict[str, tuple[set[int], set[int], list[int]]] = {}
+    for b, p, c in zip(block.tolist(), part_b.tolist(), canonical.tolist()):
+        entry = where.setdefault(c, (set(), set(), [0, 0]))
+        entry[p].add(b)
+        entry[2][p] += 1
+    pairs: set[tuple[int, int]] = set()
+    for a_side, b_side, (count_a, count_b) in where.values():
+        if has_part_b and count_b:
+            pairs.update((i, j) for i in a_side for j in b_side)
+        elif not has_part_b and count_a > 1:  # a digest nobody else has needs no comparison
+            blocks = sorted(a_side)
+            pairs.update((i, j) for n, i in enumerate(blocks) for j in blocks[n:])
+    ordered = sorted(pairs)
+    return [i for i, _ in ordered], [j for _, j in ordered]
 
 
 def block_pair_ids(plan_dir: str | os.PathLike[str]) -> list[str]:

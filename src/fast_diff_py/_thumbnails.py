@@ -41,6 +41,9 @@ META_SCHEMA = pa.schema(
         ("sum_1", pa.int64()),
         ("sum_2", pa.int64()),
         *[(h, pa.string()) for h in HASH_COLUMNS],
+        # the smallest digest of the unshifted thumbnail's rotations: equal for images whose
+        # dif is 0, which lets the planner answer diff_threshold 0 without products
+        ("canonical", pa.string()),
     ]
 )
 
@@ -123,6 +126,13 @@ def default_hash(mat: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def canonical_digest(thumb: np.ndarray, rotate: bool = True) -> str:
+    """The smallest BLAKE2b digest over the thumbnail's rotations (only 0 without rotate):
+    thumbnails equal up to a rotation share it."""
+    return min(hashlib.blake2b(np.ascontiguousarray(r).tobytes(), digest_size=16).hexdigest()
+               for r in rotations(thumb, rotate))
+
+
 def hash_thumbnail(
     thumb: np.ndarray,
     *,
@@ -183,6 +193,7 @@ def make_thumbnails(
             out.update(success=int(FileStatus.ERROR), error=str(exc))
             return None, out
         out["success"] = int(FileStatus.SUCCESS)
+        out["canonical"] = canonical_digest(thumb, rotate)
         if compute_hash:
             out.update(zip(HASH_COLUMNS, hash_thumbnail(
                 thumb, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)))

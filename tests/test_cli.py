@@ -194,13 +194,18 @@ def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_fastdiffpy_recovers(tmp_path):
+def _interrupted_fastdiffpy(tmp_path: Path):
+    """Two equal images and the FastDifPy object `fastdiffpy -a A -T 5` would run."""
     a = tmp_path / "A"
     write(a / "1.png", photo(1))
     write(a / "2.png", photo(1))
     args = fastdiffpy.build_parser().parse_args(["-a", str(a), "-T", "5"])
     cfg = fastdiffpy.config_from_args(args)
-    fdo = fastdiffpy.FastDifPy(config=cfg)
+    return a, cfg, fastdiffpy.FastDifPy(config=cfg)
+
+
+def test_fastdiffpy_recovers(tmp_path):
+    a, cfg, fdo = _interrupted_fastdiffpy(tmp_path)
     Path(cfg.config_path).write_text(json.dumps(cfg.to_dict()))
     fdo.full_index()  # ... and then the run was interrupted
     assert fastdiffpy.main(["-R", str(a)]) == 0
@@ -270,12 +275,7 @@ def test_fastdiffpy_purge_and_verbose(tmp_path, capfd):
 
 
 def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
-    a = tmp_path / "A"
-    write(a / "1.png", photo(1))
-    write(a / "2.png", photo(1))
-    args = fastdiffpy.build_parser().parse_args(["-a", str(a), "-T", "5"])
-    cfg = fastdiffpy.config_from_args(args)
-    fdo = fastdiffpy.FastDifPy(config=cfg)
+    a, _, fdo = _interrupted_fastdiffpy(tmp_path)
     fdo.full_index()
     fdo.first_loop()  # ... and then the run was interrupted
     stack = next((a / ".temp_thumb" / "work" / "thumbnails").glob("*.npy"))

@@ -177,21 +177,19 @@ def compare_block_pair(
     candidates = keep & aspect_ok
 
     dif = np.full(candidates.shape, np.inf)
-    if user_diff is None:
+    x = load_thumbnails(ta, thumb_paths)
+    if user_diff is None:  # no bound holds for a user's function
         sums_a = np.stack([ta.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
         sums_b = np.stack([tb.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
-        x = load_thumbnails(ta, thumb_paths)
         candidates &= channel_bound_mask(sums_a, sums_b, x.shape[1], threshold)
-        rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
-        if len(rows) and len(cols):
-            y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
+    rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+    if len(rows) and len(cols):
+        y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
+        if user_diff is None:
             _exact_difs(x, y, rows, cols, candidates, dif, threshold, rotate, backend,
                         f"blocks {block_a} x {block_b}")
-    elif candidates.any():
-        x = load_thumbnails(ta, thumb_paths)
-        y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
-        rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
-        dif[np.ix_(rows, cols)] = pairwise_dif(x[rows], y[cols], rotate, user_diff)
+        else:
+            dif[np.ix_(rows, cols)] = pairwise_dif(x[rows], y[cols], rotate, user_diff)
     matched = candidates & (dif <= threshold)
 
     parts = [(matched, dif, PairStatus.COMPUTED)]

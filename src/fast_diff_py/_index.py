@@ -109,22 +109,23 @@ def walk_partition(
             stack.extend(reversed(subfolders))
 
 
+def _stat(get_stat) -> tuple[int, float, str | None]:
+    """``(size, created, error)`` of one file, never raising."""
+    try:
+        st = get_stat()
+    except OSError as exc:
+        return -1, -1.0, f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
+    error = None if stat.S_ISREG(st.st_mode) else f"not a regular file (mode {stat.filemode(st.st_mode)})"
+    return st.st_size, max(st.st_ctime, -1.0), error
+
+
 def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
                 extensions: set[str]) -> FileEntry:
     """Describe one non-folder directory entry, never raising."""
     allowed = not ignored and ("*" in extensions
                                or os.path.splitext(entry.name)[1].lower() in extensions)
-    error = None
-    try:
-        st = entry.stat()
-        size, created = st.st_size, st.st_ctime
-        if not stat.S_ISREG(st.st_mode):
-            error = f"not a regular file (mode {stat.filemode(st.st_mode)})"
-    except OSError as exc:
-        size, created = -1, -1.0
-        error = f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
-    return FileEntry(entry.path, entry.name, int(part_b), dir_index, size, max(created, -1.0),
-                     int(allowed), error)
+    size, created, error = _stat(entry.stat)
+    return FileEntry(entry.path, entry.name, int(part_b), dir_index, size, created, int(allowed), error)
 
 
 FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8())])
@@ -141,15 +142,7 @@ def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
             if row["part_b"] != part:
                 continue
             path = row["path"]
-            error = None
-            try:
-                st = os.stat(path)
-                size, created = st.st_size, max(st.st_ctime, -1.0)
-                if not stat.S_ISREG(st.st_mode):
-                    error = f"not a regular file (mode {stat.filemode(st.st_mode)})"
-            except OSError as exc:
-                size, created = -1, -1.0
-                error = f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
+            size, created, error = _stat(lambda: os.stat(path))
             yield FileEntry(path, os.path.basename(path), part, -1, size, created,
                             int(bool(row["allowed"])), error)
 

@@ -51,10 +51,10 @@ def measured(cmd: list[str], **kw) -> tuple[float, float, str]:
 
 
 def run_ours(photos: Path, work: Path, threshold: float, cores: int,
-             interpolation: str) -> tuple[float, float]:
+             method: str) -> tuple[float, float]:
     work.mkdir(parents=True, exist_ok=True)
     cfg = {"part_a": [str(photos)], "second_loop": {"diff_threshold": threshold},
-           "first_loop": {"compute_hash": False}, "thumbnail_interpolation": interpolation}
+           "first_loop": {"compute_hash": False}, "thumbnail_method": method}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     wall, rss, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                              "--directory", str(work), "--configfile", str(work / "config.yaml"),
@@ -91,17 +91,18 @@ def main() -> None:
     times: dict[str, list[float]] = {"fast-diff": [], "fast-diff-py": [], "difPy": []}
     rss: dict[str, float] = {}
     for r in range(args.repeat):
-        wall, peak, out = measured([args.anchor_python, str(BENCH / "run_fast_diff_py.py"), str(photos),
-                                    str(tmp / "fdp"), str(args.threshold), str(args.cores)])
+        wall, peak, out = measured([args.anchor_python, str(BENCH / "run_fast_diff_py.py"), str(tmp / "fdp"),
+                                    str(args.threshold), str(args.cores), str(photos)])
         times["fast-diff-py"].append(wall)
         rss["fast-diff-py"] = peak
         if not args.skip_difpy:
-            wall, peak, out = measured([args.anchor_python, str(BENCH / "run_difpy.py"), str(photos)],
-                                       cwd=tmp)
+            wall, peak, out = measured([args.anchor_python, str(BENCH / "run_difpy.py"),
+                                        str(tmp / "difpy_pairs.json"), "similar", str(args.cores),
+                                        str(photos)], cwd=tmp)
             times["difPy"].append(wall)
             rss["difPy"] = peak
         work = tmp / f"ours_{r}"
-        wall, rss["fast-diff"] = run_ours(photos, work, args.threshold, args.cores, "cubic")
+        wall, rss["fast-diff"] = run_ours(photos, work, args.threshold, args.cores, "compat")
         times["fast-diff"].append(wall)
     theirs, their_errors = pairs(tmp / "fdp" / "fast_diff_py.db")
     ours, our_errors = pairs(tmp / "ours_0" / "results" / "fast_diff.db")

@@ -1,10 +1,11 @@
-"""Run fast-diff-py 1.0.4 on one folder, comparing every pair (no hash, no aspect filter).
+"""Run fast-diff-py 1.0.4, comparing every pair (no hash, no aspect filter).
 
 Runs in the separate environment of ../shared/reference/ANCHOR-TOOLS.md, never in ours:
-    /tmp/anchor-venv/bin/python bench/run_fast_diff_py.py FOLDER WORKDIR THRESHOLD [CPUS]
-Writes WORKDIR/fast_diff_py.db and prints the wall seconds.
+    /tmp/anchor-venv/bin/python bench/run_fast_diff_py.py WORKDIR THRESHOLD CPUS A [B]
+Writes WORKDIR/fast_diff_py.db; prints the seconds of its stages as JSON.
 """
 
+import json
 import os
 import shutil
 import sys
@@ -12,12 +13,13 @@ import time
 
 from fast_diff_py import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 
-folder, work, threshold = sys.argv[1], sys.argv[2], float(sys.argv[3])
-cpus = int(sys.argv[4]) if len(sys.argv) > 4 else os.cpu_count()
+work, threshold, cpus = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+part_a, part_b = sys.argv[4], (sys.argv[5:6] or [None])[0]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 cfg = Config(
-    part_a=[folder],
+    part_a=[part_a],
+    part_b=[part_b] if part_b else [],
     db_path=os.path.join(work, "fast_diff_py.db"),
     thumb_dir=os.path.join(work, "thumbs"),
     config_path=os.path.join(work, "config.json"),
@@ -27,13 +29,15 @@ cfg = Config(
     delete_db=False,
     delete_thumb=False,
 )
-start = time.perf_counter()
+t0 = time.perf_counter()
 fdo = FastDifPy(config=cfg, purge=True)
 fdo.full_index()
+t1 = time.perf_counter()
 fdo.first_loop()
+t2 = time.perf_counter()
 fdo.second_loop()
 fdo.commit()
-elapsed = time.perf_counter() - start
+t3 = time.perf_counter()
 fdo.config.retain_progress = False
 fdo.cleanup()
-print(f"{elapsed:.3f}")
+print(json.dumps({"index": t1 - t0, "first_loop": t2 - t1, "second_loop": t3 - t2}))

@@ -36,7 +36,7 @@ def test_defaults_are_filled(folder):
         ({"first_loop": {"hash": True}}, "('hash' was unexpected)"),
         ({"allowed_file_extensions": ["jpg"]}, "config key 'allowed_file_extensions.0'"),
         ({"part_a": []}, "config key 'part_a'"),
-        ({"thumbnail_interpolation": "lanczos"}, "'lanczos' is not one of ['cubic', 'area']"),
+        ({"thumbnail_method": "lanczos"}, "'lanczos' is not one of ['quality', 'area', 'compat']"),
     ],
 )
 def test_bad_values_are_named(folder, change, message):

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, photo, write
+from fast_diff_py._kernel import naive_dif
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
 from fast_diff_py._thumbnails import make_thumbnails
 
@@ -57,7 +58,7 @@ def test_pixels_equal_fast_diff_py(tmp_path, kind):
                            np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]))
     else:
         path = write(tmp_path / "a.png", photo(3, 64, 64))
-    thumb, px, py = decode_thumbnail(str(path), 64)
+    thumb, px, py = decode_thumbnail(str(path), 64, "compat")
     ref = reference_thumbnail(path, 64)
     assert thumb.dtype == np.uint8 and thumb.shape == (64, 64, 3)
     assert np.array_equal(thumb, ref)
@@ -67,7 +68,7 @@ def test_pixels_equal_fast_diff_py(tmp_path, kind):
 
 def test_golden_thumbnail_of_an_example_image():
     # Pinned so that an OpenCV upgrade that changes pixels is noticed (opencv 5.0.0.93).
-    thumb, px, py = decode_thumbnail(str(REPO / "examples/images/holiday/coffee.jpg"), 64)
+    thumb, px, py = decode_thumbnail(str(REPO / "examples/images/holiday/coffee.jpg"), 64, "compat")
     assert (px, py) == (213, 320)
     assert hashlib.sha1(thumb.tobytes()).hexdigest() == GOLDEN_COFFEE
 
@@ -81,6 +82,56 @@ def test_area_interpolation_is_anti_aliased(tmp_path):
     area, _, _ = decode_thumbnail(str(path), 64, "area")
     img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     assert np.array_equal(area, cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA))
+
+
+def _area(img: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("kind", ["png", "jpg_unaligned", "jpg_small"])
+def test_quality_is_area_where_no_reduced_decode_applies(tmp_path, kind):
+    if kind == "png":
+        path = write(tmp_path / "a.png", photo(5, 512, 640))
+    elif kind == "jpg_unaligned":  # 515 rows: DCT blocks of a rotated copy would not line up
+        path = write(tmp_path / "a.jpg", photo(5, 515, 640))
+    else:  # aligned, but 1/2 size would leave fewer than 4 pixels per thumbnail pixel
+        path = write(tmp_path / "a.jpg", photo(5, 224, 256))
+    thumb, px, py = decode_thumbnail(str(path), 32, "quality")
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(thumb, _area(img, 32))
+    assert (px, py) == img.shape[:2]
+
+
+@pytest.mark.parametrize("rows, cols, scale", [(512, 640, 4), (1024, 1280, 8), (256, 320, 2), (384, 400, 2), (1208, 1608, 8), (600, 808, 4)])
+def test_quality_decodes_aligned_jpegs_reduced(tmp_path, rows, cols, scale):
+    from fast_diff_py._thumbnails import reduced_scale
+    assert reduced_scale(rows, cols, 32) == scale
+    path = write(tmp_path / "a.jpg", photo(6, rows, cols))
+    thumb, px, py = decode_thumbnail(str(path), 32, "quality")
+    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
+    assert np.array_equal(thumb, _area(cv2.imdecode(np.fromfile(path, np.uint8), flag), 32))
+    assert (px, py) == (rows, cols)  # the file's size, not the reduced decode's
+
+
+@pytest.mark.parametrize("rows, cols", [(768, 1024), (776, 1032), (771, 1029)])
+def test_quality_finds_rotated_and_resaved_copies(tmp_path, rows, cols):
+    """What the method is for: a JPEG, its rotations re-encoded, and a PNG of its pixels stay
+    within difPy's 'similar' (dif 15) of each other, with and without reduced decoding."""
+    img = photo(8, rows, cols)
+    orig = write(tmp_path / "o.jpg", img)
+    decoded = cv2.imread(str(orig))
+    copies = [write(tmp_path / f"r{k}.jpg", np.ascontiguousarray(np.rot90(decoded, k))) for k in (1, 2, 3)]
+    copies.append(write(tmp_path / "p.png", decoded))
+    base, _, _ = decode_thumbnail(str(orig), 48, "quality")
+    for c in copies:
+        thumb, _, _ = decode_thumbnail(str(c), 48, "quality")
+        assert naive_dif(base, thumb, True) <= 15, c.name
+
+
+def test_unknown_method_is_refused(tmp_path):
+    path = write(tmp_path / "a.png", photo(1))
+    with pytest.raises(ValueError, match="'bicubic'"):
+        decode_thumbnail(str(path), 16, "bicubic")
 
 
 def _error_of(path: Path) -> str:
@@ -160,7 +211,7 @@ def test_make_thumbnails_records_every_file(tmp_path):
                 ignore_names=[], ignore_paths=[], allowed_file_extensions=[".jpg", ".png"],
                 shard_size=10)
     make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
-                    size=16, compute_hash=True, shift_amount=0, threads=2)
+                    size=16, method="compat", compute_hash=True, shift_amount=0, threads=2)
     meta = pq.read_table(tmp_path / "t.parquet").to_pylist()
     stack = np.load(tmp_path / "t.npy")
     assert [m["success"] for m in meta] == [FileStatus.SUCCESS, FileStatus.ERROR,

@@ -76,7 +76,7 @@ class Config:
     ignore_paths: list[str] = field(default_factory=list)
     allowed_file_extensions: list[str] = field(default_factory=lambda: list(_DEFAULT_EXTENSIONS))
     compression_target: int = 64
-    thumbnail_interpolation: str = "cubic"
+    thumbnail_method: str = "quality"
     db_path: str | None = None
     thumb_dir: str | None = None
     config_path: str | None = None
@@ -123,7 +123,7 @@ class Config:
             "ignore_paths": [os.path.abspath(p) for p in self.ignore_paths] + own,
             "allowed_file_extensions": list(self.allowed_file_extensions),
             "compression_target": self.compression_target,
-            "thumbnail_interpolation": self.thumbnail_interpolation,
+            "thumbnail_method": self.thumbnail_method,
             "first_loop": {"compute_hash": fl.compute_hash, "shift_amount": fl.shift_amount},
             "second_loop": {
                 "diff_threshold": float(sl.diff_threshold),

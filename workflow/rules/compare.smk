@@ -14,6 +14,8 @@ checkpoint plan_blocks:
         "../envs/cpu.yaml"
     log:
         "logs/compare/plan_blocks.log",
+    benchmark:
+        "benchmarks/compare/plan_blocks.tsv",
     script:
         "../scripts/plan_blocks.py"
 
@@ -40,6 +42,8 @@ rule compare_blocks:
         "../envs/cpu.yaml"
     log:
         "logs/compare/compare_blocks_{a}_{b}.log",
+    benchmark:
+        "benchmarks/compare/compare_blocks_{a}_{b}.tsv",
     script:
         "../scripts/compare_blocks.py"
 
@@ -55,6 +59,8 @@ use rule compare_blocks as compare_blocks_gpu with:
         "../envs/gpu.yaml"
     log:
         "logs/compare/compare_blocks_gpu_{a}_{b}.log",
+    benchmark:
+        "benchmarks/compare/compare_blocks_gpu_{a}_{b}.tsv",
 
 
 rule match_hashes:
@@ -69,6 +75,8 @@ rule match_hashes:
         "../envs/cpu.yaml"
     log:
         "logs/compare/match_hashes.log",
+    benchmark:
+        "benchmarks/compare/match_hashes.tsv",
     script:
         "../scripts/match_hashes.py"
 

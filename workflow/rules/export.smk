@@ -12,5 +12,7 @@ rule difpy:
         "../envs/cpu.yaml"
     log:
         "logs/export/difpy.log",
+    benchmark:
+        "benchmarks/export/difpy.tsv",
     script:
         "../scripts/export_difpy.py"

@@ -16,5 +16,7 @@ checkpoint index_files:
         "../envs/cpu.yaml"
     log:
         "logs/index/index_files.log",
+    benchmark:
+        "benchmarks/index/index_files.tsv",
     script:
         "../scripts/index_files.py"

@@ -11,5 +11,7 @@ rule merge_database:
         "../envs/cpu.yaml"
     log:
         "logs/merge/merge_database.log",
+    benchmark:
+        "benchmarks/merge/merge_database.tsv",
     script:
         "../scripts/merge_database.py"

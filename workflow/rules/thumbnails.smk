@@ -6,7 +6,7 @@ rule make_thumbnails:
         meta=f"{RESULTS}/thumbnails/shard_{{shard}}.parquet",
     params:
         size=config["compression_target"],
-        interpolation=config["thumbnail_interpolation"],
+        method=config["thumbnail_method"],
         compute_hash=FIRST["compute_hash"],
         shift_amount=FIRST["shift_amount"],
         rotate=config["rotate"],
@@ -16,6 +16,8 @@ rule make_thumbnails:
         "../envs/cpu.yaml"
     log:
         "logs/thumbnails/make_thumbnails_{shard}.log",
+    benchmark:
+        "benchmarks/thumbnails/make_thumbnails_{shard}.tsv",
     script:
         "../scripts/make_thumbnails.py"
 

@@ -10,6 +10,6 @@ from fast_diff_py import make_thumbnails
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
 make_thumbnails(snakemake.input.shard, snakemake.output.thumbs, snakemake.output.meta,
-                size=p.size, interpolation=p.interpolation, compute_hash=p.compute_hash,
+                size=p.size, method=p.method, compute_hash=p.compute_hash,
                 shift_amount=p.shift_amount, rotate=p.rotate, hash_fn=p.hash_fn,
                 threads=snakemake.threads)

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders of partition B; only A x B pairs are compared")
     p.add_argument("-r", "--no_recursive", action="store_true", help="do not search sub-folders")
     p.add_argument("-c", "--compression_target", type=int, help="thumbnail side in pixels (default 64)")
+    p.add_argument("--thumbnail_method", choices=["quality", "area", "compat"],
+                   help="quality (default): anti-aliased with shrink-on-load, finds more copies; "
+                        "compat: fast-diff-py's pixels, its pairs and dif values exactly")
     p.add_argument("-p", "--purge", action="store_true", help="discard earlier progress and start afresh")
     p.add_argument("-C", "--cpu_proc", type=int, help="CPU cores to use (default: all)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the workflow's progress and debug logs")
@@ -106,6 +109,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  thumb_dir=os.path.join(temp, THUMB_DIR), config_path=os.path.join(temp, TASK_FILE))
     if args.compression_target is not None:
         cfg.compression_target = args.compression_target
+    if args.thumbnail_method is not None:
+        cfg.thumbnail_method = args.thumbnail_method
     return cfg
 
 

@@ -5,7 +5,8 @@ fetched with ``apt-get download`` and unpacked with ``dpkg -x`` (no root needed)
 wallpaper's largest variant is cut into crops of ``--tile`` pixels; when a corpus needs more
 originals than one grid gives, further crops come from the wallpapers scaled to 75 % and
 50 %, grids offset by half a tile, and mirror images (a mirror image is not a rotation, so it
-is a different picture to every tool here). Crops with little detail (flat sky, gradients)
+is a different picture to every tool here), and for the largest corpora the same crops with
+their colour channels swapped. Crops with little detail (flat sky, gradients)
 are dropped, and so is every crop whose 32x32 thumbnail lies within ``--min-mse`` of an
 earlier one under any rotation: the originals are distinct beyond doubt.
 
@@ -40,6 +41,8 @@ PACKAGES = ["gnome-backgrounds", "mate-backgrounds", "plasma-workspace-wallpaper
             "lomiri-wallpapers", "lomiri-wallpapers-20.04", "sway-backgrounds"]
 TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", "bright4", "crop2"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
+PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
+VARIANTS = 3 * 2 * 2 * len(PERMUTATIONS)  # scale x grid offset x mirror x channel order
 
 
 def fetch(cache: Path) -> Path:
@@ -77,10 +80,13 @@ def crops(img: np.ndarray, tw: int, th: int, variant: int):
     scale = (1.0, 0.75, 0.5)[variant % 3]
     offset = (variant // 3) % 2
     mirror = (variant // 6) % 2
+    channels = PERMUTATIONS[(variant // 12) % len(PERMUTATIONS)]
     if scale != 1.0:
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     if mirror:
         img = img[:, ::-1]
+    if channels != (0, 1, 2):
+        img = img[:, :, list(channels)]
     h, w = img.shape[:2]
     for y in range(offset * th // 2, h - th + 1, th):
         for x in range(offset * tw // 2, w - tw + 1, tw):
@@ -190,7 +196,7 @@ def main() -> None:
 
     distinct = Distinct(args.min_mse)
     tiles: list[np.ndarray] = []
-    for variant in range(12):
+    for variant in range(VARIANTS):
         for img in images:
             for tile in crops(img, tw, th, variant):
                 if detailed(tile) and distinct.add(tile):

@@ -130,7 +130,7 @@ class Corpus:
 
 # ---------------------------------------------------------------- fast-diff
 
-def workflow_config(corpus: Corpus, mode: str, fdp_threshold: float) -> dict:
+def workflow_config(corpus: Corpus, mode: str, fdp_threshold: float, overrides: dict) -> dict:
     from fast_diff_py.cli.difpy import build_parser, workflow_config as difpy_config
 
     if mode == "difpy":
@@ -144,6 +144,7 @@ def workflow_config(corpus: Corpus, mode: str, fdp_threshold: float) -> dict:
     if corpus.two:
         cfg["part_a"], cfg["part_b"] = [str(corpus.folders[0])], [str(corpus.folders[1])]
     cfg["db_path"], cfg["results_dir"] = "results/fast_diff.db", "results/work"
+    cfg.update(overrides)
     return cfg
 
 
@@ -165,11 +166,12 @@ def stage_times(work: Path) -> dict[str, dict]:
             for stage, v in spans.items()}
 
 
-def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, tmp: Path) -> dict:
+def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, tmp: Path,
+                  overrides: dict) -> dict:
     work = tmp / f"fast-diff-{mode}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    cfg = workflow_config(corpus, mode, fdp_threshold)
+    cfg = workflow_config(corpus, mode, fdp_threshold, overrides)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     wall, peak, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                               "--directory", str(work), "--configfile", str(work / "config.yaml"),
@@ -281,9 +283,12 @@ def main() -> None:
     ap.add_argument("--fdp-max", type=int, default=300, help="above this many files fast-diff-py is extrapolated")
     ap.add_argument("--skip", default="", help="comma list of tools to skip: difpy, fast-diff-py, decode")
     ap.add_argument("--anchor-python", default="/tmp/anchor-venv/bin/python")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
+                    help="override a top-level key of fast-diff's configuration, e.g. block_size=4096")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
     corpus = Corpus(args.corpus.resolve())
+    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     skip = set(filter(None, args.skip.split(",")))
     if corpus.two:
         skip.add("difpy")  # difPy has no partitions
@@ -292,7 +297,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for mode in args.modes.split(","):
             runs.setdefault(f"fast-diff {mode}", []).append(
-                run_fast_diff(corpus, mode, args.cores, args.fdp_threshold, tmp))
+                run_fast_diff(corpus, mode, args.cores, args.fdp_threshold, tmp, overrides))
         if "difpy" not in skip:
             runs.setdefault("difPy similar", []).append(
                 run_difpy(corpus, args.cores, tmp, args.anchor_python, args.difpy_max))

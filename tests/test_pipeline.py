@@ -107,7 +107,7 @@ def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
 
 
 def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
-                 backend="numpy"):
+                 backend="numpy", tile=1024):
     plan = tmp / "plan"
     make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
               threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect)
@@ -118,7 +118,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
         out = tmp / f"pairs_{pair}.parquet"
         compare_block_pair(plan, run["thumbs"], a, b, out, threshold=threshold, rotate=rotate,
                            skip_matching_hash=skip_hash, match_aspect_by=aspect,
-                           keep_non_matching_aspects=keep_aspect, backend=backend)
+                           keep_non_matching_aspects=keep_aspect, backend=backend, tile=tile)
         files.append(out)
     if skip_hash:
         match_hashes(run["meta"], run["index"], tmp / "hash.parquet", has_part_b=run["has_b"])
@@ -131,7 +131,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     return rows
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     tag=st.sampled_from(["a", "ab"]),
@@ -141,16 +141,17 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     skip_hash=st.booleans(),
     aspect=st.sampled_from([None, 0, 1, 1.2]),
     keep_aspect=st.booleans(),
-    block_size=st.integers(1, 9),
+    block_size=st.integers(1, 40),
+    tile=st.integers(1, 12),
     backend=st.sampled_from(["numpy", "torch"] if _has_torch() else ["numpy"]),
 )
 def test_staged_equals_naive(corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect,
-                             keep_aspect, block_size, backend):
+                             keep_aspect, block_size, tile, backend):
     run = corpus[tag]
     tmp = tmp_path_factory.mktemp("staged")
     expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect)
     got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
-                       backend)
+                       backend, tile)
     assert got == expected
 
 

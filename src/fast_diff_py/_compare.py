@@ -20,7 +20,8 @@ from ._plan import read_block
 from ._plugins import resolve
 from ._thumbnails import HASH_COLUMNS
 
-__all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_mask", "load_thumbnails"]
+__all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_mask", "hash_match_pairs",
+           "load_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,56 +63,70 @@ def aspect_mask(size_a: np.ndarray, size_b: np.ndarray, match_aspect_by: float |
     return (ra * match_aspect_by >= rb) & (rb >= ra / match_aspect_by)
 
 
-def hash_match_mask(block_a: pa.Table, block_b: pa.Table) -> np.ndarray:
-    """Pairs that share at least one (non-null) hash of any rotation (n x m bool)."""
+def hash_match_pairs(block_a: pa.Table, block_b: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` of rows that share at least one (non-null) hash of any rotation."""
     where: dict[str, list[int]] = {}
     for col in HASH_COLUMNS:
         for j, h in enumerate(block_b.column(col).to_pylist()):
             if h is not None:
                 where.setdefault(h, []).append(j)
-    mask = np.zeros((len(block_a), len(block_b)), bool)
+    found: set[tuple[int, int]] = set()
     for col in HASH_COLUMNS:
         for i, h in enumerate(block_a.column(col).to_pylist()):
             if h is not None and h in where:
-                mask[i, where[h]] = True
+                found.update((i, j) for j in where[h])
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i, j = np.array(sorted(found), np.int64).T
+    return i, j
+
+
+def hash_match_mask(block_a: pa.Table, block_b: pa.Table) -> np.ndarray:
+    """Pairs that share at least one (non-null) hash of any rotation (n x m bool)."""
+    mask = np.zeros((len(block_a), len(block_b)), bool)
+    mask[hash_match_pairs(block_a, block_b)] = True
     return mask
 
 
 SPARSE = 0.02  # below this share of surviving pairs, compare pair by pair, not by matrix product
+TILE = 1024  # a block pair is worked through in tiles of TILE x TILE pairs: memory stays flat
+
+
+def _use_torch(backend: str) -> bool:
+    return backend == "torch" or (backend == "auto" and gpu_available())
 
 
 def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                candidates: np.ndarray, dif: np.ndarray, threshold: float, rotate: bool,
-                backend: str, what: str) -> None:
-    """Fill ``dif`` exactly wherever ``candidates`` (already cut by the channel bound) holds
-    a pair that the grid bound cannot rule out; other entries stay infinite."""
-    use_torch = backend == "torch" or (backend == "auto" and gpu_available())
-    if use_torch:
-        from ._kernel_torch import default_device
-
-        logger.info("%s: kernel torch on %s (backend %s)", what, default_device(), backend)
-    else:
-        logger.info("%s: kernel numpy (backend %s%s)", what, backend,
-                    ", no GPU seen" if backend == "auto" else "")
-    size = x.shape[1]
-    cells = grid_cells(size)
-    sub = candidates[np.ix_(rows, cols)]
-    sub &= grid_bound_mask(grid_sums(x[rows], cells), grid_sums(y[cols], cells), size, threshold, rotate)
+                candidates: np.ndarray, grid_x: np.ndarray, grid_y: np.ndarray, threshold: float,
+                rotate: bool, use_torch: bool, counts: dict[str, int]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs ``(rows[i], cols[j])`` with ``candidates[i, j]`` (already cut by the channel
+    bound) whose exact ``dif`` is within ``threshold``: indices into x and y, and the values.
+    The grid bound rules pairs out first; the rest are compared one by one when few, else
+    by matrix products."""
+    r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+    rows, cols = rows[r_any], cols[c_any]
+    sub = candidates[np.ix_(r_any, c_any)]
+    sub &= grid_bound_mask(grid_x[rows], grid_y[cols], x.shape[1], threshold, rotate)
     r, c = np.nonzero(sub)
+    counts["grid"] += len(r)
     if len(r) <= SPARSE * sub.size:
-        logger.info("%s: %d of %d pairs survive the bounds; comparing them one by one (CPU)",
-                    what, len(r), candidates.size)
-        dif[rows[r], cols[c]] = pair_dif(x, y, rows[r], cols[c], rotate)
-        return
-    rows, cols = rows[np.unique(r)], cols[np.unique(c)]
-    logger.info("%s: %d x %d thumbnails by matrix products", what, len(rows), len(cols))
-    if use_torch:
-        from ._kernel_torch import block_matches_torch
-
-        i, j, d = block_matches_torch(x[rows], y[cols], threshold, rotate)
-        dif[rows[i], cols[j]] = d
+        i, j = rows[r], cols[c]
+        d = pair_dif(x, y, i, j, rotate)
     else:
-        dif[np.ix_(rows, cols)] = block_dif(x[rows], y[cols], rotate)
+        counts["dense_tiles"] += 1
+        if use_torch:
+            from ._kernel_torch import block_matches_torch
+
+            rr, cc = rows[np.unique(r)], cols[np.unique(c)]
+            ii, jj, dd = block_matches_torch(x[rr], y[cc], threshold, rotate)
+            keep = sub[np.searchsorted(rows, rr[ii]), np.searchsorted(cols, cc[jj])]
+            i, j, d = rr[ii][keep], cc[jj][keep], dd[keep]
+        else:
+            full = block_dif(x[rows], y[cols], rotate)
+            i, j, d = rows[r], cols[c], full[r, c]
+    ok = d <= threshold
+    return i[ok], j[ok], d[ok]
 
 
 def gpu_available() -> bool:
@@ -129,6 +144,10 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _sums(t: pa.Table) -> np.ndarray:
+    return np.stack([t.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1).astype(np.int64)
+
+
 def compare_block_pair(
     plan_dir: str | os.PathLike[str],
     thumb_paths: Sequence[str],
@@ -144,6 +163,7 @@ def compare_block_pair(
     cpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
     gpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
     backend: str = "auto",
+    tile: int = TILE,
 ) -> int:
     """Compare block ``block_a`` with ``block_b`` and write the stored pairs to ``out``.
 
@@ -156,58 +176,122 @@ def compare_block_pair(
     ``cpu_diff`` replaces the built-in difference; on a job that sees a CUDA device,
     ``gpu_diff`` (when given) is used instead of it. ``backend`` picks the built-in kernel:
     ``numpy``, ``torch`` (CUDA if seen, else CPU) or ``auto`` (torch on CUDA, else numpy).
+
+    The pairs are worked through in tiles of ``tile x tile`` (whole blocks with torch), with
+    each block ordered by brightness: a tile whose per-channel sum ranges are too far apart
+    is skipped whole, and memory does not grow with the block size.
     """
     if backend not in ("auto", "numpy", "torch"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1, got {tile}")
+    what = f"blocks {block_a} x {block_b}"
     chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
     user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
+    same = block_b == block_a
     ta = read_block(plan_dir, block_a)
-    tb = ta if block_b == block_a else read_block(plan_dir, block_b)
-    keys_a, keys_b = ta.column("key").to_numpy(), tb.column("key").to_numpy()
-    size_a = np.stack([ta.column("px").to_numpy(), ta.column("py").to_numpy()], axis=1)
-    size_b = np.stack([tb.column("px").to_numpy(), tb.column("py").to_numpy()], axis=1)
+    tb = ta if same else read_block(plan_dir, block_b)
+    use_torch = user_diff is None and _use_torch(backend)
+    if user_diff is not None:
+        logger.info("%s: user difference function %r", what, chosen)
+    elif use_torch:
+        from ._kernel_torch import default_device
 
-    keep = np.ones((len(ta), len(tb)), bool)
-    if block_a == block_b:
-        keep = np.triu(keep, k=1)
+        logger.info("%s: kernel torch on %s (backend %s)", what, default_device(), backend)
+        tile = max(len(ta), len(tb), 1)  # the device wants big products
+    else:
+        logger.info("%s: kernel numpy (backend %s%s)", what, backend,
+                    ", no GPU seen" if backend == "auto" else "")
+
+    # brightness order inside each block, so that tiles cover narrow ranges of sums
+    sums_a, sums_b = _sums(ta), _sums(tb)
+    perm_a = np.argsort(sums_a.sum(axis=1), kind="stable")
+    perm_b = perm_a if same else np.argsort(sums_b.sum(axis=1), kind="stable")
+    sums_a, sums_b = sums_a[perm_a], sums_b[perm_b]
+    keys_a = ta.column("key").to_numpy()[perm_a]
+    keys_b = tb.column("key").to_numpy()[perm_b]
+    size_a = np.stack([ta.column("px").to_numpy(), ta.column("py").to_numpy()], axis=1)[perm_a]
+    size_b = np.stack([tb.column("px").to_numpy(), tb.column("py").to_numpy()], axis=1)[perm_b]
+    hash_pairs = None
     if skip_matching_hash:
-        keep &= ~hash_match_mask(ta, tb)
-    aspect_ok = aspect_mask(size_a, size_b, match_aspect_by)
-    rejected = keep & ~aspect_ok
-    candidates = keep & aspect_ok
+        hi, hj = hash_match_pairs(ta, tb)
+        inv_a, inv_b = np.argsort(perm_a), np.argsort(perm_b)
+        hash_pairs = (inv_a[hi], inv_b[hj])
+    x = load_thumbnails(ta, thumb_paths)[perm_a]
+    y = x if same else load_thumbnails(tb, thumb_paths)[perm_b]
+    size = x.shape[1]
+    if user_diff is None and len(x) and len(y):
+        cells = grid_cells(size)
+        grid_x = grid_sums(x, cells)
+        grid_y = grid_x if same else grid_sums(y, cells)
+    limit = threshold * float(size) ** 4 * (1 + 1e-9) + 1  # the channel bound's, see the kernel
 
-    dif = np.full(candidates.shape, np.inf)
-    x = load_thumbnails(ta, thumb_paths)
-    if user_diff is None:  # no bound holds for a user's function
-        sums_a = np.stack([ta.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
-        sums_b = np.stack([tb.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
-        candidates &= channel_bound_mask(sums_a, sums_b, x.shape[1], threshold)
-    rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
-    if len(rows) and len(cols):
-        y = x if block_b == block_a else load_thumbnails(tb, thumb_paths)
-        if user_diff is None:
-            _exact_difs(x, y, rows, cols, candidates, dif, threshold, rotate, backend,
-                        f"blocks {block_a} x {block_b}")
-        else:
-            dif[np.ix_(rows, cols)] = pairwise_dif(x[rows], y[cols], rotate, user_diff)
-    matched = candidates & (dif <= threshold)
+    found_i, found_j, found_d, found_s = [], [], [], []
+    counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
+    n, m = len(x), len(y)
+    for i0 in range(0, n, tile):
+        i1 = min(i0 + tile, n)
+        for j0 in range((i0 // tile) * tile if same else 0, m, tile):
+            j1 = min(j0 + tile, m)
+            counts["tiles"] += 1
+            ri, cj = np.arange(i0, i1), np.arange(j0, j1)
+            keep = np.ones((i1 - i0, j1 - j0), bool)
+            if same and j0 < i1:
+                keep &= ri[:, None] < cj[None, :]
+            if hash_pairs is not None:
+                sel = ((hash_pairs[0] >= i0) & (hash_pairs[0] < i1)
+                       & (hash_pairs[1] >= j0) & (hash_pairs[1] < j1))
+                keep[hash_pairs[0][sel] - i0, hash_pairs[1][sel] - j0] = False
+            counts["pairs"] += int(keep.sum())
+            aspect_ok = aspect_mask(size_a[i0:i1], size_b[j0:j1], match_aspect_by)
+            if keep_non_matching_aspects:
+                r, c = np.nonzero(keep & ~aspect_ok)
+                found_i.append(ri[r])
+                found_j.append(cj[c])
+                found_d.append(np.full(len(r), -1.0))
+                found_s.append(np.full(len(r), int(PairStatus.NON_MATCHING_ASPECT), np.int8))
+            candidates = keep & aspect_ok
+            if user_diff is None:
+                lo_a, hi_a = sums_a[i0:i1].min(axis=0), sums_a[i0:i1].max(axis=0)
+                lo_b, hi_b = sums_b[j0:j1].min(axis=0), sums_b[j0:j1].max(axis=0)
+                gap = np.maximum(0, np.maximum(lo_b - hi_a, lo_a - hi_b)).astype(np.float64)
+                if float(gap @ gap) > limit:
+                    counts["skipped_tiles"] += 1
+                    continue
+                candidates &= channel_bound_mask(sums_a[i0:i1], sums_b[j0:j1], size, threshold)
+            counts["channel"] += int(candidates.sum())
+            if not candidates.any():
+                continue
+            if user_diff is None:
+                i, j, d = _exact_difs(x, y, ri, cj, candidates, grid_x, grid_y, threshold, rotate,
+                                      use_torch, counts)
+            else:
+                r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+                dif = pairwise_dif(x[ri[r_any]], y[cj[c_any]], rotate, user_diff)
+                r, c = np.nonzero(candidates[np.ix_(r_any, c_any)] & (dif <= threshold))
+                i, j, d = ri[r_any][r], cj[c_any][c], dif[r, c]
+            found_i.append(i)
+            found_j.append(j)
+            found_d.append(d)
+            found_s.append(np.full(len(i), int(PairStatus.COMPUTED), np.int8))
+    logger.info("%s: %d pairs in %d tiles (%d skipped by their sum ranges); %d pass the channel "
+                "bound, %d the grid bound; %d tiles by matrix products", what, counts["pairs"],
+                counts["tiles"], counts["skipped_tiles"], counts["channel"], counts["grid"],
+                counts["dense_tiles"])
 
-    parts = [(matched, dif, PairStatus.COMPUTED)]
-    if keep_non_matching_aspects:
-        parts.append((rejected, np.full(dif.shape, -1.0), PairStatus.NON_MATCHING_ASPECT))
-    cols_out = {"key_a": [], "key_b": [], "dif": [], "success": []}
-    for mask, values, status in parts:
-        i, j = np.nonzero(mask)
-        # keys of A are all below those of B, so the smaller key is the A side
-        cols_out["key_a"].append(np.minimum(keys_a[i], keys_b[j]))
-        cols_out["key_b"].append(np.maximum(keys_a[i], keys_b[j]))
-        cols_out["dif"].append(values[i, j])
-        cols_out["success"].append(np.full(len(i), int(status), np.int8))
-    table = pa.table({k: np.concatenate(v) for k, v in cols_out.items()}, schema=PAIR_SCHEMA)
+    i = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
+    j = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    # keys of A are all below those of B, so the smaller key is the A side
+    ka, kb = keys_a[i], keys_b[j]
+    table = pa.table({
+        "key_a": np.minimum(ka, kb), "key_b": np.maximum(ka, kb),
+        "dif": np.concatenate(found_d) if found_d else np.zeros(0),
+        "success": np.concatenate(found_s) if found_s else np.zeros(0, np.int8),
+    }, schema=PAIR_SCHEMA)
     table = table.sort_by([("key_a", "ascending"), ("key_b", "ascending")])
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
-    logger.info("blocks %d x %d: %d stored pairs", block_a, block_b, len(table))
+    logger.info("%s: %d stored pairs", what, len(table))
     return len(table)
 
 

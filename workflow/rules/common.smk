@@ -68,9 +68,11 @@ def get_prune():
     return not SECOND["keep_non_matching_aspects"] and not (config["cpu_diff"] or config["gpu_diff"])
 
 
-def get_compare_mem_mb():
-    # Two blocks as uint8 and as centred float32, one rotation at a time, plus the
-    # block_size^2 float64 score matrices.
+def get_compare_mem_mb(gpu=False):
+    # Two blocks of uint8 thumbnails and their grid sums. The numpy kernel works through
+    # tiles of 1024 x 1024 pairs (centred float32 copies, float64 score tiles); the torch
+    # kernel through whole blocks (block_size^2 masks and scores on the host).
     d = 3 * config["compression_target"] ** 2
     n = config["block_size"]
-    return 500 + (2 * n * d * 9 + 6 * n * n * 8) // 2**20
+    tile = n if gpu else min(n, 1024)
+    return 500 + (2 * n * d + 2 * n * 1536 + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20

@@ -53,7 +53,7 @@ use rule compare_blocks as compare_blocks_gpu with:
     output:
         pairs=f"{RESULTS}/pairs_gpu/{{a}}_{{b}}.parquet",
     resources:
-        mem_mb=get_compare_mem_mb(),
+        mem_mb=get_compare_mem_mb(gpu=True),
         gpu=1,
     conda:
         "../envs/gpu.yaml"

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 def block_size(px: int, chunksize: int | None) -> int:
     if chunksize:
         return chunksize
-    # keep one compare job near 256 MB of thumbnails whatever the thumbnail size
-    return max(8, min(1024, 2**28 // (9 * 3 * px * px)))
+    # keep one compare job's two blocks of thumbnails near 256 MB whatever the thumbnail size
+    return max(8, min(8192, 2**27 // (3 * px * px)))
 
 
 def workflow_config(args: argparse.Namespace, progress: Path) -> dict:

@@ -285,6 +285,7 @@ def main() -> None:
     ap.add_argument("--anchor-python", default="/tmp/anchor-venv/bin/python")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
                     help="override a top-level key of fast-diff's configuration, e.g. block_size=4096")
+    ap.add_argument("--keep", action="store_true", help="keep the work folders (printed at the end)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
     corpus = Corpus(args.corpus.resolve())
@@ -343,7 +344,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"corpus": str(corpus.root), "files": n, "cores": args.cores,
                                          "runs": runs}, indent=1, default=str))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep:
+        print(f"work folders kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, photo, write
+from fast_diff_py._config import validate_config
+from fast_diff_py._workflow import stage_targets
 from fast_diff_py.cli import difpy, fastdiffpy
 
 DIFPY_REF = Path(__file__).parent / "data" / "difpy-4.2.1"
@@ -145,10 +147,9 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
     real = difpy.run_workflow
 
     def interrupted(config, workdir, targets, **kw):
-        calls.append(targets)
-        real(config, workdir, targets, **kw)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
+        calls.append(targets)  # stopped once the thumbnails are made
+        real(config, workdir, stage_targets(config, "thumbnails"), **kw)
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(difpy, "run_workflow", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -226,6 +227,8 @@ def test_difpy_flags_reach_the_workflow(tmp_path):
     assert lazy["first_loop"] == {"compute_hash": True, "shift_amount": 0}
     assert lazy["second_loop"]["skip_matching_hash"] and lazy["second_loop"]["match_aspect_by"] == 0
     assert difpy.workflow_config(parse(["-D", str(tmp_path), "-px", "5000"]), tmp_path)["block_size"] == 8
+    default = validate_config(difpy.workflow_config(parse(["-D", str(tmp_path)]), tmp_path))
+    assert default["thumbnail_method"] == "quality" and default["block_size"] == 8192
     # a different setting is a different progress folder; the same arguments resume the same one
     assert difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path) == \
         difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path)
@@ -254,6 +257,9 @@ def test_fastdiffpy_flags(tmp_path, capsys):
     assert wf["compression_target"] == 32 and wf["first_loop"] == {"compute_hash": True, "shift_amount": -2}
     assert wf["second_loop"]["skip_matching_hash"] and wf["second_loop"]["match_aspect_by"] == 1.5
     assert wf["second_loop"]["diff_threshold"] == 12.0
+    assert wf["thumbnail_method"] == "quality"  # the default, as for difpy
+    compat = fastdiffpy.config_from_args(parse(["-a", str(a), "--thumbnail_method", "compat"]))
+    assert compat.to_workflow()["thumbnail_method"] == "compat"
     assert cfg.thumb_dir == str(tmp_path / "t" / ".temp_thumb")
     assert fastdiffpy.output_path(None, "/x") == "/x/fast_diff_py.db"
     assert fastdiffpy.output_path("/y/z.db", "/x") == "/y/z.db"

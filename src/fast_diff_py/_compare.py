@@ -255,7 +255,7 @@ def compare_block_pair(
                 lo_a, hi_a = sums_a[i0:i1].min(axis=0), sums_a[i0:i1].max(axis=0)
                 lo_b, hi_b = sums_b[j0:j1].min(axis=0), sums_b[j0:j1].max(axis=0)
                 gap = np.maximum(0, np.maximum(lo_b - hi_a, lo_a - hi_b)).astype(np.float64)
-                if float(gap @ gap) > limit:
+                if float((gap * gap).sum()) > limit:
                     counts["skipped_tiles"] += 1
                     continue
                 candidates &= channel_bound_mask(sums_a[i0:i1], sums_b[j0:j1], size, threshold)

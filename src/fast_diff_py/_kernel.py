@@ -158,10 +158,12 @@ def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     bounds = np.flatnonzero(np.diff(rows[order])) + 1
     for group in np.split(order, bounds):
         i = rows[group[0]]
-        xi = x[i].astype(np.float64) - 128.0
-        xr = np.stack([np.rot90(xi, k, axes=(0, 1)).ravel() for k in (range(4) if rotate else range(1))])
+        # rotate the uint8 image (a quarter of the bytes to move), then centre in float64
+        xr = np.stack([np.rot90(x[i], k, axes=(0, 1)).ravel() for k in (range(4) if rotate else range(1))])
+        xr = xr.astype(np.float64) - 128.0
         yj = y[cols[group]].reshape(len(group), -1).astype(np.float64) - 128.0
         best = (yj @ xr.T).max(axis=1)
-        sse = np.dot(xr[0], xr[0]) + np.einsum("ij,ij->i", yj, yj) - 2.0 * best
+        # einsum, not a BLAS dot: a threaded BLAS can spend milliseconds on one short vector
+        sse = np.einsum("i,i->", xr[0], xr[0]) + np.einsum("ij,ij->i", yj, yj) - 2.0 * best
         out[group] = sse / np.float64(size * size)
     return out

@@ -126,3 +126,21 @@ def test_pair_dif_equals_naive(xy, rotate, data):
     cols = np.array(data.draw(st.lists(st.integers(0, len(y) - 1), min_size=len(rows), max_size=len(rows))))
     got = pair_dif(x, y, rows, cols, rotate)
     assert np.array_equal(got, np.array([naive_dif(x[i], y[j], rotate) for i, j in zip(rows, cols)]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(sums=arrays(np.int64, (9, 3), elements=st.integers(0, 255 * 64 * 64)),
+       split=st.integers(1, 8), shift=st.integers(-3 * 255 * 64 * 64, 3 * 255 * 64 * 64))
+def test_range_bound_is_a_lower_bound(sums, split, shift):
+    """No pair of two groups differs less (sum over channels of squared sum differences) than
+    range_bound says; a uniform shift of every channel makes the total's term exact."""
+    from fast_diff_py._kernel import range_bound, with_total
+
+    a, b = sums[:split], sums[split:] + shift // 3
+    fa, fb = with_total(a), with_total(b)
+    bound = range_bound(fa.min(0), fa.max(0), fb.min(0), fb.max(0))
+    least = min(float(((x - y).astype(np.float64) ** 2).sum()) for x in a for y in b)
+    assert bound <= least
+    one = with_total(a[:1])[0]
+    moved = one + np.array([shift // 3] * 3 + [3 * (shift // 3)])
+    assert range_bound(one, one, moved, moved) == 3 * float(shift // 3) ** 2

@@ -211,3 +211,14 @@ def test_gpu_diff_replaces_cpu_diff_where_a_gpu_is_seen(corpus, tmp_path, monkey
     cpu = pq.read_table(tmp_path / "cpu.parquet").column("dif").to_pylist()
     gpu = pq.read_table(tmp_path / "gpu.parquet").column("dif").to_pylist()
     assert len(cpu) == len(gpu) > 0 and set(gpu) == {7.0} and set(cpu) != {7.0}
+
+
+@pytest.mark.parametrize("tag", ["a", "ab"])
+@pytest.mark.parametrize("block_size, tile", [(1, 1), (40, 1), (2, 1)])
+def test_range_pruning_at_its_edge(corpus, tmp_path, tag, block_size, tile):
+    """One image per block or tile: every block pair and tile is pruned by its own pair's
+    bound, and the blocky copies 3 levels brighter (dif 27) sit exactly on it."""
+    run = corpus[tag]
+    expected = naive_pairs(run, 27.0, True, False, None, False)
+    assert any(d == 27.0 for d, _ in expected.values())
+    assert staged_pairs(run, tmp_path, 27.0, True, False, None, False, block_size, "numpy", tile) == expected

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 
 from ._codes import PairStatus
 from ._io import atomic_path
-from ._kernel import (block_dif, channel_bound_mask, grid_bound_mask, grid_cells, grid_sums,
-                      pair_dif, pairwise_dif)
+from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_mask, grid_cells,
+                      grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
 from ._plan import read_block
 from ._plugins import resolve
 from ._thumbnails import HASH_COLUMNS
@@ -30,19 +30,23 @@ PAIR_SCHEMA = pa.schema(
 )
 
 
-def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str]) -> np.ndarray:
-    """Gather a block's thumbnails from the memory-mapped shard stacks."""
+def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str],
+                    order: np.ndarray | None = None) -> np.ndarray:
+    """Gather a block's thumbnails (in ``order`` of the block's rows when given) from the
+    shard stacks, reading one shard at a time: memory is the block plus one shard."""
     shards = block.column("shard").to_numpy()
     rows = block.column("thumb_row").to_numpy()
-    stacks = {s: np.load(thumb_paths[s], mmap_mode="r") for s in np.unique(shards)}
-    if not stacks:
-        return np.zeros((0, 1, 1, 3), np.uint8)
-    first = next(iter(stacks.values()))
-    out = np.empty((len(block), *first.shape[1:]), np.uint8)
-    for s, stack in stacks.items():
+    if order is not None:
+        shards, rows = shards[order], rows[order]
+    out = None
+    for s in np.unique(shards):
+        stack = np.load(thumb_paths[s], mmap_mode="r")  # unmapped again below
+        if out is None:
+            out = np.empty((len(shards), *stack.shape[1:]), np.uint8)
         sel = np.flatnonzero(shards == s)
         out[sel] = stack[rows[sel]]
-    return out
+        del stack  # a mapped page counts as resident while mapped
+    return out if out is not None else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def aspect_mask(size_a: np.ndarray, size_b: np.ndarray, match_aspect_by: float | None) -> np.ndarray:
@@ -217,14 +221,16 @@ def compare_block_pair(
         hi, hj = hash_match_pairs(ta, tb)
         inv_a, inv_b = np.argsort(perm_a), np.argsort(perm_b)
         hash_pairs = (inv_a[hi], inv_b[hj])
-    x = load_thumbnails(ta, thumb_paths)[perm_a]
-    y = x if same else load_thumbnails(tb, thumb_paths)[perm_b]
+    x = load_thumbnails(ta, thumb_paths, perm_a)
+    y = x if same else load_thumbnails(tb, thumb_paths, perm_b)
     size = x.shape[1]
     if user_diff is None and len(x) and len(y):
         cells = grid_cells(size)
         grid_x = grid_sums(x, cells)
         grid_y = grid_x if same else grid_sums(y, cells)
-    limit = threshold * float(size) ** 4 * (1 + 1e-9) + 1  # the channel bound's, see the kernel
+    limit = channel_limit(size, threshold)
+    feat_a = with_total(sums_a)
+    feat_b = feat_a if same else with_total(sums_b)
 
     found_i, found_j, found_d, found_s = [], [], [], []
     counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
@@ -252,10 +258,8 @@ def compare_block_pair(
                 found_s.append(np.full(len(r), int(PairStatus.NON_MATCHING_ASPECT), np.int8))
             candidates = keep & aspect_ok
             if user_diff is None:
-                lo_a, hi_a = sums_a[i0:i1].min(axis=0), sums_a[i0:i1].max(axis=0)
-                lo_b, hi_b = sums_b[j0:j1].min(axis=0), sums_b[j0:j1].max(axis=0)
-                gap = np.maximum(0, np.maximum(lo_b - hi_a, lo_a - hi_b)).astype(np.float64)
-                if float((gap * gap).sum()) > limit:
+                fa, fb = feat_a[i0:i1], feat_b[j0:j1]
+                if float(range_bound(fa.min(axis=0), fa.max(axis=0), fb.min(axis=0), fb.max(axis=0))) > limit:
                     counts["skipped_tiles"] += 1
                     continue
                 candidates &= channel_bound_mask(sums_a[i0:i1], sums_b[j0:j1], size, threshold)

@@ -46,6 +46,12 @@ def channel_sums(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1, x.shape[-1]).sum(axis=1, dtype=np.int64)
 
 
+def channel_limit(size: int, threshold: float) -> float:
+    """What ``sum_c (sa_c - sb_c)^2`` may reach for a pair within ``threshold`` (see
+    channel_bound_mask), with the margin that keeps rounding from dropping a match."""
+    return threshold * float(size) ** 4 * (1 + 1e-9) + 1
+
+
 def channel_bound_mask(sums_a: np.ndarray, sums_b: np.ndarray, size: int, threshold: float) -> np.ndarray:
     """Pairs that can lie within ``threshold`` (n x m bool).
 
@@ -56,7 +62,27 @@ def channel_bound_mask(sums_a: np.ndarray, sums_b: np.ndarray, size: int, thresh
     a, b = sums_a.astype(np.float64), sums_b.astype(np.float64)
     # |sa - sb|^2 expanded; every term is an integer below 2^53, so this is exact
     bound = np.einsum("ic,ic->i", a, a)[:, None] + np.einsum("jc,jc->j", b, b)[None, :] - 2.0 * (a @ b.T)
-    return bound <= threshold * float(size) ** 4 * (1 + 1e-9) + 1
+    return bound <= channel_limit(size, threshold)
+
+
+def with_total(sums: np.ndarray) -> np.ndarray:
+    """Per-channel sums (n x 3) with their total as a fourth column, as float64."""
+    s = np.asarray(sums, np.float64)
+    return np.concatenate([s, s.sum(axis=-1, keepdims=True)], axis=-1)
+
+
+def range_bound(lo_a: np.ndarray, hi_a: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray) -> np.ndarray:
+    """Lower bound of ``sum_c (sa_c - sb_c)^2`` over every pair of two groups of images, from
+    the ranges (min, max) of their channel sums and of their total (last axis: 3 channels,
+    then the total, as ``with_total`` gives).
+
+    Each channel's difference is at least the gap between its two ranges, and by
+    Cauchy-Schwarz ``sum_c d_c^2 >= (sum_c d_c)^2 / 3``, where the total's gap bounds
+    ``|sum_c d_c|``. Images sorted by total and cut into groups have disjoint total ranges,
+    so the second term prunes groups far apart in brightness whatever their colours.
+    """
+    gap = np.maximum(0.0, np.maximum(lo_b - hi_a, lo_a - hi_b))
+    return np.maximum((gap[..., :3] ** 2).sum(axis=-1), gap[..., 3] ** 2 / 3.0)
 
 
 def _flat_centred(x: np.ndarray, k: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 Images of each partition are sorted by their total pixel sum and cut into blocks of
 ``block_size``. Each block then covers a narrow range of per-channel sums, and for two blocks
 the smallest possible difference of those sums bounds the ``dif`` of every pair between them
-from below (see :func:`fast_diff_py._kernel.channel_bound_mask`). Block pairs whose bound
+from below (see :func:`fast_diff_py._kernel.range_bound` and ``channel_bound_mask``). Block pairs whose bound
 exceeds the threshold cannot hold a match and get no job.
 """
 
@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ._codes import FileStatus
 from ._io import atomic_path
+from ._kernel import channel_limit, range_bound, with_total
 from ._thumbnails import HASH_COLUMNS
 
 __all__ = ["make_plan", "read_block", "block_pair_ids"]
@@ -64,6 +65,7 @@ def make_plan(
     """
     table = _decoded(meta_paths, index_paths)
     sums = np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
+    features = with_total(sums)
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
     exact = prune and threshold == 0
@@ -78,12 +80,12 @@ def make_plan(
             members = idx[start:start + block_size]
             block[members] = len(block_part)
             block_part.append(part)
-            lo.append(sums[members].min(axis=0))
-            hi.append(sums[members].max(axis=0))
+            lo.append(features[members].min(axis=0))
+            hi.append(features[members].max(axis=0))
     block_part = np.asarray(block_part, np.int8)
-    lo = np.asarray(lo, np.float64).reshape(-1, 3)
-    hi = np.asarray(hi, np.float64).reshape(-1, 3)
-    limit = threshold * float(size) ** 4 * (1 + 1e-9) + 1
+    lo = np.asarray(lo, np.float64).reshape(-1, 4)
+    hi = np.asarray(hi, np.float64).reshape(-1, 4)
+    limit = channel_limit(size, threshold)
     a_blocks = np.flatnonzero(block_part == 0)
     b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
     pairs_a, pairs_b, candidates = [], [], 0
@@ -96,8 +98,7 @@ def make_plan(
         js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
         candidates += len(js)
         if prune:
-            gap = np.maximum(0.0, np.maximum(lo[js] - hi[i], lo[i] - hi[js]))
-            js = js[np.einsum("jc,jc->j", gap, gap) <= limit]
+            js = js[range_bound(lo[i], hi[i], lo[js], hi[js]) <= limit]
         pairs_a.extend([int(i)] * len(js))
         pairs_b.extend(js.tolist())
     table = table.append_column("block", pa.array(block))

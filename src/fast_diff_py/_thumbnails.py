@@ -245,8 +245,13 @@ def make_thumbnails(
                 thumb, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)))
         return thumb, out
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        results = list(pool.map(work, index))
+    # decoding releases the GIL; threads take contiguous runs of files (one task per file
+    # would spend more on the executor than on a small JPEG)
+    n_threads = max(1, threads)
+    step = max(1, -(-len(index) // (4 * n_threads)))
+    runs = [index[i:i + step] for i in range(0, len(index), step)]
+    with ThreadPoolExecutor(n_threads) as pool:
+        results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]
     thumbs = [t for t, _ in results if t is not None]
     rows = [m for _, m in results]
     stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)

@@ -101,7 +101,7 @@ def _use_torch(backend: str) -> bool:
 
 
 def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                candidates: np.ndarray, grid_x: np.ndarray, grid_y: np.ndarray, threshold: float,
+                candidates: np.ndarray, cells: int, threshold: float,
                 rotate: bool, use_torch: bool, counts: dict[str, int]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs ``(rows[i], cols[j])`` with ``candidates[i, j]`` (already cut by the channel
@@ -111,7 +111,8 @@ def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray
     r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
-    sub &= grid_bound_mask(grid_x[rows], grid_y[cols], x.shape[1], threshold, rotate)
+    # grid sums of the few images left, not of whole blocks
+    sub &= grid_bound_mask(grid_sums(x[rows], cells), grid_sums(y[cols], cells), x.shape[1], threshold, rotate)
     r, c = np.nonzero(sub)
     counts["grid"] += len(r)
     if len(r) <= SPARSE * sub.size:
@@ -224,31 +225,38 @@ def compare_block_pair(
     x = load_thumbnails(ta, thumb_paths, perm_a)
     y = x if same else load_thumbnails(tb, thumb_paths, perm_b)
     size = x.shape[1]
-    if user_diff is None and len(x) and len(y):
-        cells = grid_cells(size)
-        grid_x = grid_sums(x, cells)
-        grid_y = grid_x if same else grid_sums(y, cells)
+    cells = grid_cells(size)
     limit = channel_limit(size, threshold)
     feat_a = with_total(sums_a)
     feat_b = feat_a if same else with_total(sums_b)
+    n, m = len(x), len(y)
+    tiles_a = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
+    tiles_b = tiles_a if same else [(j0, min(j0 + tile, m)) for j0 in range(0, m, tile)]
+    ranges_a = [(feat_a[i0:i1].min(axis=0), feat_a[i0:i1].max(axis=0)) for i0, i1 in tiles_a]
+    ranges_b = ranges_a if same else [(feat_b[j0:j1].min(axis=0), feat_b[j0:j1].max(axis=0))
+                                      for j0, j1 in tiles_b]
 
     found_i, found_j, found_d, found_s = [], [], [], []
     counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
-    n, m = len(x), len(y)
-    for i0 in range(0, n, tile):
-        i1 = min(i0 + tile, n)
-        for j0 in range((i0 // tile) * tile if same else 0, m, tile):
-            j1 = min(j0 + tile, m)
+    for ta_, (i0, i1) in enumerate(tiles_a):
+        for tb_ in range(ta_ if same else 0, len(tiles_b)):
+            j0, j1 = tiles_b[tb_]
+            diagonal = same and ta_ == tb_
             counts["tiles"] += 1
+            counts["pairs"] += (i1 - i0) * (i1 - i0 - 1) // 2 if diagonal else (i1 - i0) * (j1 - j0)
+            # a tile whose brightness ranges are too far apart holds no match
+            skip = user_diff is None and float(range_bound(*ranges_a[ta_], *ranges_b[tb_])) > limit
+            counts["skipped_tiles"] += skip
+            if skip and not keep_non_matching_aspects:
+                continue
             ri, cj = np.arange(i0, i1), np.arange(j0, j1)
             keep = np.ones((i1 - i0, j1 - j0), bool)
-            if same and j0 < i1:
+            if diagonal:
                 keep &= ri[:, None] < cj[None, :]
             if hash_pairs is not None:
                 sel = ((hash_pairs[0] >= i0) & (hash_pairs[0] < i1)
                        & (hash_pairs[1] >= j0) & (hash_pairs[1] < j1))
                 keep[hash_pairs[0][sel] - i0, hash_pairs[1][sel] - j0] = False
-            counts["pairs"] += int(keep.sum())
             aspect_ok = aspect_mask(size_a[i0:i1], size_b[j0:j1], match_aspect_by)
             if keep_non_matching_aspects:
                 r, c = np.nonzero(keep & ~aspect_ok)
@@ -256,18 +264,17 @@ def compare_block_pair(
                 found_j.append(cj[c])
                 found_d.append(np.full(len(r), -1.0))
                 found_s.append(np.full(len(r), int(PairStatus.NON_MATCHING_ASPECT), np.int8))
+            if skip:
+                continue
             candidates = keep & aspect_ok
             if user_diff is None:
-                fa, fb = feat_a[i0:i1], feat_b[j0:j1]
-                if float(range_bound(fa.min(axis=0), fa.max(axis=0), fb.min(axis=0), fb.max(axis=0))) > limit:
-                    counts["skipped_tiles"] += 1
-                    continue
                 candidates &= channel_bound_mask(sums_a[i0:i1], sums_b[j0:j1], size, threshold)
-            counts["channel"] += int(candidates.sum())
-            if not candidates.any():
+            n_candidates = int(np.count_nonzero(candidates))
+            counts["channel"] += n_candidates
+            if not n_candidates:
                 continue
             if user_diff is None:
-                i, j, d = _exact_difs(x, y, ri, cj, candidates, grid_x, grid_y, threshold, rotate,
+                i, j, d = _exact_difs(x, y, ri, cj, candidates, cells, threshold, rotate,
                                       use_torch, counts)
             else:
                 r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))

@@ -141,9 +141,12 @@ def grid_cells(size: int, wanted: int = 8) -> int:
 
 def grid_sums(x: np.ndarray, cells: int) -> np.ndarray:
     """Pixel sums over a ``cells x cells`` grid, per channel (n x cells x cells x 3, int64)."""
-    n, size = x.shape[0], x.shape[1]
+    n, size, c = x.shape[0], x.shape[1], x.shape[3]
     step = size // cells
-    return x.reshape(n, cells, step, cells, step, x.shape[3]).sum(axis=(2, 4), dtype=np.int64)
+    # rows of each cell first (contiguous runs), then columns; int32 where it cannot overflow
+    acc = np.int32 if 255 * step * step < 2**31 else np.int64
+    rows = x.reshape(n, cells, step, size * c).sum(axis=2, dtype=acc)
+    return rows.reshape(n, cells, cells, step, c).sum(axis=3, dtype=np.int64)
 
 
 def grid_bound_mask(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
@@ -173,23 +176,19 @@ def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     """``dif`` of the pairs ``(x[rows[t]], y[cols[t]])``: for the few pairs that survive
     pruning, where a full matrix product would be wasted.
 
-    Pairs are grouped by their x image; each group is one small float64 product of the
-    group's y images with the four rotations of that x image (integers below 2^53: exact).
+    Pairs are taken 256 at a time: the x images of a batch turned by each rotation, the
+    differences squared in int32 (at most 255^2) and summed in int64, so every sum is the
+    exact integer and the result equals ``naive_dif`` bit for bit.
     """
     size = x.shape[1]
     out = np.empty(len(rows), np.float64)
-    if not len(rows):
-        return out
-    order = np.argsort(rows, kind="stable")
-    bounds = np.flatnonzero(np.diff(rows[order])) + 1
-    for group in np.split(order, bounds):
-        i = rows[group[0]]
-        # rotate the uint8 image (a quarter of the bytes to move), then centre in float64
-        xr = np.stack([np.rot90(x[i], k, axes=(0, 1)).ravel() for k in (range(4) if rotate else range(1))])
-        xr = xr.astype(np.float64) - 128.0
-        yj = y[cols[group]].reshape(len(group), -1).astype(np.float64) - 128.0
-        best = (yj @ xr.T).max(axis=1)
-        # einsum, not a BLAS dot: a threaded BLAS can spend milliseconds on one short vector
-        sse = np.einsum("i,i->", xr[0], xr[0]) + np.einsum("ij,ij->i", yj, yj) - 2.0 * best
-        out[group] = sse / np.float64(size * size)
+    for s in range(0, len(rows), 256):
+        xa = x[rows[s:s + 256]].astype(np.int32)
+        yb = y[cols[s:s + 256]].astype(np.int32)
+        best = None
+        for k in range(4) if rotate else range(1):
+            d = np.rot90(xa, k, axes=(1, 2)) - yb
+            sse = (d * d).reshape(len(d), -1).sum(axis=1, dtype=np.int64)
+            best = sse if best is None else np.minimum(best, sse)
+        out[s:s + 256] = best.astype(np.float64) / np.float64(size * size)
     return out

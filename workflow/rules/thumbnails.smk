@@ -11,7 +11,7 @@ rule make_thumbnails:
         shift_amount=FIRST["shift_amount"],
         rotate=config["rotate"],
         hash_fn=config["hash_fn"],
-    threads: max(1, min(workflow.cores or 1, 64))  # a shard is one job: it may use the whole machine
+    threads: 8  # capped by --cores; cluster profiles set their own (set-threads)
     conda:
         "../envs/cpu.yaml"
     log:

@@ -16,12 +16,11 @@ from ._codes import PairStatus
 from ._io import atomic_path
 from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_mask, grid_cells,
                       grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
-from ._plan import read_block
+from ._plan import read_block, table_sums
 from ._plugins import resolve
 from ._thumbnails import HASH_COLUMNS
 
-__all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_mask", "hash_match_pairs",
-           "load_thumbnails"]
+__all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +84,13 @@ def hash_match_pairs(block_a: pa.Table, block_b: pa.Table) -> tuple[np.ndarray, 
     return i, j
 
 
-def hash_match_mask(block_a: pa.Table, block_b: pa.Table) -> np.ndarray:
-    """Pairs that share at least one (non-null) hash of any rotation (n x m bool)."""
-    mask = np.zeros((len(block_a), len(block_b)), bool)
-    mask[hash_match_pairs(block_a, block_b)] = True
-    return mask
-
-
 SPARSE = 0.02  # below this share of surviving pairs, compare pair by pair, not by matrix product
 TILE = 1024  # a block pair is worked through in tiles of TILE x TILE pairs: memory stays flat
+
+
+def _occupied(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and the columns of ``mask`` that hold a True."""
+    return np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
 
 
 def _use_torch(backend: str) -> bool:
@@ -108,7 +105,7 @@ def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray
     bound) whose exact ``dif`` is within ``threshold``: indices into x and y, and the values.
     The grid bound rules pairs out first; the rest are compared one by one when few, else
     by matrix products."""
-    r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+    r_any, c_any = _occupied(candidates)
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
     # grid sums of the few images left, not of whole blocks
@@ -147,10 +144,6 @@ def gpu_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-def _sums(t: pa.Table) -> np.ndarray:
-    return np.stack([t.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1).astype(np.int64)
 
 
 def compare_block_pair(
@@ -209,7 +202,7 @@ def compare_block_pair(
                     ", no GPU seen" if backend == "auto" else "")
 
     # brightness order inside each block, so that tiles cover narrow ranges of sums
-    sums_a, sums_b = _sums(ta), _sums(tb)
+    sums_a, sums_b = table_sums(ta), table_sums(tb)
     perm_a = np.argsort(sums_a.sum(axis=1), kind="stable")
     perm_b = perm_a if same else np.argsort(sums_b.sum(axis=1), kind="stable")
     sums_a, sums_b = sums_a[perm_a], sums_b[perm_b]
@@ -236,7 +229,7 @@ def compare_block_pair(
     ranges_b = ranges_a if same else [(feat_b[j0:j1].min(axis=0), feat_b[j0:j1].max(axis=0))
                                       for j0, j1 in tiles_b]
 
-    found_i, found_j, found_d, found_s = [], [], [], []
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, PairStatus]] = []  # (i, j, dif, status)
     counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
     for ta_, (i0, i1) in enumerate(tiles_a):
         for tb_ in range(ta_ if same else 0, len(tiles_b)):
@@ -260,10 +253,7 @@ def compare_block_pair(
             aspect_ok = aspect_mask(size_a[i0:i1], size_b[j0:j1], match_aspect_by)
             if keep_non_matching_aspects:
                 r, c = np.nonzero(keep & ~aspect_ok)
-                found_i.append(ri[r])
-                found_j.append(cj[c])
-                found_d.append(np.full(len(r), -1.0))
-                found_s.append(np.full(len(r), int(PairStatus.NON_MATCHING_ASPECT), np.int8))
+                found.append((ri[r], cj[c], np.full(len(r), -1.0), PairStatus.NON_MATCHING_ASPECT))
             if skip:
                 continue
             candidates = keep & aspect_ok
@@ -277,27 +267,25 @@ def compare_block_pair(
                 i, j, d = _exact_difs(x, y, ri, cj, candidates, cells, threshold, rotate,
                                       use_torch, counts)
             else:
-                r_any, c_any = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+                r_any, c_any = _occupied(candidates)
                 dif = pairwise_dif(x[ri[r_any]], y[cj[c_any]], rotate, user_diff)
                 r, c = np.nonzero(candidates[np.ix_(r_any, c_any)] & (dif <= threshold))
                 i, j, d = ri[r_any][r], cj[c_any][c], dif[r, c]
-            found_i.append(i)
-            found_j.append(j)
-            found_d.append(d)
-            found_s.append(np.full(len(i), int(PairStatus.COMPUTED), np.int8))
+            found.append((i, j, d, PairStatus.COMPUTED))
     logger.info("%s: %d pairs in %d tiles (%d skipped by their sum ranges); %d pass the channel "
                 "bound, %d the grid bound; %d tiles by matrix products", what, counts["pairs"],
                 counts["tiles"], counts["skipped_tiles"], counts["channel"], counts["grid"],
                 counts["dense_tiles"])
 
-    i = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
-    j = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    found.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), PairStatus.COMPUTED))
+    i = np.concatenate([f[0] for f in found])
+    j = np.concatenate([f[1] for f in found])
     # keys of A are all below those of B, so the smaller key is the A side
     ka, kb = keys_a[i], keys_b[j]
     table = pa.table({
         "key_a": np.minimum(ka, kb), "key_b": np.maximum(ka, kb),
-        "dif": np.concatenate(found_d) if found_d else np.zeros(0),
-        "success": np.concatenate(found_s) if found_s else np.zeros(0, np.int8),
+        "dif": np.concatenate([f[2] for f in found]),
+        "success": np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found]),
     }, schema=PAIR_SCHEMA)
     table = table.sort_by([("key_a", "ascending"), ("key_b", "ascending")])
     with atomic_path(out) as tmp:

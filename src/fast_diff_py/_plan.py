@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 _BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS, "canonical"]
 
 
+def table_sums(table: pa.Table) -> np.ndarray:
+    """The per-channel pixel sums of a thumbnail table (n x 3, int64)."""
+    return np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1).astype(np.int64)
+
+
 def _decoded(meta_paths: list[str], index_paths: list[str]) -> pa.Table:
     """Decoded images of all shards with their shard id and partition."""
     parts = []
@@ -64,17 +69,16 @@ def make_plan(
     number of jobs grows linearly with the number of images.
     """
     table = _decoded(meta_paths, index_paths)
-    sums = np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1)
-    features = with_total(sums)
+    features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
     exact = prune and threshold == 0
     canonical = np.asarray(table.column("canonical").to_pylist(), dtype=object)
     block = np.empty(len(table), np.int32)
-    block_part, lo, hi = [], [], []  # per block: partition, per-channel sum minima / maxima
+    block_part, lo, hi = [], [], []  # per block: partition, minima / maxima of the features
     for part in (0, 1):
         idx = np.flatnonzero(part_b == part)
-        order_key = canonical[idx].astype(str) if exact else sums[idx].sum(axis=1)
+        order_key = canonical[idx].astype(str) if exact else features[idx, 3]
         idx = idx[np.lexsort((keys[idx], order_key))]
         for start in range(0, len(idx), block_size):
             members = idx[start:start + block_size]

@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 
 Method = Literal["compat", "area", "quality"]
 METHODS = ("compat", "area", "quality")
-# reduced JPEG decoding: scale -> imread flag (DCT scaling in libjpeg)
-_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-            (2, cv2.IMREAD_REDUCED_COLOR_2))
+# imread flag per decoding scale (2, 4, 8: DCT scaling in libjpeg), largest first
+_DECODE_FLAG = {8: cv2.IMREAD_REDUCED_COLOR_8, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                2: cv2.IMREAD_REDUCED_COLOR_2, 1: cv2.IMREAD_COLOR}
 # a reduced decode must keep at least this many pixels per thumbnail pixel on the short side
 REDUCED_MIN_RATIO = 4
 # both sides a multiple of the DCT block put the blocks of a rotated copy on the same pixels,
@@ -97,10 +97,7 @@ def reduced_scale(height: int, width: int, size: int) -> int:
     unless both sides are multiples of MCU_ALIGN."""
     if height % MCU_ALIGN or width % MCU_ALIGN:
         return 1
-    for scale, _ in _REDUCED:
-        if min(height, width) // scale >= REDUCED_MIN_RATIO * size:
-            return scale
-    return 1
+    return next(s for s in _DECODE_FLAG if min(height, width) // s >= REDUCED_MIN_RATIO * size or s == 1)
 
 
 def _decode(buf: np.ndarray, flag: int) -> np.ndarray:
@@ -149,10 +146,7 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
             raise ImageReadError(problem)
         if method == "quality" and dims is not None:
             scale = reduced_scale(*dims, size)
-    if scale > 1:
-        img = _decode(buf, dict(_REDUCED)[scale])
-    else:
-        img = _decode(buf, cv2.IMREAD_COLOR)
+    img = _decode(buf, _DECODE_FLAG[scale])
     px, py = int(img.shape[0]) * scale, int(img.shape[1]) * scale
     if img.shape[:2] != (size, size):
         interpolation = cv2.INTER_CUBIC if method == "compat" else cv2.INTER_AREA

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from fast_diff_py._kernel import block_dif
-from fast_diff_py._thumbnails import ImageReadError, decode_thumbnail
+from fast_diff_py._thumbnails import MCU_ALIGN, ImageReadError, _jpeg_scan, decode_thumbnail
 
 REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
@@ -49,6 +49,19 @@ def candidate_reduced_any(data: bytes, s: int) -> np.ndarray:
             if short // f >= 4 * s:
                 return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
     return _area(_full(data), s)
+
+
+def candidate_reduced_ratio(ratio: int):
+    """The ``quality`` method with another minimum of source pixels per thumbnail pixel."""
+    def run(data: bytes, s: int) -> np.ndarray:
+        if data[:2] == b"\xff\xd8":
+            _, dims = _jpeg_scan(data)
+            if dims is not None and not (dims[0] % MCU_ALIGN or dims[1] % MCU_ALIGN):
+                for f, flag in REDUCED:
+                    if min(dims) // f >= ratio * s:
+                        return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
+        return _area(_full(data), s)
+    return run
 
 
 def candidate_pyramid(data: bytes, s: int) -> np.ndarray:
@@ -96,6 +109,7 @@ def main() -> None:
     pairs = {frozenset((p["original"], p["duplicate"])): p["transform"] for p in truth["pairs"]}
     methods = {"compat": package_method("compat"), "area": package_method("area"),
                "quality": package_method("quality"), "reduced_any": candidate_reduced_any,
+               "ratio3": candidate_reduced_ratio(3), "ratio2": candidate_reduced_ratio(2),
                "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips}
     print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
           f"dif <= {args.threshold}")

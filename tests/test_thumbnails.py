@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO, photo, write
 from fast_diff_py._kernel import naive_dif
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
-from fast_diff_py._thumbnails import make_thumbnails
+from fast_diff_py._thumbnails import (canonical_digests, default_hash, hash_stack, make_thumbnails,
+                                      rotations)
 
 
 def reference_thumbnail(path: Path, size: int) -> np.ndarray:
@@ -185,6 +186,34 @@ def test_hashes_follow_rotation_and_shift():
     assert hash_thumbnail(high_bits, shift_amount=1) != hash_thumbnail(img, shift_amount=1)
     with pytest.raises(ValueError, match="got 8"):
         hash_thumbnail(img, shift_amount=8)
+
+
+@pytest.mark.parametrize("shift", [0, 2, -3])
+@pytest.mark.parametrize("rotate", [True, False])
+def test_stack_hashes_equal_the_per_image_definition(shift, rotate):
+    # hash_stack rotates a whole stack at once; each row must be default_hash of the shifted,
+    # rotated thumbnail, as fast-diff-py defines it
+    stack = np.stack([photo(s, 12, 12) for s in range(5)])
+    for thumb, got in zip(stack, hash_stack(stack, shift_amount=shift, rotate=rotate)):
+        if shift >= 0:
+            shifted = thumb >> shift
+        else:
+            shifted = thumb << -shift
+        want = [default_hash(r) for r in rotations(shifted, rotate)]
+        assert list(got) == want + [None] * (4 - len(want))
+
+
+def test_canonical_digest_is_shared_by_rotations_only():
+    img = photo(5, 20, 20)
+    turned = [np.rot90(img, k, axes=(0, 1)) for k in range(4)]
+    others = [img[::-1].copy(), img ^ np.uint8(1), photo(6, 20, 20)]
+    digests = canonical_digests(np.stack(turned + others))
+    assert len(set(digests[:4])) == 1
+    assert len(set(digests)) == 1 + len(others)  # a mirror image and small changes differ
+    # the transpose is the mirror image turned by 90 degrees
+    assert canonical_digests(img.transpose(1, 0, 2)[None])[0] == digests[4]
+    unrotated = canonical_digests(np.stack(turned), rotate=False)
+    assert len(set(unrotated)) == 4
 
 
 def test_custom_hash_function(tmp_path):

@@ -1,4 +1,4 @@
-"""Status codes stored in the ``success`` columns of the database."""
+"""Status codes stored in the ``success`` columns of the database, and the hash columns' names."""
 
 from __future__ import annotations
 
@@ -21,3 +21,7 @@ class PairStatus(IntEnum):
     COMPUTED = 1  # dif is the exact thumbnail difference
     MATCHING_HASH = 2  # hashes agree, dif = 0 without comparing
     NON_MATCHING_ASPECT = 3  # size / aspect filter rejected the pair, dif = -1
+
+
+# one column of hashes per rotation, in the directory table and the thumbnail metadata
+HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")

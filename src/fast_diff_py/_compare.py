@@ -12,13 +12,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codes import PairStatus
+from ._codes import HASH_COLUMNS, PairStatus
 from ._io import atomic_path
 from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_mask, grid_cells,
                       grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
 from ._plan import read_block, table_sums
 from ._plugins import resolve
-from ._thumbnails import HASH_COLUMNS
 
 __all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ._thumbnails import HASH_COLUMNS
+from ._codes import HASH_COLUMNS
+
 
 __all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database"]
 

@@ -17,10 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ._codes import FileStatus
+from ._codes import FileStatus, HASH_COLUMNS
 from ._io import atomic_path
 from ._kernel import channel_limit, range_bound, with_total
-from ._thumbnails import HASH_COLUMNS
 
 __all__ = ["make_plan", "read_block", "block_pair_ids"]
 

@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codes import FileStatus
+from ._codes import HASH_COLUMNS, FileStatus
 from ._io import atomic_path
 from ._plugins import resolve
 
 __all__ = [
-    "META_SCHEMA", "ImageReadError", "decode_thumbnail", "hash_thumbnail", "default_hash",
-    "make_thumbnails", "rotations",
+    "META_SCHEMA", "ImageReadError", "canonical_digests", "decode_thumbnail", "default_hash",
+    "hash_stack", "hash_thumbnail", "make_thumbnails", "rotations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ REDUCED_MIN_RATIO = 4
 # so reduced decodes of an image and of its rotations agree; on unaligned sizes they do not
 # (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)
 MCU_ALIGN = 8
-HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
+
+HASH_CHUNK = 512  # thumbnails rotated and hashed together (a few MB at S = 64)
 
 META_SCHEMA = pa.schema(
     [
@@ -50,8 +51,8 @@ META_SCHEMA = pa.schema(
         ("sum_1", pa.int64()),
         ("sum_2", pa.int64()),
         *[(h, pa.string()) for h in HASH_COLUMNS],
-        # the smallest digest of the unshifted thumbnail's rotations: equal for images whose
-        # dif is 0, which lets the planner answer diff_threshold 0 without products
+        # a digest of the unshifted thumbnail's rotations (canonical_digests): equal for images
+        # whose dif is 0, which lets the planner answer diff_threshold 0 without products
         ("canonical", pa.string()),
     ]
 )
@@ -166,11 +167,70 @@ def default_hash(mat: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _orbit_sums(stack: np.ndarray, rotate: bool) -> np.ndarray:
+    """Each thumbnail of an N x S x S x 3 stack summed with its three rotations (uint16;
+    the stack itself without ``rotate``): equal for thumbnails equal up to a rotation."""
+    if not rotate:
+        return np.ascontiguousarray(stack)
+    u = stack.astype(np.uint16)
+    half = u + u[:, ::-1, ::-1]  # 0 + 180 degrees
+    return half + np.rot90(half, 1, axes=(1, 2))  # + 90 + 270
+
+
+def canonical_digests(stack: np.ndarray, rotate: bool = True) -> list[str]:
+    """One digest per thumbnail of an N x S x S x 3 stack, equal for thumbnails equal up to a
+    rotation (only for equal ones without ``rotate``): BLAKE2b of the sum of its rotations.
+
+    The planner groups images by it to answer ``diff_threshold == 0``; two different images
+    with the same digest are only compared needlessly, never stored wrongly."""
+    sums = _orbit_sums(stack, rotate)
+    return [hashlib.blake2b(row, digest_size=16).hexdigest() for row in sums]
+
+
 def canonical_digest(thumb: np.ndarray, rotate: bool = True) -> str:
-    """The smallest BLAKE2b digest over the thumbnail's rotations (only 0 without rotate):
-    thumbnails equal up to a rotation share it."""
-    return min(hashlib.blake2b(np.ascontiguousarray(r).tobytes(), digest_size=16).hexdigest()
-               for r in rotations(thumb, rotate))
+    """``canonical_digests`` of one thumbnail."""
+    return canonical_digests(thumb[None], rotate)[0]
+
+
+def _shifted(thumbs: np.ndarray, shift_amount: int) -> np.ndarray:
+    if not -7 <= shift_amount <= 7:
+        raise ValueError(f"shift_amount must lie in [-7, 7], got {shift_amount}")
+    if shift_amount > 0:
+        return np.right_shift(thumbs, shift_amount)
+    if shift_amount < 0:
+        return np.left_shift(thumbs, -shift_amount)
+    return thumbs
+
+
+def hash_stack(
+    stack: np.ndarray,
+    *,
+    shift_amount: int = 0,
+    rotate: bool = True,
+    hash_fn: Callable[[np.ndarray], str] = default_hash,
+) -> list[tuple[str | None, str | None, str | None, str | None]]:
+    """``hash_thumbnail`` of every thumbnail of an N x S x S x 3 stack, rotating the whole
+    stack at once (a per-image rotation costs more than hashing it)."""
+    shifted = _shifted(stack, shift_amount)
+    n = len(stack)
+    columns: list[list[str | None]] = []
+    for k in range(4 if rotate else 1):
+        turned = np.ascontiguousarray(np.rot90(shifted, k, axes=(1, 2)))
+        if hash_fn is default_hash:
+            prefix = hashlib.sha1(repr(turned.shape[1:]).encode())
+            col = []
+            for row in turned:
+                h = prefix.copy()
+                h.update(row)
+                col.append(h.hexdigest())
+        else:
+            col = [hash_fn(row) for row in turned]
+            for h in col:
+                if not isinstance(h, str):
+                    raise TypeError(f"hash function must return str, got {type(h).__name__}")
+        columns.append(col)
+    columns += [[None] * n] * (4 - len(columns))
+    return list(zip(*columns))
 
 
 def hash_thumbnail(
@@ -182,17 +242,7 @@ def hash_thumbnail(
 ) -> tuple[str | None, str | None, str | None, str | None]:
     """Hashes of the four rotations of ``thumb`` after shifting its values by ``shift_amount``
     bits (right when positive, left when negative). Without ``rotate`` only the first is set."""
-    if not -7 <= shift_amount <= 7:
-        raise ValueError(f"shift_amount must lie in [-7, 7], got {shift_amount}")
-    if shift_amount > 0:
-        thumb = np.right_shift(thumb, shift_amount)
-    elif shift_amount < 0:
-        thumb = np.left_shift(thumb, -shift_amount)
-    hashes = [hash_fn(r) for r in rotations(thumb, rotate)]
-    for h in hashes:
-        if not isinstance(h, str):
-            raise TypeError(f"hash function must return str, got {type(h).__name__}")
-    return tuple(hashes + [None] * (4 - len(hashes)))  # type: ignore[return-value]
+    return hash_stack(thumb[None], shift_amount=shift_amount, rotate=rotate, hash_fn=hash_fn)[0]
 
 
 def make_thumbnails(
@@ -233,10 +283,6 @@ def make_thumbnails(
             out.update(success=int(FileStatus.ERROR), error=str(exc))
             return None, out
         out["success"] = int(FileStatus.SUCCESS)
-        out["canonical"] = canonical_digest(thumb, rotate)
-        if compute_hash:
-            out.update(zip(HASH_COLUMNS, hash_thumbnail(
-                thumb, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)))
         return thumb, out
 
     # decoding releases the GIL; threads take contiguous runs of files (one task per file
@@ -249,13 +295,28 @@ def make_thumbnails(
     thumbs = [t for t, _ in results if t is not None]
     rows = [m for _, m in results]
     stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
+    del thumbs
     sums = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
+
+    def digests(start: int) -> tuple[list[str], list[tuple]]:
+        chunk = stack[start:start + HASH_CHUNK]
+        hashes = (hash_stack(chunk, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)
+                  if compute_hash else [])
+        return canonical_digests(chunk, rotate), hashes
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        parts = list(pool.map(digests, range(0, len(stack), HASH_CHUNK)))
+    canonical = [c for part, _ in parts for c in part]
+    hashes = [h for _, part in parts for h in part]
     t = 0
     for thumb, meta in results:
         if thumb is None:
             meta.update(thumb_row=-1, sum_0=0, sum_1=0, sum_2=0)
         else:
-            meta.update(thumb_row=t, sum_0=int(sums[t, 0]), sum_1=int(sums[t, 1]), sum_2=int(sums[t, 2]))
+            meta.update(thumb_row=t, sum_0=int(sums[t, 0]), sum_1=int(sums[t, 1]),
+                        sum_2=int(sums[t, 2]), canonical=canonical[t])
+            if compute_hash:
+                meta.update(zip(HASH_COLUMNS, hashes[t]))
             t += 1
     with atomic_path(out_thumbs) as tmp:
         with open(tmp, "wb") as fh:

@@ -2,8 +2,9 @@
 import logging
 import os
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from fast_diff_py._jobs import start_job
+
+start_job(snakemake.log[0])
 
 from fast_diff_py import make_thumbnails
 

@@ -1,8 +1,7 @@
 """Snakemake adapter: order images into blocks and list the block pairs to compare."""
-import logging
+from fast_diff_py._jobs import start_job
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+start_job(snakemake.log[0])
 
 from fast_diff_py import make_plan
 

@@ -1,0 +1,45 @@
+"""What every workflow job does before its stage: log to its log file, and keep pyarrow from
+importing pandas."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["start_job"]
+
+
+def _pyarrow_without_pandas() -> None:
+    """Let pyarrow look for pandas once while the import is refused.
+
+    pyarrow asks whether pandas is installed at its first array, and importing pandas costs
+    a job 0.4 s that no stage needs. Refused once, pyarrow stops asking for its implicit
+    checks; whatever really needs pandas later (``to_pandas``, a user's plug-in) imports it
+    as usual, because pyarrow retries the import then and the refusal is lifted here.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    refuse = _RefusePandas()
+    sys.meta_path.insert(0, refuse)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(refuse)
+
+
+class _RefusePandas:
+    """An import finder that fails the import of pandas."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not imported by fast-diff's jobs")
+        return None
+
+
+def start_job(log_path: str) -> None:
+    """Route the package's logging to the job's log file and prepare pyarrow."""
+    logging.basicConfig(filename=log_path, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _pyarrow_without_pandas()

@@ -141,6 +141,19 @@ def _error_of(path: Path) -> str:
     return str(info.value)
 
 
+@pytest.mark.parametrize("trailer", [0, 100, 10_000])
+def test_jpeg_with_trailing_bytes_is_whole(tmp_path, trailer):
+    # cameras and editors append data after the end-of-image marker; the truncation check
+    # must find the marker however far it lies from the end of the file
+    data = write(tmp_path / "good.jpg", photo(1)).read_bytes()
+    path = tmp_path / "trailer.jpg"
+    path.write_bytes(data + b"\0" * trailer)
+    thumb, _, _ = decode_thumbnail(str(path), 32)
+    assert np.array_equal(thumb, decode_thumbnail(str(tmp_path / "good.jpg"), 32)[0])
+    path.write_bytes(data[:-2] + b"\0" * trailer)  # the marker itself cut off
+    assert "truncated JPEG" in _error_of(path)
+
+
 def test_bad_files_raise_a_named_error(tmp_path, monkeypatch):
     good = write(tmp_path / "good.jpg", photo(1))
     data = good.read_bytes()

@@ -85,7 +85,11 @@ def _jpeg_scan(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and i + 9 <= n:
             size = (int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big"))
         if marker == 0xDA:
-            if data.find(b"\xff\xd9", i + 2 + length) == -1:
+            # the marker ends a whole file, or comes shortly before trailing bytes: look at the
+            # tail first and scan the whole image data only when it is not there
+            start = i + 2 + length
+            if (data.rfind(b"\xff\xd9", max(start, n - 4096)) == -1
+                    and data.find(b"\xff\xd9", start) == -1):
                 return "truncated JPEG: the image data has no end-of-image marker", size
             return None, size
         i += 2 + length

@@ -128,6 +128,55 @@ def test_pair_dif_equals_naive(xy, rotate, data):
     assert np.array_equal(got, np.array([naive_dif(x[i], y[j], rotate) for i, j in zip(rows, cols)]))
 
 
+@settings(max_examples=150, deadline=None)
+@given(stacks(), st.booleans(), st.floats(0, 3 * 255**2), st.integers(1, 8))
+def test_grid_bound_rotations_keep_every_matching_rotation(xy, rotate, threshold, wanted):
+    """A rotation whose exact difference is within the threshold is never ruled out, and
+    pair_dif over the rotations left gives the naive value for every pair within it."""
+    from fast_diff_py._kernel import grid_bound_rotations, grid_cells, grid_sums, pair_dif
+
+    x, y = xy
+    size = x.shape[1]
+    cells = grid_cells(size, wanted)
+    turns = grid_bound_rotations(grid_sums(x, cells), grid_sums(y, cells), size, threshold, rotate)
+    for k in range(4) if rotate else range(1):
+        for i, a in enumerate(x):
+            for j, b in enumerate(y):
+                turned = np.rot90(a, k, axes=(0, 1))
+                if naive_dif(np.ascontiguousarray(turned), b, False) <= threshold:
+                    assert turns[i, j] >> k & 1
+    if not rotate:
+        assert not (turns & 0b1110).any()
+    r, c = np.nonzero(turns)
+    got = pair_dif(x, y, r, c, rotate, turns[r, c])
+    naive = np.array([naive_dif(x[i], y[j], rotate) for i, j in zip(r, c)])
+    within = naive <= threshold
+    assert np.array_equal(got[within], naive[within])
+    assert (got[~within] > threshold).all()  # rotations left out never make a pair match
+
+
+def test_grid_bound_rotations_name_the_turn_of_a_rotated_copy():
+    from fast_diff_py._kernel import grid_bound_rotations, grid_sums, pair_dif
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    y = np.concatenate([np.rot90(x, k, axes=(1, 2)) for k in range(4)])
+    turns = grid_bound_rotations(grid_sums(x, 4), grid_sums(y, 4), 8, 1.0)
+    assert turns.tolist() == [[0b0001, 0b0010, 0b0100, 0b1000]]
+    assert (pair_dif(x, y, np.zeros(4, int), np.arange(4), True, turns[0]) == 0).all()
+    assert grid_bound_rotations(grid_sums(x, 4), grid_sums(y, 4), 8, 1.0, rotate=False).tolist() == [[1, 0, 0, 0]]
+
+
+def test_pair_dif_refuses_a_pair_without_rotations():
+    from fast_diff_py._kernel import pair_dif
+
+    x = np.zeros((1, 2, 2, 3), np.uint8)
+    with pytest.raises(ValueError, match="needs a rotation"):
+        pair_dif(x, x, np.array([0]), np.array([0]), True, np.array([0], np.uint8))
+    with pytest.raises(ValueError, match="needs a rotation"):
+        pair_dif(x, x, np.array([0]), np.array([0]), False, np.array([0b10], np.uint8))
+
+
 @settings(max_examples=200, deadline=None)
 @given(sums=arrays(np.int64, (9, 3), elements=st.integers(0, 255 * 64 * 64)),
        split=st.integers(1, 8), shift=st.integers(-3 * 255 * 64 * 64, 3 * 255 * 64 * 64))

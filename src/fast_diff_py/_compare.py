@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS, PairStatus
 from ._io import atomic_path
-from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_mask, grid_cells,
-                      grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
+from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_rotations,
+                      grid_cells, grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
 from ._plan import read_block, table_sums
 from ._plugins import resolve
 
@@ -107,13 +107,16 @@ def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray
     r_any, c_any = _occupied(candidates)
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
-    # grid sums of the few images left, not of whole blocks
-    sub &= grid_bound_mask(grid_sums(x[rows], cells), grid_sums(y[cols], cells), x.shape[1], threshold, rotate)
+    # grid sums of the few images left, not of whole blocks; per rotation, so that a pair
+    # compared one by one is turned only the ways that can match
+    turns = grid_bound_rotations(grid_sums(x[rows], cells), grid_sums(y[cols], cells),
+                                 x.shape[1], threshold, rotate)
+    sub &= turns != 0
     r, c = np.nonzero(sub)
     counts["grid"] += len(r)
     if len(r) <= SPARSE * sub.size:
         i, j = rows[r], cols[c]
-        d = pair_dif(x, y, i, j, rotate)
+        d = pair_dif(x, y, i, j, rotate, turns[r, c])
     else:
         counts["dense_tiles"] += 1
         if use_torch:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = ["naive_dif", "channel_sums", "channel_bound_mask", "block_dif", "pairwise_dif",
-           "grid_cells", "grid_sums", "grid_bound_mask", "pair_dif"]
+           "grid_cells", "grid_sums", "grid_bound_mask", "grid_bound_rotations", "pair_dif"]
 
 _CHUNK = 1024  # entries per float32 partial product; 1024 * 128^2 = 2^24
 
@@ -149,46 +149,63 @@ def grid_sums(x: np.ndarray, cells: int) -> np.ndarray:
     return rows.reshape(n, cells, cells, step, c).sum(axis=3, dtype=np.int64)
 
 
-def grid_bound_mask(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
-                    rotate: bool = True) -> np.ndarray:
-    """Pairs that can lie within ``threshold`` by the grid bound (n x m bool).
+def grid_bound_rotations(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
+                         rotate: bool = True) -> np.ndarray:
+    """The rotations by which each pair can lie within ``threshold`` by the grid bound: an
+    n x m uint8 array, bit k set when turning a by k x 90 degrees may match b (bit 0 only
+    without ``rotate``).
 
     Projecting onto images that are constant on each grid cell shortens distances, so
     ``sum((a - b)^2) >= sum_cells (cellsum(a) - cellsum(b))^2 / cell_pixels`` for each
     rotation, and the cell sums of a rotated image are the rotated cell sums. All terms are
-    integers below 2^53, so the float64 products here are exact; a pair is dropped only when
-    the bound exceeds the threshold for every rotation.
+    integers below 2^53, so the float64 products here are exact; a rotation is ruled out only
+    when its bound exceeds the threshold (with a margin).
     """
     cells = grid_a.shape[1]
     cell_pixels = (size // cells) ** 2
+    limit = threshold * float(size) ** 2 * cell_pixels * (1 + 1e-9) + 1
     fb = grid_b.reshape(len(grid_b), -1).astype(np.float64)
     norm_b = np.einsum("ij,ij->i", fb, fb)
-    best = None
+    bits = np.zeros((len(grid_a), len(grid_b)), np.uint8)
     for k in range(4) if rotate else range(1):
         fa = np.rot90(grid_a, k, axes=(1, 2)).reshape(len(grid_a), -1).astype(np.float64)
         dist = np.einsum("ij,ij->i", fa, fa)[:, None] + norm_b[None, :] - 2.0 * (fa @ fb.T)
-        best = dist if best is None else np.minimum(best, dist)
-    return best <= threshold * float(size) ** 2 * cell_pixels * (1 + 1e-9) + 1
+        bits |= (dist <= limit).astype(np.uint8) << k
+    return bits
+
+
+def grid_bound_mask(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
+                    rotate: bool = True) -> np.ndarray:
+    """Pairs that can lie within ``threshold`` by the grid bound for some rotation (n x m
+    bool; see ``grid_bound_rotations``)."""
+    return grid_bound_rotations(grid_a, grid_b, size, threshold, rotate) != 0
 
 
 def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-             rotate: bool = True) -> np.ndarray:
+             rotate: bool = True, turns: np.ndarray | None = None) -> np.ndarray:
     """``dif`` of the pairs ``(x[rows[t]], y[cols[t]])``: for the few pairs that survive
     pruning, where a full matrix product would be wasted.
 
     Pairs are taken 256 at a time: the x images of a batch turned by each rotation, the
     differences squared in int32 (at most 255^2) and summed in int64, so every sum is the
     exact integer and the result equals ``naive_dif`` bit for bit.
+
+    ``turns`` (uint8 per pair, as ``grid_bound_rotations`` gives) limits each pair to the
+    rotations whose bit is set. The result is then the minimum over those rotations only:
+    equal to ``naive_dif`` wherever the rotations left out are proven above a threshold that
+    the value itself does not exceed, which is how the compare jobs use it.
     """
     size = x.shape[1]
-    out = np.empty(len(rows), np.float64)
-    for s in range(0, len(rows), 256):
-        xa = x[rows[s:s + 256]].astype(np.int32)
-        yb = y[cols[s:s + 256]].astype(np.int32)
-        best = None
-        for k in range(4) if rotate else range(1):
-            d = np.rot90(xa, k, axes=(1, 2)) - yb
+    rotations = range(4) if rotate else range(1)
+    if turns is not None and not (turns & ((1 << len(rotations)) - 1)).all():
+        raise ValueError(f"every pair needs a rotation in turns, got {turns[~(turns & ((1 << len(rotations)) - 1)).astype(bool)][:5]}")
+    best = np.full(len(rows), np.iinfo(np.int64).max, np.int64)
+    for k in rotations:
+        todo = np.arange(len(rows)) if turns is None else np.flatnonzero(turns & (1 << k))
+        for s in range(0, len(todo), 256):
+            at = todo[s:s + 256]
+            xa = x[rows[at]].astype(np.int32)
+            d = (np.rot90(xa, k, axes=(1, 2)) if k else xa) - y[cols[at]].astype(np.int32)
             sse = (d * d).reshape(len(d), -1).sum(axis=1, dtype=np.int64)
-            best = sse if best is None else np.minimum(best, sse)
-        out[s:s + 256] = best.astype(np.float64) / np.float64(size * size)
-    return out
+            best[at] = np.minimum(best[at], sse)
+    return best.astype(np.float64) / np.float64(size * size)

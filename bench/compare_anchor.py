@@ -56,7 +56,7 @@ def run_ours(photos: Path, work: Path, threshold: float, cores: int,
     cfg = {"part_a": [str(photos)], "second_loop": {"diff_threshold": threshold},
            "first_loop": {"compute_hash": False}, "thumbnail_method": method}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    wall, rss, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    wall, rss, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                              "--directory", str(work), "--configfile", str(work / "config.yaml"),
                              "--cores", str(cores), "--quiet", "all"])
     return wall, rss

@@ -33,7 +33,7 @@ def dry_run(work: Path, config: Path, repeat: int) -> tuple[float, int]:
     times, jobs = [], 0
     for _ in range(repeat):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                               "--directory", str(work), "--configfile", str(config), "--dry-run",
                               "--rerun-triggers", "mtime", "--cores", "2"],
                              capture_output=True, text=True, check=True).stdout

@@ -17,7 +17,7 @@ compare: {backend: $backend}
 block_size: 1024
 CFG
   start=$(date +%s.%N)
-  python3 -m snakemake --snakefile "$repo/Snakefile" --directory "$work/$backend" \
+  python3 -m snakemake --snakefile "$repo/workflow/Snakefile" --directory "$work/$backend" \
     --configfile "$work/$backend/config.yaml" --cores "$(nproc)" --quiet all
   end=$(date +%s.%N)
   echo "backend $backend: $(python3 -c "print(round($end - $start, 1))") s wall" | tee -a "$out/report.txt"

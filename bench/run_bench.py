@@ -173,7 +173,7 @@ def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, t
     work.mkdir(parents=True)
     cfg = workflow_config(corpus, mode, fdp_threshold, overrides)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    wall, peak, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    wall, peak, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                               "--directory", str(work), "--configfile", str(work / "config.yaml"),
                               "--quiet", "all", "--cores", str(cores), cfg["db_path"]])
     con = sqlite3.connect(work / cfg["db_path"])

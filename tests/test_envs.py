@@ -67,8 +67,24 @@ def test_profiles_parse(tmp_path, profile):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
          str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--dry-run",
          "--profile", str(REPO / "workflow" / "profiles" / profile)],
         capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_default_profile_is_found_from_the_repository_root(tmp_path):
+    # Snakemake looks for profiles/default next to the Snakefile: the README's plain
+    # `snakemake --cores 2` must get rerun-incomplete and the rest of workflow/profiles/default
+    import subprocess
+    import sys
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--directory", str(tmp_path), "--configfile",
+         str(tmp_path / "config.yaml"), "--dry-run"],
+        capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "workflow specific profile workflow/profiles/default" in proc.stdout + proc.stderr

@@ -49,7 +49,7 @@ def test_slurm_run_equals_local_run(tmp_path, slurm):
     # Snakemake may ignore SIGTERM while it waits on the cluster: bound it with SIGINT
     proc = subprocess.run(
         ["timeout", "-s", "INT", "900", sys.executable, "-m", "snakemake", "--snakefile",
-         str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+         str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir), "--configfile",
          str(workdir / "config.yaml"), "--profile", str(PROFILE)],
         capture_output=True, text=True, cwd=workdir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

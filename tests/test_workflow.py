@@ -141,7 +141,7 @@ def _start(workdir: Path, config: dict) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return subprocess.Popen(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir),
          "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--rerun-incomplete"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -163,7 +163,7 @@ def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for):
     os.killpg(proc.pid, sig)  # the whole job tree, as a crash or Ctrl-C would
     proc.wait(timeout=60)
     if sig == signal.SIGKILL:  # a hard kill leaves Snakemake's lock behind
-        subprocess.run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
+        subprocess.run([*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
                         str(work), "--configfile", str(work / "config.yaml"), "--unlock"],
                        check=True, capture_output=True)
     run_workflow(work, config)

@@ -20,7 +20,7 @@ __all__ = ["SNAKEFILE", "WorkflowError", "run_workflow", "stage_targets"]
 
 logger = logging.getLogger(__name__)
 
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+SNAKEFILE = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
 
 
 class WorkflowError(FastDiffError):

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 # The package under src/ holds the logic; make it importable here and in every job.
-_SRC = str(Path(workflow.basedir) / "src")
+_SRC = str(Path(workflow.basedir).parent / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)

@@ -95,15 +95,15 @@ def test_quality_is_area_where_no_reduced_decode_applies(tmp_path, kind):
         path = write(tmp_path / "a.png", photo(5, 512, 640))
     elif kind == "jpg_unaligned":  # 515 rows: DCT blocks of a rotated copy would not line up
         path = write(tmp_path / "a.jpg", photo(5, 515, 640))
-    else:  # aligned, but 1/2 size would leave fewer than 4 pixels per thumbnail pixel
-        path = write(tmp_path / "a.jpg", photo(5, 224, 256))
+    else:  # aligned, but 1/2 size would leave fewer than 3 pixels per thumbnail pixel
+        path = write(tmp_path / "a.jpg", photo(5, 184, 256))
     thumb, px, py = decode_thumbnail(str(path), 32, "quality")
     img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     assert np.array_equal(thumb, _area(img, 32))
     assert (px, py) == img.shape[:2]
 
 
-@pytest.mark.parametrize("rows, cols, scale", [(512, 640, 4), (1024, 1280, 8), (256, 320, 2), (384, 400, 2), (1208, 1608, 8), (600, 808, 4)])
+@pytest.mark.parametrize("rows, cols, scale", [(512, 640, 4), (1024, 1280, 8), (256, 320, 2), (384, 400, 4), (376, 400, 2), (1208, 1608, 8), (600, 808, 4)])
 def test_quality_decodes_aligned_jpegs_reduced(tmp_path, rows, cols, scale):
     from fast_diff_py._thumbnails import reduced_scale
     assert reduced_scale(rows, cols, 32) == scale

@@ -31,7 +31,9 @@ METHODS = ("compat", "area", "quality")
 _DECODE_FLAG = {8: cv2.IMREAD_REDUCED_COLOR_8, 4: cv2.IMREAD_REDUCED_COLOR_4,
                 2: cv2.IMREAD_REDUCED_COLOR_2, 1: cv2.IMREAD_COLOR}
 # a reduced decode must keep at least this many pixels per thumbnail pixel on the short side
-REDUCED_MIN_RATIO = 4
+# (bench/README.md: 3 loses no copy, re-encode, resize, rotation or re-save that a full
+# decode finds; 2 loses a few PNG re-saves)
+REDUCED_MIN_RATIO = 3
 # both sides a multiple of the DCT block put the blocks of a rotated copy on the same pixels,
 # so reduced decodes of an image and of its rotations agree; on unaligned sizes they do not
 # (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)

@@ -36,3 +36,17 @@ def test_pandas_still_works_after_the_start(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "job.log"), str(tmp_path / "t.parquet")],
                          capture_output=True, text=True, check=True, cwd=REPO / "src")
     assert out.stdout.strip() == "3"
+
+
+def test_pending_timers_are_cancelled():
+    import threading
+
+    from fast_diff_py._jobs import cancel_pending_timers
+
+    fired = []
+    timer = threading.Timer(60, lambda: fired.append(1))
+    timer.start()
+    assert cancel_pending_timers() >= 1
+    timer.join(10)  # a cancelled timer ends at once instead of after its 60 s
+    assert not timer.is_alive() and not fired
+    assert cancel_pending_timers() == 0

@@ -1,12 +1,13 @@
-"""What every workflow job does before its stage: log to its log file, and keep pyarrow from
-importing pandas."""
+"""What every workflow job does before its stage (log to its log file, keep pyarrow from
+importing pandas), and what the Snakemake process does when the run is over."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 
-__all__ = ["start_job"]
+__all__ = ["cancel_pending_timers", "start_job"]
 
 
 def _pyarrow_without_pandas() -> None:
@@ -43,3 +44,17 @@ def start_job(log_path: str) -> None:
     logging.basicConfig(filename=log_path, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _pyarrow_without_pandas()
+
+
+def cancel_pending_timers() -> int:
+    """Cancel the ``threading.Timer`` threads still waiting in this process; return how many.
+
+    Snakemake's scheduler arms a one-second timer (the re-check of its job rate limiter) after
+    every round, and the interpreter waits for it before exiting, so a finished run sat idle
+    for up to a second. The workflow calls this once the run is over (``onsuccess``,
+    ``onerror``), when nothing waits on those timers any more.
+    """
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)

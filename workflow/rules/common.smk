@@ -14,6 +14,18 @@ import fast_diff_py as fdp
 
 fdp.validate_config(config)
 
+from fast_diff_py._jobs import cancel_pending_timers
+
+
+# Once the run is over, Snakemake would still wait up to a second for its scheduler's timer.
+onsuccess:
+    cancel_pending_timers()
+
+
+onerror:
+    cancel_pending_timers()
+
+
 RESULTS = config["results_dir"]
 FIRST = config["first_loop"]
 SECOND = config["second_loop"]

@@ -197,8 +197,10 @@ def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     """
     size = x.shape[1]
     rotations = range(4) if rotate else range(1)
-    if turns is not None and not (turns & ((1 << len(rotations)) - 1)).all():
-        raise ValueError(f"every pair needs a rotation in turns, got {turns[~(turns & ((1 << len(rotations)) - 1)).astype(bool)][:5]}")
+    if turns is not None:
+        without = turns[(turns & ((1 << len(rotations)) - 1)) == 0]
+        if len(without):
+            raise ValueError(f"every pair needs a rotation in turns, got {without[:5]}")
     best = np.full(len(rows), np.iinfo(np.int64).max, np.int64)
     for k in rotations:
         todo = np.arange(len(rows)) if turns is None else np.flatnonzero(turns & (1 << k))

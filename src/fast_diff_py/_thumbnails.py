@@ -193,11 +193,6 @@ def canonical_digests(stack: np.ndarray, rotate: bool = True) -> list[str]:
     return [hashlib.blake2b(row, digest_size=16).hexdigest() for row in sums]
 
 
-def canonical_digest(thumb: np.ndarray, rotate: bool = True) -> str:
-    """``canonical_digests`` of one thumbnail."""
-    return canonical_digests(thumb[None], rotate)[0]
-
-
 def _shifted(thumbs: np.ndarray, shift_amount: int) -> np.ndarray:
     if not -7 <= shift_amount <= 7:
         raise ValueError(f"shift_amount must lie in [-7, 7], got {shift_amount}")
@@ -296,22 +291,21 @@ def make_thumbnails(
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
     runs = [index[i:i + step] for i in range(0, len(index), step)]
-    with ThreadPoolExecutor(n_threads) as pool:
-        results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]
-    thumbs = [t for t, _ in results if t is not None]
-    rows = [m for _, m in results]
-    stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
-    del thumbs
-    sums = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
 
-    def digests(start: int) -> tuple[list[str], list[tuple]]:
-        chunk = stack[start:start + HASH_CHUNK]
+    def digests(chunk: np.ndarray) -> tuple[list[str], list[tuple]]:
         hashes = (hash_stack(chunk, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)
                   if compute_hash else [])
         return canonical_digests(chunk, rotate), hashes
 
     with ThreadPoolExecutor(n_threads) as pool:
-        parts = list(pool.map(digests, range(0, len(stack), HASH_CHUNK)))
+        results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]
+        thumbs = [t for t, _ in results if t is not None]
+        stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
+        del thumbs
+        chunks = (stack[i:i + HASH_CHUNK] for i in range(0, len(stack), HASH_CHUNK))
+        parts = list(pool.map(digests, chunks))
+    rows = [m for _, m in results]
+    sums = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
     canonical = [c for part, _ in parts for c in part]
     hashes = [h for _, part in parts for h in part]
     t = 0

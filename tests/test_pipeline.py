@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import photo, write
-from fast_diff_py import (PairStatus, block_pair_ids, compare_block_pair, make_plan,
+from fast_diff_py import (PairStatus, block_pair_ids, block_partners, compare_block_pair,
+                          compare_blocks, make_plan,
                           make_thumbnails, match_hashes, naive_dif, write_index)
 
 SIZE = 16
@@ -113,12 +114,11 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
               threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect)
     rows = {}
     files = []
-    for pair in block_pair_ids(plan):
-        a, b = map(int, pair.split("_"))
-        out = tmp / f"pairs_{pair}.parquet"
-        compare_block_pair(plan, run["thumbs"], a, b, out, threshold=threshold, rotate=rotate,
-                           skip_matching_hash=skip_hash, match_aspect_by=aspect,
-                           keep_non_matching_aspects=keep_aspect, backend=backend, tile=tile)
+    for a, partners in block_partners(plan).items():  # one job per A block, as in the workflow
+        out = tmp / f"pairs_{a}.parquet"
+        compare_blocks(plan, run["thumbs"], a, partners, out, threshold=threshold, rotate=rotate,
+                       skip_matching_hash=skip_hash, match_aspect_by=aspect,
+                       keep_non_matching_aspects=keep_aspect, backend=backend, tile=tile)
         files.append(out)
     if skip_hash:
         match_hashes(run["meta"], run["index"], tmp / "hash.parquet", has_part_b=run["has_b"])
@@ -222,3 +222,27 @@ def test_range_pruning_at_its_edge(corpus, tmp_path, tag, block_size, tile):
     expected = naive_pairs(run, 27.0, True, False, None, False)
     assert any(d == 27.0 for d, _ in expected.values())
     assert staged_pairs(run, tmp_path, 27.0, True, False, None, False, block_size, "numpy", tile) == expected
+
+
+@pytest.mark.parametrize("tag", ["a", "ab"])
+def test_one_compare_job_per_block(corpus, tmp_path, tag):
+    """A job compares one A block with all its partners: as many jobs as A blocks at most,
+    and the same rows as comparing the block pairs one at a time."""
+    run = corpus[tag]
+    n_pairs = make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=3,
+                        threshold=1e9, has_part_b=run["has_b"])
+    blocks = pq.read_table(tmp_path / "plan" / "blocks.parquet")
+    n_a = len({b for b, p in zip(blocks.column("block").to_pylist(),
+                                 blocks.column("part_b").to_pylist()) if not p})
+    partners = block_partners(tmp_path / "plan")
+    assert len(partners) == n_a and sum(map(len, partners.values())) == n_pairs > len(partners)
+    assert [f"{a}_{b}" for a, bs in partners.items() for b in bs] == block_pair_ids(tmp_path / "plan")
+    a, bs = max(partners.items(), key=lambda item: len(item[1]))
+    kw = dict(threshold=1e9, rotate=True)
+    compare_blocks(tmp_path / "plan", run["thumbs"], a, bs, tmp_path / "row.parquet", **kw)
+    one_by_one = []
+    for b in bs:
+        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, tmp_path / f"{b}.parquet", **kw)
+        one_by_one += pq.read_table(tmp_path / f"{b}.parquet").to_pylist()
+    row = pq.read_table(tmp_path / "row.parquet").to_pylist()
+    assert row == one_by_one and len(row) > len(bs)

@@ -15,13 +15,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
     "_codes": ["FileStatus", "PairStatus"],
-    "_compare": ["compare_block_pair", "match_hashes"],
+    "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "validate_config"],
     "_db": ["build_database"],
     "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError"],
     "_index": ["file_list_has_part_b", "walk_partition", "write_index"],
     "_kernel": ["block_dif", "naive_dif"],
-    "_plan": ["block_pair_ids", "make_plan"],
+    "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
     "_thumbnails": ["ImageReadError", "decode_thumbnail", "hash_thumbnail", "make_thumbnails"],
     "_workflow": ["WorkflowError", "run_workflow"],
@@ -47,13 +47,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
     from ._codes import FileStatus, PairStatus  # noqa: F401
-    from ._compare import compare_block_pair, match_hashes  # noqa: F401
+    from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
     from ._db import build_database  # noqa: F401
     from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError  # noqa: F401
     from ._index import file_list_has_part_b, walk_partition, write_index  # noqa: F401
     from ._kernel import block_dif, naive_dif  # noqa: F401
-    from ._plan import block_pair_ids, make_plan  # noqa: F401
+    from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
     from ._thumbnails import ImageReadError, decode_thumbnail, hash_thumbnail, make_thumbnails  # noqa: F401
     from ._workflow import WorkflowError, run_workflow  # noqa: F401

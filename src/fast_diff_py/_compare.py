@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,7 @@ from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_r
 from ._plan import read_block, table_sums
 from ._plugins import resolve
 
-__all__ = ["PAIR_SCHEMA", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
+__all__ = ["PAIR_SCHEMA", "compare_blocks", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +149,43 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def compare_block_pair(
+@dataclass
+class _Block:
+    """One block read for comparison: rows in brightness order, thumbnails and tile ranges."""
+
+    id: int
+    table: pa.Table  # the plan's rows, in key order
+    perm: np.ndarray  # brightness order of the rows
+    sums: np.ndarray
+    keys: np.ndarray
+    sizes: np.ndarray  # (px, py) per row
+    x: np.ndarray  # thumbnails
+    tiles: list[tuple[int, int]]
+    ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
+
+
+def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], block: int,
+                tile: int) -> _Block:
+    # brightness order inside each block, so that tiles cover narrow ranges of sums
+    table = read_block(plan_dir, block)
+    sums = table_sums(table)
+    perm = np.argsort(sums.sum(axis=1), kind="stable")
+    sums = sums[perm]
+    feat = with_total(sums)
+    n = len(table)
+    tiles = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
+    return _Block(
+        id=block, table=table, perm=perm, sums=sums, keys=table.column("key").to_numpy()[perm],
+        sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
+        x=load_thumbnails(table, thumb_paths, perm), tiles=tiles,
+        ranges=[(feat[i0:i1].min(axis=0), feat[i0:i1].max(axis=0)) for i0, i1 in tiles])
+
+
+def compare_blocks(
     plan_dir: str | os.PathLike[str],
     thumb_paths: Sequence[str],
     block_a: int,
-    block_b: int,
+    blocks_b: Sequence[int],
     out: str | os.PathLike[str],
     *,
     threshold: float,
@@ -165,13 +198,16 @@ def compare_block_pair(
     backend: str = "auto",
     tile: int = TILE,
 ) -> int:
-    """Compare block ``block_a`` with ``block_b`` and write the stored pairs to ``out``.
+    """Compare block ``block_a`` with each of ``blocks_b`` in turn and write the stored pairs
+    to ``out`` (a row group per block pair). Returns the number of rows written.
 
-    Rows: pairs with ``dif <= threshold`` (success 1); with ``keep_non_matching_aspects`` also
-    the pairs the aspect filter rejects (success 3, dif -1). Pairs sharing a hash are left to
-    the hash-matching job when ``skip_matching_hash`` is set. Inside one block (``block_a ==
-    block_b``) each unordered pair appears once. ``key_a < key_b`` within partition A;
-    ``key_a`` is the A side for A x B. Returns the number of rows written.
+    Block A stays in memory while the others are read one at a time, so memory is that of
+    two blocks however many are listed. Rows: pairs with ``dif <= threshold`` (success 1);
+    with ``keep_non_matching_aspects`` also the pairs the aspect filter rejects (success 3,
+    dif -1). Pairs sharing a hash are left to the hash-matching job when
+    ``skip_matching_hash`` is set. Inside one block (``block_a`` listed in ``blocks_b``) each
+    unordered pair appears once. ``key_a < key_b`` within partition A; ``key_a`` is the A
+    side for A x B.
 
     ``cpu_diff`` replaces the built-in difference; on a job that sees a CUDA device,
     ``gpu_diff`` (when given) is used instead of it. ``backend`` picks the built-in kernel:
@@ -185,51 +221,65 @@ def compare_block_pair(
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
     if tile < 1:
         raise ValueError(f"tile must be >= 1, got {tile}")
-    what = f"blocks {block_a} x {block_b}"
     chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
     user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
-    same = block_b == block_a
-    ta = read_block(plan_dir, block_a)
-    tb = ta if same else read_block(plan_dir, block_b)
     use_torch = user_diff is None and _use_torch(backend)
+    what = f"block {block_a} x {list(blocks_b)}"
     if user_diff is not None:
         logger.info("%s: user difference function %r", what, chosen)
     elif use_torch:
         from ._kernel_torch import default_device
 
         logger.info("%s: kernel torch on %s (backend %s)", what, default_device(), backend)
-        tile = max(len(ta), len(tb), 1)  # the device wants big products
+        tile = 2**62  # the device wants big products: one tile per block
     else:
         logger.info("%s: kernel numpy (backend %s%s)", what, backend,
                     ", no GPU seen" if backend == "auto" else "")
+    options = dict(threshold=threshold, rotate=rotate, skip_matching_hash=skip_matching_hash,
+                   match_aspect_by=match_aspect_by, keep_non_matching_aspects=keep_non_matching_aspects,
+                   user_diff=user_diff, use_torch=use_torch)
+    first = _load_block(plan_dir, thumb_paths, block_a, tile)
+    written = 0
+    with atomic_path(out) as tmp:
+        with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
+            for b in blocks_b:
+                second = first if b == block_a else _load_block(plan_dir, thumb_paths, b, tile)
+                table = _compare_loaded(first, second, **options)
+                writer.write_table(table)
+                written += len(table)
+                del second
+    logger.info("%s: %d stored pairs", what, written)
+    return written
 
-    # brightness order inside each block, so that tiles cover narrow ranges of sums
-    sums_a, sums_b = table_sums(ta), table_sums(tb)
-    perm_a = np.argsort(sums_a.sum(axis=1), kind="stable")
-    perm_b = perm_a if same else np.argsort(sums_b.sum(axis=1), kind="stable")
-    sums_a, sums_b = sums_a[perm_a], sums_b[perm_b]
-    keys_a = ta.column("key").to_numpy()[perm_a]
-    keys_b = tb.column("key").to_numpy()[perm_b]
-    size_a = np.stack([ta.column("px").to_numpy(), ta.column("py").to_numpy()], axis=1)[perm_a]
-    size_b = np.stack([tb.column("px").to_numpy(), tb.column("py").to_numpy()], axis=1)[perm_b]
+
+def compare_block_pair(
+    plan_dir: str | os.PathLike[str],
+    thumb_paths: Sequence[str],
+    block_a: int,
+    block_b: int,
+    out: str | os.PathLike[str],
+    **options,
+) -> int:
+    """Compare block ``block_a`` with ``block_b`` (see :func:`compare_blocks`)."""
+    return compare_blocks(plan_dir, thumb_paths, block_a, [block_b], out, **options)
+
+
+def _compare_loaded(A: _Block, B: _Block, *, threshold: float, rotate: bool, skip_matching_hash: bool,
+                    match_aspect_by: float | None, keep_non_matching_aspects: bool,
+                    user_diff: Callable | None, use_torch: bool) -> pa.Table:
+    """The stored pairs of one block pair, sorted by keys."""
+    what = f"blocks {A.id} x {B.id}"
+    same = A is B
     hash_pairs = None
     if skip_matching_hash:
-        hi, hj = hash_match_pairs(ta, tb)
-        inv_a, inv_b = np.argsort(perm_a), np.argsort(perm_b)
-        hash_pairs = (inv_a[hi], inv_b[hj])
-    x = load_thumbnails(ta, thumb_paths, perm_a)
-    y = x if same else load_thumbnails(tb, thumb_paths, perm_b)
+        hi, hj = hash_match_pairs(A.table, B.table)
+        hash_pairs = (np.argsort(A.perm)[hi], np.argsort(B.perm)[hj])
+    x, y = A.x, B.x
+    sums_a, sums_b = A.sums, B.sums
     size = x.shape[1]
     cells = grid_cells(size)
     limit = channel_limit(size, threshold)
-    feat_a = with_total(sums_a)
-    feat_b = feat_a if same else with_total(sums_b)
-    n, m = len(x), len(y)
-    tiles_a = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
-    tiles_b = tiles_a if same else [(j0, min(j0 + tile, m)) for j0 in range(0, m, tile)]
-    ranges_a = [(feat_a[i0:i1].min(axis=0), feat_a[i0:i1].max(axis=0)) for i0, i1 in tiles_a]
-    ranges_b = ranges_a if same else [(feat_b[j0:j1].min(axis=0), feat_b[j0:j1].max(axis=0))
-                                      for j0, j1 in tiles_b]
+    tiles_a, tiles_b = A.tiles, B.tiles
 
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray, PairStatus]] = []  # (i, j, dif, status)
     counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
@@ -240,7 +290,7 @@ def compare_block_pair(
             counts["tiles"] += 1
             counts["pairs"] += (i1 - i0) * (i1 - i0 - 1) // 2 if diagonal else (i1 - i0) * (j1 - j0)
             # a tile whose brightness ranges are too far apart holds no match
-            skip = user_diff is None and float(range_bound(*ranges_a[ta_], *ranges_b[tb_])) > limit
+            skip = user_diff is None and float(range_bound(*A.ranges[ta_], *B.ranges[tb_])) > limit
             counts["skipped_tiles"] += skip
             if skip and not keep_non_matching_aspects:
                 continue
@@ -252,7 +302,7 @@ def compare_block_pair(
                 sel = ((hash_pairs[0] >= i0) & (hash_pairs[0] < i1)
                        & (hash_pairs[1] >= j0) & (hash_pairs[1] < j1))
                 keep[hash_pairs[0][sel] - i0, hash_pairs[1][sel] - j0] = False
-            aspect_ok = aspect_mask(size_a[i0:i1], size_b[j0:j1], match_aspect_by)
+            aspect_ok = aspect_mask(A.sizes[i0:i1], B.sizes[j0:j1], match_aspect_by)
             if keep_non_matching_aspects:
                 r, c = np.nonzero(keep & ~aspect_ok)
                 found.append((ri[r], cj[c], np.full(len(r), -1.0), PairStatus.NON_MATCHING_ASPECT))
@@ -283,17 +333,13 @@ def compare_block_pair(
     i = np.concatenate([f[0] for f in found])
     j = np.concatenate([f[1] for f in found])
     # keys of A are all below those of B, so the smaller key is the A side
-    ka, kb = keys_a[i], keys_b[j]
+    ka, kb = A.keys[i], B.keys[j]
     table = pa.table({
         "key_a": np.minimum(ka, kb), "key_b": np.maximum(ka, kb),
         "dif": np.concatenate([f[2] for f in found]),
         "success": np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found]),
     }, schema=PAIR_SCHEMA)
-    table = table.sort_by([("key_a", "ascending"), ("key_b", "ascending")])
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-    logger.info("%s: %d stored pairs", what, len(table))
-    return len(table)
+    return table.sort_by([("key_a", "ascending"), ("key_b", "ascending")])
 
 
 def match_hashes(

@@ -21,7 +21,7 @@ from ._codes import FileStatus, HASH_COLUMNS
 from ._io import atomic_path
 from ._kernel import channel_limit, range_bound, with_total
 
-__all__ = ["make_plan", "read_block", "block_pair_ids"]
+__all__ = ["make_plan", "plan_pairs", "assign_blocks", "read_block", "block_pair_ids", "block_partners"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,39 +71,15 @@ def make_plan(
     features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
-    exact = prune and threshold == 0
-    canonical = np.asarray(table.column("canonical").to_pylist(), dtype=object)
-    block = np.empty(len(table), np.int32)
-    block_part, lo, hi = [], [], []  # per block: partition, minima / maxima of the features
-    for part in (0, 1):
-        idx = np.flatnonzero(part_b == part)
-        order_key = canonical[idx].astype(str) if exact else features[idx, 3]
-        idx = idx[np.lexsort((keys[idx], order_key))]
-        for start in range(0, len(idx), block_size):
-            members = idx[start:start + block_size]
-            block[members] = len(block_part)
-            block_part.append(part)
-            lo.append(features[members].min(axis=0))
-            hi.append(features[members].max(axis=0))
-    block_part = np.asarray(block_part, np.int8)
-    lo = np.asarray(lo, np.float64).reshape(-1, 4)
-    hi = np.asarray(hi, np.float64).reshape(-1, 4)
-    limit = channel_limit(size, threshold)
-    a_blocks = np.flatnonzero(block_part == 0)
-    b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
-    pairs_a, pairs_b, candidates = [], [], 0
-    if exact:
+    if prune and threshold == 0:
+        canonical = np.asarray(table.column("canonical").to_pylist(), dtype=object)
+        block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
         pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
-        n = len(a_blocks)
-        candidates = n * len(b_blocks) if has_part_b else n * (n + 1) // 2
-        a_blocks = []
-    for i in a_blocks:
-        js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
-        candidates += len(js)
-        if prune:
-            js = js[range_bound(lo[i], hi[i], lo[js], hi[js]) <= limit]
-        pairs_a.extend([int(i)] * len(js))
-        pairs_b.extend(js.tolist())
+        candidates = _all_pairs(block_part, has_part_b)
+    else:
+        limit = channel_limit(size, threshold) if prune else np.inf
+        block, pairs_a, pairs_b, candidates = plan_pairs(features, part_b, keys, block_size=block_size,
+                                                         limit=limit, has_part_b=has_part_b)
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
     with atomic_path(out_dir) as tmp:
@@ -116,8 +92,57 @@ def make_plan(
             tmp / "block_pairs.parquet",
         )
     logger.info("%d images in %d blocks; %d of %d block pairs can hold a match",
-                len(table), len(block_part), len(pairs_a), candidates)
+                len(table), int(block.max(initial=-1)) + 1, len(pairs_a), candidates)
     return len(pairs_a)
+
+
+def assign_blocks(order_key: np.ndarray, part_b: np.ndarray, keys: np.ndarray, features: np.ndarray,
+                  block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort each partition by ``order_key`` (ties by key) and cut it into blocks.
+
+    Returns each image's block, and per block its partition and the minima and maxima of
+    ``features`` over its members.
+    """
+    block = np.empty(len(keys), np.int32)
+    block_part, lo, hi = [], [], []
+    for part in (0, 1):
+        idx = np.flatnonzero(part_b == part)
+        idx = idx[np.lexsort((keys[idx], order_key[idx]))]
+        for start in range(0, len(idx), block_size):
+            members = idx[start:start + block_size]
+            block[members] = len(block_part)
+            block_part.append(part)
+            lo.append(features[members].min(axis=0))
+            hi.append(features[members].max(axis=0))
+    width = features.shape[1]
+    return (block, np.asarray(block_part, np.int8), np.asarray(lo, np.float64).reshape(-1, width),
+            np.asarray(hi, np.float64).reshape(-1, width))
+
+
+def plan_pairs(features: np.ndarray, part_b: np.ndarray, keys: np.ndarray, *, block_size: int,
+               limit: float, has_part_b: bool) -> tuple[np.ndarray, list[int], list[int], int]:
+    """Blocks ordered by total pixel sum and the block pairs whose ``range_bound`` is within
+    ``limit`` (``channel_limit``; ``inf`` keeps them all).
+
+    ``features`` are ``with_total`` sums. Returns each image's block, the pairs' A and B
+    blocks, and the number of block pairs there were to consider.
+    """
+    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size)
+    a_blocks = np.flatnonzero(block_part == 0)
+    b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
+    pairs_a, pairs_b = [], []
+    for i in a_blocks:
+        js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
+        if np.isfinite(limit):
+            js = js[range_bound(lo[i], hi[i], lo[js], hi[js]) <= limit]
+        pairs_a.extend([int(i)] * len(js))
+        pairs_b.extend(js.tolist())
+    return block, pairs_a, pairs_b, _all_pairs(block_part, has_part_b)
+
+
+def _all_pairs(block_part: np.ndarray, has_part_b: bool) -> int:
+    n_a = int((block_part == 0).sum())
+    return n_a * int((block_part == 1).sum()) if has_part_b else n_a * (n_a + 1) // 2
 
 
 def _blocks_sharing(block: np.ndarray, part_b: np.ndarray, canonical: np.ndarray,
@@ -141,8 +166,21 @@ def _blocks_sharing(block: np.ndarray, part_b: np.ndarray, canonical: np.ndarray
 
 def block_pair_ids(plan_dir: str | os.PathLike[str]) -> list[str]:
     """The ``<a>_<b>`` ids of the planned block pairs."""
+    return [f"{a}_{b}" for a, partners in block_partners(plan_dir).items() for b in partners]
+
+
+def block_partners(plan_dir: str | os.PathLike[str]) -> dict[int, list[int]]:
+    """Each A block that has a planned pair, with the blocks it is compared with.
+
+    A compare job takes one A block and all its partners: the number of jobs is the number
+    of blocks, linear in the number of images, while the pairs to compare (within a range
+    of brightness of each other) grow faster than that.
+    """
     t = pq.read_table(os.path.join(plan_dir, "block_pairs.parquet")).to_pydict()
-    return [f"{a}_{b}" for a, b in zip(t["block_a"], t["block_b"])]
+    partners: dict[int, list[int]] = {}
+    for a, b in zip(t["block_a"], t["block_b"]):
+        partners.setdefault(a, []).append(b)
+    return partners
 
 
 def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:

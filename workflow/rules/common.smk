@@ -37,7 +37,6 @@ DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 wildcard_constraints:
     shard=r"\d+",
     a=r"\d+",
-    b=r"\d+",
 
 
 def get_final_output():
@@ -69,7 +68,8 @@ def get_pair_files(wildcards):
     if not config["do_second_loop"]:
         return []
     plan_dir = checkpoints.plan_blocks.get().output.plan_dir
-    files = [f"{RESULTS}/{PAIRS}/{pair}.parquet" for pair in fdp.block_pair_ids(plan_dir)]
+    # one compare job per A block, with every block its brightness range can match
+    files = [f"{RESULTS}/{PAIRS}/{a}.parquet" for a in fdp.block_partners(plan_dir)]
     if SECOND["skip_matching_hash"]:
         files.append(f"{RESULTS}/hash_pairs.parquet")
     return files

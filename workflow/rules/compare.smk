@@ -25,7 +25,7 @@ rule compare_blocks:
         plan_dir=f"{RESULTS}/plan",
         thumbs=get_thumb_stacks,
     output:
-        pairs=f"{RESULTS}/pairs/{{a}}_{{b}}.parquet",
+        pairs=f"{RESULTS}/pairs/{{a}}.parquet",
     params:
         threshold=SECOND["diff_threshold"],
         rotate=config["rotate"],
@@ -41,9 +41,9 @@ rule compare_blocks:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/compare/compare_blocks_{a}_{b}.log",
+        "logs/compare/compare_blocks_{a}.log",
     benchmark:
-        "benchmarks/compare/compare_blocks_{a}_{b}.tsv",
+        "benchmarks/compare/compare_blocks_{a}.tsv",
     script:
         "../scripts/compare_blocks.py"
 
@@ -51,16 +51,16 @@ rule compare_blocks:
 # The same comparison as a GPU job: a profile maps `gpu` to its cluster's GPU nodes.
 use rule compare_blocks as compare_blocks_gpu with:
     output:
-        pairs=f"{RESULTS}/pairs_gpu/{{a}}_{{b}}.parquet",
+        pairs=f"{RESULTS}/pairs_gpu/{{a}}.parquet",
     resources:
         mem_mb=get_compare_mem_mb(gpu=True),
         gpu=1,
     conda:
         "../envs/gpu.yaml"
     log:
-        "logs/compare/compare_blocks_gpu_{a}_{b}.log",
+        "logs/compare/compare_blocks_gpu_{a}.log",
     benchmark:
-        "benchmarks/compare/compare_blocks_gpu_{a}_{b}.tsv",
+        "benchmarks/compare/compare_blocks_gpu_{a}.tsv",
 
 
 rule match_hashes:

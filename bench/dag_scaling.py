@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from fast_diff_py import make_plan
+from fast_diff_py import block_partners, make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,8 @@ def main() -> None:
     saved = work / "plan.saved"
     shutil.copytree(plan, saved, dirs_exist_ok=True)
     try:
-        print(f"{'block_size':>10s} {'compare jobs':>12s} {'dry run s':>9s} {'jobs in DAG':>11s}")
+        print(f"{'block_size':>10s} {'block pairs':>11s} {'compare jobs':>12s} {'dry run s':>9s} "
+              f"{'jobs in DAG':>11s}")
         for b in map(int, args.block_sizes.split(",")):
             shutil.rmtree(plan)
             n_pairs = make_plan(meta, index, plan, size=size, block_size=b, threshold=threshold,
@@ -78,7 +79,7 @@ def main() -> None:
             conf.write_text(yaml.safe_dump({**cfg, "block_size": b}))
             secs, jobs = dry_run(work, conf, args.repeat)
             conf.unlink()
-            print(f"{b:10d} {n_pairs:12d} {secs:9.2f} {jobs:11d}")
+            print(f"{b:10d} {n_pairs:11d} {len(block_partners(plan)):12d} {secs:9.2f} {jobs:11d}")
     finally:
         shutil.rmtree(plan, ignore_errors=True)
         shutil.move(saved, plan)

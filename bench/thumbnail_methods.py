@@ -66,6 +66,20 @@ def candidate_reduced_ratio(ratio: int):
     return run
 
 
+def candidate_scale_aligned(ratio: int = 3):
+    """Reduced decoding wherever both sides are multiples of the scale (not of 8), keeping
+    ``ratio`` source pixels per thumbnail pixel."""
+    def run(data: bytes, s: int) -> np.ndarray:
+        if data[:2] == b"\xff\xd8":
+            _, dims = _jpeg_scan(data)
+            if dims is not None:
+                for f, flag in REDUCED:
+                    if min(dims) // f >= ratio * s and not (dims[0] % f or dims[1] % f):
+                        return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
+        return _area(_full(data), s)
+    return run
+
+
 def candidate_pyramid(data: bytes, s: int) -> np.ndarray:
     img = _full(data)
     while min(img.shape[:2]) >= 4 * s:
@@ -112,6 +126,7 @@ def main() -> None:
     methods = {"compat": package_method("compat"), "area": package_method("area"),
                "quality": package_method("quality"), "reduced_any": candidate_reduced_any,
                "ratio4": candidate_reduced_ratio(4), "ratio2": candidate_reduced_ratio(2),
+               "scale_aligned": candidate_scale_aligned(3),
                "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips}
     print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
           f"dif <= {args.threshold}")

@@ -304,22 +304,26 @@ def make_thumbnails(
         del thumbs
         chunks = (stack[i:i + HASH_CHUNK] for i in range(0, len(stack), HASH_CHUNK))
         parts = list(pool.map(digests, chunks))
-    rows = [m for _, m in results]
-    sums = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
-    canonical = [c for part, _ in parts for c in part]
+    decoded = np.fromiter((t is not None for t, _ in results), bool, len(results))
+    thumb_row = np.full(len(results), -1, np.int32)
+    thumb_row[decoded] = np.arange(len(stack), dtype=np.int32)
+    sums = np.zeros((len(results), 3), np.int64)
+    sums[decoded] = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
+
+    def per_file(values: list) -> list:  # values of the decoded files, None for the others
+        out = [None] * len(results)
+        for row, value in zip(np.flatnonzero(decoded).tolist(), values):
+            out[row] = value
+        return out
+
+    columns = {name: [m[name] for _, m in results] for name in ("key", "success", "error", "px", "py")}
+    columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2],
+                   canonical=per_file([c for part, _ in parts for c in part]))
     hashes = [h for _, part in parts for h in part]
-    t = 0
-    for thumb, meta in results:
-        if thumb is None:
-            meta.update(thumb_row=-1, sum_0=0, sum_1=0, sum_2=0)
-        else:
-            meta.update(thumb_row=t, sum_0=int(sums[t, 0]), sum_1=int(sums[t, 1]),
-                        sum_2=int(sums[t, 2]), canonical=canonical[t])
-            if compute_hash:
-                meta.update(zip(HASH_COLUMNS, hashes[t]))
-            t += 1
+    for c, name in enumerate(HASH_COLUMNS):
+        columns[name] = per_file([h[c] for h in hashes]) if compute_hash else [None] * len(results)
     with atomic_path(out_thumbs) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, stack)
     with atomic_path(out_meta) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=META_SCHEMA), tmp)
+        pq.write_table(pa.table(columns, schema=META_SCHEMA), tmp)

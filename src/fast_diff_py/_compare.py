@@ -334,12 +334,12 @@ def _compare_loaded(A: _Block, B: _Block, *, threshold: float, rotate: bool, ski
     j = np.concatenate([f[1] for f in found])
     # keys of A are all below those of B, so the smaller key is the A side
     ka, kb = A.keys[i], B.keys[j]
-    table = pa.table({
-        "key_a": np.minimum(ka, kb), "key_b": np.maximum(ka, kb),
-        "dif": np.concatenate([f[2] for f in found]),
-        "success": np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found]),
-    }, schema=PAIR_SCHEMA)
-    return table.sort_by([("key_a", "ascending"), ("key_b", "ascending")])
+    key_a, key_b = np.minimum(ka, kb), np.maximum(ka, kb)
+    order = np.lexsort((key_b, key_a))
+    dif = np.concatenate([f[2] for f in found])
+    success = np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found])
+    return pa.table({"key_a": key_a[order], "key_b": key_b[order], "dif": dif[order],
+                     "success": success[order]}, schema=PAIR_SCHEMA)
 
 
 def match_hashes(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS
+from ._io import read_parquet
 
 
 __all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database"]
@@ -124,16 +125,16 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         CREATE TABLE scratch.pairs (key_a INTEGER, key_b INTEGER, dif REAL, success INTEGER);
         """
     )
-    roots = pq.read_table(roots_path)
+    roots = read_parquet(roots_path)
     con.executemany("INSERT INTO dir_index_lookup VALUES (?, ?, ?)",
                     _rows(roots, ["dir_index", "path", "part_b"]))
     placeholders = ", ".join("?" * (len(_DIR_COLUMNS) + 4))
     insert_dir = (f"INSERT INTO scratch.dir ({', '.join(_DIR_COLUMNS)}, h0, h90, h180, h270) "
                   f"VALUES ({placeholders})")
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
-        index = pq.read_table(index_path, columns=["key", "path", "filename", "allowed",
+        index = read_parquet(index_path, columns=["key", "path", "filename", "allowed",
                                                    "file_size", "created", "dir_index", "part_b"])
-        meta = pq.read_table(meta_path, columns=["key", "error", "success", "px", "py", *HASH_COLUMNS])
+        meta = read_parquet(meta_path, columns=["key", "error", "success", "px", "py", *HASH_COLUMNS])
         if not index.column("key").equals(meta.column("key")):
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
         cols = {name: index.column(name) for name in index.column_names}

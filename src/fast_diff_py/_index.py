@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._io import atomic_path
+from ._io import atomic_path, read_parquet
 
 __all__ = ["INDEX_SCHEMA", "FileEntry", "walk_partition", "write_index", "shard_paths"]
 
@@ -151,7 +151,7 @@ def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
     """Whether a file list names any file of partition B."""
     if not file_list or not os.path.exists(file_list):
         return False
-    return bool(pq.read_table(file_list, columns=["part_b"]).column("part_b").to_numpy().any())
+    return bool(read_parquet(file_list, columns=["part_b"]).column("part_b").to_numpy().any())
 
 
 def write_file_list(out: str | os.PathLike[str], part_a: Iterable[tuple[str, bool]],

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS, FileStatus
-from ._io import atomic_path
+from ._io import atomic_path, read_parquet
 from ._plugins import resolve
 
 __all__ = [
@@ -266,7 +266,7 @@ def make_thumbnails(
     ``success = 0`` and their error; disallowed files ``success = -1``.
     """
     fn = resolve(hash_fn) if hash_fn else default_hash
-    index = pq.read_table(index_shard, columns=["key", "path", "allowed", "error"]).to_pylist()
+    index = read_parquet(index_shard, columns=["key", "path", "allowed", "error"]).to_pylist()
     cv2.setNumThreads(1)
 
     def work(row: dict) -> tuple[np.ndarray | None, dict]:

@@ -193,3 +193,17 @@ def test_range_bound_is_a_lower_bound(sums, split, shift):
     one = with_total(a[:1])[0]
     moved = one + np.array([shift // 3] * 3 + [3 * (shift // 3)])
     assert range_bound(one, one, moved, moved) == 3 * float(shift // 3) ** 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=stacks())
+def test_channel_sums_are_the_per_image_sums(data):
+    x, _ = data
+    expected = np.array([[int(img[..., c].astype(np.int64).sum()) for c in range(3)] for img in x])
+    got = channel_sums(x)
+    assert got.dtype == np.int64 and np.array_equal(got, expected)
+
+
+def test_channel_sums_do_not_overflow():
+    x = np.full((2, 512, 512, 3), 255, np.uint8)  # per-column sums beyond uint16, totals beyond 2^25
+    assert channel_sums(x).tolist() == [[255 * 512 * 512] * 3] * 2

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS, FileStatus
 from ._io import atomic_path, read_parquet
+from ._kernel import channel_sums
 from ._plugins import resolve
 
 __all__ = [
@@ -308,7 +309,7 @@ def make_thumbnails(
     thumb_row = np.full(len(results), -1, np.int32)
     thumb_row[decoded] = np.arange(len(stack), dtype=np.int32)
     sums = np.zeros((len(results), 3), np.int64)
-    sums[decoded] = stack.reshape(len(stack), -1, 3).sum(axis=1, dtype=np.int64)
+    sums[decoded] = channel_sums(stack)
 
     def per_file(values: list) -> list:  # values of the decoded files, None for the others
         out = [None] * len(results)

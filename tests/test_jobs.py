@@ -79,3 +79,17 @@ def test_reading_needs_neither_pyarrow_dataset_nor_compute(tmp_path):
                          check=True, cwd=REPO / "src").stdout.splitlines()
     assert out[0] == "{0: [0, 2], 1: [1]} [2, 3, 9] [1] 0 ['key']"
     assert out[1] == "False False"
+
+
+@pytest.mark.parametrize("cores, jobs, most, expected", [
+    (2, 9, 8, 1),    # many shards: one thread each, two jobs side by side
+    (2, 1, 8, 2),    # one shard: all cores in it
+    (16, 3, 8, 5),
+    (64, 2, 8, 8),   # never above most
+    (4, 0, 4, 4),    # no jobs yet (the checkpoint has not run)
+    (None, 5, 8, 8),  # cores unknown (cluster run): most
+])
+def test_threads_per_job(cores, jobs, most, expected):
+    from fast_diff_py._jobs import threads_per_job
+
+    assert threads_per_job(cores, jobs, most) == expected

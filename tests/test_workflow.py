@@ -220,3 +220,19 @@ def test_gpu_jobs_are_their_own_rule_with_the_same_result(tmp_path, dup_folder):
     text = " ".join(p.read_text() for p in gpu_logs)
     # no GPU here: auto falls back to numpy and says so
     assert "kernel numpy (backend auto, no GPU seen)" in text
+
+
+def test_cores_are_shared_out_among_the_jobs_of_a_stage(tmp_path, dup_folder):
+    """One shard and one block get both cores; several share them, one thread each."""
+    def threads(workdir: Path, stage: str) -> set[str]:
+        logs = (workdir / "logs" / stage).glob("*.log")
+        return {line.split("threads: ")[1].split()[0] for log in logs
+                for line in log.read_text().splitlines() if "threads: " in line}
+
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}}
+    run_workflow(tmp_path / "one", {**base, "shard_size": 100, "block_size": 100})
+    run_workflow(tmp_path / "many", {**base, "shard_size": 3, "block_size": 3})
+    assert threads(tmp_path / "one", "thumbnails") == {"2"} and threads(tmp_path / "one", "compare") == {"2"}
+    assert threads(tmp_path / "many", "thumbnails") == {"1"} and threads(tmp_path / "many", "compare") == {"1"}
+    assert (db_rows(tmp_path / "one" / "results" / "fast_diff.db")
+            == db_rows(tmp_path / "many" / "results" / "fast_diff.db"))

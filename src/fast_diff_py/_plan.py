@@ -9,6 +9,7 @@ exceeds the threshold cannot hold a match and get no job.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -175,11 +176,20 @@ def block_partners(plan_dir: str | os.PathLike[str]) -> dict[int, list[int]]:
     of blocks, linear in the number of images, while the pairs to compare (within a range
     of brightness of each other) grow faster than that.
     """
-    t = read_parquet(os.path.join(plan_dir, "block_pairs.parquet")).to_pydict()
+    path = os.path.join(plan_dir, "block_pairs.parquet")
+    # Snakemake asks once per compare job (its threads); the file is read once per version
+    st = os.stat(path)  # a rewritten plan is a new file (written aside, then renamed)
+    cached = _read_partners(path, (st.st_ino, st.st_mtime_ns, st.st_size))
+    return {a: list(bs) for a, bs in cached.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_partners(path: str, version: tuple[int, int, int]) -> dict[int, tuple[int, ...]]:
+    t = read_parquet(path).to_pydict()
     partners: dict[int, list[int]] = {}
     for a, b in zip(t["block_a"], t["block_b"]):
         partners.setdefault(a, []).append(b)
-    return partners
+    return {a: tuple(bs) for a, bs in partners.items()}
 
 
 def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:

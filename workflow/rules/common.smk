@@ -14,7 +14,8 @@ import fast_diff_py as fdp
 
 fdp.validate_config(config)
 
-from fast_diff_py._jobs import cancel_pending_timers
+from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
+from snakemake.exceptions import WorkflowError
 
 
 # Once the run is over, Snakemake would still wait up to a second for its scheduler's timer.
@@ -56,6 +57,18 @@ def get_index_shards(wildcards):
     return [f"{RESULTS}/index/shard_{s}.parquet" for s in get_shards()]
 
 
+def get_cores():
+    try:
+        return workflow.cores
+    except WorkflowError:  # no --cores: a cluster run, where profiles set the threads
+        return None
+
+
+def get_thumbnail_threads(wildcards):
+    # all shards' jobs side by side where there are cores enough, else one thread each
+    return threads_per_job(get_cores(), len(get_shards()), most=8)
+
+
 def get_thumb_stacks(wildcards):
     return [f"{RESULTS}/thumbnails/shard_{s}.npy" for s in get_shards()]
 
@@ -64,12 +77,20 @@ def get_thumb_meta(wildcards):
     return [f"{RESULTS}/thumbnails/shard_{s}.parquet" for s in get_shards()]
 
 
+def get_compare_jobs():
+    # one compare job per A block, with every block its brightness range can match
+    plan_dir = checkpoints.plan_blocks.get().output.plan_dir
+    return list(fdp.block_partners(plan_dir))
+
+
+def get_compare_threads(wildcards):
+    return threads_per_job(get_cores(), len(get_compare_jobs()), most=4)
+
+
 def get_pair_files(wildcards):
     if not config["do_second_loop"]:
         return []
-    plan_dir = checkpoints.plan_blocks.get().output.plan_dir
-    # one compare job per A block, with every block its brightness range can match
-    files = [f"{RESULTS}/{PAIRS}/{a}.parquet" for a in fdp.block_partners(plan_dir)]
+    files = [f"{RESULTS}/{PAIRS}/{a}.parquet" for a in get_compare_jobs()]
     if SECOND["skip_matching_hash"]:
         files.append(f"{RESULTS}/hash_pairs.parquet")
     return files

@@ -35,7 +35,7 @@ rule compare_blocks:
         cpu_diff=config["cpu_diff"],
         gpu_diff=config["gpu_diff"],
         backend=config["compare"]["backend"],
-    threads: 4
+    threads: get_compare_threads
     resources:
         mem_mb=get_compare_mem_mb(),
     conda:

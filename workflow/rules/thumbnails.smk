@@ -11,7 +11,7 @@ rule make_thumbnails:
         shift_amount=FIRST["shift_amount"],
         rotate=config["rotate"],
         hash_fn=config["hash_fn"],
-    threads: 8  # capped by --cores; cluster profiles set their own (set-threads)
+    threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
     conda:
         "../envs/cpu.yaml"
     log:

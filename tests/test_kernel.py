@@ -207,3 +207,17 @@ def test_channel_sums_are_the_per_image_sums(data):
 def test_channel_sums_do_not_overflow():
     x = np.full((2, 512, 512, 3), 255, np.uint8)  # per-column sums beyond uint16, totals beyond 2^25
     assert channel_sums(x).tolist() == [[255 * 512 * 512] * 3] * 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=stacks(), wanted=st.integers(1, 9))
+def test_grid_sums_are_the_cell_sums(data, wanted):
+    from fast_diff_py._kernel import grid_cells, grid_sums
+
+    x, _ = data
+    cells = grid_cells(x.shape[1], wanted)
+    step = x.shape[1] // cells
+    expected = np.array([[[[int(img[r * step:(r + 1) * step, q * step:(q + 1) * step, ch].astype(np.int64).sum())
+                            for ch in range(3)] for q in range(cells)] for r in range(cells)] for img in x])
+    got = grid_sums(x, cells)
+    assert got.dtype == np.int64 and np.array_equal(got, expected)

@@ -97,20 +97,20 @@ def _use_torch(backend: str) -> bool:
     return backend == "torch" or (backend == "auto" and gpu_available())
 
 
-def _exact_difs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+def _exact_difs(A: _Block, B: _Block, rows: np.ndarray, cols: np.ndarray,
                 candidates: np.ndarray, cells: int, threshold: float,
                 rotate: bool, use_torch: bool, counts: dict[str, int]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs ``(rows[i], cols[j])`` with ``candidates[i, j]`` (already cut by the channel
-    bound) whose exact ``dif`` is within ``threshold``: indices into x and y, and the values.
-    The grid bound rules pairs out first; the rest are compared one by one when few, else
-    by matrix products."""
+    bound) whose exact ``dif`` is within ``threshold``: indices into the two blocks, and the
+    values. The grid bound rules pairs out first; the rest are compared one by one when few,
+    else by matrix products."""
+    x, y = A.x, B.x
     r_any, c_any = _occupied(candidates)
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
-    # grid sums of the few images left, not of whole blocks; per rotation, so that a pair
-    # compared one by one is turned only the ways that can match
-    turns = grid_bound_rotations(grid_sums(x[rows], cells), grid_sums(y[cols], cells),
+    # per rotation, so that a pair compared one by one is turned only the ways that can match
+    turns = grid_bound_rotations(A.grids(rows, cells), B.grids(cols, cells),
                                  x.shape[1], threshold, rotate)
     sub &= turns != 0
     r, c = np.nonzero(sub)
@@ -162,6 +162,20 @@ class _Block:
     x: np.ndarray  # thumbnails
     tiles: list[tuple[int, int]]
     ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
+    _grid: np.ndarray | None = None
+    _have: np.ndarray | None = None
+
+    def grids(self, idx: np.ndarray, cells: int) -> np.ndarray:
+        """Grid sums of the images ``idx``, each computed once, when a tile first needs it:
+        only the few images near a match need one, and they recur across tiles."""
+        if self._grid is None:
+            self._grid = np.empty((len(self.x), cells, cells, self.x.shape[3]), np.int64)
+            self._have = np.zeros(len(self.x), bool)
+        todo = idx[~self._have[idx]]
+        if len(todo):
+            self._grid[todo] = grid_sums(self.x[todo], cells)
+            self._have[todo] = True
+        return self._grid[idx]
 
 
 def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], block: int,
@@ -316,7 +330,7 @@ def _compare_loaded(A: _Block, B: _Block, *, threshold: float, rotate: bool, ski
             if not n_candidates:
                 continue
             if user_diff is None:
-                i, j, d = _exact_difs(x, y, ri, cj, candidates, cells, threshold, rotate,
+                i, j, d = _exact_difs(A, B, ri, cj, candidates, cells, threshold, rotate,
                                       use_torch, counts)
             else:
                 r_any, c_any = _occupied(candidates)

@@ -63,12 +63,26 @@ def channel_bound_mask(sums_a: np.ndarray, sums_b: np.ndarray, size: int, thresh
     ``dif >= sum_c (sa_c - sb_c)^2 / S^4`` for every rotation. A pair is dropped only when that
     bound exceeds the threshold with a margin, so no true match is ever dropped.
     """
-    a, b = sums_a.astype(np.float64), sums_b.astype(np.float64)
-    # |sa - sb|^2 expanded, as one product [a, |a|^2, 1] . [-2 b, 1, |b|^2]; every term is an
-    # integer below 2^53, so this is exact
-    left = np.concatenate([a, np.einsum("ic,ic->i", a, a)[:, None], np.ones((len(a), 1))], axis=1)
-    right = np.concatenate([-2.0 * b.T, np.ones((1, len(b))), np.einsum("jc,jc->j", b, b)[None, :]])
+    # every term of |sa - sb|^2 is an integer below 2^53, so the product is exact
+    left, right = _distance_factors(sums_a, sums_b)
     return (left @ right) <= channel_limit(size, threshold)
+
+
+def _distance_factors(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``left`` (n x d+2) and ``right`` (d+2 x m), float64, with ``left @ right`` the squared
+    distances ``|a_i - b_j|^2`` of the rows: ``[a, |a|^2, 1] . [-2 b, 1, |b|^2]``, one matrix
+    product and no other n x m temporary."""
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    d = a.shape[1]
+    left = np.empty((len(a), d + 2))
+    left[:, :d] = a
+    left[:, d] = np.einsum("ij,ij->i", a, a)
+    left[:, d + 1] = 1.0
+    right = np.empty((d + 2, len(b)))
+    right[:d] = -2.0 * b.T
+    right[d] = 1.0
+    right[d + 1] = np.einsum("ij,ij->i", b, b)
+    return left, right
 
 
 def with_total(sums: np.ndarray) -> np.ndarray:
@@ -176,22 +190,13 @@ def grid_bound_rotations(grid_a: np.ndarray, grid_b: np.ndarray, size: int, thre
     cells = grid_a.shape[1]
     cell_pixels = (size // cells) ** 2
     limit = threshold * float(size) ** 2 * cell_pixels * (1 + 1e-9) + 1
-    # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b as one matrix product, [a, |a|^2, 1] . [-2 b, 1, |b|^2]:
-    # no n x m temporaries besides the product and the mask
-    fb = grid_b.reshape(len(grid_b), -1).astype(np.float64)
-    d = fb.shape[1]
-    right = np.empty((d + 2, len(fb)))
-    right[:d] = -2.0 * fb.T
-    right[d] = 1.0
-    right[d + 1] = np.einsum("ij,ij->i", fb, fb)
-    left = np.empty((len(grid_a), d + 2))
-    left[:, d + 1] = 1.0
-    bits = np.zeros((len(grid_a), len(fb)), np.uint8)
+    left, right = _distance_factors(grid_a, grid_b)
+    d = left.shape[1] - 2
+    bits = np.zeros((len(grid_a), len(grid_b)), np.uint8)
     ok = np.empty(bits.shape, bool)
     for k in range(4) if rotate else range(1):
-        left[:, :d] = np.rot90(grid_a, k, axes=(1, 2)).reshape(len(grid_a), -1)
-        if k == 0:  # a rotation only permutes the cells: one norm serves all four
-            left[:, d] = np.einsum("ij,ij->i", left[:, :d], left[:, :d])
+        if k:  # a rotation only permutes the cells: the norm column serves all four
+            left[:, :d] = np.rot90(grid_a, k, axes=(1, 2)).reshape(len(grid_a), -1)
         np.less_equal(left @ right, limit, out=ok)
         turned = ok.view(np.uint8)
         if k:

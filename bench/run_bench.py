@@ -14,8 +14,10 @@ corpus's known near-duplicates (per transform for fast-diff). Ratios are against
   time is extrapolated (build linear, search quadratic in the files).
 - fast-diff-py every pair; above ``--fdp-max`` files it runs on a subset and is extrapolated
   the same way (its comparison is quadratic).
-- decode only: every file decoded at full size by a pool of ``--cores`` processes, the floor
-  for any tool that looks at every pixel.
+- decode only: every file decoded at full size with OpenCV by a pool of ``--cores``
+  processes, the floor for any tool that looks at every pixel.
+- decode simplejpeg: the same with fast-diff's own full-size decoding (``decode_image``:
+  simplejpeg for plain JPEGs, OpenCV for the rest), the floor for fast-diff's ``area`` method.
 
     python bench/make_wallpaper_corpus.py /tmp/wall-4000 --originals 4000 --dup-fraction 0.3
     .venv/bin/python bench/run_bench.py /tmp/wall-4000 --repeat 3
@@ -257,11 +259,25 @@ def _decode(path: str) -> bool:
     return data != b"" and cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
 
 
-def decode_only(corpus: Corpus, cores: int) -> float:
+def _decode_ours(path: str) -> bool:
+    import cv2
+
+    from fast_diff_py._thumbnails import ImageReadError, decode_image
+
+    cv2.setNumThreads(1)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        return data != b"" and decode_image(data)[0] is not None
+    except ImageReadError:
+        return False
+
+
+def decode_only(corpus: Corpus, cores: int, decode=_decode) -> float:
     files = [f for f in corpus.files if f not in corpus.broken]
     start = time.perf_counter()
     with ProcessPoolExecutor(cores) as pool:
-        ok = sum(pool.map(_decode, files, chunksize=64))
+        ok = sum(pool.map(decode, files, chunksize=64))
     assert ok == len(files), f"{len(files) - ok} files failed to decode"
     return time.perf_counter() - start
 
@@ -307,6 +323,8 @@ def main() -> None:
                 run_fast_diff_py(corpus, args.cores, args.fdp_threshold, tmp, args.anchor_python, args.fdp_max))
         if "decode" not in skip:
             runs.setdefault("decode only", []).append({"wall": decode_only(corpus, args.cores)})
+            runs.setdefault("decode simplejpeg", []).append(
+                {"wall": decode_only(corpus, args.cores, _decode_ours)})
 
     def med(tool: str, key: str) -> float:
         vals = [r[key] for r in runs[tool] if key in r and r[key] is not None]
@@ -340,7 +358,8 @@ def main() -> None:
         print(f"compare stage, compat mode: fast-diff {fmt_rate(med('fast-diff compat', 'compare_pairs_per_s'))}"
               f"pairs/s vs fast-diff-py {fmt_rate(med('fast-diff-py', 'compare_pairs_per_s'))}pairs/s = {r:,.0f}x")
     if "decode only" in runs:
-        print(f"{ours} end to end / decode only: {base / med('decode only', 'wall'):.2f}x")
+        print(f"{ours} end to end / decode only: {base / med('decode only', 'wall'):.2f}x, "
+              f"/ decode simplejpeg: {base / med('decode simplejpeg', 'wall'):.2f}x")
     if args.json:
         args.json.write_text(json.dumps({"corpus": str(corpus.root), "files": n, "cores": args.cores,
                                          "runs": runs}, indent=1, default=str))

@@ -1,9 +1,11 @@
 """Speed and per-transform recall of thumbnail methods on a corpus with known near-duplicates.
 
 For every method: milliseconds per file (median and mean, one core, file bytes already in
-memory), then every pair of the corpus compared exactly (``dif`` over the four rotations)
+memory, the methods taking turns on runs of 50 files), then every pair of the corpus compared exactly (``dif`` over the four rotations)
 at difPy's ``similar`` (mse 5 = dif 15) on S = 50 thumbnails, as the ``difpy`` command runs:
-precision, recall, and recall per transform. ``full decode`` is the cost of decoding alone.
+precision, recall, and recall per transform. ``full decode`` is the cost of decoding alone
+with OpenCV, ``decode_image`` with the package's full-size decoding (simplejpeg for plain
+JPEGs).
 
     python bench/make_wallpaper_corpus.py /tmp/wall-500 --originals 500
     .venv/bin/python bench/thumbnail_methods.py /tmp/wall-500
@@ -12,7 +14,8 @@ Methods ``compat``, ``area`` and ``quality`` are the package's (``thumbnail_meth
 others are candidates measured for comparison: reduced JPEG decoding without the alignment
 rule, ``quality``'s rule with another minimum of source pixels per thumbnail pixel
 (``ratio4``, ``ratio2``; ``quality`` keeps 3), a Gaussian pyramid, halving by area, and
-libvips' shrink-on-load (``pyvips``, only when installed). The candidates decode bytes held
+libvips' shrink-on-load (``pyvips``, only when installed), and ``area`` with every file
+decoded by OpenCV (``area_opencv``). The candidates decode bytes held
 in memory; the package's methods write them to a file and read it back, inside the timing.
 """
 
@@ -29,8 +32,9 @@ import cv2
 import numpy as np
 
 from fast_diff_py._kernel import block_dif
-from fast_diff_py._thumbnails import MCU_ALIGN, ImageReadError, _jpeg_scan, decode_thumbnail
+from fast_diff_py._thumbnails import MCU_ALIGN, ImageReadError, _jpeg_scan, decode_image, decode_thumbnail
 
+CHUNK = 50  # files each method decodes in its turn
 REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
@@ -57,7 +61,7 @@ def candidate_reduced_ratio(ratio: int):
     """The ``quality`` method with another minimum of source pixels per thumbnail pixel."""
     def run(data: bytes, s: int) -> np.ndarray:
         if data[:2] == b"\xff\xd8":
-            _, dims = _jpeg_scan(data)
+            dims = _jpeg_scan(data).size
             if dims is not None and not (dims[0] % MCU_ALIGN or dims[1] % MCU_ALIGN):
                 for f, flag in REDUCED:
                     if min(dims) // f >= ratio * s:
@@ -71,13 +75,19 @@ def candidate_scale_aligned(ratio: int = 3):
     ``ratio`` source pixels per thumbnail pixel."""
     def run(data: bytes, s: int) -> np.ndarray:
         if data[:2] == b"\xff\xd8":
-            _, dims = _jpeg_scan(data)
+            dims = _jpeg_scan(data).size
             if dims is not None:
                 for f, flag in REDUCED:
                     if min(dims) // f >= ratio * s and not (dims[0] % f or dims[1] % f):
                         return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
         return _area(_full(data), s)
     return run
+
+
+def candidate_area_opencv(data: bytes, s: int) -> np.ndarray:
+    """``area`` with every file decoded by OpenCV (``area`` before plain JPEGs went through
+    simplejpeg)."""
+    return _area(_full(data), s)
 
 
 def candidate_pyramid(data: bytes, s: int) -> np.ndarray:
@@ -126,31 +136,41 @@ def main() -> None:
     methods = {"compat": package_method("compat"), "area": package_method("area"),
                "quality": package_method("quality"), "reduced_any": candidate_reduced_any,
                "ratio4": candidate_reduced_ratio(4), "ratio2": candidate_reduced_ratio(2),
-               "scale_aligned": candidate_scale_aligned(3),
+               "scale_aligned": candidate_scale_aligned(3), "area_opencv": candidate_area_opencv,
                "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips}
     print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
           f"dif <= {args.threshold}")
-    decode_ms = []
-    for f in files:
-        t = time.perf_counter()
-        _full(data[f])
-        decode_ms.append(1e3 * (time.perf_counter() - t))
-    print(f"{'full decode':12s} {statistics.median(decode_ms):6.2f} ms/file median "
-          f"({statistics.mean(decode_ms):.2f} mean)")
-    for name in args.methods.split(","):
-        fn = methods[name]
+    decoders = {"full decode": lambda d, s: _full(d), "decode_image": lambda d, s: decode_image(d)[0]}
+    names = [*decoders, *args.methods.split(",")]
+    fns = {**decoders, **{n: methods[n] for n in names[len(decoders):]}}
+    for name in names[len(decoders):]:
         try:
-            fn(data[files[0]], args.size)
+            fns[name](data[files[0]], args.size)
         except ImportError as exc:
             print(f"{name:12s} skipped: {exc}")
-            continue
+            names.remove(name)
         except ImageReadError:
             pass
-        ms, thumbs = [], []
-        for f in files:
-            t = time.perf_counter()
-            thumbs.append(fn(data[f], args.size))
-            ms.append(1e3 * (time.perf_counter() - t))
+    # the methods take turns on each run of CHUNK files, so that a slower stretch of a shared
+    # machine weighs on all of them alike
+    ms = {n: {} for n in names}
+    results = {n: {} for n in names}
+    for c, start in enumerate(range(0, len(files), CHUNK)):
+        chunk = files[start:start + CHUNK]
+        for name in names[c % len(names):] + names[:c % len(names)]:
+            for f in chunk:
+                t = time.perf_counter()
+                out = fns[name](data[f], args.size)
+                ms[name][f] = 1e3 * (time.perf_counter() - t)
+                if name not in decoders:
+                    results[name][f] = out
+    for name in names:
+        times = list(ms[name].values())
+        line = f"{name:12s} {statistics.median(times):6.2f} ms/file median ({statistics.mean(times):.2f} mean)"
+        if name in decoders:
+            print(line)
+            continue
+        thumbs = [results[name][f] for f in files]
         x = np.stack(thumbs)
         d = block_dif(x, x, True)
         rows, cols = np.nonzero(np.triu(d <= args.threshold, 1))
@@ -161,8 +181,7 @@ def main() -> None:
         for p, t in pairs.items():
             per.setdefault(t, []).append(hits[p])
         precision = tp / len(found) if found else 1.0
-        print(f"{name:12s} {statistics.median(ms):6.2f} ms/file median ({statistics.mean(ms):.2f} mean)"
-              f"  precision {precision:.3f}  recall {tp / len(pairs):.3f}  |  "
+        print(f"{line}  precision {precision:.3f}  recall {tp / len(pairs):.3f}  |  "
               + "  ".join(f"{t} {sum(v) / len(v):.2f}" for t, v in per.items()), flush=True)
 
 

@@ -116,7 +116,13 @@ def test_other_app_segments_stay_plain():
     data = encode(photo(5, 30, 30))
     xmp = with_segment(data, 0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>")
     comment = with_segment(data, 0xFE, b"a comment")
-    for d in (xmp, comment):
+    # Adobe's segment in place of JFIF's: transform 0 makes libjpeg read the three channels as
+    # RGB, 1 as YCbCr
+    assert data[2:4] == b"\xff\xe0"
+    no_jfif = data[:2] + data[4 + int.from_bytes(data[4:6], "big"):]
+    adobe = [with_segment(no_jfif, 0xEE, b"Adobe" + struct.pack(">HHHB", 100, 0, 0, t)) for t in (0, 1)]
+    assert not np.array_equal(opencv(adobe[0]), opencv(adobe[1]))
+    for d in (xmp, comment, *adobe):
         assert _jpeg_scan(d).plain
         assert np.array_equal(_decode_plain_jpeg(d, 30, 30), opencv(d))
 

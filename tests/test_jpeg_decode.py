@@ -46,22 +46,27 @@ def exif(orientation: int) -> bytes:
     return b"Exif\0\0" + b"II" + struct.pack("<HI", 42, 8) + ifd
 
 
-@settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 120), cols=st.integers(1, 120), quality=st.integers(20, 100),
+REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+           8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 160), cols=st.integers(1, 160), quality=st.integers(20, 100),
        sampling=st.sampled_from(SAMPLING), progressive=st.booleans(), grey=st.booleans(),
-       restart=st.sampled_from([0, 1, 3]), seed=st.integers(0, 2**16))
+       restart=st.sampled_from([0, 1, 3]), scale=st.sampled_from([1, 2, 4, 8]),
+       seed=st.integers(0, 2**16))
 def test_plain_jpegs_decode_to_opencvs_pixels(rows, cols, quality, sampling, progressive, grey,
-                                              restart, seed):
+                                              restart, scale, seed):
     img = photo(seed, rows, cols)
     if grey:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     data = encode(img, quality, None if grey else sampling, progressive, restart)
     header = _jpeg_scan(data)
     assert header.plain and header.size == (rows, cols)
-    fast = _decode_plain_jpeg(data, rows, cols)
+    fast = _decode_plain_jpeg(data, rows, cols, scale)
     assert fast is not None
-    ref = opencv(data)
-    assert fast.dtype == ref.dtype and fast.shape == ref.shape == (rows, cols, 3)
+    ref = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED[scale])
+    assert fast.dtype == ref.dtype and fast.shape == ref.shape == (-(-rows // scale), -(-cols // scale), 3)
     assert np.array_equal(fast, ref)
 
 
@@ -71,9 +76,9 @@ def calls(monkeypatch):
     seen = []
     real = _thumbnails._decode_plain_jpeg
 
-    def spy(data, height, width):
-        seen.append((height, width))
-        return real(data, height, width)
+    def spy(data, height, width, scale=1):
+        seen.append((height, width, scale))
+        return real(data, height, width, scale)
 
     monkeypatch.setattr(_thumbnails, "_decode_plain_jpeg", spy)
     return seen
@@ -83,19 +88,22 @@ def calls(monkeypatch):
 def test_full_size_decodes_take_the_plain_path(tmp_path, calls, method):
     path = write(tmp_path / "a.jpg", photo(3, 75, 101))
     thumb, px, py = decode_thumbnail(str(path), 32, method)
-    assert calls == [(75, 101)]
+    assert calls == [(75, 101, 1)]
     img = opencv(path.read_bytes())
     interpolation = cv2.INTER_CUBIC if method == "compat" else cv2.INTER_AREA
     assert np.array_equal(thumb, cv2.resize(img, (32, 32), interpolation=interpolation))
     assert (px, py) == (75, 101)
 
 
-def test_reduced_decodes_stay_with_opencv(tmp_path, calls):
+def test_reduced_decodes_take_the_plain_path(tmp_path, calls):
     path = write(tmp_path / "a.jpg", photo(3, 512, 640))
-    decode_thumbnail(str(path), 32, "quality")  # decoded at 1/4 by OpenCV
-    assert calls == []
+    thumb, px, py = decode_thumbnail(str(path), 32, "quality")
+    assert calls == [(512, 640, 4)]
+    reduced = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+    assert np.array_equal(thumb, cv2.resize(reduced, (32, 32), interpolation=cv2.INTER_AREA))
+    assert (px, py) == (512, 640)
     decode_thumbnail(str(path), 32, "area")
-    assert calls == [(512, 640)]
+    assert calls[1:] == [(512, 640, 1)]
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -148,7 +156,7 @@ def test_warnings_hand_the_file_to_opencv(tmp_path, calls):
     path = tmp_path / "warned.jpg"
     path.write_bytes(warned)
     thumb, _, _ = decode_thumbnail(str(path), 16, "area")
-    assert calls == [(64, 64)]  # tried, refused, then OpenCV
+    assert calls == [(64, 64, 1)]  # tried, refused, then OpenCV
     assert np.array_equal(thumb, cv2.resize(opencv(warned), (16, 16), interpolation=cv2.INTER_AREA))
 
 

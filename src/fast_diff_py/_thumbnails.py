@@ -138,16 +138,19 @@ def _opencv_pixel_limit() -> int:
         return 0  # an unreadable setting: let OpenCV itself judge every file
 
 
-def _decode_plain_jpeg(data: bytes, height: int, width: int) -> np.ndarray | None:
-    """A plain JPEG (``_JpegHeader.plain``) at full size through simplejpeg, which calls the
-    same libjpeg-turbo code as OpenCV with less work around it (a third less time for a
-    400 x 300 photo, bench/README.md) and gives the same pixels (tests/test_thumbnails.py).
+def _decode_plain_jpeg(data: bytes, height: int, width: int, scale: int = 1) -> np.ndarray | None:
+    """A plain JPEG (``_JpegHeader.plain``) through simplejpeg, at full size or, with
+    ``scale`` 2, 4 or 8, DCT-scaled as ``IMREAD_REDUCED_COLOR_<scale>`` does. simplejpeg calls
+    the same libjpeg-turbo code as OpenCV with less work around it (never slower, up to a
+    third less time, bench/README.md) and gives the same pixels (tests/test_jpeg_decode.py).
     None where OpenCV must decide: sizes beyond OpenCV's limits, or any warning or error
     from libjpeg (``strict``), which OpenCV may tolerate or report in its own words."""
     if max(height, width) > 1 << 20 or height * width > _opencv_pixel_limit():
         return None
     try:
-        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)
+        # the largest reduction that keeps ceil(side / scale) pixels is exactly 1 / scale
+        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True, min_factor=scale,
+                                      min_height=-(-height // scale), min_width=-(-width // scale))
     except ValueError:
         return None
 
@@ -166,7 +169,7 @@ def decode_image(data: bytes, reduce_for: int | None = None) -> tuple[np.ndarray
     """A file's bytes decoded as ``cv2.imdecode(..., IMREAD_COLOR)`` reads them: ``(image,
     scale)``. With ``reduce_for`` (a thumbnail size), a JPEG is decoded at the DCT scale
     ``reduced_scale`` picks for it (``scale`` 2, 4 or 8); else at full size (``scale`` 1).
-    A plain JPEG at full size goes through simplejpeg, everything else through OpenCV.
+    A plain JPEG goes through simplejpeg, everything else through OpenCV.
 
     Raises
     ------
@@ -181,8 +184,8 @@ def decode_image(data: bytes, reduce_for: int | None = None) -> tuple[np.ndarray
             raise ImageReadError(header.problem)
         if reduce_for is not None and header.size is not None:
             scale = reduced_scale(*header.size, reduce_for)
-        if scale == 1 and header.plain:
-            img = _decode_plain_jpeg(data, *header.size)
+        if header.plain:
+            img = _decode_plain_jpeg(data, *header.size, scale)
     if img is None:
         img = _decode(np.frombuffer(data, np.uint8), _DECODE_FLAG[scale])
     return img, scale
@@ -202,9 +205,9 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
       1/2, 1/4 or 1/8 size by DCT scaling first (see ``reduced_scale``), which costs a
       fraction of a full decode and finds the same copies.
 
-    A plain JPEG decoded at full size (8-bit, grey or colour, no Exif segment) goes through
-    simplejpeg, the same libjpeg-turbo with less overhead; everything else, and any JPEG
-    libjpeg warns about, through OpenCV. The pixels are OpenCV's either way.
+    A plain JPEG (8-bit, grey or colour, no Exif segment) goes through simplejpeg, the same
+    libjpeg-turbo with less overhead; everything else, and any JPEG libjpeg warns about,
+    through OpenCV. The pixels are OpenCV's either way.
 
     Raises
     ------

@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,8 +34,7 @@ INDEX_SCHEMA = pa.schema(
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """One indexed file (or unreadable folder) before it gets its key."""
 
     path: str
@@ -96,7 +95,7 @@ def walk_partition(
                 continue
             subfolders = []
             for entry in entries:
-                ignored = entry.name in names or _norm(entry.path) in paths
+                ignored = entry.name in names or bool(paths) and _norm(entry.path) in paths
                 try:
                     is_dir = entry.is_dir()
                 except OSError:
@@ -164,7 +163,8 @@ def write_file_list(out: str | os.PathLike[str], part_a: Iterable[tuple[str, boo
 
 
 def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
-    cols = {f.name: [getattr(e, f.name) for e in entries] for f in INDEX_SCHEMA if f.name != "key"}
+    columns = zip(*entries) if entries else [[] for _ in FileEntry._fields]
+    cols = dict(zip(FileEntry._fields, map(list, columns)))
     cols["key"] = list(range(first_key, first_key + len(entries)))
     return pa.table(cols, schema=INDEX_SCHEMA)
 

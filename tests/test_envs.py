@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from conftest import REPO
 
 ENVS = sorted((REPO / "workflow" / "envs").glob("*.yaml"))
-IMPORTED = {"numpy", "opencv-python-headless", "pyarrow", "polars", "pyyaml", "jsonschema"}
+IMPORTED = {"numpy", "opencv-python-headless", "simplejpeg", "pyarrow", "polars", "pyyaml", "jsonschema"}
 
 
 def pins(env: dict) -> dict[str, str]:

@@ -268,9 +268,10 @@ def _decode_ours(path: str) -> bool:
     with open(path, "rb") as fh:
         data = fh.read()
     try:
-        return data != b"" and decode_image(data)[0] is not None
+        decode_image(data)  # raises for anything it cannot decode, an empty file included
     except ImageReadError:
         return False
+    return True
 
 
 def decode_only(corpus: Corpus, cores: int, decode=_decode) -> float:

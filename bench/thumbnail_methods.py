@@ -1,8 +1,9 @@
 """Speed and per-transform recall of thumbnail methods on a corpus with known near-duplicates.
 
 For every method: milliseconds per file (median and mean, one core, file bytes already in
-memory, the methods taking turns on runs of 50 files), then every pair of the corpus compared exactly (``dif`` over the four rotations)
-at difPy's ``similar`` (mse 5 = dif 15) on S = 50 thumbnails, as the ``difpy`` command runs:
+memory, the methods taking turns on runs of 50 files), then every pair of the corpus
+compared exactly (``dif`` over the four rotations) at difPy's ``similar`` (mse 5 = dif 15)
+on S = 50 thumbnails, as the ``difpy`` command runs:
 precision, recall, and recall per transform. ``full decode`` is the cost of decoding alone
 with OpenCV, ``decode_image`` with the package's full-size decoding (simplejpeg for plain
 JPEGs).
@@ -15,8 +16,8 @@ others are candidates measured for comparison: reduced JPEG decoding without the
 rule, ``quality``'s rule with another minimum of source pixels per thumbnail pixel
 (``ratio4``, ``ratio2``; ``quality`` keeps 3), a Gaussian pyramid, halving by area, and
 libvips' shrink-on-load (``pyvips``, only when installed), and ``area`` with every file
-decoded by OpenCV (``area_opencv``). The candidates decode bytes held
-in memory; the package's methods write them to a file and read it back, inside the timing.
+decoded by OpenCV (``area_opencv``). The candidates decode bytes held in memory; the
+package's methods write them to a file and read it back, inside the timing.
 """
 
 from __future__ import annotations

@@ -205,9 +205,7 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
       1/2, 1/4 or 1/8 size by DCT scaling first (see ``reduced_scale``), which costs a
       fraction of a full decode and finds the same copies.
 
-    A plain JPEG (8-bit, grey or colour, no Exif segment) goes through simplejpeg, the same
-    libjpeg-turbo with less overhead; everything else, and any JPEG libjpeg warns about,
-    through OpenCV. The pixels are OpenCV's either way.
+    The decoding is ``decode_image``'s: OpenCV's pixels, through simplejpeg for plain JPEGs.
 
     Raises
     ------

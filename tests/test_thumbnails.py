@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import sys
+import types
 import zlib
 from pathlib import Path
 
@@ -203,10 +205,12 @@ def test_hashes_follow_rotation_and_shift():
 
 @pytest.mark.parametrize("shift", [0, 2, -3])
 @pytest.mark.parametrize("rotate", [True, False])
-def test_stack_hashes_equal_the_per_image_definition(shift, rotate):
-    # hash_stack rotates a whole stack at once; each row must be default_hash of the shifted,
-    # rotated thumbnail, as fast-diff-py defines it
-    stack = np.stack([photo(s, 12, 12) for s in range(5)])
+@pytest.mark.parametrize("shape", [(12, 12, 3), (7, 12, 3), (9, 9, 1), (6, 10)])
+def test_stack_hashes_equal_the_per_image_definition(shift, rotate, shape):
+    # hash_stack turns thumbnails with OpenCV; each row must be default_hash of the shifted,
+    # rotated thumbnail (np.rot90), as fast-diff-py defines it, whatever the shape
+    rng = np.random.default_rng(len(shape) + shape[0])
+    stack = rng.integers(0, 256, (5, *shape), dtype=np.uint8)
     for thumb, got in zip(stack, hash_stack(stack, shift_amount=shift, rotate=rotate)):
         if shift >= 0:
             shifted = thumb >> shift
@@ -227,6 +231,35 @@ def test_canonical_digest_is_shared_by_rotations_only():
     assert canonical_digests(img.transpose(1, 0, 2)[None])[0] == digests[4]
     unrotated = canonical_digests(np.stack(turned), rotate=False)
     assert len(set(unrotated)) == 4
+
+
+def test_canonical_digest_is_the_least_hash_of_the_rotations():
+    stack = np.stack([photo(s, 10, 10) for s in range(4)])
+    for rotate in (True, False):
+        hashes = hash_stack(stack, rotate=rotate)
+        assert canonical_digests(stack, rotate) == [min(h for h in row if h) for row in hashes]
+
+
+@pytest.mark.parametrize("hashing", [dict(compute_hash=False), dict(compute_hash=True, shift_amount=0),
+                                     dict(compute_hash=True, shift_amount=2),
+                                     dict(compute_hash=True, hash_fn="thumb_test_hashes:adler32_hex")])
+def test_make_thumbnails_canonical_digest_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch):
+    # with unshifted default hashes the digest is taken from them; otherwise it is computed:
+    # the column must come out the same either way
+    monkeypatch.setitem(sys.modules, "thumb_test_hashes", types.SimpleNamespace(
+        adler32_hex=lambda m: format(zlib.adler32(m.tobytes()), "08x")))
+    root = tmp_path / "in"
+    img = photo(3, 40, 40)
+    write(root / "a.png", img)
+    write(root / "b.png", np.rot90(img, 1).copy())
+    write(root / "c.png", photo(4, 40, 40))
+    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
+                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".png"], shard_size=10)
+    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
+                    size=16, method="area", **hashing)
+    digests = pq.read_table(tmp_path / "t.parquet").column("canonical").to_pylist()
+    assert digests == canonical_digests(np.load(tmp_path / "t.npy"))
+    assert digests[0] == digests[1] != digests[2]
 
 
 def test_custom_hash_function(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -180,6 +181,37 @@ def test_rerun_is_a_no_op_and_config_change_reruns(tmp_path, dup_folder):
     run_workflow(tmp_path / "w", config)
     found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
     assert set(found) == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
+
+
+def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):
+    # a results folder written under another META_VERSION must not be mixed with new shards:
+    # the version is a param of the thumbnail rule, so Snakemake redoes those jobs
+    code = tmp_path / "code"
+    for part in ("workflow", "src", "config"):
+        shutil.copytree(REPO / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+    config = {"part_a": [str(dup_folder["root"])]}
+    work = tmp_path / "w"
+
+    def run(*args):
+        work.mkdir(exist_ok=True)
+        (work / "config.yaml").write_text(yaml.safe_dump(config))
+        return subprocess.run([*SNAKEMAKE, "--snakefile", str(code / "workflow" / "Snakefile"),
+                               "--directory", str(work), "--configfile", str(work / "config.yaml"),
+                               "--cores", "2", *args], capture_output=True, text=True, check=True)
+
+    def says(proc):
+        return proc.stdout + proc.stderr
+
+    run()
+    before = db_rows(work / "results" / "fast_diff.db")
+    assert "Nothing to be done" in says(run("--dry-run"))
+    module = code / "src" / "fast_diff_py" / "_thumbnails.py"
+    source = module.read_text()
+    assert "\nMETA_VERSION = " in source
+    module.write_text(source.replace("\nMETA_VERSION = ", "\nMETA_VERSION = 1000 + ", 1))
+    assert "make_thumbnails" in says(run("--dry-run"))
+    run()
+    assert db_rows(work / "results" / "fast_diff.db") == before
 
 
 def test_difpy_target_writes_the_three_files(tmp_path, dup_folder):

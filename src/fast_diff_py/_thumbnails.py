@@ -21,7 +21,7 @@ from ._kernel import channel_sums
 from ._plugins import resolve
 
 __all__ = [
-    "META_SCHEMA", "ImageReadError", "canonical_digests", "decode_image", "decode_thumbnail",
+    "META_SCHEMA", "META_VERSION", "ImageReadError", "canonical_digests", "decode_image", "decode_thumbnail",
     "default_hash", "hash_stack", "hash_thumbnail", "make_thumbnails", "rotations",
 ]
 
@@ -41,7 +41,12 @@ REDUCED_MIN_RATIO = 3
 # (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)
 MCU_ALIGN = 8
 
-HASH_CHUNK = 512  # thumbnails rotated and hashed together (a few MB at S = 64)
+# the meaning of a shard's thumbnails and metadata; the thumbnail rule passes it as a param,
+# so that Snakemake makes again the shards an older definition wrote (2: the canonical
+# digest is the least SHA-1 of the rotations, was BLAKE2b of their sum)
+META_VERSION = 2
+
+HASH_CHUNK = 512  # thumbnails per hashing task of a job's threads
 
 META_SCHEMA = pa.schema(
     [
@@ -234,6 +239,23 @@ def rotations(thumb: np.ndarray, rotate: bool = True) -> list[np.ndarray]:
     return [np.rot90(thumb, k, axes=(0, 1)) for k in (range(4) if rotate else range(1))]
 
 
+# cv2.rotate codes for np.rot90's turns by k = 1, 2, 3 (counter-clockwise)
+_CV2_TURNS = (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)
+
+
+def _turned(thumb: np.ndarray, rotate: bool) -> list[np.ndarray]:
+    """``rotations(thumb, rotate)`` as C-contiguous copies, made by OpenCV (a fifth of the
+    time numpy's strided copies take for 3-channel thumbnails)."""
+    thumb = np.ascontiguousarray(thumb)
+    if not rotate:
+        return [thumb]
+    out = [thumb]
+    for k, code in enumerate(_CV2_TURNS, 1):
+        shape = thumb.shape[1::-1] + thumb.shape[2:] if k % 2 else thumb.shape
+        out.append(cv2.rotate(thumb, code).reshape(shape))  # a 1-channel result comes back 2-D
+    return out
+
+
 def default_hash(mat: np.ndarray) -> str:
     """SHA-1 of the array's shape and C-order bytes."""
     h = hashlib.sha1(repr(mat.shape).encode())
@@ -241,24 +263,18 @@ def default_hash(mat: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _orbit_sums(stack: np.ndarray, rotate: bool) -> np.ndarray:
-    """Each thumbnail of an N x S x S x 3 stack summed with its three rotations (uint16;
-    the stack itself without ``rotate``): equal for thumbnails equal up to a rotation."""
-    if not rotate:
-        return np.ascontiguousarray(stack)
-    u = stack.astype(np.uint16)
-    half = u + u[:, ::-1, ::-1]  # 0 + 180 degrees
-    return half + np.rot90(half, 1, axes=(1, 2))  # + 90 + 270
+def _canonical(hashes: tuple[str | None, ...]) -> str:
+    return min(h for h in hashes if h is not None)
 
 
 def canonical_digests(stack: np.ndarray, rotate: bool = True) -> list[str]:
     """One digest per thumbnail of an N x S x S x 3 stack, equal for thumbnails equal up to a
-    rotation (only for equal ones without ``rotate``): BLAKE2b of the sum of its rotations.
+    rotation (only for equal ones without ``rotate``): the least ``default_hash`` of its
+    unshifted rotations, so that with ``shift_amount`` 0 the hashes give it for free.
 
     The planner groups images by it to answer ``diff_threshold == 0``; two different images
     with the same digest are only compared needlessly, never stored wrongly."""
-    sums = _orbit_sums(stack, rotate)
-    return [hashlib.blake2b(row, digest_size=16).hexdigest() for row in sums]
+    return [_canonical(h) for h in hash_stack(stack, rotate=rotate)]
 
 
 def _shifted(thumbs: np.ndarray, shift_amount: int) -> np.ndarray:
@@ -278,28 +294,27 @@ def hash_stack(
     rotate: bool = True,
     hash_fn: Callable[[np.ndarray], str] = default_hash,
 ) -> list[tuple[str | None, str | None, str | None, str | None]]:
-    """``hash_thumbnail`` of every thumbnail of an N x S x S x 3 stack, rotating the whole
-    stack at once (a per-image rotation costs more than hashing it)."""
+    """``hash_thumbnail`` of every thumbnail of an N x S x S x 3 stack."""
     shifted = _shifted(stack, shift_amount)
-    n = len(stack)
-    columns: list[list[str | None]] = []
-    for k in range(4 if rotate else 1):
-        turned = np.ascontiguousarray(np.rot90(shifted, k, axes=(1, 2)))
+    prefixes = {}  # shape -> SHA-1 state after the shape's repr
+    out: list[tuple[str | None, str | None, str | None, str | None]] = []
+    for thumb in shifted:
+        turned = _turned(thumb, rotate)
         if hash_fn is default_hash:
-            prefix = hashlib.sha1(repr(turned.shape[1:]).encode())
-            col = []
-            for row in turned:
-                h = prefix.copy()
-                h.update(row)
-                col.append(h.hexdigest())
+            row = []
+            for t in turned:
+                if t.shape not in prefixes:
+                    prefixes[t.shape] = hashlib.sha1(repr(t.shape).encode())
+                h = prefixes[t.shape].copy()
+                h.update(t)
+                row.append(h.hexdigest())
         else:
-            col = [hash_fn(row) for row in turned]
-            for h in col:
+            row = [hash_fn(t) for t in turned]
+            for h in row:
                 if not isinstance(h, str):
                     raise TypeError(f"hash function must return str, got {type(h).__name__}")
-        columns.append(col)
-    columns += [[None] * n] * (4 - len(columns))
-    return list(zip(*columns))
+        out.append((*row, *[None] * (4 - len(row))))
+    return out
 
 
 def hash_thumbnail(
@@ -360,10 +375,15 @@ def make_thumbnails(
     step = max(1, -(-len(index) // (4 * n_threads)))
     runs = [index[i:i + step] for i in range(0, len(index), step)]
 
+    # the hashes of unshifted thumbnails by default_hash hold the canonical digest already
+    hashes_are_canonical = compute_hash and shift_amount == 0 and fn is default_hash
+
     def digests(chunk: np.ndarray) -> tuple[list[str], list[tuple]]:
         hashes = (hash_stack(chunk, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)
                   if compute_hash else [])
-        return canonical_digests(chunk, rotate), hashes
+        canonical = ([_canonical(h) for h in hashes] if hashes_are_canonical
+                     else canonical_digests(chunk, rotate))
+        return canonical, hashes
 
     with ThreadPoolExecutor(n_threads) as pool:
         results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]

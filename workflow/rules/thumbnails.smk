@@ -11,6 +11,7 @@ rule make_thumbnails:
         shift_amount=FIRST["shift_amount"],
         rotate=config["rotate"],
         hash_fn=config["hash_fn"],
+        meta_version=META_VERSION,  # a new definition makes the shards of older runs again
     threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
     conda:
         "../envs/cpu.yaml"

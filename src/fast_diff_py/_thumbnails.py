@@ -46,8 +46,6 @@ MCU_ALIGN = 8
 # digest is the least SHA-1 of the rotations, was BLAKE2b of their sum)
 META_VERSION = 2
 
-HASH_CHUNK = 512  # thumbnails per hashing task of a job's threads
-
 META_SCHEMA = pa.schema(
     [
         ("key", pa.int64()),
@@ -375,23 +373,19 @@ def make_thumbnails(
     step = max(1, -(-len(index) // (4 * n_threads)))
     runs = [index[i:i + step] for i in range(0, len(index), step)]
 
-    # the hashes of unshifted thumbnails by default_hash hold the canonical digest already
-    hashes_are_canonical = compute_hash and shift_amount == 0 and fn is default_hash
-
-    def digests(chunk: np.ndarray) -> tuple[list[str], list[tuple]]:
-        hashes = (hash_stack(chunk, shift_amount=shift_amount, rotate=rotate, hash_fn=fn)
-                  if compute_hash else [])
-        canonical = ([_canonical(h) for h in hashes] if hashes_are_canonical
-                     else canonical_digests(chunk, rotate))
-        return canonical, hashes
-
     with ThreadPoolExecutor(n_threads) as pool:
         results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]
-        thumbs = [t for t, _ in results if t is not None]
-        stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
-        del thumbs
-        chunks = (stack[i:i + HASH_CHUNK] for i in range(0, len(stack), HASH_CHUNK))
-        parts = list(pool.map(digests, chunks))
+    thumbs = [t for t, _ in results if t is not None]
+    stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
+    del thumbs
+    # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
+    # more threads would only take turns at the GIL
+    hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else []
+    # the hashes of unshifted thumbnails by default_hash hold the canonical digest already
+    if compute_hash and shift_amount == 0 and fn is default_hash:
+        canonical = [_canonical(h) for h in hashes]
+    else:
+        canonical = canonical_digests(stack, rotate)
     decoded = np.fromiter((t is not None for t, _ in results), bool, len(results))
     thumb_row = np.full(len(results), -1, np.int32)
     thumb_row[decoded] = np.arange(len(stack), dtype=np.int32)
@@ -406,8 +400,7 @@ def make_thumbnails(
 
     columns = {name: [m[name] for _, m in results] for name in ("key", "success", "error", "px", "py")}
     columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2],
-                   canonical=per_file([c for part, _ in parts for c in part]))
-    hashes = [h for _, part in parts for h in part]
+                   canonical=per_file(canonical))
     for c, name in enumerate(HASH_COLUMNS):
         columns[name] = per_file([h[c] for h in hashes]) if compute_hash else [None] * len(results)
     with atomic_path(out_thumbs) as tmp:

@@ -18,8 +18,8 @@ import pytest
 from conftest import REPO, photo, write
 from fast_diff_py._kernel import naive_dif
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
-from fast_diff_py._thumbnails import (canonical_digests, default_hash, hash_stack, make_thumbnails,
-                                      rotations)
+from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, canonical_digests, default_hash, halved, hash_stack,
+                                      make_thumbnails, rotations)
 
 
 def reference_thumbnail(path: Path, size: int) -> np.ndarray:
@@ -91,8 +91,31 @@ def _area(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def _quality_resize(img: np.ndarray, size: int) -> np.ndarray:
+    """The quality method after decoding, written out: 2 x 2 means rounded half up while both
+    sides are even and the halved short side keeps HALVING_MIN_RATIO pixels per thumbnail
+    pixel, then INTER_AREA."""
+    while (not img.shape[0] % 2 and not img.shape[1] % 2
+           and min(img.shape[:2]) // 2 >= HALVING_MIN_RATIO * size):
+        x = img.astype(np.uint16)
+        img = ((x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2] + 2) >> 2).astype(np.uint8)
+    return _area(img, size)
+
+
+@pytest.mark.parametrize("shape", [(512, 640), (515, 640), (184, 256), (130, 128), (128, 129), (4, 6), (2, 2)])
+@pytest.mark.parametrize("size", [1, 2, 32])
+def test_halving_is_the_mean_of_each_two_by_two(shape, size):
+    img = photo(7, *shape)
+    out = halved(img, size)
+    ref = _quality_resize(img, size)
+    assert np.array_equal(_area(out, size), ref)
+    short = min(out.shape[:2])
+    assert short // 2 < HALVING_MIN_RATIO * size or out.shape[0] % 2 or out.shape[1] % 2
+    assert short >= min(HALVING_MIN_RATIO * size, min(shape))  # never below the ratio it keeps
+
+
 @pytest.mark.parametrize("kind", ["png", "jpg_unaligned", "jpg_small"])
-def test_quality_is_area_where_no_reduced_decode_applies(tmp_path, kind):
+def test_quality_is_area_of_the_halved_image_where_no_reduced_decode_applies(tmp_path, kind):
     if kind == "png":
         path = write(tmp_path / "a.png", photo(5, 512, 640))
     elif kind == "jpg_unaligned":  # 515 rows: DCT blocks of a rotated copy would not line up
@@ -101,7 +124,9 @@ def test_quality_is_area_where_no_reduced_decode_applies(tmp_path, kind):
         path = write(tmp_path / "a.jpg", photo(5, 184, 256))
     thumb, px, py = decode_thumbnail(str(path), 32, "quality")
     img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    assert np.array_equal(thumb, _area(img, 32))
+    assert np.array_equal(thumb, _quality_resize(img, 32))
+    if kind == "jpg_unaligned":  # an odd side: nothing to halve
+        assert np.array_equal(thumb, _area(img, 32))
     assert (px, py) == img.shape[:2]
 
 
@@ -112,7 +137,7 @@ def test_quality_decodes_aligned_jpegs_reduced(tmp_path, rows, cols, scale):
     path = write(tmp_path / "a.jpg", photo(6, rows, cols))
     thumb, px, py = decode_thumbnail(str(path), 32, "quality")
     flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
-    assert np.array_equal(thumb, _area(cv2.imdecode(np.fromfile(path, np.uint8), flag), 32))
+    assert np.array_equal(thumb, _quality_resize(cv2.imdecode(np.fromfile(path, np.uint8), flag), 32))
     assert (px, py) == (rows, cols)  # the file's size, not the reduced decode's
 
 

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO, photo, write
 from fast_diff_py._kernel import naive_dif
@@ -112,6 +114,19 @@ def test_halving_is_the_mean_of_each_two_by_two(shape, size):
     short = min(out.shape[:2])
     assert short // 2 < HALVING_MIN_RATIO * size or out.shape[0] % 2 or out.shape[1] % 2
     assert short >= min(HALVING_MIN_RATIO * size, min(shape))  # never below the ratio it keeps
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 48), rows=st.integers(0, 300), cols=st.integers(0, 300),
+       k=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_halving_turns_with_the_image(size, rows, cols, k, seed):
+    # a rotated copy is halved on the same 2 x 2 boxes, so the halved images are each other
+    # turned exactly; INTER_AREA after it (float sums in another order) is off by 1 at most
+    img = np.random.default_rng(seed).integers(0, 256, (size + rows, size + cols, 3), dtype=np.uint8)
+    turned = np.ascontiguousarray(np.rot90(img, k))
+    assert np.array_equal(np.rot90(halved(img, size), k), halved(turned, size))
+    a = np.rot90(_area(halved(img, size), size), k).astype(int)
+    assert np.abs(a - _area(halved(turned, size), size)).max() <= 1
 
 
 @pytest.mark.parametrize("kind", ["png", "jpg_unaligned", "jpg_small"])

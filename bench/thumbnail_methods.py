@@ -14,8 +14,9 @@ JPEGs).
 Methods ``compat``, ``area`` and ``quality`` are the package's (``thumbnail_method``); the
 others are candidates measured for comparison: reduced JPEG decoding without the alignment
 rule, ``quality``'s rule with another minimum of source pixels per thumbnail pixel
-(``ratio4``, ``ratio2``; ``quality`` keeps 3), ``quality`` halving down to 3 pixels per
-thumbnail pixel instead of 2 (``halve3``) or not at all (``no_halving``), a Gaussian
+(``ratio4``, ``ratio2``; ``quality`` keeps 3), ``quality`` halving down to 3 or 1 pixels
+per thumbnail pixel instead of 2 (``halve3``, ``halve1``; ``halve2`` is ``quality`` in
+memory) or not at all (``no_halving``), a Gaussian
 pyramid, halving by area after a full decode, and
 libvips' shrink-on-load (``pyvips``, only when installed), and ``area`` with every file
 decoded by OpenCV (``area_opencv``). The candidates decode bytes held in memory; the
@@ -35,8 +36,8 @@ import cv2
 import numpy as np
 
 from fast_diff_py._kernel import block_dif
-from fast_diff_py._thumbnails import (MCU_ALIGN, ImageReadError, _jpeg_scan, decode_image, decode_thumbnail,
-                                      halved)
+from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, MCU_ALIGN, ImageReadError, _jpeg_scan, decode_image,
+                                      decode_thumbnail, halved)
 
 CHUNK = 50  # files each method decodes in its turn
 REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
@@ -109,8 +110,8 @@ def candidate_halving(data: bytes, s: int) -> np.ndarray:
 
 
 def candidate_quality_halving(min_ratio: int):
-    """``quality`` with another ``HALVING_MIN_RATIO`` (``halve3``: 3; ``no_halving``: the
-    method before it halved), the file's bytes decoded in memory."""
+    """``quality`` with another ``HALVING_MIN_RATIO`` (``no_halving``: the method before it
+    halved), the file's bytes decoded in memory."""
     def run(data: bytes, s: int) -> np.ndarray:
         return _area(halved(decode_image(data, s)[0], s, min_ratio), s)
     return run
@@ -150,7 +151,9 @@ def main() -> None:
                "ratio4": candidate_reduced_ratio(4), "ratio2": candidate_reduced_ratio(2),
                "scale_aligned": candidate_scale_aligned(3), "area_opencv": candidate_area_opencv,
                "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips,
-               "halve3": candidate_quality_halving(3), "no_halving": candidate_quality_halving(1 << 30)}
+               "halve3": candidate_quality_halving(3), "halve1": candidate_quality_halving(1),
+               "halve2": candidate_quality_halving(HALVING_MIN_RATIO),
+               "no_halving": candidate_quality_halving(1 << 30)}
     print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
           f"dif <= {args.threshold}")
     decoders = {"full decode": lambda d, s: _full(d), "decode_image": lambda d, s: decode_image(d)[0]}

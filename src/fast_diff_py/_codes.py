@@ -1,4 +1,5 @@
-"""Status codes stored in the ``success`` columns of the database, and the hash columns' names."""
+"""Status codes stored in the ``success`` columns of the database, the hash columns' names,
+and the version of the thumbnails' definition."""
 
 from __future__ import annotations
 
@@ -25,3 +26,9 @@ class PairStatus(IntEnum):
 
 # one column of hashes per rotation, in the directory table and the thumbnail metadata
 HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
+
+# the meaning of a shard's thumbnails and metadata (_thumbnails.py); the thumbnail rule
+# passes it as a param, so that Snakemake makes again the shards an older definition wrote
+# (2: the canonical digest is the least SHA-1 of the rotations, was BLAKE2b of their sum;
+# 3: quality halves)
+META_VERSION = 3

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import simplejpeg
 
-from ._codes import HASH_COLUMNS, FileStatus
+from ._codes import HASH_COLUMNS, META_VERSION, FileStatus
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
 from ._plugins import resolve
@@ -47,11 +47,6 @@ HALVING_MIN_RATIO = 2
 # so reduced decodes of an image and of its rotations agree; on unaligned sizes they do not
 # (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)
 MCU_ALIGN = 8
-
-# the meaning of a shard's thumbnails and metadata; the thumbnail rule passes it as a param,
-# so that Snakemake makes again the shards an older definition wrote (2: the canonical
-# digest is the least SHA-1 of the rotations, was BLAKE2b of their sum; 3: quality halves)
-META_VERSION = 3
 
 META_SCHEMA = pa.schema(
     [

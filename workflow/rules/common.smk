@@ -15,7 +15,7 @@ import fast_diff_py as fdp
 fdp.validate_config(config)
 
 from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
-from fast_diff_py._thumbnails import META_VERSION
+from fast_diff_py._codes import META_VERSION  # from _codes: Snakemake itself need not import OpenCV
 from snakemake.exceptions import WorkflowError
 
 

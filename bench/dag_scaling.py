@@ -55,6 +55,7 @@ def main() -> None:
     results = work / cfg.get("results_dir", "results/work")
     index = sorted(str(p) for p in (results / "index").glob("shard_*.parquet"))
     meta = sorted(str(p) for p in (results / "thumbnails").glob("shard_*.parquet"))
+    digests = sorted(str(p) for p in (results / "digests").glob("shard_*.parquet")) or None  # threshold 0
     files = sum(pq.read_metadata(p).num_rows for p in index)
     size = cfg.get("compression_target", 64)
     threshold = cfg.get("second_loop", {}).get("diff_threshold", 200)
@@ -74,7 +75,7 @@ def main() -> None:
         for b in map(int, args.block_sizes.split(",")):
             shutil.rmtree(plan)
             n_pairs = make_plan(meta, index, plan, size=size, block_size=b, threshold=threshold,
-                                has_part_b=has_b)
+                                has_part_b=has_b, digest_paths=digests)
             conf = work / f"config.block{b}.yaml"
             conf.write_text(yaml.safe_dump({**cfg, "block_size": b}))
             secs, jobs = dry_run(work, conf, args.repeat)

@@ -16,7 +16,8 @@ others are candidates measured for comparison: reduced JPEG decoding without the
 rule, ``quality``'s rule with another minimum of source pixels per thumbnail pixel
 (``ratio4``, ``ratio2``; ``quality`` keeps 3), ``quality`` halving down to 3 or 1 pixels
 per thumbnail pixel instead of 2 (``halve3``, ``halve1``; ``halve2`` is ``quality`` in
-memory) or not at all (``no_halving``), a Gaussian
+memory) or not at all (``no_halving``), ``quality`` with simplejpeg's fast chroma upsampling
+or fast IDCT (``fastupsample``, ``fastdct``, ``fast_both``), a Gaussian
 pyramid, halving by area after a full decode, and
 libvips' shrink-on-load (``pyvips``, only when installed), and ``area`` with every file
 decoded by OpenCV (``area_opencv``). The candidates decode bytes held in memory; the
@@ -34,10 +35,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from fast_diff_py._kernel import block_dif
 from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, MCU_ALIGN, ImageReadError, _jpeg_scan, decode_image,
-                                      decode_thumbnail, halved)
+                                      decode_thumbnail, halved, reduced_scale)
 
 CHUNK = 50  # files each method decodes in its turn
 REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
@@ -117,6 +119,25 @@ def candidate_quality_halving(min_ratio: int):
     return run
 
 
+def candidate_fast_jpeg(**options):
+    """``quality`` with simplejpeg's faster, less exact options for plain JPEGs
+    (``fastupsample``: chroma doubled by copying instead of libjpeg's triangle filter;
+    ``fastdct``: the fast integer IDCT), the file's bytes decoded in memory."""
+    def run(data: bytes, s: int) -> np.ndarray:
+        img = None
+        if data[:2] == b"\xff\xd8":
+            header = _jpeg_scan(data)
+            if header.plain and not header.problem:
+                f = reduced_scale(*header.size, s)
+                img = simplejpeg.decode_jpeg(data, colorspace="BGR", min_factor=f,
+                                             min_height=-(-header.size[0] // f),
+                                             min_width=-(-header.size[1] // f), **options)
+        if img is None:
+            img = decode_image(data, s)[0]
+        return _area(halved(img, s), s)
+    return run
+
+
 def candidate_vips(data: bytes, s: int) -> np.ndarray:
     import pyvips
 
@@ -153,7 +174,10 @@ def main() -> None:
                "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips,
                "halve3": candidate_quality_halving(3), "halve1": candidate_quality_halving(1),
                "halve2": candidate_quality_halving(HALVING_MIN_RATIO),
-               "no_halving": candidate_quality_halving(1 << 30)}
+               "no_halving": candidate_quality_halving(1 << 30),
+               "fastupsample": candidate_fast_jpeg(fastupsample=True),
+               "fastdct": candidate_fast_jpeg(fastdct=True),
+               "fast_both": candidate_fast_jpeg(fastupsample=True, fastdct=True)}
     print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
           f"dif <= {args.threshold}")
     decoders = {"full decode": lambda d, s: _full(d), "decode_image": lambda d, s: decode_image(d)[0]}

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import photo, write
 from fast_diff_py import (PairStatus, block_pair_ids, block_partners, compare_block_pair,
-                          compare_blocks, make_plan,
+                          compare_blocks, make_digests, make_plan,
                           make_thumbnails, match_hashes, naive_dif, write_index)
 
 SIZE = 16
@@ -107,11 +107,21 @@ def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
     return rows
 
 
+def digests(run, tmp, rotate=True):
+    """make_digests of every shard of a run, as the workflow makes them for threshold 0."""
+    paths = []
+    for i, (thumbs, meta) in enumerate(zip(run["thumbs"], run["meta"])):
+        paths.append(str(tmp / f"digests_{i}.parquet"))
+        make_digests(thumbs, meta, paths[-1], rotate=rotate)
+    return paths
+
+
 def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
                  backend="numpy", tile=1024):
     plan = tmp / "plan"
     make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
-              threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect)
+              threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect,
+              digest_paths=digests(run, tmp, rotate) if threshold == 0 else None)
     rows = {}
     files = []
     for a, partners in block_partners(plan).items():  # one job per A block, as in the workflow
@@ -167,13 +177,25 @@ def test_pruning_skips_block_pairs(corpus, tmp_path):
 def test_threshold_zero_pairs_only_blocks_sharing_a_digest(corpus, tmp_path):
     run = corpus["a"]
     n_images = len(all_images(run))
+    paths = digests(run, tmp_path)
     pairs = make_plan(run["meta"], run["index"], tmp_path / "zero", size=SIZE, block_size=2,
-                      threshold=0.0, has_part_b=False)
+                      threshold=0.0, has_part_b=False, digest_paths=paths)
     blocks = pq.read_table(tmp_path / "zero" / "blocks.parquet").column("block").to_numpy()
     assert pairs <= (n_images + 1) // 2  # at most one per block, not one per pair of blocks
-    digests = pq.read_table(tmp_path / "zero" / "blocks.parquet").column("canonical").to_pylist()
-    assert len(set(digests)) < len(digests)  # the corpus holds rotated copies
+    canonical = [d for p in paths for d in pq.read_table(p).column("canonical").to_pylist()]
+    assert len(canonical) == n_images
+    assert len(set(canonical)) < len(canonical)  # the corpus holds rotated copies
     assert blocks.max() + 1 == (n_images + 1) // 2
+
+
+def test_threshold_zero_plan_needs_every_digest(corpus, tmp_path):
+    run = corpus["a"]
+    with pytest.raises(ValueError, match="digest_paths"):
+        make_plan(run["meta"], run["index"], tmp_path / "none", size=SIZE, block_size=2,
+                  threshold=0.0, has_part_b=False)
+    with pytest.raises(ValueError, match="no canonical digest for"):
+        make_plan(run["meta"], run["index"], tmp_path / "some", size=SIZE, block_size=2,
+                  threshold=0.0, has_part_b=False, digest_paths=digests(run, tmp_path)[1:])
 
 
 def test_custom_difference_function(corpus, tmp_path):

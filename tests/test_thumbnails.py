@@ -21,7 +21,7 @@ from conftest import REPO, photo, write
 from fast_diff_py._kernel import naive_dif
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
 from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, canonical_digests, default_hash, halved, hash_stack,
-                                      make_thumbnails, rotations)
+                                      make_digests, make_thumbnails, rotations)
 
 
 def reference_thumbnail(path: Path, size: int) -> np.ndarray:
@@ -283,23 +283,34 @@ def test_canonical_digest_is_the_least_hash_of_the_rotations():
 @pytest.mark.parametrize("hashing", [dict(compute_hash=False), dict(compute_hash=True, shift_amount=0),
                                      dict(compute_hash=True, shift_amount=2),
                                      dict(compute_hash=True, hash_fn="thumb_test_hashes:adler32_hex")])
-def test_make_thumbnails_canonical_digest_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch):
-    # with unshifted default hashes the digest is taken from them; otherwise it is computed:
-    # the column must come out the same either way
+def test_make_digests_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch):
+    # with unshifted default hashes the digest may be taken from them; otherwise it is
+    # computed from the stack: the column must come out the same either way
     monkeypatch.setitem(sys.modules, "thumb_test_hashes", types.SimpleNamespace(
         adler32_hex=lambda m: format(zlib.adler32(m.tobytes()), "08x")))
     root = tmp_path / "in"
     img = photo(3, 40, 40)
     write(root / "a.png", img)
     write(root / "b.png", np.rot90(img, 1).copy())
+    (root / "b_broken.png").write_bytes(b"not a png")  # no thumbnail: no digest
     write(root / "c.png", photo(4, 40, 40))
     write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
                 ignore_names=[], ignore_paths=[], allowed_file_extensions=[".png"], shard_size=10)
     make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
                     size=16, method="area", **hashing)
-    digests = pq.read_table(tmp_path / "t.parquet").column("canonical").to_pylist()
-    assert digests == canonical_digests(np.load(tmp_path / "t.npy"))
-    assert digests[0] == digests[1] != digests[2]
+    meta = pq.read_table(tmp_path / "t.parquet")
+    decoded_keys = [r["key"] for r in meta.to_pylist() if r["thumb_row"] >= 0]
+    free = hashing.get("compute_hash") and not hashing.get("shift_amount") and "hash_fn" not in hashing
+    for from_hashes in (False, True) if free else (False,):
+        make_digests(tmp_path / "t.npy", tmp_path / "t.parquet", tmp_path / "d.parquet", from_hashes=from_hashes)
+        table = pq.read_table(tmp_path / "d.parquet")
+        assert table.column("key").to_pylist() == decoded_keys
+        digests = table.column("canonical").to_pylist()
+        assert digests == canonical_digests(np.load(tmp_path / "t.npy"))
+        assert digests[0] == digests[1] != digests[2]
+    if not hashing.get("compute_hash"):
+        with pytest.raises(ValueError, match="from_hashes needs"):
+            make_digests(tmp_path / "t.npy", tmp_path / "t.parquet", tmp_path / "d.parquet", from_hashes=True)
 
 
 def test_custom_hash_function(tmp_path):

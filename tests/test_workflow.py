@@ -183,6 +183,28 @@ def test_rerun_is_a_no_op_and_config_change_reruns(tmp_path, dup_folder):
     assert set(found) == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
 
 
+@pytest.mark.parametrize("compute_hash", [False, True])
+def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_folder, compute_hash):
+    # the digests that group identical images are a step of their own: going to threshold 0
+    # makes them and a new plan, and keeps the thumbnails (with unshifted hashes, the digests
+    # are read off them)
+    config = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
+              "first_loop": {"compute_hash": compute_hash}}
+    run_workflow(tmp_path / "w", config)
+    db = tmp_path / "w" / "results" / "fast_diff.db"
+    exact = {pair for pair, (dif, _) in pairs_by_name(db).items() if dif == 0}
+    assert not list((tmp_path / "w" / "results" / "work").glob("digests/*"))
+    config["second_loop"]["diff_threshold"] = 0
+    proc = run_workflow(tmp_path / "w", config, "--dry-run")
+    planned = proc.stdout + proc.stderr
+    assert "make_digests" in planned and "plan_blocks" in planned and "make_thumbnails" not in planned
+    run_workflow(tmp_path / "w", config)
+    assert set(pairs_by_name(db)) == exact == {("orig_1.jpg", "orig_1_rot90.png"),
+                                               ("orig_3.jpg", "orig_3_copy.jpg")}
+    logs = " ".join(p.read_text() for p in (tmp_path / "w" / "logs" / "compare").glob("plan_*"))
+    assert "block pairs can hold a match" in logs
+
+
 def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):
     # a results folder written under another META_VERSION must not be mixed with new shards:
     # the version is a param of the thumbnail rule, so Snakemake redoes those jobs

@@ -23,7 +23,7 @@ _EXPORTS = {
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
-    "_thumbnails": ["ImageReadError", "decode_thumbnail", "hash_thumbnail", "make_thumbnails"],
+    "_thumbnails": ["ImageReadError", "decode_thumbnail", "hash_thumbnail", "make_digests", "make_thumbnails"],
     "_workflow": ["WorkflowError", "run_workflow"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -55,5 +55,6 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
-    from ._thumbnails import ImageReadError, decode_thumbnail, hash_thumbnail, make_thumbnails  # noqa: F401
+    from ._thumbnails import (ImageReadError, decode_thumbnail, hash_thumbnail, make_digests,  # noqa: F401
+                              make_thumbnails)
     from ._workflow import WorkflowError, run_workflow  # noqa: F401

@@ -25,7 +25,7 @@ __all__ = ["make_plan", "plan_pairs", "assign_blocks", "read_block", "block_pair
 
 logger = logging.getLogger(__name__)
 
-_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS, "canonical"]
+_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS]
 
 
 def table_sums(table: pa.Table) -> np.ndarray:
@@ -56,6 +56,7 @@ def make_plan(
     threshold: float,
     has_part_b: bool,
     prune: bool = True,
+    digest_paths: list[str] | None = None,
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block) and
     ``out_dir/block_pairs.parquet`` (the block pairs to compare). Returns the pair count.
@@ -64,15 +65,16 @@ def make_plan(
     listed; with B, every A-block x B-block pair. ``prune=False`` lists them all.
 
     With ``threshold == 0`` images are ordered by their canonical digest instead (equal for
-    thumbnails equal up to a rotation) and only blocks sharing a digest are paired, so the
-    number of jobs grows linearly with the number of images.
+    thumbnails equal up to a rotation; ``digest_paths``, one ``make_digests`` file per shard)
+    and only blocks sharing a digest are paired, so the number of jobs grows linearly with
+    the number of images.
     """
     table = _decoded(meta_paths, index_paths)
     features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
     if prune and threshold == 0:
-        canonical = np.asarray(table.column("canonical").to_pylist(), dtype=object)
+        canonical = _digests(digest_paths, keys)
         block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
         pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
         candidates = _all_pairs(block_part, has_part_b)
@@ -94,6 +96,20 @@ def make_plan(
     logger.info("%d images in %d blocks; %d of %d block pairs can hold a match",
                 len(table), int(block.max(initial=-1)) + 1, len(pairs_a), candidates)
     return len(pairs_a)
+
+
+def _digests(digest_paths: list[str] | None, keys: np.ndarray) -> np.ndarray:
+    """The canonical digest of each of ``keys``, from the shards' ``make_digests`` files."""
+    if digest_paths is None:
+        raise ValueError("a plan for threshold 0 orders images by their canonical digests: "
+                         "pass digest_paths (make_digests of every shard)")
+    digests = pa.concat_tables([read_parquet(p, columns=["key", "canonical"]) for p in digest_paths])
+    by_key = dict(zip(digests.column("key").to_pylist(), digests.column("canonical").to_pylist()))
+    missing = [k for k in keys.tolist() if k not in by_key]
+    if missing:
+        raise ValueError(f"no canonical digest for {len(missing)} decoded images (key {missing[0]} first): "
+                         f"digest_paths must cover every shard")
+    return np.asarray([by_key[k] for k in keys.tolist()], dtype=object)
 
 
 def assign_blocks(order_key: np.ndarray, part_b: np.ndarray, keys: np.ndarray, features: np.ndarray,

@@ -21,9 +21,9 @@ from ._kernel import channel_sums
 from ._plugins import resolve
 
 __all__ = [
-    "META_SCHEMA", "META_VERSION", "ImageReadError", "canonical_digests", "decode_image",
-    "decode_thumbnail", "default_hash", "halved", "hash_stack", "hash_thumbnail", "make_thumbnails",
-    "rotations",
+    "DIGEST_SCHEMA", "META_SCHEMA", "META_VERSION", "ImageReadError", "canonical_digests", "decode_image",
+    "decode_thumbnail", "default_hash", "halved", "hash_stack", "hash_thumbnail", "make_digests",
+    "make_thumbnails", "rotations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,11 +60,13 @@ META_SCHEMA = pa.schema(
         ("sum_1", pa.int64()),
         ("sum_2", pa.int64()),
         *[(h, pa.string()) for h in HASH_COLUMNS],
-        # a digest of the unshifted thumbnail's rotations (canonical_digests): equal for images
-        # whose dif is 0, which lets the planner answer diff_threshold 0 without products
-        ("canonical", pa.string()),
     ]
 )
+
+# one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
+# rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
+# answer diff_threshold 0 without products
+DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
 
 
 class ImageReadError(Exception):
@@ -396,11 +398,6 @@ def make_thumbnails(
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
     hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else []
-    # the hashes of unshifted thumbnails by default_hash hold the canonical digest already
-    if compute_hash and shift_amount == 0 and fn is default_hash:
-        canonical = [_canonical(h) for h in hashes]
-    else:
-        canonical = canonical_digests(stack, rotate)
     decoded = np.fromiter((t is not None for t, _ in results), bool, len(results))
     thumb_row = np.full(len(results), -1, np.int32)
     thumb_row[decoded] = np.arange(len(stack), dtype=np.int32)
@@ -414,8 +411,7 @@ def make_thumbnails(
         return out
 
     columns = {name: [m[name] for _, m in results] for name in ("key", "success", "error", "px", "py")}
-    columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2],
-                   canonical=per_file(canonical))
+    columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2])
     for c, name in enumerate(HASH_COLUMNS):
         columns[name] = per_file([h[c] for h in hashes]) if compute_hash else [None] * len(results)
     with atomic_path(out_thumbs) as tmp:
@@ -423,3 +419,36 @@ def make_thumbnails(
             np.save(fh, stack)
     with atomic_path(out_meta) as tmp:
         pq.write_table(pa.table(columns, schema=META_SCHEMA), tmp)
+
+
+def make_digests(
+    thumbs: str | os.PathLike[str],
+    meta: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    rotate: bool = True,
+    from_hashes: bool = False,
+) -> None:
+    """The canonical digest (``canonical_digests``) of every decoded file of one shard of
+    ``make_thumbnails``' output, written to ``out`` (schema DIGEST_SCHEMA).
+
+    Only the plan for ``diff_threshold == 0`` needs them, so they are a step of their own and
+    the thumbnails stay the same whatever the threshold. ``from_hashes`` takes them from the
+    shard's hash columns, which hold them already when the hashes were made unshifted by
+    ``default_hash`` (with the same ``rotate``); otherwise they are computed from the stack.
+    """
+    table = read_parquet(meta, columns=["key", "thumb_row", *HASH_COLUMNS])
+    rows = table.column("thumb_row").to_numpy()
+    decoded = np.flatnonzero(rows >= 0)
+    keys = table.column("key").to_numpy()[decoded]
+    if from_hashes:
+        if table.column(HASH_COLUMNS[0]).null_count > (rows < 0).sum():
+            raise ValueError(f"{os.fspath(meta)!r}: decoded files without hashes; from_hashes needs "
+                             "a shard made with compute_hash")
+        hashes = zip(*(table.column(h).to_pylist() for h in HASH_COLUMNS))
+        digests = [_canonical(h) for h, row in zip(hashes, rows.tolist()) if row >= 0]
+    else:
+        stack = np.load(thumbs, mmap_mode="r")
+        digests = canonical_digests(stack[rows[decoded]], rotate)
+    with atomic_path(out) as tmp:
+        pq.write_table(pa.table({"key": keys, "canonical": digests}, schema=DIGEST_SCHEMA), tmp)

@@ -78,6 +78,13 @@ def get_thumb_meta(wildcards):
     return [f"{RESULTS}/thumbnails/shard_{s}.parquet" for s in get_shards()]
 
 
+def get_digests(wildcards):
+    # the plan for diff_threshold 0 groups images by digest; other thresholds need none
+    if SECOND["diff_threshold"] == 0 and get_prune():
+        return [f"{RESULTS}/digests/shard_{s}.parquet" for s in get_shards()]
+    return []
+
+
 def get_compare_jobs():
     # one compare job per A block, with every block its brightness range can match
     plan_dir = checkpoints.plan_blocks.get().output.plan_dir

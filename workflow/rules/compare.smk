@@ -2,6 +2,7 @@ checkpoint plan_blocks:
     input:
         index=get_index_shards,
         meta=get_thumb_meta,
+        digests=get_digests,
     output:
         plan_dir=directory(f"{RESULTS}/plan"),
     params:

@@ -23,6 +23,27 @@ rule make_thumbnails:
         "../scripts/make_thumbnails.py"
 
 
+# Only a plan for diff_threshold 0 asks for these (get_digests): they group identical images.
+rule make_digests:
+    input:
+        thumbs=f"{RESULTS}/thumbnails/shard_{{shard}}.npy",
+        meta=f"{RESULTS}/thumbnails/shard_{{shard}}.parquet",
+    output:
+        digests=f"{RESULTS}/digests/shard_{{shard}}.parquet",
+    params:
+        rotate=config["rotate"],
+        # unshifted default hashes hold the digests already
+        from_hashes=FIRST["compute_hash"] and FIRST["shift_amount"] == 0 and not config["hash_fn"],
+    conda:
+        "../envs/cpu.yaml"
+    log:
+        "logs/thumbnails/make_digests_{shard}.log",
+    benchmark:
+        "benchmarks/thumbnails/make_digests_{shard}.tsv",
+    script:
+        "../scripts/make_digests.py"
+
+
 rule make_all_thumbnails:
     input:
         get_thumb_stacks,

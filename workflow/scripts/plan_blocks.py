@@ -8,4 +8,4 @@ from fast_diff_py import make_plan
 p = snakemake.params
 make_plan(list(snakemake.input.meta), list(snakemake.input.index), snakemake.output.plan_dir,
           size=p.size, block_size=p.block_size, threshold=p.threshold, has_part_b=p.has_part_b,
-          prune=p.prune)
+          prune=p.prune, digest_paths=list(snakemake.input.digests))

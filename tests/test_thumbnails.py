@@ -327,6 +327,58 @@ def test_custom_hash_function(tmp_path):
         hash_thumbnail(img, hash_fn=lambda m: 5)
 
 
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(0, 5000), max_size=40), files=st.integers(1, 50),
+       budget=st.integers(0, 20000))
+def test_read_ahead_asks_for_each_file_once_and_within_the_limits(sizes, files, budget):
+    from fast_diff_py._thumbnails import read_ahead
+
+    plan = [list(r) for r in read_ahead(sizes, files, budget)]
+    assert len(plan) == len(sizes)
+    assert [j for js in plan for j in js] == list(range(len(sizes)))  # each once, in order
+    asked = 0
+    for i, js in enumerate(plan):
+        asked += len(js)
+        assert asked > i  # the current file before its turn
+        assert asked - i <= files  # never more than ``files`` ahead
+        assert asked - i == 1 or sum(sizes[i:asked]) <= budget
+
+
+def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypatch):
+    import fast_diff_py._thumbnails as thumbnails
+
+    root = tmp_path / "in"
+    for i in range(12):
+        write(root / f"{i:02d}.png", photo(i, 8 + 2 * i, 20))
+    (root / "07.txt").write_text("x")  # not allowed: never read, never asked for
+    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
+                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".png"], shard_size=20)
+    events = []
+    monkeypatch.setattr(thumbnails, "READ_AHEAD_FILES", 3)
+    monkeypatch.setattr(thumbnails, "_advise", lambda path: events.append(("advise", path)))
+    decode = thumbnails.decode_thumbnail
+    monkeypatch.setattr(thumbnails, "decode_thumbnail",
+                        lambda path, *a: events.append(("decode", path)) or decode(path, *a))
+    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
+                    size=8, method="area", threads=1)
+    index = pq.read_table(tmp_path / "index/shard_00000.parquet").to_pylist()
+    readable = [r["path"] for r in index if r["allowed"]]
+    assert len(readable) == 12 and str(root / "07.txt") not in readable
+    assert [p for e, p in events if e == "decode"] == [p for e, p in events if e == "advise"] == readable
+    assert events[:4] == [("advise", p) for p in readable[:3]] + [("decode", readable[0])]
+
+
+def test_asking_for_a_file_ahead_never_fails_or_blocks(tmp_path):
+    from fast_diff_py._thumbnails import _advise
+
+    _advise(str(tmp_path / "missing.jpg"))
+    _advise(None)
+    os.mkfifo(tmp_path / "fifo")  # opening a FIFO for reading would wait for a writer
+    _advise(str(tmp_path / "fifo"))
+    (tmp_path / "d").mkdir()
+    _advise(str(tmp_path / "d"))
+
+
 def test_make_thumbnails_records_every_file(tmp_path):
     root = tmp_path / "in"
     write(root / "a.jpg", photo(1))

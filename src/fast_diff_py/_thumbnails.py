@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
@@ -47,6 +47,12 @@ HALVING_MIN_RATIO = 2
 # so reduced decodes of an image and of its rotations agree; on unaligned sizes they do not
 # (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)
 MCU_ALIGN = 8
+
+# how far ahead of its decoding a thread asks the kernel to read files, so that waiting on
+# storage overlaps decoding: up to this many files and, beyond the next one, this many bytes
+# (bench/README.md: 32 files were too few on a cold page cache)
+READ_AHEAD_FILES = 512
+READ_AHEAD_BYTES = 64 << 20
 
 META_SCHEMA = pa.schema(
     [
@@ -249,6 +255,39 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
     return np.ascontiguousarray(img), px, py
 
 
+def _advise(path: str | None) -> None:
+    """Ask the kernel to start reading ``path`` into its page cache and return at once
+    (``posix_fadvise(WILLNEED)``; nothing where the platform has none). Errors are left to
+    the file's own read, which reports them."""
+    if path is None or not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        # O_NONBLOCK: a FIFO among the files must not block here (it changes nothing for a file)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_ahead(sizes: list[int], files: int, budget: int) -> Iterator[range]:
+    """For each of a run of files (``sizes`` in bytes), the files to ask for before working on
+    it: every file once, before its turn, never ``files`` or more ahead of the current one,
+    and the files asked for and not yet worked on within ``budget`` bytes beyond the next."""
+    ahead = window = 0  # files [i, ahead) have been asked for, ``window`` bytes of them
+    for i in range(len(sizes)):
+        start = ahead
+        while ahead < len(sizes) and ahead - i < files and (ahead == i or window + sizes[ahead] <= budget):
+            window += sizes[ahead]
+            ahead += 1
+        yield range(start, ahead)
+        window -= sizes[i]
+
+
 def rotations(thumb: np.ndarray, rotate: bool = True) -> list[np.ndarray]:
     """The thumbnail turned by 0, 90, 180 and 270 degrees (only 0 without ``rotate``)."""
     return [np.rot90(thumb, k, axes=(0, 1)) for k in (range(4) if rotate else range(1))]
@@ -364,7 +403,7 @@ def make_thumbnails(
     ``success = 0`` and their error; disallowed files ``success = -1``.
     """
     fn = resolve(hash_fn) if hash_fn else default_hash
-    index = read_parquet(index_shard, columns=["key", "path", "allowed", "error"]).to_pylist()
+    index = read_parquet(index_shard, columns=["key", "path", "file_size", "allowed", "error"]).to_pylist()
     cv2.setNumThreads(1)
 
     def work(row: dict) -> tuple[np.ndarray | None, dict]:
@@ -384,14 +423,27 @@ def make_thumbnails(
         out["success"] = int(FileStatus.SUCCESS)
         return thumb, out
 
+    def work_run(rows: list[dict]) -> list[tuple[np.ndarray | None, dict]]:
+        # the kernel reads ahead while this thread decodes (no reader thread: handing the GIL
+        # back and forth per file cost more than the reads)
+        read = [bool(r["allowed"]) and not r["error"] for r in rows]
+        sizes = [max(0, r["file_size"] or 0) if ok else 0 for r, ok in zip(rows, read)]
+        out = []
+        for row, ahead in zip(rows, read_ahead(sizes, READ_AHEAD_FILES, READ_AHEAD_BYTES)):
+            for j in ahead:
+                if read[j]:
+                    _advise(rows[j]["path"])
+            out.append(work(row))
+        return out
+
     # decoding releases the GIL; threads take contiguous runs of files (one task per file
-    # would spend more on the executor than on a small JPEG)
+    # would spend more on the executor than on a small JPEG), each with its reader ahead
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
     runs = [index[i:i + step] for i in range(0, len(index), step)]
 
     with ThreadPoolExecutor(n_threads) as pool:
-        results = [r for run in pool.map(lambda rs: [work(r) for r in rs], runs) for r in run]
+        results = [r for run in pool.map(work_run, runs) for r in run]
     thumbs = [t for t, _ in results if t is not None]
     stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
     del thumbs

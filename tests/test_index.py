@@ -108,6 +108,20 @@ def test_write_index_keys_and_shards(tmp_path):
     assert [(r["key"], r["path"]) for r in again] == [(r["key"], r["path"]) for r in rows]
 
 
+@pytest.mark.parametrize("files,shard_size,rows", [(9, 4, [4, 5]), (10, 4, [4, 4, 2]), (8, 4, [4, 4]),
+                                                    (3, 4, [3]), (4, 4, [4]), (16, 8, [8, 8]),
+                                                    (17, 8, [8, 9]), (18, 8, [8, 10]), (19, 8, [8, 8, 3])])
+def test_a_small_rest_joins_the_last_shard(tmp_path, files, shard_size, rows):
+    tree(tmp_path / "r", [f"{i:02d}.jpg" for i in range(files)])
+    assert write_index(tmp_path / "idx", part_a=[str(tmp_path / "r")], part_b=[], recursive=True,
+                       ignore_names=[], ignore_paths=[], allowed_file_extensions=EXT,
+                       shard_size=shard_size) == files
+    shards = sorted((tmp_path / "idx").glob("shard_*.parquet"))
+    assert [pq.read_metadata(s).num_rows for s in shards] == rows
+    keys = [k for s in shards for k in pq.read_table(s).column("key").to_pylist()]
+    assert keys == list(range(1, files + 1))
+
+
 def test_empty_partition_still_has_a_shard(tmp_path):
     (tmp_path / "empty").mkdir()
     assert write_index(tmp_path / "idx", part_a=[str(tmp_path / "empty")], part_b=[],

@@ -184,7 +184,8 @@ def write_index(
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
     Keys are 1, 2, ... in walk order, partition A first. Every shard holds ``shard_size``
-    rows (the last one fewer); there is always at least one shard. Returns the file count.
+    rows but the last, which holds fewer, or up to a quarter more where the rest is that
+    small; there is always at least one shard. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders.
     """
     common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
@@ -202,20 +203,33 @@ def write_index(
             schema=ROOTS_SCHEMA,
         )
         pq.write_table(roots, tmp / "roots.parquet")
-        batch: list[FileEntry] = []
         shard, key = 0, 1
+
+        def write(rows: list[FileEntry]) -> None:
+            nonlocal shard, key
+            pq.write_table(_table(rows, key), tmp / f"shard_{shard:05d}.parquet")
+            key += len(rows)
+            shard += 1
+
+        pending: list[FileEntry] | None = None  # the last full batch, held back for the rest
+        batch: list[FileEntry] = []
         for walk in walks:
             for entry in walk:
                 batch.append(entry)
                 if len(batch) == shard_size:
-                    pq.write_table(_table(batch, key), tmp / f"shard_{shard:05d}.parquet")
-                    key += len(batch)
-                    shard += 1
-                    batch = []
-        if batch or shard == 0:
-            pq.write_table(_table(batch, key), tmp / f"shard_{shard:05d}.parquet")
-            key += len(batch)
-        logger.info("indexed %d files into %d shards", key - 1, shard + (1 if batch else 0))
+                    if pending is not None:
+                        write(pending)
+                    pending, batch = batch, []
+        # a rest of up to a quarter shard joins the last full one instead of being a job of
+        # its own (64,003 files made a ninth thumbnail job for 3 of them)
+        if pending is not None and len(batch) <= shard_size // 4:
+            write(pending + batch)
+        else:
+            if pending is not None:
+                write(pending)
+            if batch or shard == 0:
+                write(batch)
+        logger.info("indexed %d files into %d shards", key - 1, shard)
     return key - 1
 
 

@@ -437,7 +437,7 @@ def make_thumbnails(
         return out
 
     # decoding releases the GIL; threads take contiguous runs of files (one task per file
-    # would spend more on the executor than on a small JPEG), each with its reader ahead
+    # would spend more on the executor than on a small JPEG), each asking for its files ahead
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
     runs = [index[i:i + step] for i in range(0, len(index), step)]

@@ -223,12 +223,11 @@ def write_index(
         # a rest of up to a quarter shard joins the last full one instead of being a job of
         # its own (64,003 files made a ninth thumbnail job for 3 of them)
         if pending is not None and len(batch) <= shard_size // 4:
-            write(pending + batch)
-        else:
-            if pending is not None:
-                write(pending)
-            if batch or shard == 0:
-                write(batch)
+            pending, batch = None, pending + batch
+        if pending is not None:
+            write(pending)
+        if batch or shard == 0:
+            write(batch)
         logger.info("indexed %d files into %d shards", key - 1, shard)
     return key - 1
 

@@ -500,7 +500,8 @@ def make_digests(
         hashes = zip(*(table.column(h).to_pylist() for h in HASH_COLUMNS))
         digests = [_canonical(h) for h, row in zip(hashes, rows.tolist()) if row >= 0]
     else:
-        stack = np.load(thumbs, mmap_mode="r")
-        digests = canonical_digests(stack[rows[decoded]], rotate)
+        # hashed row by row straight from the mapped file, no copy of the stack
+        every = canonical_digests(np.load(thumbs, mmap_mode="r"), rotate)
+        digests = [every[r] for r in rows[decoded].tolist()]
     with atomic_path(out) as tmp:
         pq.write_table(pa.table({"key": keys, "canonical": digests}, schema=DIGEST_SCHEMA), tmp)

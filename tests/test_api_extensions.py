@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import sqlite3
 from pathlib import Path
 
@@ -64,10 +66,9 @@ def test_unimportable_user_function_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="module-level function"):
         fdo.full_index()
     fdo.cpu_diff = "no_such_module:f"
-    fdo.full_index()  # the name is only imported where pairs are compared
-    fdo.first_loop()
-    with pytest.raises(WorkflowError, match="snakemake failed"):
-        fdo.second_loop()
+    with pytest.raises(ConfigError, match="config key 'cpu_diff': cannot import module 'no_such_module'"):
+        fdo.full_index()  # refused before any work, not where pairs are compared
+    assert not os.path.exists(fdo.config.db_path)
 
 
 def test_populate_partition(tmp_path):

@@ -132,6 +132,7 @@ def test_difpy_delete_asks_and_journals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = _same_names(tmp_path)
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
     assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-d", "True", "-p", "False"]) == 0
     assert len(list(root.rglob("*.png"))) == 4
     assert difpy.main(["-D", str(root), "-Z", "out2", "-s", "20", "-d", "True", "-sd", "True",

@@ -215,15 +215,92 @@ def test_bad_files_raise_a_named_error(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         locked.chmod(0)
     else:  # root reads anything: make open() refuse this one file instead
-        real_open = open
+        real_open = os.open
 
         def guarded(file, *args, **kwargs):
             if str(file) == str(locked):
                 raise PermissionError(13, "Permission denied", str(file))
             return real_open(file, *args, **kwargs)
 
-        monkeypatch.setattr("builtins.open", guarded)
+        monkeypatch.setattr("os.open", guarded)
     assert "PermissionError" in _error_of(locked)
+
+
+def _bomb_png(path: Path, width: int, height: int) -> Path:
+    """A valid PNG of ``width x height`` black pixels, written row by row through zlib (a few
+    MB on disk, never the image in memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * width)
+    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    import resource
+
+    bomb = _bomb_png(tmp_path / "bomb.png", 20_000, 20_000)
+    assert bomb.stat().st_size < 2_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageReadError, match=r"20000 x 20000 pixels exceeds max_image_pixels"):
+        decode_thumbnail(str(bomb), 32)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+    small = write(tmp_path / "small.png", photo(1, 100, 100))
+    with pytest.raises(ImageReadError, match="100 x 100 pixels exceeds max_image_pixels \\(9999\\)"):
+        decode_thumbnail(str(small), 32, max_pixels=9_999)
+    assert decode_thumbnail(str(small), 32, max_pixels=10_000)[0].shape == (32, 32, 3)
+    # a JPEG is judged at the scale it is decoded at
+    jpg = write(tmp_path / "big.jpg", photo(2, 800, 800))
+    with pytest.raises(ImageReadError, match="at 1/8 size"):
+        decode_thumbnail(str(jpg), 32, max_pixels=100 * 100 - 1)
+    assert decode_thumbnail(str(jpg), 32, max_pixels=100 * 100)[1:] == (800, 800)
+    with pytest.raises(ImageReadError, match="800 x 800 pixels exceeds"):
+        decode_thumbnail(str(jpg), 32, "area", max_pixels=100 * 100)
+
+
+@pytest.mark.parametrize("fmt", [".png", ".jpg", ".gif", ".bmp", ".webp"])
+def test_header_size_reads_each_format(tmp_path, fmt):
+    from fast_diff_py._thumbnails import header_size
+
+    img = photo(3, 37, 53)
+    ok, buf = cv2.imencode(fmt, img)
+    if not ok:
+        pytest.skip(f"OpenCV writes no {fmt}")
+    assert header_size(buf.tobytes()) == (37, 53)
+
+
+def test_files_above_the_size_limit_are_refused_unread(tmp_path):
+    path = write(tmp_path / "a.png", photo(1))
+    size = path.stat().st_size
+    with pytest.raises(ImageReadError, match=f"file of {size} bytes exceeds max_file_bytes \\({size - 1}\\)"):
+        decode_thumbnail(str(path), 16, max_bytes=size - 1)
+    decode_thumbnail(str(path), 16, max_bytes=size)
+
+
+def test_a_fifo_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        decode_thumbnail(str(fifo), 16)
+
+
+def test_a_file_changed_since_indexing_is_refused(tmp_path):
+    from fast_diff_py._thumbnails import FileIdentity
+
+    path = write(tmp_path / "a.png", photo(1))
+    indexed = FileIdentity.of(path.stat())
+    decode_thumbnail(str(path), 16, expected=indexed)
+    write(path, photo(2))
+    os.utime(path, ns=(indexed.mtime_ns, indexed.mtime_ns + 1))
+    with pytest.raises(ImageReadError, match="file changed since it was indexed .*mtime_ns"):
+        decode_thumbnail(str(path), 16, expected=indexed)
 
 
 def test_hashes_follow_rotation_and_shift():
@@ -358,7 +435,7 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
     monkeypatch.setattr(thumbnails, "_advise", lambda path: events.append(("advise", path)))
     decode = thumbnails.decode_thumbnail
     monkeypatch.setattr(thumbnails, "decode_thumbnail",
-                        lambda path, *a: events.append(("decode", path)) or decode(path, *a))
+                        lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k))
     make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
                     size=8, method="area", threads=1)
     index = pq.read_table(tmp_path / "index/shard_00000.parquet").to_pylist()

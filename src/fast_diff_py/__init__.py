@@ -17,8 +17,8 @@ _EXPORTS = {
     "_codes": ["FileStatus", "PairStatus"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "validate_config"],
-    "_db": ["build_database"],
-    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError"],
+    "_db": ["build_database", "database_problem", "forget_changed_database"],
+    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "IntermediateError"],
     "_index": ["file_list_has_part_b", "walk_partition", "write_index"],
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._codes import FileStatus, PairStatus  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
-    from ._db import build_database  # noqa: F401
-    from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError  # noqa: F401
+    from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
+    from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError, IntermediateError  # noqa: F401
     from ._index import file_list_has_part_b, walk_partition, write_index  # noqa: F401
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401

@@ -30,5 +30,5 @@ HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
 # the meaning of a shard's thumbnails and metadata (_thumbnails.py); the thumbnail rule
 # passes it as a param, so that Snakemake makes again the shards an older definition wrote
 # (2: the canonical digest is the least SHA-1 of the rotations, was BLAKE2b of their sum;
-# 3: quality halves)
-META_VERSION = 3
+# 3: quality halves; 4: the file identity of every row)
+META_VERSION = 4

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS, PairStatus
-from ._io import atomic_path
-from ._kernel import (block_dif, channel_bound_mask, channel_limit, grid_bound_rotations,
+from ._errors import IntermediateError
+from ._io import atomic_path, open_stack, remove_damaged
+from ._kernel import (block_dif, channel_sums, channel_bound_mask, channel_limit, grid_bound_rotations,
                       grid_cells, grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
 from ._plan import read_block, table_sums
 from ._plugins import resolve
@@ -39,7 +40,7 @@ def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str],
         shards, rows = shards[order], rows[order]
     out = None
     for s in np.unique(shards):
-        stack = np.load(thumb_paths[s], mmap_mode="r")  # unmapped again below
+        stack = open_stack(thumb_paths[s])  # unmapped again below
         if out is None:
             out = np.empty((len(shards), *stack.shape[1:]), np.uint8)
         sel = np.flatnonzero(shards == s)
@@ -191,8 +192,25 @@ def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], bl
     return _Block(
         id=block, table=table, perm=perm, sums=sums, keys=table.column("key").to_numpy()[perm],
         sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
-        x=load_thumbnails(table, thumb_paths, perm), tiles=tiles,
+        x=_checked(load_thumbnails(table, thumb_paths, perm), sums, table, thumb_paths, perm), tiles=tiles,
         ranges=[(feat[i0:i1].min(axis=0), feat[i0:i1].max(axis=0)) for i0, i1 in tiles])
+
+
+def _checked(x: np.ndarray, sums: np.ndarray, table: pa.Table, thumb_paths: Sequence[str],
+             perm: np.ndarray) -> np.ndarray:
+    """``x`` when its thumbnails still have the channel sums their thumbnail job recorded;
+    else the damaged stacks are removed (so that the next run makes them again) and
+    IntermediateError names them."""
+    bad = np.flatnonzero((channel_sums(x) != sums).any(axis=1))
+    if not len(bad):
+        return x
+    shards = sorted(set(table.column("shard").to_numpy()[perm][bad].tolist()))
+    damaged = [thumb_paths[s] for s in shards]
+    remove_damaged(damaged)
+    raise IntermediateError(
+        f"thumbnail stack(s) {', '.join(map(repr, damaged))} changed since they were written "
+        f"({len(bad)} thumbnails differ from their recorded sums); removed them: run the same "
+        "command again to make them anew")
 
 
 def compare_blocks(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 
 from ._errors import ConfigError, FolderError
 
-__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders"]
+__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions", "job_memory"]
 
 
 def load_schema() -> dict[str, Any]:
@@ -50,7 +51,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{where}': {error.message}"
 
 
-def validate_config(config: dict[str, Any], *, check_paths: bool = True) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], *, check_paths: bool = True,
+                    check_plugins: bool = True) -> dict[str, Any]:
     """Validate ``config``, fill in defaults and return it (the same dict, changed in place).
 
     Parameters
@@ -59,6 +61,9 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True) -> dict
         The configuration as read from YAML (or built by a command line).
     check_paths
         Also check that every folder of ``part_a`` and ``part_b`` exists.
+    check_plugins
+        Also check that the extension functions (``hash_fn``, ``cpu_diff``, ``gpu_diff``)
+        can be imported.
 
     Raises
     ------
@@ -69,6 +74,7 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True) -> dict
     """
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, not {type(config).__name__}")
+    _check_finite(config)
     errors = sorted(_Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
@@ -78,9 +84,58 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True) -> dict
             "config key 'second_loop.skip_matching_hash' is true but 'first_loop.compute_hash' "
             "is false: there are no hashes to match; set compute_hash: true"
         )
+    _check_memory(config)
     if check_paths:
         check_folders(config["part_a"], config["part_b"])
+    if check_plugins:
+        check_extensions(config)
     return config
+
+
+def _check_finite(value: Any, where: str = "") -> None:
+    """Raise ConfigError for NaN or an infinity anywhere in the configuration (JSON schema
+    comparisons let NaN through: every comparison with it is false)."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _check_finite(sub, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _check_finite(sub, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{where}': {value!r} is not a finite number")
+
+
+# what one job may hold before the check below refuses the configuration
+JOB_MEMORY_LIMIT = 64 << 30
+
+
+def job_memory(config: dict[str, Any]) -> dict[str, int]:
+    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold."""
+    thumb = 3 * config["compression_target"] ** 2
+    return {"make_thumbnails": config["shard_size"] * thumb,
+            "compare_blocks": 2 * config["block_size"] * thumb}
+
+
+def _check_memory(config: dict[str, Any]) -> None:
+    for job, need in job_memory(config).items():
+        if need > JOB_MEMORY_LIMIT:
+            key = "shard_size" if job == "make_thumbnails" else "block_size"
+            raise ConfigError(
+                f"config keys 'compression_target' ({config['compression_target']}) and '{key}' "
+                f"({config[key]}): a {job} job would hold {need / 2**30:.1f} GiB of thumbnails, "
+                f"more than {JOB_MEMORY_LIMIT >> 30} GiB; lower {key} or compression_target")
+
+
+def check_extensions(config: dict[str, Any]) -> None:
+    """Raise ConfigError unless every ``module:function`` extension can be imported here."""
+    from ._plugins import resolve
+
+    for key in ("hash_fn", "cpu_diff", "gpu_diff"):
+        if config.get(key) and isinstance(config[key], str):
+            try:
+                resolve(config[key])
+            except ConfigError as exc:
+                raise ConfigError(f"config key '{key}': {exc} (is its module on PYTHONPATH?)") from None
 
 
 def check_folders(part_a: list[str], part_b: list[str]) -> None:

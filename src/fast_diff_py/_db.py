@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import sqlite3
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS
-from ._io import read_parquet
+from ._errors import DatabaseError
+from ._io import atomic_path, process_running, read_parquet
 
 
-__all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database"]
+__all__ = ["TABLES_SQL", "INDEXES_SQL", "USER_VERSION", "build_database", "database_problem",
+           "write_receipt", "receipt_problem", "forget_changed_database"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +60,22 @@ CREATE TABLE dir_index_lookup (
     dir_index INTEGER PRIMARY KEY,
     path TEXT NOT NULL,
     part_b INTEGER NOT NULL CHECK (dir_index_lookup.part_b IN (0, 1)));
+CREATE TABLE file_state (
+    key INTEGER PRIMARY KEY,
+    path_bytes BLOB,
+    dev INTEGER,
+    inode INTEGER,
+    file_size INTEGER,
+    mtime_ns INTEGER,
+    same_as INTEGER);
 """
+# fast-diff's own table beside fast-diff-py's: for each directory row, the exact bytes of a
+# path that is not valid UTF-8 (_paths), the version of the file that was read (device,
+# inode as a signed 64-bit integer, size, mtime in ns; -1 where none was read) and, for a
+# second name of a file (a symbolic or hard link), the key of the name it was read under.
+
+# PRAGMA user_version of a database written by this version of fast-diff
+USER_VERSION = 0x66640001
 
 INDEXES_SQL = """
 CREATE INDEX directory_part_b ON directory (part_b, success);
@@ -94,6 +115,7 @@ def build_database(
     """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(db_path)
     tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}")
     scratch = db_path.with_name(f".{db_path.name}.scratch-{os.getpid()}")
     for p in (tmp, scratch):
@@ -102,12 +124,111 @@ def build_database(
         con = sqlite3.connect(tmp)
         try:
             _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths)
+            problem = con.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise DatabaseError(f"{os.fspath(db_path)!r}: the new database fails SQLite's check "
+                                    f"({problem}); the previous file is kept")
         finally:
             con.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        _keep_foreign(db_path)
         os.replace(tmp, db_path)
+        _fsync_dir(db_path.parent)
     finally:
         tmp.unlink(missing_ok=True)
         scratch.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _keep_foreign(db_path: Path) -> None:
+    """Rename a file at ``db_path`` that is not a fast-diff database out of the way (to
+    ``<name>.not-fast-diff-<time>``) rather than replace it: it may be someone's data."""
+    problem = database_problem(db_path)
+    if problem is None or problem == "missing" or problem.startswith("damaged"):
+        return
+    aside = db_path.with_name(f"{db_path.name}.not-fast-diff-{time.strftime('%Y%m%d%H%M%S')}")
+    logger.warning("%s: %s; kept as %s", db_path, problem, aside)
+    os.rename(db_path, aside)
+
+
+def remove_stale_temporaries(db_path: Path) -> list[Path]:
+    """Remove the temporary files of builds of ``db_path`` whose process is gone."""
+    removed = []
+    for p in db_path.parent.glob(f".{glob.escape(db_path.name)}.*-*"):
+        kind, _, pid = p.name[len(db_path.name) + 2:].rpartition("-")
+        if kind not in ("tmp", "scratch") or not pid.isdigit() or process_running(int(pid)):
+            continue
+        logger.info("removing %s, left by an earlier run that stopped", p)
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def database_problem(db_path: str | os.PathLike[str]) -> str | None:
+    """None when ``db_path`` holds a database written by this fast-diff (its header and
+    ``user_version`` read, not its contents); else what it is instead: "missing", "not a
+    SQLite database", "written by ...", or "damaged ..." for a truncated file."""
+    try:
+        with open(db_path, "rb") as fh:
+            header = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if len(header) < 100 or header[:16] != _SQLITE_MAGIC:
+        return "not a SQLite database"
+    version = int.from_bytes(header[60:64], "big")
+    if version != USER_VERSION:
+        return f"written by another program or version (user_version {version}, expected {USER_VERSION})"
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(header[28:32], "big")
+    if size < page * pages:
+        return f"damaged: {size} bytes, its header says {page * pages}"
+    return None
+
+
+def write_receipt(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> None:
+    """Record which file ``db_path`` holds now (its identity), for ``receipt_problem``."""
+    st = os.stat(db_path)
+    data = {"db_path": os.path.abspath(db_path), "file_size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "inode": st.st_ino, "dev": st.st_dev, "user_version": USER_VERSION}
+    with atomic_path(receipt) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+def receipt_problem(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> str | None:
+    """Why ``db_path`` is no longer the database the merge described in ``receipt`` (deleted,
+    replaced, changed, damaged), or None while it is."""
+    try:
+        data = json.loads(Path(receipt).read_text())
+    except (OSError, ValueError):
+        return "its receipt is unreadable"
+    problem = database_problem(db_path)
+    if problem is not None:
+        return problem
+    st = os.stat(db_path)
+    now = {"db_path": os.path.abspath(db_path), "file_size": st.st_size, "mtime_ns": st.st_mtime_ns,
+           "inode": st.st_ino, "dev": st.st_dev}
+    changed = [k for k, v in now.items() if data.get(k) != v]
+    return f"changed since it was written ({', '.join(changed)})" if changed else None
 
 
 def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None:
@@ -141,6 +262,13 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         cols.update({name: meta.column(name) for name in meta.column_names})
         data = [cols[c].to_pylist() for c in (*_DIR_COLUMNS, *HASH_COLUMNS)]
         con.executemany(insert_dir, zip(*data))
+        state = read_parquet(index_path, columns=["key", "path_bytes", "same_as"])
+        read = read_parquet(meta_path, columns=["dev", "inode", "file_size", "mtime_ns"])
+        inodes = [i - (1 << 64) if i >= 1 << 63 else i for i in read.column("inode").to_pylist()]
+        con.executemany("INSERT INTO file_state VALUES (?, ?, ?, ?, ?, ?, ?)", zip(
+            state.column("key").to_pylist(), state.column("path_bytes").to_pylist(),
+            read.column("dev").to_pylist(), inodes, read.column("file_size").to_pylist(),
+            read.column("mtime_ns").to_pylist(), state.column("same_as").to_pylist()))
     for pair_path in pair_paths:
         pf = pq.ParquetFile(pair_path)
         for batch in pf.iter_batches(batch_size=_BATCH):
@@ -170,8 +298,22 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         """
     )
     con.executescript(INDEXES_SQL)
+    con.execute(f"PRAGMA user_version = {USER_VERSION}")
     con.commit()
     con.execute("DETACH DATABASE scratch")
     n_dir = con.execute("SELECT COUNT(*) FROM directory").fetchone()[0]
     n_dif = con.execute("SELECT COUNT(*) FROM dif_table").fetchone()[0]
     logger.info("database: %d files, %d pairs", n_dir, n_dif)
+
+
+def forget_changed_database(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> str | None:
+    """Remove ``receipt`` when ``db_path`` is no longer the database it describes, so that
+    the workflow builds the database again (a deleted, damaged or replaced product is
+    rebuilt rather than trusted). Returns the reason, or None when nothing was removed."""
+    if not os.path.exists(receipt):
+        return None
+    problem = receipt_problem(receipt, db_path)
+    if problem is not None:
+        print(f"fast-diff: {os.fspath(db_path)!r} is {problem}: building it again", file=sys.stderr)
+        os.unlink(receipt)
+    return problem

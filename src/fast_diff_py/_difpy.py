@@ -57,11 +57,14 @@ def difpy_report(
     build_parameters: dict[str, Any] | None = None,
     search_parameters: dict[str, Any] | None = None,
     durations: dict[str, dict[str, Any]] | None = None,
+    plan: list[tuple[int, int]] | None = None,
 ) -> tuple[dict, list[str], dict]:
     """``(results, lower_quality, stats)`` with difPy 4.2.1's structure.
 
     ``similarity`` is difPy's mse threshold (inclusive). ``given_roots`` are the folders as
-    the user typed them, in ``dir_index`` order (default: as stored).
+    the user typed them, in ``dir_index`` order (default: as stored). ``plan``, when given,
+    is extended by ``(lower key, kept key)`` for each lower-quality file, in the order of
+    ``lower_quality``.
     """
     con = sqlite3.connect(db_path)
     try:
@@ -112,6 +115,8 @@ def difpy_report(
         for kept, matches in _groups(members, adj, rank):
             entry = [[show(m), adj[kept][m]] for m in sorted(matches, key=lambda m: (adj[kept][m], show(m)))]
             lower.extend(show(m) for m in matches)
+            if plan is not None:
+                plan.extend((m, kept) for m in matches)
             duplicates += sum(1 for m in matches if adj[kept][m] == 0)
             similar += sum(1 for m in matches if adj[kept][m] != 0)
             if in_folder:

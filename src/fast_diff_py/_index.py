@@ -9,10 +9,12 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._io import atomic_path, read_parquet
+from ._paths import display, native, raw
 
 __all__ = ["INDEX_SCHEMA", "FileEntry", "walk_partition", "write_index", "shard_paths"]
 
@@ -29,6 +31,18 @@ INDEX_SCHEMA = pa.schema(
         ("created", pa.float64()),
         ("allowed", pa.int8()),
         ("error", pa.string()),
+        # the exact name where it is not valid UTF-8 (_paths); null otherwise
+        ("path_bytes", pa.binary()),
+        # the identity of the file the path named when it was indexed (after following
+        # links): a thumbnail is only made, and a file only moved or deleted, while it holds
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("mtime_ns", pa.int64()),
+        # 1 where the path is a symbolic link or lies in a folder reached through one
+        ("via_link", pa.int8()),
+        # the key of another path of the same file (a symbolic or hard link): this path is
+        # recorded but never compared, kept or acted on; null for the file's own name
+        ("same_as", pa.int64()),
     ]
 )
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
@@ -45,6 +59,11 @@ class FileEntry(NamedTuple):
     created: float
     allowed: int
     error: str | None
+    path_bytes: bytes | None = None
+    dev: int = -1
+    inode: int = 0
+    mtime_ns: int = -1
+    via_link: int = 0
 
 
 def _norm(path: str) -> str:
@@ -75,22 +94,24 @@ def walk_partition(
         visited: set[tuple[int, int]] = set()
         # Folders reached through a symbolic link wait until every real folder is done, so
         # a folder reachable both ways is listed under its real path.
-        stack, linked = [root], []
+        stack: list[tuple[str, int]] = [(root, 0)]
+        linked: list[tuple[str, int]] = []
         while stack or linked:
-            folder = stack.pop() if stack else linked.pop(0)
+            folder, via_link = stack.pop() if stack else linked.pop(0)
             try:
                 st = os.stat(folder)
                 if (st.st_dev, st.st_ino) in visited:
-                    logger.info("skipping %r: folder already visited (link loop)", folder)
+                    logger.info("skipping %r: folder already visited (link loop)", display(folder))
                     continue
                 visited.add((st.st_dev, st.st_ino))
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                logger.warning("cannot list folder %r: %s", folder, exc)
+                logger.warning("cannot list folder %r: %s", display(folder), exc)
                 yield FileEntry(
-                    folder, os.path.basename(folder), int(part_b), dir_index, -1, -1.0, 0,
-                    f"cannot list folder: {type(exc).__name__}: {exc.strerror or exc}",
+                    display(folder), display(os.path.basename(folder)), int(part_b), dir_index, -1,
+                    -1.0, 0, f"cannot list folder: {type(exc).__name__}: {exc.strerror or exc}",
+                    raw(folder), via_link=via_link,
                 )
                 continue
             subfolders = []
@@ -102,32 +123,45 @@ def walk_partition(
                     is_dir = False
                 if is_dir:
                     if recursive and not ignored:
-                        (linked if entry.is_symlink() else subfolders).append(entry.path)
+                        if entry.is_symlink():
+                            linked.append((entry.path, 1))
+                        else:
+                            subfolders.append((entry.path, via_link))
                     continue
-                yield _file_entry(entry, part_b, dir_index, ignored, extensions)
+                yield _file_entry(entry, part_b, dir_index, ignored, extensions, via_link)
             stack.extend(reversed(subfolders))
 
 
-def _stat(get_stat) -> tuple[int, float, str | None]:
-    """``(size, created, error)`` of one file, never raising."""
+def _stat(get_stat) -> tuple[int, float, str | None, tuple[int, int, int]]:
+    """``(size, created, error, (dev, inode, mtime_ns))`` of one file, never raising."""
     try:
         st = get_stat()
     except OSError as exc:
-        return -1, -1.0, f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}"
+        return -1, -1.0, f"cannot stat file: {type(exc).__name__}: {exc.strerror or exc}", (-1, 0, -1)
     error = None if stat.S_ISREG(st.st_mode) else f"not a regular file (mode {stat.filemode(st.st_mode)})"
-    return st.st_size, max(st.st_ctime, -1.0), error
+    return st.st_size, max(st.st_ctime, -1.0), error, (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _entry(path: str, part_b: int, dir_index: int, allowed: bool, get_stat, via_link: int) -> FileEntry:
+    size, created, error, (dev, inode, mtime_ns) = _stat(get_stat)
+    return FileEntry(display(path), display(os.path.basename(path)), int(part_b), dir_index, size,
+                     created, int(allowed), error, raw(path), dev, inode, mtime_ns, via_link)
 
 
 def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
-                extensions: set[str]) -> FileEntry:
+                extensions: set[str], via_link: int = 0) -> FileEntry:
     """Describe one non-folder directory entry, never raising."""
     allowed = not ignored and ("*" in extensions
                                or os.path.splitext(entry.name)[1].lower() in extensions)
-    size, created, error = _stat(entry.stat)
-    return FileEntry(entry.path, entry.name, int(part_b), dir_index, size, created, int(allowed), error)
+    try:
+        link = entry.is_symlink()
+    except OSError:
+        link = False
+    return _entry(entry.path, part_b, dir_index, allowed, entry.stat, int(via_link or link))
 
 
-FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8())])
+FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()),
+                              ("path_bytes", pa.binary())])
 
 
 def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
@@ -135,15 +169,18 @@ def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
 
     A listed path that cannot be read becomes an entry with its error.
     """
-    table = pq.read_table(file_list, schema=FILE_LIST_SCHEMA).to_pylist()
+    table = read_parquet(file_list)
+    if "path_bytes" not in table.column_names:
+        table = table.append_column("path_bytes", pa.nulls(len(table), pa.binary()))
+    rows = table.select(["path", "part_b", "allowed", "path_bytes"]).to_pylist()
     for part in (0, 1):
-        for row in table:
+        for row in rows:
             if row["part_b"] != part:
                 continue
-            path = row["path"]
-            size, created, error = _stat(lambda: os.stat(path))
-            yield FileEntry(path, os.path.basename(path), part, -1, size, created,
-                            int(bool(row["allowed"])), error)
+            path = native(row["path"], row["path_bytes"])
+            via_link = int(os.path.islink(path) or os.path.realpath(os.path.dirname(os.path.abspath(path)))
+                           != os.path.dirname(os.path.abspath(path)))
+            yield _entry(path, part, -1, bool(row["allowed"]), lambda: os.stat(path), via_link)
 
 
 def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
@@ -156,8 +193,8 @@ def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
 def write_file_list(out: str | os.PathLike[str], part_a: Iterable[tuple[str, bool]],
                     part_b: Iterable[tuple[str, bool]]) -> None:
     """Write a file list for ``file_list``: ``(path, allowed)`` pairs per partition."""
-    rows = [{"path": p, "part_b": 0, "allowed": int(a)} for p, a in part_a]
-    rows += [{"path": p, "part_b": 1, "allowed": int(a)} for p, a in part_b]
+    rows = [{"path": display(p), "part_b": b, "allowed": int(a), "path_bytes": raw(p)}
+            for b, part in ((0, part_a), (1, part_b)) for p, a in part]
     with atomic_path(out) as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=FILE_LIST_SCHEMA), tmp)
 
@@ -166,7 +203,59 @@ def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
     columns = zip(*entries) if entries else [[] for _ in FileEntry._fields]
     cols = dict(zip(FileEntry._fields, map(list, columns)))
     cols["key"] = list(range(first_key, first_key + len(entries)))
+    cols["same_as"] = [None] * len(entries)
     return pa.table(cols, schema=INDEX_SCHEMA)
+
+
+def _mark_aliases(index_dir: Path) -> int:
+    """Give every path of a file named more than once (symbolic or hard links) but one the
+    key of that one in ``same_as``, rewriting the shards that hold such paths.
+
+    The file's own name is its first path that is neither a link nor under a linked folder,
+    else its first path. Returns the number of aliases.
+    """
+    shards = sorted(index_dir.glob("shard_*.parquet"))
+    cols = ["key", "dev", "inode", "via_link", "path"]
+    tables = [read_parquet(p, columns=cols) for p in shards]
+    if not tables:
+        return 0
+    both = pa.concat_tables(tables)
+    dev = both.column("dev").to_numpy()
+    known = np.flatnonzero(dev >= 0)
+    if len(known) < 2:
+        return 0
+    keys = both.column("key").to_numpy()[known]
+    dev = dev[known]
+    inode = both.column("inode").to_numpy()[known]
+    via = both.column("via_link").to_numpy()[known]
+    order = np.lexsort((keys, via, inode, dev))  # by file, then real names first
+    d, i = dev[order], inode[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (d[1:] != d[:-1]) | (i[1:] != i[:-1])
+    if first.all():
+        return 0
+    head = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    alias = np.flatnonzero(~first)
+    alias_keys = keys[order[alias]]
+    own_rows = known[order[head[alias]]]
+    own_paths = both.column("path").take(pa.array(own_rows)).to_pylist()
+    same_as = dict(zip(alias_keys.tolist(), zip(keys[order[head[alias]]].tolist(), own_paths)))
+    for path in shards:
+        table = read_parquet(path)
+        shard_keys = table.column("key").to_pylist()
+        if not any(k in same_as for k in shard_keys):
+            continue
+        links = table.column("via_link").to_pylist()
+        target = [same_as.get(k, (None, None)) for k in shard_keys]
+        errors = [f"same file as {p!r} ({'symbolic link' if link else 'hard link'}): not compared"
+                  if own is not None else e
+                  for (own, p), link, e in zip(target, links, table.column("error").to_pylist())]
+        table = table.set_column(table.schema.get_field_index("same_as"), "same_as",
+                                 pa.array([own for own, _ in target], pa.int64()))
+        table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
+        pq.write_table(table, path)
+    logger.info("%d paths name a file already indexed under another path", len(same_as))
+    return len(same_as)
 
 
 def write_index(
@@ -228,6 +317,7 @@ def write_index(
             write(pending)
         if batch or shard == 0:
             write(batch)
+        _mark_aliases(tmp)
         logger.info("indexed %d files into %d shards", key - 1, shard)
     return key - 1
 

@@ -52,3 +52,46 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
 
     with pq.ParquetFile(path) as pf:
         return pf.read(columns=list(columns) if columns is not None else None)
+
+
+def open_stack(path: str | os.PathLike[str]):
+    """A thumbnail stack (``.npy``) mapped read-only; IntermediateError, after removing the
+    file so that the next run makes it again, when it is not a whole ``.npy`` file."""
+    import numpy as np
+
+    from ._errors import IntermediateError
+
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise IntermediateError(f"thumbnail stack {os.fspath(path)!r} is missing") from exc
+        remove_damaged([path])
+        raise IntermediateError(
+            f"thumbnail stack {os.fspath(path)!r} is damaged ({exc}); removed it: run the same "
+            "command again to make it anew") from exc
+
+
+def remove_damaged(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Remove damaged intermediates (a stack and its metadata) so that Snakemake remakes them."""
+    for path in paths:
+        path = Path(path)
+        for p in (path, path.with_suffix(".parquet")):
+            if p.exists():
+                p.unlink()
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (killed, not yet reaped by its parent, as
+    happens in containers) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True

@@ -1,5 +1,15 @@
-"""Moving and deleting files safely: every operation is written to a journal first, no
-move ever overwrites a file, and moves can be undone from the journal."""
+"""Moving and deleting files safely.
+
+- Every operation is written to a journal (JSON lines, synced) before it happens, naming
+  the path acted on, and its outcome after.
+- A file is acted on only while it is still the file that was compared: ``Action.check``
+  (in ``_actions``) decides that; this module carries the operations out.
+- A move never overwrites a file and never leaves part of one: on the same file system it is
+  a hard link and an unlink; across file systems a copy under a temporary name, synced,
+  linked to its free name and only then the source removed. Any failure (a full disk
+  included) removes what was written and leaves the source in place.
+- ``undo_moves`` moves every file a journal moved back, reporting each failure.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +21,36 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["Journal", "move_files", "delete_files", "undo_moves", "free_name"]
+__all__ = ["Journal", "JournalError", "Outcome", "move_file", "delete_file", "move_files",
+           "delete_files", "undo_moves", "free_name"]
 
 logger = logging.getLogger(__name__)
+
+
+class JournalError(Exception):
+    """A journal file cannot be read as one; the message names it."""
+
+
+class Outcome(NamedTuple):
+    """What happened to one file: ``state`` is done, failed or skipped."""
+
+    source: str
+    state: str
+    target: str | None = None
+    reason: str | None = None
+
+
+def _dumps(entry: dict) -> str:
+    """One JSON line; a name that is not valid UTF-8 keeps its bytes as ``\\udcXX`` escapes,
+    which ``json.loads`` turns back into the same name."""
+    try:
+        line = json.dumps(entry, ensure_ascii=False)
+        line.encode("utf-8")
+        return line
+    except UnicodeEncodeError:
+        return json.dumps(entry, ensure_ascii=True)
 
 
 class Journal:
@@ -27,7 +63,7 @@ class Journal:
 
     def write(self, **entry) -> None:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **entry}
-        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._fh.write(_dumps(entry) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -52,8 +88,30 @@ def free_name(folder: Path, name: str) -> Path:
     return target
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _copy_whole(source: Path, partial: Path) -> None:
+    """Copy ``source`` to the new file ``partial`` with its times and mode, synced to disk."""
+    with open(source, "rb") as src, open(partial, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+        if os.fstat(dst.fileno()).st_size != os.fstat(src.fileno()).st_size:
+            raise OSError(errno.EIO, f"copy of {source} is incomplete")
+    shutil.copystat(source, partial)
+
+
 def _place(source: Path, target: Path) -> None:
-    """Move ``source`` to exactly ``target``; FileExistsError if ``target`` exists."""
+    """Move ``source`` to exactly ``target``; FileExistsError if ``target`` exists, and on any
+    failure nothing new is left behind and ``source`` stays where it was."""
     try:
         os.link(source, target)  # atomic, and fails rather than overwrite
     except FileExistsError:
@@ -61,10 +119,21 @@ def _place(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
             raise
-        with open(source, "rb") as src, open(target, "xb") as dst:  # another file system
-            shutil.copyfileobj(src, dst)
-        shutil.copystat(source, target)
-    source.unlink()
+        # another file system: a whole, synced copy under a name no photo has, then linked
+        # to the free name (which fails rather than overwrite)
+        partial = target.with_name(f".{target.name}.fast-diff-partial-{os.getpid()}")
+        try:
+            _copy_whole(source, partial)
+            os.link(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+    try:
+        source.unlink()
+    except OSError:
+        target.unlink(missing_ok=True)  # the source stays: take the copy back
+        raise
+    _fsync_dir(source.parent)
 
 
 def _move_no_clobber(source: Path, folder: Path) -> Path:
@@ -78,63 +147,120 @@ def _move_no_clobber(source: Path, folder: Path) -> Path:
             continue  # taken meanwhile: try the next free name
 
 
+def _error(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+def move_file(path: str, destination: Path, journal: Journal) -> Outcome:
+    """Move one file into ``destination``, journalled (the path is used as given, never
+    resolved)."""
+    source = Path(os.path.abspath(path))
+    journal.write(action="move", state="planned", source=str(source), destination=str(destination))
+    try:
+        target = _move_no_clobber(source, destination)
+        st = os.stat(target)
+    except OSError as exc:
+        journal.write(action="move", state="failed", source=str(source), error=_error(exc))
+        logger.error("could not move %r: %s", path, _error(exc))
+        return Outcome(str(source), "failed", reason=_error(exc))
+    journal.write(action="move", state="done", source=str(source), target=str(target),
+                  dev=st.st_dev, inode=st.st_ino, file_size=st.st_size)
+    return Outcome(str(source), "done", str(target))
+
+
+def delete_file(path: str, journal: Journal) -> Outcome:
+    """Delete one file, journalled (the path is used as given, never resolved)."""
+    source = os.path.abspath(path)
+    journal.write(action="delete", state="planned", source=source)
+    try:
+        os.remove(source)
+    except OSError as exc:
+        journal.write(action="delete", state="failed", source=source, error=_error(exc))
+        logger.error("could not delete %r: %s", path, _error(exc))
+        return Outcome(source, "failed", reason=_error(exc))
+    journal.write(action="delete", state="done", source=source)
+    return Outcome(source, "done")
+
+
 def move_files(paths: Iterable[str], destination: str | os.PathLike[str], journal: Journal) -> list[str]:
-    """Move each file into ``destination``; returns the new paths."""
-    folder = Path(destination)
+    """Move each file into ``destination``; returns the new paths of those moved."""
+    folder = Path(os.path.abspath(destination))
     folder.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for path in paths:
-        source = Path(path)
-        journal.write(action="move", state="planned", source=str(source.resolve()),
-                      destination=str(folder.resolve()))
-        try:
-            target = _move_no_clobber(source, folder)
-        except OSError as exc:
-            journal.write(action="move", state="failed", source=str(source.resolve()), error=str(exc))
-            logger.error("could not move %r: %s", path, exc)
-            continue
-        journal.write(action="move", state="done", source=str(source.resolve()), target=str(target.resolve()))
-        moved.append(str(target))
-    return moved
+    return [o.target for o in (move_file(p, folder, journal) for p in paths) if o.state == "done"]
 
 
 def delete_files(paths: Iterable[str], journal: Journal) -> list[str]:
     """Delete each file; returns the deleted paths."""
-    deleted = []
-    for path in paths:
-        source = str(Path(path).resolve())
-        journal.write(action="delete", state="planned", source=source)
-        try:
-            os.remove(path)
-        except OSError as exc:
-            journal.write(action="delete", state="failed", source=source, error=str(exc))
-            logger.error("could not delete %r: %s", path, exc)
+    return [o.source for o in (delete_file(p, journal) for p in paths) if o.state == "done"]
+
+
+def _entries(journal_path: str | os.PathLike[str]) -> list[dict]:
+    path = Path(journal_path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise JournalError(f"journal {os.fspath(path)!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise JournalError(f"{os.fspath(path)!r} is not a difpy journal (not UTF-8 text)") from None
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {os.fspath(path)!r}: {exc.strerror or exc}") from None
+    entries = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
             continue
-        journal.write(action="delete", state="done", source=source)
-        deleted.append(path)
-    return deleted
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or "action" not in entry or "state" not in entry:
+            raise JournalError(f"{os.fspath(path)!r} is not a difpy journal (line {n} is not a "
+                               "journal entry)")
+        entries.append(entry)
+    return entries
 
 
-def undo_moves(journal_path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, str]], list[Outcome]]:
     """Move every file the journal moved back to where it was (never overwriting).
 
-    Returns ``(from, to)`` of each file moved back; the undo is itself journalled.
+    Returns ``(restored, failures)``: ``(from, to)`` of each file moved back, and an Outcome
+    with the reason for each file that could not be. The undo is itself journalled.
+
+    Raises
+    ------
+    JournalError
+        When the file is missing or is not a journal.
     """
-    entries = [json.loads(line) for line in Path(journal_path).read_text(encoding="utf-8").splitlines() if line]
+    entries = _entries(journal_path)
     done = [e for e in entries if e["action"] == "move" and e["state"] == "done"]
-    restored = []
+    undone = {e["source"] for e in entries if e["action"] == "undo" and e["state"] == "done"}
+    restored, failures = [], []
     with Journal(journal_path) as journal:
         for e in reversed(done):
             target, source = Path(e["target"]), Path(e["source"])
-            if not target.exists():
-                logger.warning("%s is gone; cannot move it back to %s", target, source)
+            if str(target) in undone:
+                continue  # moved back by an earlier undo
+            reason = None
+            try:
+                st = os.lstat(target)
+                if "inode" in e and (st.st_dev, st.st_ino, st.st_size) != (e["dev"], e["inode"], e["file_size"]):
+                    reason = f"{target} is no longer the file moved there"
+            except FileNotFoundError:
+                reason = f"{target} is gone"
+            if reason is None and (source.exists() or source.is_symlink()):
+                reason = f"{source} exists again"
+            if reason is None:
+                journal.write(action="undo", state="planned", source=str(target), target=str(source))
+                try:
+                    source.parent.mkdir(parents=True, exist_ok=True)
+                    _place(target, source)
+                except OSError as exc:
+                    reason = _error(exc)
+            if reason is not None:
+                journal.write(action="undo", state="failed", source=str(target), target=str(source),
+                              error=reason)
+                logger.error("cannot move %s back to %s: %s", target, source, reason)
+                failures.append(Outcome(str(target), "failed", str(source), reason))
                 continue
-            if source.exists():
-                logger.warning("%s exists again; leaving %s where it is", source, target)
-                continue
-            journal.write(action="undo", state="planned", source=str(target), target=str(source))
-            source.parent.mkdir(parents=True, exist_ok=True)
-            _place(target, source)
             journal.write(action="undo", state="done", source=str(target), target=str(source))
             restored.append((str(target), str(source)))
-    return restored
+    return restored, failures

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
@@ -18,10 +19,12 @@ import simplejpeg
 from ._codes import HASH_COLUMNS, META_VERSION, FileStatus
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
+from ._paths import native
 from ._plugins import resolve
 
 __all__ = [
-    "DIGEST_SCHEMA", "META_SCHEMA", "META_VERSION", "ImageReadError", "canonical_digests", "decode_image",
+    "DIGEST_SCHEMA", "META_SCHEMA", "META_VERSION", "MAX_FILE_BYTES", "MAX_IMAGE_PIXELS", "FileIdentity",
+    "ImageReadError", "header_size", "read_file", "canonical_digests", "decode_image",
     "decode_thumbnail", "default_hash", "halved", "hash_stack", "hash_thumbnail", "make_digests",
     "make_thumbnails", "rotations",
 ]
@@ -66,6 +69,11 @@ META_SCHEMA = pa.schema(
         ("sum_1", pa.int64()),
         ("sum_2", pa.int64()),
         *[(h, pa.string()) for h in HASH_COLUMNS],
+        # the version of the file the row describes (FileIdentity), as read; -1 where unread
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("file_size", pa.int64()),
+        ("mtime_ns", pa.int64()),
     ]
 )
 
@@ -134,6 +142,101 @@ def _jpeg_scan(data: bytes) -> _JpegHeader:
     return _JpegHeader("truncated JPEG: the file ends inside its headers", size, False)
 
 
+# the most pixels an image may have (config max_image_pixels); beyond it a file is an error row
+# rather than gigabytes of memory. Pillow's MAX_IMAGE_PIXELS, about 89 million pixels (a
+# 268 MB BGR image), is the same bound in the same spirit.
+MAX_IMAGE_PIXELS = 89_478_485
+# the largest file read (config max_file_bytes)
+MAX_FILE_BYTES = 512 << 20
+
+
+class FileIdentity(NamedTuple):
+    """What names one version of a file: where it lives, and its size and time."""
+
+    dev: int
+    inode: int
+    file_size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def differences(self, other: FileIdentity) -> list[str]:
+        """The fields that differ, as ``name a -> b``."""
+        return [f"{name} {a} -> {b}" for name, a, b in zip(self._fields, self, other) if a != b]
+
+
+def read_file(path: str, expected: FileIdentity | None = None,
+              max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, FileIdentity]:
+    """The bytes of the regular file ``path`` and the identity they were read under.
+
+    Never blocks (a FIFO or device is refused after a non-blocking open) and never reads
+    more than ``max_bytes``. With ``expected``, a file that is no longer that version is
+    refused.
+
+    Raises
+    ------
+    ImageReadError
+        Naming what is wrong: unreadable, not a regular file, changed, too large, or a size
+        that changed while it was read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ImageReadError(f"cannot read file: {type(exc).__name__}: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageReadError(f"not a regular file (mode {stat.filemode(st.st_mode)})")
+        found = FileIdentity.of(st)
+        if expected is not None and found != expected:
+            raise ImageReadError("file changed since it was indexed ("
+                                 + ", ".join(expected.differences(found))
+                                 + "); run again to index it anew")
+        if st.st_size > max_bytes:
+            raise ImageReadError(f"file of {st.st_size} bytes exceeds max_file_bytes ({max_bytes})")
+        buf = bytearray(st.st_size + 1)  # one byte more tells a file that grows meanwhile
+        view, got = memoryview(buf), 0
+        while got < len(buf):
+            n = os.readv(fd, [view[got:]])
+            if n == 0:
+                break
+            got += n
+        if got != st.st_size:
+            raise ImageReadError(f"file size changed while it was read ({st.st_size} -> {got} bytes or more)")
+        del view
+        del buf[got:]
+        return bytes(buf), found
+    except OSError as exc:
+        raise ImageReadError(f"cannot read file: {type(exc).__name__}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` from a PNG, JPEG, GIF, BMP or WebP header, None for other data."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_scan(data).size
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[8:10], "little"), int.from_bytes(data[6:8], "little")
+    if data[:2] == b"BM" and len(data) >= 26:
+        return abs(int.from_bytes(data[22:26], "little", signed=True)), int.from_bytes(data[18:22], "little")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8X":
+            return 1 + int.from_bytes(data[27:30], "little"), 1 + int.from_bytes(data[24:27], "little")
+        if kind == b"VP8 ":
+            return (int.from_bytes(data[28:30], "little") & 0x3FFF,
+                    int.from_bytes(data[26:28], "little") & 0x3FFF)
+        if kind == b"VP8L" and len(data) >= 25:
+            bits = int.from_bytes(data[21:25], "little")
+            return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    return None
+
+
 def reduced_scale(height: int, width: int, size: int) -> int:
     """The DCT scale (1, 2, 4 or 8) the quality method decodes a JPEG of this size at: the
     largest that keeps REDUCED_MIN_RATIO pixels per thumbnail pixel on the short side, and 1
@@ -178,27 +281,36 @@ def _decode(buf: np.ndarray, flag: int) -> np.ndarray:
     return img
 
 
-def decode_image(data: bytes, reduce_for: int | None = None) -> tuple[np.ndarray, int]:
+def decode_image(data: bytes, reduce_for: int | None = None,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, int]:
     """A file's bytes decoded as ``cv2.imdecode(..., IMREAD_COLOR)`` reads them: ``(image,
     scale)``. With ``reduce_for`` (a thumbnail size), a JPEG is decoded at the DCT scale
     ``reduced_scale`` picks for it (``scale`` 2, 4 or 8); else at full size (``scale`` 1).
-    A plain JPEG goes through simplejpeg, everything else through OpenCV.
+    A plain JPEG goes through simplejpeg, everything else through OpenCV. An image whose
+    header gives more than ``max_pixels`` pixels (at the scale decoded) is refused before
+    any decoding.
 
     Raises
     ------
     ImageReadError
-        For a truncated JPEG, or data OpenCV cannot decode.
+        For a truncated JPEG, an image above ``max_pixels``, or data OpenCV cannot decode.
     """
     scale = 1
     img = None
+    size = header_size(data)
     if data[:2] == b"\xff\xd8":
         header = _jpeg_scan(data)
         if header.problem:
             raise ImageReadError(header.problem)
         if reduce_for is not None and header.size is not None:
             scale = reduced_scale(*header.size, reduce_for)
-        if header.plain:
-            img = _decode_plain_jpeg(data, *header.size, scale)
+    if size is not None:
+        pixels = -(-size[0] // scale) * -(-size[1] // scale)
+        if pixels > max_pixels:
+            raise ImageReadError(f"image of {size[1]} x {size[0]} pixels exceeds max_image_pixels "
+                                 f"({max_pixels}){' at 1/%d size' % scale if scale > 1 else ''}")
+    if data[:2] == b"\xff\xd8" and header.plain:
+        img = _decode_plain_jpeg(data, *header.size, scale)
     if img is None:
         img = _decode(np.frombuffer(data, np.uint8), _DECODE_FLAG[scale])
     return img, scale
@@ -214,7 +326,9 @@ def halved(img: np.ndarray, size: int, min_ratio: int = HALVING_MIN_RATIO) -> np
     return img
 
 
-def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[np.ndarray, int, int]:
+def decode_thumbnail(path: str, size: int, method: Method = "quality", *,
+                     expected: FileIdentity | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+                     max_bytes: int = MAX_FILE_BYTES) -> tuple[np.ndarray, int, int]:
     """Decode ``path`` and return ``(thumbnail, px, py)``.
 
     The thumbnail is the image as ``cv2.imdecode(..., IMREAD_COLOR)`` reads it (3-channel
@@ -230,6 +344,7 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
       a fraction of the cost, and the same copies found.
 
     The decoding is ``decode_image``'s: OpenCV's pixels, through simplejpeg for plain JPEGs.
+    The file is read by ``read_file`` (``expected`` and ``max_bytes`` are its checks).
 
     Raises
     ------
@@ -238,14 +353,10 @@ def decode_thumbnail(path: str, size: int, method: Method = "quality") -> tuple[
     """
     if method not in METHODS:
         raise ValueError(f"thumbnail method must be one of {METHODS}, got {method!r}")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ImageReadError(f"cannot read file: {type(exc).__name__}: {exc.strerror or exc}") from exc
+    data, _ = read_file(path, expected, max_bytes)
     if not data:
         raise ImageReadError("empty file (0 bytes)")
-    img, scale = decode_image(data, size if method == "quality" else None)
+    img, scale = decode_image(data, size if method == "quality" else None, max_pixels)
     px, py = int(img.shape[0]) * scale, int(img.shape[1]) * scale
     if method == "quality":
         img = halved(img, size)
@@ -395,32 +506,49 @@ def make_thumbnails(
     rotate: bool = True,
     hash_fn: str | Callable[[np.ndarray], str] | None = None,
     threads: int = 1,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard.
 
     Writes ``out_thumbs`` (uint8, N x size x size x 3, one row per decoded file) and
     ``out_meta`` (one row per file of the shard, schema META_SCHEMA). Files that fail get
-    ``success = 0`` and their error; disallowed files ``success = -1``.
+    ``success = 0`` and their error (a file no longer the version indexed among them);
+    disallowed files and second names of a file (``same_as``) ``success = -1``.
     """
     fn = resolve(hash_fn) if hash_fn else default_hash
-    index = read_parquet(index_shard, columns=["key", "path", "file_size", "allowed", "error"]).to_pylist()
+    index = read_parquet(index_shard, columns=[
+        "key", "path", "path_bytes", "file_size", "allowed", "error", "same_as", "dev", "inode",
+        "mtime_ns"]).to_pylist()
     cv2.setNumThreads(1)
+    # OpenCV's own bound for the formats whose headers header_size does not read (it is read
+    # once per process, at the first decode)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_image_pixels))
 
     def work(row: dict) -> tuple[np.ndarray | None, dict]:
         out = {"key": row["key"], "success": int(FileStatus.NOT_COMPUTED), "error": row["error"],
-               "px": -1, "py": -1}
+               "px": -1, "py": -1, "dev": -1, "inode": 0, "file_size": -1, "mtime_ns": -1}
+        if row["same_as"] is not None:  # another name of a file that is read under its own
+            return None, out
         if row["error"]:
             out["success"] = int(FileStatus.ERROR)
             return None, out
         if not row["allowed"]:
             return None, out
+        expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
         try:
-            thumb, out["px"], out["py"] = decode_thumbnail(row["path"], size, method)
+            thumb, out["px"], out["py"] = decode_thumbnail(
+                native(row["path"], row["path_bytes"]), size, method, expected=expected,
+                max_pixels=max_image_pixels, max_bytes=max_file_bytes)
         except ImageReadError as exc:
             logger.warning("%r: %s", row["path"], exc)
             out.update(success=int(FileStatus.ERROR), error=str(exc))
             return None, out
-        out["success"] = int(FileStatus.SUCCESS)
+        except Exception as exc:  # a decoder's own failure is this file's error, not the job's
+            logger.exception("%r: unexpected error while decoding", row["path"])
+            out.update(success=int(FileStatus.ERROR), error=f"cannot decode image: {type(exc).__name__}: {exc}")
+            return None, out
+        out.update(success=int(FileStatus.SUCCESS), **expected._asdict())
         return thumb, out
 
     def work_run(rows: list[dict]) -> list[tuple[np.ndarray | None, dict]]:
@@ -462,7 +590,8 @@ def make_thumbnails(
             out[row] = value
         return out
 
-    columns = {name: [m[name] for _, m in results] for name in ("key", "success", "error", "px", "py")}
+    columns = {name: [m[name] for _, m in results]
+               for name in ("key", "success", "error", "px", "py", *FileIdentity._fields)}
     columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2])
     for c, name in enumerate(HASH_COLUMNS):
         columns[name] = per_file([h[c] for h in hashes]) if compute_hash else [None] * len(results)

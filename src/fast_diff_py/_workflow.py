@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from ._config import validate_config
 from ._errors import FastDiffError
+from ._io import process_running
 
 __all__ = ["SNAKEFILE", "WorkflowError", "run_workflow", "stage_targets"]
 
@@ -34,7 +36,7 @@ def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
         "index": [f"{results}/index"],
         "thumbnails": ["make_all_thumbnails"],
         "compare": ["compare_all_blocks"],
-        "merge": [config["db_path"]],
+        "merge": [f"{results}/database.json"],
     }
     if stage not in targets:
         raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")
@@ -72,6 +74,7 @@ def run_workflow(
     logger.info("running %s", " ".join(cmd))
     pid_file = workdir / ".fast_diff.pid"
     pid_file.write_text(str(os.getpid()))
+    started = time.time()
     try:
         proc = subprocess.run(cmd, cwd=workdir, text=True,
                               stdout=None if verbose else subprocess.PIPE,
@@ -80,7 +83,26 @@ def run_workflow(
         pid_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = "" if verbose else "\n" + "\n".join((proc.stdout or "").splitlines()[-40:])
-        raise WorkflowError(f"snakemake failed with exit code {proc.returncode} in {workdir}{tail}")
+        raise WorkflowError(f"snakemake failed with exit code {proc.returncode} in {workdir}"
+                            f"{_job_errors(workdir, started)}{tail}")
+
+
+def _job_errors(workdir: Path, since: float) -> str:
+    """The last error line of each job log written since ``since`` that ends in an error,
+    with the log's path."""
+    found = []
+    for log in sorted((workdir / "logs").rglob("*.log")):
+        try:
+            if log.stat().st_mtime < since - 1:
+                continue
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        errors = [line for line in lines if line and not line[0].isspace()
+                  and ("Error" in line.split(":", 1)[0] or " ERROR " in line)]
+        if errors:
+            found.append(f"\n  {errors[-1]}\n  (full log: {log})")
+    return "".join(found[:5])
 
 
 def _clear_stale_lock(workdir: Path, base: list[str]) -> None:
@@ -91,9 +113,11 @@ def _clear_stale_lock(workdir: Path, base: list[str]) -> None:
     pid_file = workdir / ".fast_diff.pid"
     if pid_file.exists():
         try:
-            os.kill(int(pid_file.read_text()), 0)
-            raise WorkflowError(f"another fast-diff run (pid {pid_file.read_text()}) is using {workdir}")
-        except (ProcessLookupError, ValueError):
-            pass
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and pid != os.getpid() and process_running(pid):
+            raise WorkflowError(f"another fast-diff run (pid {pid}) is using {workdir}; wait for it "
+                                "to end, or stop it")
     logger.warning("removing the lock a killed run left in %s", workdir)
     subprocess.run([*base, "--unlock"], cwd=workdir, capture_output=True, check=True)

@@ -34,6 +34,9 @@ SECOND = config["second_loop"]
 HAS_PART_B = bool(config["part_b"]) or fdp.file_list_has_part_b(config["file_list"])
 PAIRS = "pairs_gpu" if config["compare"]["gpu_jobs"] else "pairs"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
+# written by merge_database once db_path holds the whole new database
+DB_RECEIPT = f"{RESULTS}/database.json"
+fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
 
 
 wildcard_constraints:
@@ -42,7 +45,7 @@ wildcard_constraints:
 
 
 def get_final_output():
-    return [config["db_path"]]
+    return [DB_RECEIPT]
 
 
 def get_file_list(wildcards):

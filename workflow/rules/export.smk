@@ -1,11 +1,12 @@
 rule difpy:
     input:
-        db=config["db_path"],
+        receipt=DB_RECEIPT,
     output:
         results=f"{DIFPY}/results.json",
         lower_quality=f"{DIFPY}/lower_quality.txt",
         stats=f"{DIFPY}/stats.json",
     params:
+        db=config["db_path"],
         similarity=SECOND["diff_threshold"] / 3,
         given_roots=config["part_a"] + config["part_b"],
     conda:

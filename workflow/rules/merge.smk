@@ -4,8 +4,11 @@ rule merge_database:
         meta=get_thumb_meta,
         pairs=get_pair_files,
     output:
-        db=config["db_path"],
+        # db_path itself is no output: Snakemake would delete it before the job, and the
+        # previous database must survive a failed build (the job replaces it atomically)
+        receipt=DB_RECEIPT,
     params:
+        db=config["db_path"],
         roots=f"{RESULTS}/index/roots.parquet",
     conda:
         "../envs/cpu.yaml"

@@ -11,6 +11,8 @@ rule make_thumbnails:
         shift_amount=FIRST["shift_amount"],
         rotate=config["rotate"],
         hash_fn=config["hash_fn"],
+        max_image_pixels=config["max_image_pixels"],
+        max_file_bytes=config["max_file_bytes"],
         meta_version=META_VERSION,  # a new definition makes the shards of older runs again
     threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
     conda:

@@ -11,7 +11,7 @@ build = {"recursive": cfg["recursive"], "in_folder": False, "limit_extensions": 
 search = {"similarity_mse": p.similarity, "rotate": cfg["rotate"],
           "same_dim": cfg["second_loop"]["match_aspect_by"] == 0, "processes": snakemake.threads,
           "chunksize": cfg["block_size"]}
-results, lower, stats = difpy_report(snakemake.input.db, similarity=p.similarity,
+results, lower, stats = difpy_report(p.db, similarity=p.similarity,
                                      given_roots=p.given_roots, build_parameters=build,
                                      search_parameters=search)
 write_difpy_files(results, lower, stats, out.results, out.lower_quality, out.stats)

@@ -13,4 +13,5 @@ p = snakemake.params
 make_thumbnails(snakemake.input.shard, snakemake.output.thumbs, snakemake.output.meta,
                 size=p.size, method=p.method, compute_hash=p.compute_hash,
                 shift_amount=p.shift_amount, rotate=p.rotate, hash_fn=p.hash_fn,
-                threads=snakemake.threads)
+                threads=snakemake.threads, max_image_pixels=p.max_image_pixels,
+                max_file_bytes=p.max_file_bytes)

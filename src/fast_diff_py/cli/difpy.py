@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .._difpy import DIF_PER_MSE, difpy_report, write_difpy_files
 from .._errors import FastDiffError
-from .._journal import Journal, delete_files, move_files, undo_moves
+from .._actions import act
+from .._journal import Journal, JournalError, undo_moves
 from .._workflow import run_workflow, stage_targets
 
 logger = logging.getLogger("difpy")
@@ -170,35 +171,57 @@ def run(args: argparse.Namespace) -> int:
               "processes": args.processes, "chunksize": args.chunksize}
     durations = {"build": {"start": _iso(t0), "end": _iso(t1), "seconds_elapsed": round(t1 - t0, 4)},
                  "search": {"start": _iso(t1), "end": _iso(t2), "seconds_elapsed": round(t2 - t1, 4)}}
+    plan: list[tuple[int, int]] = []
     results, lower, stats = difpy_report(
         config["db_path"], similarity=args.similarity, in_folder=args.in_folder,
         given_roots=args.directory, limit_extensions=args.limit_extensions,
-        build_parameters=build, search_parameters=search, durations=durations)
+        build_parameters=build, search_parameters=search, durations=durations, plan=plan)
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
     found = stats["process"]["search"]["matches_found"]
     print(f"difpy: {found['duplicates']} duplicates, {found['similar']} similar; "
           f"results saved in '{out_dir}'")
-    if args.move_to and lower:
-        with Journal(out_dir / f"difPy_{stamp}_journal.jsonl") as journal:
-            moved = move_files(lower, args.move_to, journal)
-        print(f"Moved {len(moved)} file(s) to '{args.move_to}' (undo: difpy --undo {journal.path})")
-    elif args.delete and lower:
-        if not args.silent_del:
+    status = 0
+    if (args.move_to or args.delete) and plan:
+        if args.delete and not args.silent_del:
             answer = input(f"Are you sure you want to delete all lower quality matched images "
-                           f"({len(lower)} files)? [y/n] ")
+                           f"({len(plan)} files)? [y/n] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
-                lower = []
-        if lower:
-            with Journal(out_dir / f"difPy_{stamp}_journal.jsonl") as journal:
-                deleted = delete_files(lower, journal)
-            print(f"Deleted {len(deleted)} file(s) (listed in {journal.path})")
+                plan = []
+        if plan:
+            status = _act(args, plan, config, out_dir / f"difPy_{stamp}_journal.jsonl")
     shutil.rmtree(progress, ignore_errors=True)
     with contextlib.suppress(OSError):
         progress.parent.rmdir()  # only when no other run's progress is left in it
-    return 0
+    return status
+
+
+def _act(args: argparse.Namespace, plan: list[tuple[int, int]], config: dict, journal_path: Path) -> int:
+    """Move or delete the lower-quality files that are still what was compared; 1 if any
+    action failed."""
+    with Journal(journal_path) as journal:
+        outcomes = act(plan, config["db_path"], config["results_dir"], journal,
+                       size=args.px_size, method="quality", move_to=args.move_to)
+    done = [o for o in outcomes if o.state == "done"]
+    skipped = [o for o in outcomes if o.state == "skipped"]
+    failed = [o for o in outcomes if o.state == "failed"]
+    verb = "Moved" if args.move_to else "Deleted"
+    where = f" to '{args.move_to}' (undo: difpy --undo {journal_path})" if args.move_to else \
+        f" (listed in {journal_path})"
+    print(f"{verb} {len(done)} file(s){where}")
+    for o in skipped[:10]:
+        print(f"difpy: warning: left {o.source!r} in place: {o.reason}", file=sys.stderr)
+    for o in failed[:10]:
+        print(f"difpy: error: could not {verb.lower()[:-1]} {o.source!r}: {o.reason}", file=sys.stderr)
+    if len(skipped) > 10 or len(failed) > 10:
+        print(f"difpy: every file left in place or failed, with its reason, is in {journal_path}",
+              file=sys.stderr)
+    if skipped:
+        print(f"difpy: {len(skipped)} file(s) left in place because they are not what was compared "
+              "or are links", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,11 +229,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.undo:
-        restored = undo_moves(args.undo)
+        try:
+            restored, failures = undo_moves(args.undo)
+        except (JournalError, OSError) as exc:
+            print(f"difpy: error: {exc}", file=sys.stderr)
+            return 1
         print(f"Moved {len(restored)} file(s) back")
-        return 0
+        for o in failures:
+            print(f"difpy: error: could not move {o.source!r} back to {o.target!r}: {o.reason}",
+                  file=sys.stderr)
+        return 1 if failures else 0
+    if args.output_directory is not None and os.path.exists(args.output_directory) \
+            and not os.path.isdir(args.output_directory):
+        parser.error(f"-Z/--output_directory: {args.output_directory!r} is a file, not a folder")
+    if args.move_to is not None and os.path.exists(args.move_to) and not os.path.isdir(args.move_to):
+        parser.error(f"-mv/--move_to: {args.move_to!r} is a file, not a folder")
     if args.move_to is not None and args.delete:
         parser.error('"move_to" and "delete" are mutually exclusive: choose one of -mv and -d')
+    if args.delete and not args.silent_del and not sys.stdin.isatty():
+        parser.error("-d/--delete asks for confirmation, but there is no terminal to answer it: "
+                     "add -sd True to delete without asking")
     if args.silent_del and not args.delete:
         logger.warning("-sd/--silent_del has no effect without -d/--delete")
     for folder in args.directory:

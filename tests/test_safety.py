@@ -123,9 +123,48 @@ def test_a_file_replaced_before_the_resume_is_not_deleted(tmp_path, monkeypatch)
     unique = (root / "B.png").read_bytes()
     assert difpy.main(argv) == 0
     assert (root / "B.png").read_bytes() == unique and (root / "A.png").exists()
-    (journal,) = Path("out").glob("difPy_*_journal.jsonl")
-    (entry,) = [json.loads(x) for x in journal.read_text().splitlines()]
-    assert entry["state"] == "skipped" and "changed since it was compared" in entry["reason"]
+    # the resume saw the new file: the same result as a fresh run
+    results = json.loads(next(Path("out").glob("difPy_*_results.json")).read_text())
+    assert results == {}
+    assert not list(Path("out").glob("difPy_*_journal.jsonl"))
+
+
+def test_a_file_replaced_after_its_comparison_is_left_in_place(tmp_path, monkeypatch):
+    # replaced between the comparison and the action: the check before acting catches it
+    from fast_diff_py._actions import act, load_targets
+    from fast_diff_py._journal import Journal
+    from fast_diff_py._workflow import run_workflow as run
+
+    root = tmp_path / "D"
+    write(root / "A.png", photo(5, 120, 160))
+    write(root / "B.png", half(photo(5, 120, 160)))
+    config = {"part_a": [str(root)], "db_path": str(tmp_path / "r" / "fd.db"),
+              "results_dir": str(tmp_path / "r" / "work")}
+    run(config, tmp_path / "r", ["all"], cores=2)
+    assert pairs(Path(config["db_path"])) == {("A.png", "B.png")}
+    write(root / "B.png", photo(99, 60, 80))
+    with Journal(tmp_path / "j.jsonl") as journal:
+        (outcome,) = act([(2, 1)], config["db_path"], config["results_dir"], journal, size=64,
+                         method="quality")
+    assert outcome.state == "skipped" and "changed since it was compared" in outcome.reason
+    assert (root / "B.png").exists()
+    (entry,) = [json.loads(x) for x in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert entry["state"] == "skipped" and entry["source"] == str(root / "B.png")
+
+
+def test_a_plain_rerun_sees_a_changed_folder(tmp_path):
+    root = tmp_path / "D"
+    write(root / "A.png", photo(5, 120, 160))
+    work = tmp_path / "w"
+    config = {"part_a": [str(root)]}
+    run_workflow(work, config)
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config, "-n"))
+    write(root / "sub" / "B.png", half(photo(5, 120, 160)))
+    run_workflow(work, config)
+    assert pairs(work / "results" / "fast_diff.db") == {("A.png", "B.png")}
+    write(root / "sub" / "B.png", photo(98, 60, 80))  # replaced
+    run_workflow(work, config)
+    assert pairs(work / "results" / "fast_diff.db") == set()
 
 
 def test_a_keeper_that_changed_keeps_its_copy(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 from ._io import atomic_path, read_parquet
 from ._paths import display, native, raw
 
-__all__ = ["INDEX_SCHEMA", "FileEntry", "walk_partition", "write_index", "shard_paths"]
+__all__ = ["INDEX_SCHEMA", "FileEntry", "folder_state", "record_folder_state", "walk_partition",
+           "write_index", "shard_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +260,56 @@ def _mark_aliases(index_dir: Path) -> int:
     return len(same_as)
 
 
+def _walks(part_a: list[str], part_b: list[str], recursive: bool, ignore_names: list[str],
+           ignore_paths: list[str], allowed_file_extensions: list[str],
+           file_list: str | os.PathLike[str] | None) -> list[Iterable[FileEntry]]:
+    """The entries write_index indexes, in key order: the file list's, or both walks."""
+    common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
+                  allowed_file_extensions=allowed_file_extensions)
+    if file_list:
+        return [list_entries(file_list)]
+    return [walk_partition(part_a, part_b=False, first_dir_index=0, **common),
+            walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common)]
+
+
+def folder_state(
+    *,
+    part_a: list[str],
+    part_b: list[str],
+    recursive: bool,
+    ignore_names: list[str],
+    ignore_paths: list[str],
+    allowed_file_extensions: list[str],
+    file_list: str | os.PathLike[str] | None = None,
+    **_: object,
+) -> str:
+    """A digest of everything write_index would record now (each path with its identity,
+    size and times; a stat walk, no file read): equal digests mean an equal index."""
+    h = hashlib.sha1()
+    h.update(repr((part_a, part_b)).encode())
+    for walk in _walks(part_a, part_b, recursive, ignore_names, ignore_paths,
+                       allowed_file_extensions, file_list):
+        for entry in walk:
+            h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:
+    """Write ``folder_state`` of ``config``'s partitions to ``stamp`` when it differs from the
+    one there, so that a rule taking ``stamp`` as input runs again exactly when the folders
+    changed. Returns whether it was written."""
+    state = folder_state(**config)
+    stamp = Path(stamp)
+    try:
+        if stamp.read_text() == state:
+            return False
+    except OSError:
+        pass
+    with atomic_path(stamp) as tmp:
+        tmp.write_text(state)
+    return True
+
+
 def write_index(
     out_dir: str | os.PathLike[str],
     *,
@@ -277,12 +329,8 @@ def write_index(
     small; there is always at least one shard. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders.
     """
-    common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
-                  allowed_file_extensions=allowed_file_extensions)
-    walks = [list_entries(file_list)] if file_list else [
-        walk_partition(part_a, part_b=False, first_dir_index=0, **common),
-        walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common),
-    ]
+    walks = _walks(part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions,
+                   file_list)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         roots = pa.table(

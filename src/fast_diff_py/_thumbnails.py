@@ -196,18 +196,19 @@ def read_file(path: str, expected: FileIdentity | None = None,
                                  + "); run again to index it anew")
         if st.st_size > max_bytes:
             raise ImageReadError(f"file of {st.st_size} bytes exceeds max_file_bytes ({max_bytes})")
-        buf = bytearray(st.st_size + 1)  # one byte more tells a file that grows meanwhile
-        view, got = memoryview(buf), 0
-        while got < len(buf):
-            n = os.readv(fd, [view[got:]])
-            if n == 0:
+        # one read of the whole file in the common case (no copy); one byte more than its
+        # size tells a file that grew meanwhile
+        chunks, got = [], 0
+        while got <= st.st_size:
+            chunk = os.read(fd, st.st_size + 1 - got)
+            if not chunk:
                 break
-            got += n
+            chunks.append(chunk)
+            got += len(chunk)
         if got != st.st_size:
             raise ImageReadError(f"file size changed while it was read ({st.st_size} -> {got} bytes or more)")
-        del view
-        del buf[got:]
-        return bytes(buf), found
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return data, found
     except OSError as exc:
         raise ImageReadError(f"cannot read file: {type(exc).__name__}: {exc.strerror or exc}") from exc
     finally:
@@ -551,34 +552,42 @@ def make_thumbnails(
         out.update(success=int(FileStatus.SUCCESS), **expected._asdict())
         return thumb, out
 
-    def work_run(rows: list[dict]) -> list[tuple[np.ndarray | None, dict]]:
+    # one row per file of the shard, allocated but untouched (no memory) until a thumbnail
+    # is written into it; the decoded rows are then moved together
+    buf = np.empty((len(index), size, size, 3), np.uint8)
+
+    def work_run(first: int, rows: list[dict]) -> list[tuple[bool, dict]]:
         # the kernel reads ahead while this thread decodes (no reader thread: handing the GIL
         # back and forth per file cost more than the reads)
-        read = [bool(r["allowed"]) and not r["error"] for r in rows]
+        read = [bool(r["allowed"]) and not r["error"] and r["same_as"] is None for r in rows]
         sizes = [max(0, r["file_size"] or 0) if ok else 0 for r, ok in zip(rows, read)]
         out = []
-        for row, ahead in zip(rows, read_ahead(sizes, READ_AHEAD_FILES, READ_AHEAD_BYTES)):
+        for i, (row, ahead) in enumerate(zip(rows, read_ahead(sizes, READ_AHEAD_FILES, READ_AHEAD_BYTES))):
             for j in ahead:
                 if read[j]:
-                    _advise(rows[j]["path"])
-            out.append(work(row))
+                    _advise(native(rows[j]["path"], rows[j]["path_bytes"]))
+            thumb, meta = work(row)
+            if thumb is not None:
+                buf[first + i] = thumb
+            out.append((thumb is not None, meta))
         return out
 
     # decoding releases the GIL; threads take contiguous runs of files (one task per file
     # would spend more on the executor than on a small JPEG), each asking for its files ahead
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
-    runs = [index[i:i + step] for i in range(0, len(index), step)]
+    starts = list(range(0, len(index), step))
 
     with ThreadPoolExecutor(n_threads) as pool:
-        results = [r for run in pool.map(work_run, runs) for r in run]
-    thumbs = [t for t, _ in results if t is not None]
-    stack = np.stack(thumbs) if thumbs else np.zeros((0, size, size, 3), np.uint8)
-    del thumbs
+        results = [r for run in pool.map(lambda i: work_run(i, index[i:i + step]), starts) for r in run]
+    decoded = np.fromiter((ok for ok, _ in results), bool, len(results))
+    for target, source in enumerate(np.flatnonzero(decoded).tolist()):
+        if target != source:
+            buf[target] = buf[source]
+    stack = buf[:int(decoded.sum())]
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
     hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else []
-    decoded = np.fromiter((t is not None for t, _ in results), bool, len(results))
     thumb_row = np.full(len(results), -1, np.int32)
     thumb_row[decoded] = np.arange(len(stack), dtype=np.int32)
     sums = np.zeros((len(results), 3), np.int64)

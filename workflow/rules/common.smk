@@ -36,7 +36,12 @@ PAIRS = "pairs_gpu" if config["compare"]["gpu_jobs"] else "pairs"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 # written by merge_database once db_path holds the whole new database
 DB_RECEIPT = f"{RESULTS}/database.json"
-fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
+# a digest of the folders as they are now (a stat walk): rewritten only when they changed,
+# so that the index, and every stage after it, is made again exactly then
+FOLDER_STATE = f"{RESULTS}/folders.state"
+if workflow.is_main_process:
+    fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
+    fdp.record_folder_state(FOLDER_STATE, config)
 
 
 wildcard_constraints:

@@ -1,6 +1,7 @@
 checkpoint index_files:
     input:
         get_file_list,
+        state=FOLDER_STATE,
     output:
         index_dir=directory(f"{RESULTS}/index"),
     params:

@@ -398,3 +398,25 @@ def test_a_zombie_is_not_a_running_process():
     assert not process_running(child.pid)
     child.wait()
     assert process_running(os.getpid())
+
+
+def test_fast_diffs_own_files_among_the_photos_are_no_rows(tmp_path):
+    from fast_diff_py import Config, FastDifPy, FastDiffDB
+
+    a = tmp_path / "A"
+    write(a / "1.png", photo(1))
+    write(a / "2.png", photo(1))
+    fdo = FastDifPy(config=Config(part_a=str(a)))  # database, progress and task file in A
+    Path(fdo.config.config_path).write_text("{}")
+    fdo.full_index()
+    fdo.first_loop()
+    fdo.second_loop()
+    fdo.commit()
+    names = {Path(p).name for p, *_ in directory_paths(Path(fdo.config.db_path)).items()}
+    assert names == {"1.png", "2.png"}
+    # and a rerun over the unchanged folder is a no-op, though those files changed
+    state = Path(fdo.config.thumb_dir) / "work" / "folders.state"
+    before = state.stat().st_mtime_ns
+    Path(fdo.config.config_path).write_text('{"changed": 1}')
+    fdo.full_index()
+    assert state.stat().st_mtime_ns == before

@@ -19,7 +19,7 @@ _EXPORTS = {
     "_config": ["check_folders", "load_schema", "validate_config"],
     "_db": ["build_database", "database_problem", "forget_changed_database"],
     "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "IntermediateError"],
-    "_index": ["file_list_has_part_b", "folder_state", "record_folder_state", "walk_partition", "write_index"],
+    "_index": ["file_list_has_part_b", "folder_state", "own_paths", "record_folder_state", "walk_partition", "write_index"],
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
@@ -51,8 +51,8 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
     from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
     from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError, IntermediateError  # noqa: F401
-    from ._index import (file_list_has_part_b, folder_state, record_folder_state, walk_partition,  # noqa: F401
-                         write_index)
+    from ._index import (file_list_has_part_b, folder_state, own_paths, record_folder_state,  # noqa: F401
+                         walk_partition, write_index)
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401

@@ -81,6 +81,7 @@ def walk_partition(
     ignore_names: Iterable[str] = (),
     ignore_paths: Iterable[str] = (),
     allowed_file_extensions: Iterable[str],
+    exclude_paths: Iterable[str] = (),
 ) -> Iterator[FileEntry]:
     """Yield every file under ``roots`` in a deterministic (sorted, depth-first) order.
 
@@ -90,6 +91,7 @@ def walk_partition(
     """
     names = set(ignore_names)
     paths = {_norm(p) for p in ignore_paths}
+    excluded = {_norm(p) for p in exclude_paths}
     extensions = {e.lower() for e in allowed_file_extensions}
     for offset, root in enumerate(roots):
         dir_index = first_dir_index + offset
@@ -118,6 +120,8 @@ def walk_partition(
                 continue
             subfolders = []
             for entry in entries:
+                if excluded and _excluded(_norm(entry.path), excluded):
+                    continue
                 ignored = entry.name in names or bool(paths) and _norm(entry.path) in paths
                 try:
                     is_dir = entry.is_dir()
@@ -132,6 +136,18 @@ def walk_partition(
                     continue
                 yield _file_entry(entry, part_b, dir_index, ignored, extensions, via_link)
             stack.extend(reversed(subfolders))
+
+
+def _excluded(path: str, excluded: set[str]) -> bool:
+    """Whether ``path`` is one of ``excluded`` or a temporary file of one of them
+    (``.name.tmp-PID``, ``.name.scratch-PID``)."""
+    if path in excluded:
+        return True
+    folder, name = os.path.split(path)
+    if name.startswith(".") and ("tmp-" in name or "scratch-" in name):
+        base = name[1:].rsplit(".", 1)[0]
+        return os.path.join(folder, base) in excluded
+    return False
 
 
 def _stat(get_stat) -> tuple[int, float, str | None, tuple[int, int, int]]:
@@ -262,10 +278,11 @@ def _mark_aliases(index_dir: Path) -> int:
 
 def _walks(part_a: list[str], part_b: list[str], recursive: bool, ignore_names: list[str],
            ignore_paths: list[str], allowed_file_extensions: list[str],
-           file_list: str | os.PathLike[str] | None) -> list[Iterable[FileEntry]]:
+           file_list: str | os.PathLike[str] | None,
+           exclude_paths: Iterable[str] = ()) -> list[Iterable[FileEntry]]:
     """The entries write_index indexes, in key order: the file list's, or both walks."""
     common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
-                  allowed_file_extensions=allowed_file_extensions)
+                  allowed_file_extensions=allowed_file_extensions, exclude_paths=exclude_paths)
     if file_list:
         return [list_entries(file_list)]
     return [walk_partition(part_a, part_b=False, first_dir_index=0, **common),
@@ -281,6 +298,7 @@ def folder_state(
     ignore_paths: list[str],
     allowed_file_extensions: list[str],
     file_list: str | os.PathLike[str] | None = None,
+    exclude_paths: Iterable[str] = (),
     **_: object,
 ) -> str:
     """A digest of everything write_index would record now (each path with its identity,
@@ -288,17 +306,22 @@ def folder_state(
     h = hashlib.sha1()
     h.update(repr((part_a, part_b)).encode())
     for walk in _walks(part_a, part_b, recursive, ignore_names, ignore_paths,
-                       allowed_file_extensions, file_list):
+                       allowed_file_extensions, file_list, exclude_paths):
         for entry in walk:
             h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def own_paths(config: dict) -> list[str]:
+    """Paths never indexed: ``exclude_paths``, the database and the results folder."""
+    return [*config.get("exclude_paths", []), config["db_path"], config["results_dir"]]
 
 
 def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:
     """Write ``folder_state`` of ``config``'s partitions to ``stamp`` when it differs from the
     one there, so that a rule taking ``stamp`` as input runs again exactly when the folders
     changed. Returns whether it was written."""
-    state = folder_state(**config)
+    state = folder_state(**{**config, "exclude_paths": own_paths(config)})
     stamp = Path(stamp)
     try:
         if stamp.read_text() == state:
@@ -321,6 +344,7 @@ def write_index(
     allowed_file_extensions: list[str],
     shard_size: int,
     file_list: str | os.PathLike[str] | None = None,
+    exclude_paths: Iterable[str] = (),
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
@@ -330,7 +354,7 @@ def write_index(
     With ``file_list`` the listed files are used instead of walking the folders.
     """
     walks = _walks(part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions,
-                   file_list)
+                   file_list, exclude_paths)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         roots = pa.table(

@@ -4,6 +4,7 @@ Parquet files cheaply."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"no space left on the device holding {os.fspath(target)!r}: "
+                          "free some space and run the same command again") from exc
+        raise
     except BaseException:
         _remove(tmp)
         raise
@@ -48,10 +55,19 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
     ``pyarrow.parquet.read_table`` goes through pyarrow's dataset module, whose import
     alone costs a job 0.3 s or more; a single file needs none of it.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as pf:
-        return pf.read(columns=list(columns) if columns is not None else None)
+    from ._errors import IntermediateError
+
+    try:
+        with pq.ParquetFile(path) as pf:
+            return pf.read(columns=list(columns) if columns is not None else None)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc}); remove it, "
+                                "or its stage's folder, and run the same command again") from exc
 
 
 def open_stack(path: str | os.PathLike[str]):

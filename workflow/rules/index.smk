@@ -10,6 +10,7 @@ checkpoint index_files:
         recursive=config["recursive"],
         ignore_names=config["ignore_names"],
         ignore_paths=config["ignore_paths"],
+        exclude_paths=fdp.own_paths(config),
         allowed_file_extensions=config["allowed_file_extensions"],
         shard_size=config["shard_size"],
         file_list=config["file_list"],

@@ -122,7 +122,7 @@ def workflow_config(args: argparse.Namespace, progress: Path) -> dict:
         "part_a": [os.path.abspath(d) for d in args.directory],
         "recursive": args.recursive,
         "rotate": args.rotate,
-        "ignore_paths": [str(progress)],
+        "exclude_paths": [str(progress)],
         **({} if args.limit_extensions else {"allowed_file_extensions": ["*"]}),
         "compression_target": args.px_size,
         # thumbnail_method stays the default (quality): Pillow's bicubic shrink, which difPy

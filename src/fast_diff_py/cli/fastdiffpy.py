@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -72,8 +73,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("the comparison needs thumbnails: add -d/--no_second_loop or remove -f/--no_compress")
     if args.cpu_proc is not None and args.cpu_proc < 1:
         parser.error(f"-C/--cpu_proc must be >= 1, got {args.cpu_proc}")
-    if args.threshold is not None and args.threshold < 0:
-        parser.error(f"-T/--threshold must be >= 0, got {args.threshold}")
+    if args.threshold is not None and not (args.threshold >= 0 and math.isfinite(args.threshold)):
+        parser.error(f"-T/--threshold must be a finite number >= 0, got {args.threshold}")
     if args.match_aspect is not None and not (args.match_aspect == 0 or args.match_aspect >= 1):
         parser.error(f"-M/--match_aspect must be 0 or >= 1, got {args.match_aspect}")
     if args.shift_amount is not None and not -7 <= args.shift_amount <= 7:

@@ -138,7 +138,7 @@ def workflow_config(corpus: Corpus, mode: str, fdp_threshold: float, overrides: 
     if mode == "difpy":
         args = build_parser().parse_args(["-D", *map(str, corpus.folders), "-s", "similar"])
         cfg = difpy_config(args, Path("progress"))
-        cfg.pop("ignore_paths")
+        cfg.pop("exclude_paths")
     else:
         cfg = {"part_a": [str(corpus.folders[0])], "thumbnail_method": "compat",
                "first_loop": {"compute_hash": False},
@@ -177,7 +177,7 @@ def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, t
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     wall, peak, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                               "--directory", str(work), "--configfile", str(work / "config.yaml"),
-                              "--quiet", "all", "--cores", str(cores), cfg["db_path"]])
+                              "--quiet", "all", "--cores", str(cores), "all"])
     con = sqlite3.connect(work / cfg["db_path"])
     paths = dict(con.execute("SELECT key, path FROM directory"))
     n_ok = con.execute("SELECT count(*) FROM directory WHERE success = 1").fetchone()[0]

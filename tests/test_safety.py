@@ -420,3 +420,27 @@ def test_fast_diffs_own_files_among_the_photos_are_no_rows(tmp_path):
     Path(fdo.config.config_path).write_text('{"changed": 1}')
     fdo.full_index()
     assert state.stat().st_mtime_ns == before
+
+
+def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "D"
+    write(root / "A.png", photo(5, 120, 160))
+    write(root / "B.png", half(photo(5, 120, 160)))
+    argv = ["-D", str(root), "-Z", "out", "-s", "similar", "-p", "False"]
+    from fast_diff_py._workflow import run_workflow as run, stage_targets
+
+    args = difpy.build_parser().parse_args(argv)
+    progress = difpy.progress_dir(args, (tmp_path / "out").resolve())
+    config = difpy.workflow_config(args, progress)
+    run(config, progress, stage_targets(config, "thumbnails"), cores=2)
+    stack = next(Path(config["results_dir"], "thumbnails").glob("*.npy"))
+    arr = np.load(stack, mmap_mode="r+")
+    arr[:] = 7
+    arr.flush()
+    del arr
+    assert difpy.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "IntermediateError: thumbnail stack(s)" in err and "compare_blocks" in err
+    assert "Traceback" not in err
+    assert difpy.main(argv) == 0  # the same command again: the stack is made anew

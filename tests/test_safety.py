@@ -444,3 +444,21 @@ def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, 
     assert "IntermediateError: thumbnail stack(s)" in err and "compare_blocks" in err
     assert "Traceback" not in err
     assert difpy.main(argv) == 0  # the same command again: the stack is made anew
+
+
+def test_pair_pictures_never_block_on_a_fifo(tmp_path):
+    from fast_diff_py._plots import make_diff_plots
+    from fast_diff_py._workflow import run_workflow as run
+
+    root = tmp_path / "D"
+    write(root / "A.png", photo(5, 120, 160))
+    write(root / "B.png", half(photo(5, 120, 160)))
+    write(root / "C.png", half(half(photo(5, 120, 160))))
+    config = {"part_a": [str(root)], "db_path": str(tmp_path / "r" / "fd.db"),
+              "results_dir": str(tmp_path / "r" / "work")}
+    run(config, tmp_path / "r", ["all"], cores=2)
+    (root / "C.png").unlink()
+    os.mkfifo(root / "C.png")
+    t0 = time.monotonic()
+    assert make_diff_plots(config["db_path"], tmp_path / "plots", 1000) == 1  # A-B only
+    assert time.monotonic() - t0 < 30

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ._codes import PairStatus
+from ._paths import native
 
 __all__ = ["make_diff_plots"]
 
@@ -21,9 +22,15 @@ _BAND = 66  # header with the two paths and the value
 
 
 def _load(path: str) -> np.ndarray:
-    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot decode {path!r}")
+    """The image at ``path`` scaled to _HEIGHT rows, read as thumbnails are: never blocking,
+    within the pixel and size limits, JPEGs decoded at a reduced scale where they allow it."""
+    from ._thumbnails import ImageReadError, decode_image, read_file
+
+    try:
+        data, _ = read_file(path)
+        img, _ = decode_image(data, reduce_for=_HEIGHT // 3)
+    except ImageReadError as exc:
+        raise ValueError(f"{path!r}: {exc}") from None
     scale = _HEIGHT / img.shape[0]
     return cv2.resize(img, (max(1, round(img.shape[1] * scale)), _HEIGHT), interpolation=cv2.INTER_AREA)
 
@@ -47,16 +54,17 @@ def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.P
     con = sqlite3.connect(db_path)
     try:
         rows = con.execute(
-            "SELECT d.key_a, d.key_b, a.path, b.path, d.dif FROM dif_table d "
+            "SELECT d.key_a, d.key_b, a.path, b.path, d.dif, fa.path_bytes, fb.path_bytes FROM dif_table d "
             "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b "
+            "LEFT JOIN file_state fa ON fa.key = d.key_a LEFT JOIN file_state fb ON fb.key = d.key_b "
             f"WHERE d.dif <= ? AND d.success IN ({', '.join('?' * len(codes))}) ORDER BY d.key_a, d.key_b",
             (plot_threshold, *codes)).fetchall()
     finally:
         con.close()
     written = 0
-    for key_a, key_b, path_a, path_b, dif in rows:
+    for key_a, key_b, path_a, path_b, dif, raw_a, raw_b in rows:
         try:
-            left, right = _load(path_a), _load(path_b)
+            left, right = _load(native(path_a, raw_a)), _load(native(path_b, raw_b))
         except (ValueError, OSError) as exc:
             logger.warning("no picture for pair %d, %d: %s", key_a, key_b, exc)
             continue

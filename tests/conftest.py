@@ -81,5 +81,11 @@ def dup_folder(tmp_path: Path) -> dict:
 
 
 @pytest.fixture(autouse=True)
+def _own_trash(monkeypatch, tmp_path):
+    """Deleted files go to a trash of the test's own, not the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture(autouse=True)
 def _no_threads_oversubscription(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))

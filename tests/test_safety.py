@@ -462,3 +462,40 @@ def test_pair_pictures_never_block_on_a_fifo(tmp_path):
     t0 = time.monotonic()
     assert make_diff_plots(config["db_path"], tmp_path / "plots", 1000) == 1  # A-B only
     assert time.monotonic() - t0 < 30
+
+
+def test_delete_goes_to_the_trash_and_can_be_undone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "D"
+    write(root / "A.png", photo(5, 120, 160))
+    write(root / "B.png", half(photo(5, 120, 160)))
+    before = files_under(root)
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "similar", "-d", "True", "-sd", "True",
+                       "-p", "False"]) == 0
+    assert not (root / "B.png").exists()
+    trash = tmp_path / "xdg-data" / "Trash"
+    assert (trash / "files" / "B.png").read_bytes() == before["B.png"]
+    info = (trash / "info" / "B.png.trashinfo").read_text()
+    assert info.startswith("[Trash Info]\nPath=") and str(root / "B.png") in info
+    (journal,) = Path("out").glob("difPy_*_journal.jsonl")
+    assert difpy.main(["--undo", str(journal)]) == 0
+    assert files_under(root) == before
+    assert not (trash / "info" / "B.png.trashinfo").exists()
+
+
+def test_a_file_on_another_file_system_goes_to_its_own_trash(tmp_path):
+    from fast_diff_py._journal import trash_dir
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        (mount / "sub").mkdir()
+        (mount / "sub" / "a.jpg").write_bytes(b"x")
+        assert trash_dir(mount / "sub" / "a.jpg") == mount / f".Trash-{os.getuid()}"
+        (tmp_path / "here.jpg").write_bytes(b"x")
+        assert trash_dir(tmp_path / "here.jpg") == tmp_path / "xdg-data" / "Trash"
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

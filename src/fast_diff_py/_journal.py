@@ -8,7 +8,12 @@
   a hard link and an unlink; across file systems a copy under a temporary name, synced,
   linked to its free name and only then the source removed. Any failure (a full disk
   included) removes what was written and leaves the source in place.
-- ``undo_moves`` moves every file a journal moved back, reporting each failure.
+- A delete moves the file to the freedesktop.org trash of its file system (the home trash,
+  ``$XDG_DATA_HOME/Trash``, where the file lies on the same file system, else
+  ``<top of its file system>/.Trash-<uid>``): a rename, never a copy, with the
+  ``.trashinfo`` file desktop trash tools read to restore it. The space is freed when the
+  trash is emptied.
+- ``undo_moves`` moves every file a journal moved or deleted back, reporting each failure.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import logging
 import os
 import shutil
 import time
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 __all__ = ["Journal", "JournalError", "Outcome", "move_file", "delete_file", "move_files",
-           "delete_files", "undo_moves", "free_name"]
+           "delete_files", "undo_moves", "free_name", "trash_dir", "trash_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +174,73 @@ def move_file(path: str, destination: Path, journal: Journal) -> Outcome:
     return Outcome(str(source), "done", str(target))
 
 
+def trash_dir(path: str | os.PathLike[str]) -> Path:
+    """The trash a file at ``path`` goes to (freedesktop.org Trash specification): the home
+    trash when it lies on the file's file system, else ``.Trash-<uid>`` at the top of the
+    file's file system."""
+    path = Path(os.path.abspath(path))
+    dev = os.lstat(path).st_dev
+    home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "Trash"
+    existing = home
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if os.stat(existing).st_dev == dev:
+        return home
+    top = path.parent
+    while top.parent != top and os.stat(top.parent).st_dev == dev:
+        top = top.parent
+    return top / f".Trash-{os.getuid()}"
+
+
+def trash_file(source: Path) -> Path:
+    """Move ``source`` to its trash (``trash_dir``) under a free name, with its
+    ``.trashinfo``; returns where it went."""
+    trash = trash_dir(source)
+    files, info = trash / "files", trash / "info"
+    for folder in (files, info):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    while True:
+        target = free_name(files, source.name)
+        record = info / f"{target.name}.trashinfo"
+        try:
+            with open(record, "x", encoding="utf-8") as fh:
+                fh.write(f"[Trash Info]\nPath={urllib.parse.quote(os.fsencode(source))}\n"
+                         f"DeletionDate={stamp}\n")
+        except FileExistsError:
+            continue
+        try:
+            os.link(source, target)  # the trash is on the file's own file system
+        except FileExistsError:
+            record.unlink()
+            continue
+        except OSError:
+            record.unlink()
+            raise
+        try:
+            source.unlink()
+        except OSError:
+            target.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
+            raise
+        return target
+
+
 def delete_file(path: str, journal: Journal) -> Outcome:
-    """Delete one file, journalled (the path is used as given, never resolved)."""
+    """Delete one file to its trash (``trash_file``), journalled (the path is used as given,
+    never resolved); ``undo_moves`` brings it back."""
     source = os.path.abspath(path)
     journal.write(action="delete", state="planned", source=source)
     try:
-        os.remove(source)
+        target = trash_file(Path(source))
+        st = os.lstat(target)
     except OSError as exc:
         journal.write(action="delete", state="failed", source=source, error=_error(exc))
         logger.error("could not delete %r: %s", path, _error(exc))
         return Outcome(source, "failed", reason=_error(exc))
-    journal.write(action="delete", state="done", source=source)
-    return Outcome(source, "done")
+    journal.write(action="delete", state="done", source=source, target=str(target),
+                  dev=st.st_dev, inode=st.st_ino, file_size=st.st_size)
+    return Outcome(source, "done", str(target))
 
 
 def move_files(paths: Iterable[str], destination: str | os.PathLike[str], journal: Journal) -> list[str]:
@@ -220,7 +281,8 @@ def _entries(journal_path: str | os.PathLike[str]) -> list[dict]:
 
 
 def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, str]], list[Outcome]]:
-    """Move every file the journal moved back to where it was (never overwriting).
+    """Move every file the journal moved, or deleted to the trash, back to where it was
+    (never overwriting).
 
     Returns ``(restored, failures)``: ``(from, to)`` of each file moved back, and an Outcome
     with the reason for each file that could not be. The undo is itself journalled.
@@ -231,7 +293,8 @@ def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, st
         When the file is missing or is not a journal.
     """
     entries = _entries(journal_path)
-    done = [e for e in entries if e["action"] == "move" and e["state"] == "done"]
+    done = [e for e in entries if e["action"] in ("move", "delete") and e["state"] == "done"
+            and "target" in e]
     undone = {e["source"] for e in entries if e["action"] == "undo" and e["state"] == "done"}
     restored, failures = [], []
     with Journal(journal_path) as journal:
@@ -261,6 +324,8 @@ def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, st
                 logger.error("cannot move %s back to %s: %s", target, source, reason)
                 failures.append(Outcome(str(target), "failed", str(source), reason))
                 continue
+            if e["action"] == "delete":  # out of the trash: its record goes too
+                (target.parent.parent / "info" / f"{target.name}.trashinfo").unlink(missing_ok=True)
             journal.write(action="undo", state="done", source=str(target), target=str(source))
             restored.append((str(target), str(source)))
     return restored, failures

@@ -4,7 +4,8 @@ Writes difPy's three files (``difPy_<timestamp>_results.json``, ``_lower_quality
 ``_stats.json``) into ``-Z``. Thresholds and reported values are in difPy's unit (mse per
 channel). Interrupted and run again with the same arguments, it resumes from
 ``-Z/.difpy_progress``. Moves and deletes are written to ``difPy_<timestamp>_journal.jsonl``
-before they happen; ``difpy --undo JOURNAL`` moves the files back.
+before they happen (a delete moves the file to the trash of its file system);
+``difpy --undo JOURNAL`` moves the files back.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only compare images of the same size, in either orientation (default False; "
                         "difPy's default True never finds resized copies)")
     p.add_argument("-mv", "--move_to", default=None, help="move the lower-quality copies to this folder")
-    p.add_argument("-d", "--delete", type=boolean, default=False, help="delete the lower-quality copies")
+    p.add_argument("-d", "--delete", type=boolean, default=False,
+                   help="delete the lower-quality copies (to the trash of their file system: --undo brings them back)")
     p.add_argument("-sd", "--silent_del", type=boolean, default=False,
                    help="delete without asking for confirmation")
     p.add_argument("-p", "--show_progress", type=boolean, default=True,
@@ -105,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-la", "--lazy", type=boolean, default=False,
                    help="fast-diff-py's lazy mode: equal hashes are duplicates without comparing, "
                         "and only images of the same size are compared")
-    p.add_argument("--undo", metavar="JOURNAL", help="move the files a journal moved back, then exit")
+    p.add_argument("--undo", metavar="JOURNAL",
+                   help="move the files a journal moved or deleted (to the trash) back, then exit")
     return p
 
 
@@ -208,8 +211,8 @@ def _act(args: argparse.Namespace, plan: list[tuple[int, int]], config: dict, jo
     skipped = [o for o in outcomes if o.state == "skipped"]
     failed = [o for o in outcomes if o.state == "failed"]
     verb = "Moved" if args.move_to else "Deleted"
-    where = f" to '{args.move_to}' (undo: difpy --undo {journal_path})" if args.move_to else \
-        f" (listed in {journal_path})"
+    where = f" to '{args.move_to}'" if args.move_to else " to the trash"
+    where += f" (listed in {journal_path}; undo: difpy --undo {journal_path})"
     print(f"{verb} {len(done)} file(s){where}")
     for o in skipped[:10]:
         print(f"difpy: warning: left {o.source!r} in place: {o.reason}", file=sys.stderr)

@@ -64,6 +64,9 @@ def test_plain_jpegs_decode_to_opencvs_pixels(rows, cols, quality, sampling, pro
     header = _jpeg_scan(data)
     assert header.plain and header.size == (rows, cols)
     fast = _decode_plain_jpeg(data, rows, cols, scale)
+    if min(-(-rows // scale), -(-cols // scale)) < 3:
+        assert fast is None  # left to OpenCV: the two upsample outputs this small differently
+        return
     assert fast is not None
     ref = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED[scale])
     assert fast.dtype == ref.dtype and fast.shape == ref.shape == (-(-rows // scale), -(-cols // scale), 3)

@@ -324,7 +324,7 @@ def test_a_failed_merge_keeps_the_previous_database_byte_for_byte(tmp_path, dup_
     # a temporary a killed merge left behind is removed by the next build
     stale = db.parent / f".{db.name}.tmp-999999999"
     stale.write_bytes(b"half")
-    shutil.rmtree(work / "results" / "work" / "pairs")
+    shutil.rmtree(work / "results" / "work" / "pairs", ignore_errors=True)
     run_workflow(work, config)
     assert not stale.exists()
 
@@ -499,3 +499,24 @@ def test_a_file_on_another_file_system_goes_to_its_own_trash(tmp_path):
         assert trash_dir(tmp_path / "here.jpg") == tmp_path / "xdg-data" / "Trash"
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("stage", ["thumbnails", "index", "pairs"])
+def test_a_damaged_parquet_intermediate_is_named_and_remade(tmp_path, dup_folder, stage):
+    work = tmp_path / "w"
+    config = {"part_a": [str(dup_folder["root"])]}
+    run_workflow(work, config)
+    db = work / "results" / "fast_diff.db"
+    good = pairs(db)
+    damaged = next((work / "results" / "work" / stage).glob("*.parquet"))
+    damaged.write_bytes(b"PAR1 garbage PAR1")
+    # make the stage's readers run again: the merge reads every intermediate
+    (work / "results" / "work" / "database.json").unlink()
+    proc = run_workflow(work, config, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"{str(damaged.relative_to(work))!r} cannot be read as Parquet" in out
+    assert "run the same command again" in out
+    assert pairs(db) == good
+    run_workflow(work, config)
+    assert pairs(db) == good

@@ -12,11 +12,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._codes import HASH_COLUMNS
 from ._errors import DatabaseError
-from ._io import atomic_path, process_running, read_parquet
+from ._io import atomic_path, damaged_parquet, process_running, read_parquet
 
 
 __all__ = ["TABLES_SQL", "INDEXES_SQL", "USER_VERSION", "build_database", "database_problem",
@@ -270,10 +271,13 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
             read.column("dev").to_pylist(), inodes, read.column("file_size").to_pylist(),
             read.column("mtime_ns").to_pylist(), state.column("same_as").to_pylist()))
     for pair_path in pair_paths:
-        pf = pq.ParquetFile(pair_path)
-        for batch in pf.iter_batches(batch_size=_BATCH):
-            con.executemany("INSERT INTO scratch.pairs VALUES (?, ?, ?, ?)",
-                            zip(*(batch.column(i).to_pylist() for i in range(4))))
+        try:
+            pf = pq.ParquetFile(pair_path)
+            for batch in pf.iter_batches(batch_size=_BATCH):
+                con.executemany("INSERT INTO scratch.pairs VALUES (?, ?, ?, ?)",
+                                zip(*(batch.column(i).to_pylist() for i in range(4))))
+        except (pa.ArrowException, OSError) as exc:
+            raise damaged_parquet(pair_path, exc) from exc
     con.commit()
     con.executescript(
         """

@@ -66,8 +66,34 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
-        raise IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc}); remove it, "
-                                "or its stage's folder, and run the same command again") from exc
+        raise damaged_parquet(path, exc) from exc
+
+
+# what to remove so that Snakemake makes a damaged intermediate again, by its stage's folder
+# (under a results_dir, which holds folders.state): the file itself, a shard's stack too, or
+# the whole folder of a checkpoint
+_REMAKE = {"thumbnails": "shard", "digests": "file", "pairs": "file", "pairs_gpu": "file",
+           "plan": "folder", "index": "folder"}
+
+
+def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
+    """The IntermediateError for a Parquet file that cannot be read, after removing what
+    makes its stage run again when it is one of the workflow's intermediates."""
+    from ._errors import IntermediateError
+
+    path = Path(path)
+    results = path.parent.parent
+    how = _REMAKE.get(path.parent.name)
+    if how is None or not (results / "folders.state").exists():
+        return IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc})")
+    if how == "shard":
+        remove_damaged([path.with_suffix(".npy")])
+    elif how == "file":
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    return IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc}); removed what "
+                             "makes it: run the same command again to make it anew")
 
 
 def open_stack(path: str | os.PathLike[str]):

@@ -264,6 +264,8 @@ def _decode_plain_jpeg(data: bytes, height: int, width: int, scale: int = 1) -> 
     from libjpeg (``strict``), which OpenCV may tolerate or report in its own words."""
     if max(height, width) > 1 << 20 or height * width > _opencv_pixel_limit():
         return None
+    if min(-(-height // scale), -(-width // scale)) < 3:
+        return None  # outputs of 1 or 2 pixels a side: the two differ in DCT-scaled upsampling
     try:
         # the largest reduction that keeps ceil(side / scale) pixels is exactly 1 / scale
         return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True, min_factor=scale,

@@ -16,7 +16,7 @@ _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
     "_codes": ["FileStatus", "PairStatus"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
-    "_config": ["check_folders", "load_schema", "validate_config"],
+    "_config": ["check_folders", "load_schema", "thumbnail_job_mem_mb", "validate_config"],
     "_db": ["build_database", "database_problem", "forget_changed_database"],
     "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "IntermediateError"],
     "_index": ["file_list_has_part_b", "folder_state", "own_paths", "record_folder_state", "walk_partition", "write_index"],
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
     from ._codes import FileStatus, PairStatus  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
-    from ._config import check_folders, load_schema, validate_config  # noqa: F401
+    from ._config import check_folders, load_schema, thumbnail_job_mem_mb, validate_config  # noqa: F401
     from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
     from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError, IntermediateError  # noqa: F401
     from ._index import (file_list_has_part_b, folder_state, own_paths, record_folder_state,  # noqa: F401

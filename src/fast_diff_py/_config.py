@@ -14,7 +14,8 @@ import yaml
 
 from ._errors import ConfigError, FolderError
 
-__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions", "job_memory"]
+__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions", "job_memory",
+           "thumbnail_job_mem_mb"]
 
 
 def load_schema() -> dict[str, Any]:
@@ -114,6 +115,15 @@ def job_memory(config: dict[str, Any]) -> dict[str, int]:
     thumb = 3 * config["compression_target"] ** 2
     return {"make_thumbnails": config["shard_size"] * thumb,
             "compare_blocks": 2 * config["block_size"] * thumb}
+
+
+def thumbnail_job_mem_mb(config: dict[str, Any], threads: int) -> int:
+    """The most memory (MB) a thumbnail job of ``threads`` threads can need: its shard's
+    stack, and per thread the largest file it may read and the largest image it may decode
+    (``max_file_bytes``, ``max_image_pixels``), bounded by what a photo of 50 MB and 50
+    megapixels takes, the limits' worst case being rare."""
+    per_thread = (min(config["max_file_bytes"], 50 << 20) + 3 * min(config["max_image_pixels"], 50_000_000))
+    return 400 + (job_memory(config)["make_thumbnails"] + max(1, threads) * per_thread) // 2**20
 
 
 def _check_memory(config: dict[str, Any]) -> None:

@@ -117,6 +117,11 @@ def get_prune():
     return not SECOND["keep_non_matching_aspects"] and not (config["cpu_diff"] or config["gpu_diff"])
 
 
+def get_thumbnail_mem_mb(wildcards, threads):
+    # the shard's stack, and per decoding thread the largest file read and image decoded
+    return fdp.thumbnail_job_mem_mb(config, threads)
+
+
 def get_compare_mem_mb(gpu=False):
     # Two blocks of uint8 thumbnails and their grid sums. The numpy kernel works through
     # tiles of 1024 x 1024 pairs (centred float32 copies, float64 score tiles); the torch

@@ -15,6 +15,8 @@ rule make_thumbnails:
         max_file_bytes=config["max_file_bytes"],
         meta_version=META_VERSION,  # a new definition makes the shards of older runs again
     threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
+    resources:
+        mem_mb=get_thumbnail_mem_mb,
     conda:
         "../envs/cpu.yaml"
     log:

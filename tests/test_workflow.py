@@ -227,7 +227,7 @@ def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):
     run()
     before = db_rows(work / "results" / "fast_diff.db")
     assert "Nothing to be done" in says(run("--dry-run"))
-    module = code / "src" / "fast_diff_py" / "_codes.py"
+    module = code / "src" / "fast_diff_py" / "_formats.py"
     source = module.read_text()
     assert "\nMETA_VERSION = " in source
     module.write_text(source.replace("\nMETA_VERSION = ", "\nMETA_VERSION = 1000 + ", 1))

@@ -14,17 +14,20 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
-    "_codes": ["FileStatus", "PairStatus"],
+    "_formats": ["DB_RECEIPT", "DIGEST_DIR", "FOLDER_STATE", "FileStatus", "GPU_PAIR_DIR", "HASH_PAIRS",
+                 "INDEX_DIR", "META_VERSION", "PAIR_DIR", "PLAN_DIR", "PairStatus", "ROOTS_FILE",
+                 "THUMBNAIL_DIR", "shard_file", "shard_ids"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "thumbnail_job_mem_mb", "validate_config"],
     "_db": ["build_database", "database_problem", "forget_changed_database"],
-    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "IntermediateError"],
+    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "ImageReadError",
+                "IntermediateError", "RunError", "WorkflowError"],
     "_index": ["file_list_has_part_b", "folder_state", "own_paths", "record_folder_state", "walk_partition", "write_index"],
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
-    "_thumbnails": ["ImageReadError", "decode_thumbnail", "hash_thumbnail", "make_digests", "make_thumbnails"],
-    "_workflow": ["WorkflowError", "run_workflow"],
+    "_thumbnails": ["decode_thumbnail", "hash_thumbnail", "make_digests", "make_thumbnails"],
+    "_workflow": ["run_workflow"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -46,16 +49,18 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
-    from ._codes import FileStatus, PairStatus  # noqa: F401
+    from ._formats import (DB_RECEIPT, DIGEST_DIR, FOLDER_STATE, GPU_PAIR_DIR, HASH_PAIRS,  # noqa: F401
+                           INDEX_DIR, META_VERSION, PAIR_DIR, PLAN_DIR, ROOTS_FILE, THUMBNAIL_DIR,
+                           FileStatus, PairStatus, shard_file, shard_ids)
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, thumbnail_job_mem_mb, validate_config  # noqa: F401
     from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
-    from ._errors import ConfigError, DatabaseError, FastDiffError, FolderError, IntermediateError  # noqa: F401
+    from ._errors import (ConfigError, DatabaseError, FastDiffError, FolderError, ImageReadError,  # noqa: F401
+                          IntermediateError, RunError, WorkflowError)
     from ._index import (file_list_has_part_b, folder_state, own_paths, record_folder_state,  # noqa: F401
                          walk_partition, write_index)
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
-    from ._thumbnails import (ImageReadError, decode_thumbnail, hash_thumbnail, make_digests,  # noqa: F401
-                              make_thumbnails)
-    from ._workflow import WorkflowError, run_workflow  # noqa: F401
+    from ._thumbnails import decode_thumbnail, hash_thumbnail, make_digests, make_thumbnails  # noqa: F401
+    from ._workflow import run_workflow  # noqa: F401

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._formats import THUMBNAIL_DIR, shard_file
 from ._io import open_stack, read_parquet
 from ._journal import Journal, Outcome, delete_file, move_file
 from ._paths import native
@@ -61,7 +62,7 @@ class StoredThumbnails:
 
     def __init__(self, results_dir: str | os.PathLike[str]):
         self._where: dict[int, tuple[Path, int]] = {}
-        for meta in sorted(Path(results_dir, "thumbnails").glob("shard_*.parquet")):
+        for meta in sorted(Path(results_dir, THUMBNAIL_DIR).glob(shard_file("*"))):
             table = read_parquet(meta, columns=["key", "thumb_row"])
             for key, row in zip(table.column("key").to_pylist(), table.column("thumb_row").to_pylist()):
                 if row >= 0:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codes import HASH_COLUMNS, PairStatus
+from ._formats import HASH_COLUMNS, PAIR_SCHEMA, PairStatus
 from ._errors import IntermediateError
 from ._io import atomic_path, open_stack, remove_damaged
 from ._kernel import (block_dif, channel_sums, channel_bound_mask, channel_limit, grid_bound_rotations,
@@ -21,14 +21,9 @@ from ._kernel import (block_dif, channel_sums, channel_bound_mask, channel_limit
 from ._plan import read_block, table_sums
 from ._plugins import resolve
 
-__all__ = ["PAIR_SCHEMA", "compare_blocks", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
+__all__ = ["compare_blocks", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
 
 logger = logging.getLogger(__name__)
-
-PAIR_SCHEMA = pa.schema(
-    [("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())]
-)
-
 
 def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str],
                     order: np.ndarray | None = None) -> np.ndarray:

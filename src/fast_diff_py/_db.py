@@ -15,12 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codes import HASH_COLUMNS
+from ._formats import HASH_COLUMNS, USER_VERSION
 from ._errors import DatabaseError
 from ._io import atomic_path, damaged_parquet, process_running, read_parquet
 
 
-__all__ = ["TABLES_SQL", "INDEXES_SQL", "USER_VERSION", "build_database", "database_problem",
+__all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database", "database_problem",
            "write_receipt", "receipt_problem", "forget_changed_database"]
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,6 @@ CREATE TABLE file_state (
 # path that is not valid UTF-8 (_paths), the version of the file that was read (device,
 # inode as a signed 64-bit integer, size, mtime in ns; -1 where none was read) and, for a
 # second name of a file (a symbolic or hard link), the key of the name it was read under.
-
-# PRAGMA user_version of a database written by this version of fast-diff
-USER_VERSION = 0x66640001
 
 INDEXES_SQL = """
 CREATE INDEX directory_part_b ON directory (part_b, success);

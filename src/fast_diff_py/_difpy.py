@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._codes import FileStatus, PairStatus
+from ._formats import FileStatus, PairStatus
 from ._io import atomic_path
 
 __all__ = ["DIF_PER_MSE", "difpy_report", "write_difpy_files"]

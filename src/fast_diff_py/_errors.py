@@ -6,10 +6,13 @@
     ├── ConfigError        a configuration value is missing, of the wrong type or out of range
     │   └── FolderError    a folder named in part_a / part_b does not exist or is not a folder
     ├── DatabaseError      the SQLite product is missing or does not hold the expected tables
-    └── IntermediateError  a file between two stages is damaged (it is removed, to be remade)
+    ├── IntermediateError  a file between two stages is damaged (it is removed, to be remade)
+    └── RunError           Snakemake stopped with an error (also named WorkflowError)
+    ImageReadError         one file cannot become a thumbnail (not a FastDiffError)
 
-Errors of single files (undecodable, truncated, unreadable) are never raised: they are
-recorded on the file's row in the ``directory`` table.
+Errors of single files (undecodable, truncated, unreadable, changed, too large) never reach
+the caller of a stage: the thumbnail job catches its ImageReadError and records the message
+on the file's row in the ``directory`` table.
 """
 
 from __future__ import annotations
@@ -33,3 +36,15 @@ class DatabaseError(FastDiffError):
 
 class IntermediateError(FastDiffError):
     """A file written by one stage for the next fails its check; the message names it."""
+
+
+class RunError(FastDiffError):
+    """Snakemake stopped with an error; the message names each failed job's error and log,
+    then the end of Snakemake's output."""
+
+
+WorkflowError = RunError  # the name fast_diff_py's API has used since its start
+
+
+class ImageReadError(Exception):
+    """A file could not be turned into a thumbnail; the message is what gets recorded."""

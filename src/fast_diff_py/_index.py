@@ -14,41 +14,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._formats import (FILE_LIST_SCHEMA, INDEX_SCHEMA, ROOTS_FILE, ROOTS_SCHEMA, shard_file, shard_ids,
+                       shard_name)
 from ._io import atomic_path, read_parquet
 from ._paths import display, native, raw
 
-__all__ = ["INDEX_SCHEMA", "FileEntry", "folder_state", "record_folder_state", "walk_partition",
+__all__ = ["FileEntry", "folder_state", "record_folder_state", "walk_partition",
            "write_index", "shard_paths"]
 
 logger = logging.getLogger(__name__)
-
-INDEX_SCHEMA = pa.schema(
-    [
-        ("key", pa.int64()),
-        ("path", pa.string()),
-        ("filename", pa.string()),
-        ("part_b", pa.int8()),
-        ("dir_index", pa.int32()),
-        ("file_size", pa.int64()),
-        ("created", pa.float64()),
-        ("allowed", pa.int8()),
-        ("error", pa.string()),
-        # the exact name where it is not valid UTF-8 (_paths); null otherwise
-        ("path_bytes", pa.binary()),
-        # the identity of the file the path named when it was indexed (after following
-        # links): a thumbnail is only made, and a file only moved or deleted, while it holds
-        ("dev", pa.int64()),
-        ("inode", pa.uint64()),
-        ("mtime_ns", pa.int64()),
-        # 1 where the path is a symbolic link or lies in a folder reached through one
-        ("via_link", pa.int8()),
-        # the key of another path of the same file (a symbolic or hard link): this path is
-        # recorded but never compared, kept or acted on; null for the file's own name
-        ("same_as", pa.int64()),
-    ]
-)
-ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
-
 
 class FileEntry(NamedTuple):
     """One indexed file (or unreadable folder) before it gets its key."""
@@ -178,10 +152,6 @@ def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
     return _entry(entry.path, part_b, dir_index, allowed, entry.stat, int(via_link or link))
 
 
-FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()),
-                              ("path_bytes", pa.binary())])
-
-
 def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
     """Entries of a caller-supplied file list (partition A first, then B, each in list order).
 
@@ -232,7 +202,7 @@ def _mark_aliases(index_dir: Path) -> int:
     The file's own name is its first path that is neither a link nor under a linked folder,
     else its first path. Returns the number of aliases.
     """
-    shards = sorted(index_dir.glob("shard_*.parquet"))
+    shards = sorted(index_dir.glob(shard_file("*")))
     cols = ["key", "dev", "inode", "via_link", "path"]
     tables = [read_parquet(p, columns=cols) for p in shards]
     if not tables:
@@ -363,12 +333,12 @@ def write_index(
              "part_b": [0] * len(part_a) + [1] * len(part_b)},
             schema=ROOTS_SCHEMA,
         )
-        pq.write_table(roots, tmp / "roots.parquet")
+        pq.write_table(roots, tmp / ROOTS_FILE)
         shard, key = 0, 1
 
         def write(rows: list[FileEntry]) -> None:
             nonlocal shard, key
-            pq.write_table(_table(rows, key), tmp / f"shard_{shard:05d}.parquet")
+            pq.write_table(_table(rows, key), tmp / shard_file(shard_name(shard)))
             key += len(rows)
             shard += 1
 
@@ -396,4 +366,4 @@ def write_index(
 
 def shard_paths(index_dir: str | os.PathLike[str]) -> list[str]:
     """The shard ids written by write_index, sorted."""
-    return sorted(p.stem.removeprefix("shard_") for p in Path(index_dir).glob("shard_*.parquet"))
+    return shard_ids(index_dir)

@@ -58,8 +58,6 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ._errors import IntermediateError
-
     try:
         with pq.ParquetFile(path) as pf:
             return pf.read(columns=list(columns) if columns is not None else None)
@@ -72,8 +70,11 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
 # what to remove so that Snakemake makes a damaged intermediate again, by its stage's folder
 # (under a results_dir, which holds folders.state): the file itself, a shard's stack too, or
 # the whole folder of a checkpoint
-_REMAKE = {"thumbnails": "shard", "digests": "file", "pairs": "file", "pairs_gpu": "file",
-           "plan": "folder", "index": "folder"}
+def _remake() -> dict[str, str]:
+    from ._formats import DIGEST_DIR, GPU_PAIR_DIR, INDEX_DIR, PAIR_DIR, PLAN_DIR, THUMBNAIL_DIR
+
+    return {THUMBNAIL_DIR: "shard", DIGEST_DIR: "file", PAIR_DIR: "file", GPU_PAIR_DIR: "file",
+            PLAN_DIR: "folder", INDEX_DIR: "folder"}
 
 
 def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
@@ -83,8 +84,10 @@ def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
 
     path = Path(path)
     results = path.parent.parent
-    how = _REMAKE.get(path.parent.name)
-    if how is None or not (results / "folders.state").exists():
+    from ._formats import FOLDER_STATE
+
+    how = _remake().get(path.parent.name)
+    if how is None or not (results / FOLDER_STATE).exists():
         return IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc})")
     if how == "shard":
         remove_damaged([path.with_suffix(".npy")])

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codes import FileStatus, HASH_COLUMNS
+from ._formats import FileStatus, HASH_COLUMNS
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_limit, range_bound, with_total
 

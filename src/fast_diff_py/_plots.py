@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ._codes import PairStatus
+from ._formats import PairStatus
 from ._paths import native
 
 __all__ = ["make_diff_plots"]

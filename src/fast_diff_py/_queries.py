@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
-from ._codes import FileStatus, PairStatus
+from ._formats import FileStatus, PairStatus
 from ._errors import DatabaseError
 
 __all__ = ["FastDiffDB", "SQLiteDB"]

@@ -16,14 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import simplejpeg
 
-from ._codes import HASH_COLUMNS, META_VERSION, FileStatus
+from ._errors import ImageReadError
+from ._formats import DIGEST_SCHEMA, HASH_COLUMNS, META_SCHEMA, FileStatus
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
 from ._paths import native
 from ._plugins import resolve
 
 __all__ = [
-    "DIGEST_SCHEMA", "META_SCHEMA", "META_VERSION", "MAX_FILE_BYTES", "MAX_IMAGE_PIXELS", "FileIdentity",
+    "MAX_FILE_BYTES", "MAX_IMAGE_PIXELS", "FileIdentity",
     "ImageReadError", "header_size", "read_file", "canonical_digests", "decode_image",
     "decode_thumbnail", "default_hash", "halved", "hash_stack", "hash_thumbnail", "make_digests",
     "make_thumbnails", "rotations",
@@ -56,36 +57,6 @@ MCU_ALIGN = 8
 # (bench/README.md: 32 files were too few on a cold page cache)
 READ_AHEAD_FILES = 512
 READ_AHEAD_BYTES = 64 << 20
-
-META_SCHEMA = pa.schema(
-    [
-        ("key", pa.int64()),
-        ("success", pa.int8()),
-        ("error", pa.string()),
-        ("px", pa.int64()),
-        ("py", pa.int64()),
-        ("thumb_row", pa.int32()),  # row in the shard's .npy stack, -1 without thumbnail
-        ("sum_0", pa.int64()),  # per-channel pixel sums of the thumbnail (pruning features)
-        ("sum_1", pa.int64()),
-        ("sum_2", pa.int64()),
-        *[(h, pa.string()) for h in HASH_COLUMNS],
-        # the version of the file the row describes (FileIdentity), as read; -1 where unread
-        ("dev", pa.int64()),
-        ("inode", pa.uint64()),
-        ("file_size", pa.int64()),
-        ("mtime_ns", pa.int64()),
-    ]
-)
-
-# one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
-# rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
-# answer diff_threshold 0 without products
-DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
-
-
-class ImageReadError(Exception):
-    """A file could not be turned into a thumbnail; the message is what gets recorded."""
-
 
 class _JpegHeader(NamedTuple):
     """What ``_jpeg_scan`` learns from a JPEG's markers before its image data."""

@@ -15,28 +15,26 @@ from typing import Any
 import yaml
 
 from ._config import validate_config
-from ._errors import FastDiffError
+from ._errors import RunError, WorkflowError
 from ._io import process_running
 
-__all__ = ["SNAKEFILE", "WorkflowError", "run_workflow", "stage_targets"]
+__all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "stage_targets"]
 
 logger = logging.getLogger(__name__)
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
 
 
-class WorkflowError(FastDiffError):
-    """Snakemake stopped with an error; the message holds the end of its output."""
-
-
 def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
     """Snakemake targets that complete one stage: index, thumbnails, compare or merge."""
+    from ._formats import DB_RECEIPT, INDEX_DIR
+
     results = config["results_dir"]
     targets = {
-        "index": [f"{results}/index"],
+        "index": [f"{results}/{INDEX_DIR}"],
         "thumbnails": ["make_all_thumbnails"],
         "compare": ["compare_all_blocks"],
-        "merge": [f"{results}/database.json"],
+        "merge": [f"{results}/{DB_RECEIPT}"],
     }
     if stage not in targets:
         raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")
@@ -58,7 +56,7 @@ def run_workflow(
     left by a process that no longer runs (a killed earlier call) is removed first.
     """
     if not SNAKEFILE.is_file():
-        raise WorkflowError(f"the workflow is not at {SNAKEFILE}; install fast-diff from its "
+        raise RunError(f"the workflow is not at {SNAKEFILE}; install fast-diff from its "
                             "checkout with `pip install -e .`")
     config = validate_config(dict(config))
     workdir = Path(workdir).resolve()
@@ -83,7 +81,7 @@ def run_workflow(
         pid_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = "" if verbose else "\n" + "\n".join((proc.stdout or "").splitlines()[-40:])
-        raise WorkflowError(f"snakemake failed with exit code {proc.returncode} in {workdir}"
+        raise RunError(f"snakemake failed with exit code {proc.returncode} in {workdir}"
                             f"{_job_errors(workdir, started)}{tail}")
 
 
@@ -117,7 +115,7 @@ def _clear_stale_lock(workdir: Path, base: list[str]) -> None:
         except (OSError, ValueError):
             pid = None
         if pid is not None and pid != os.getpid() and process_running(pid):
-            raise WorkflowError(f"another fast-diff run (pid {pid}) is using {workdir}; wait for it "
+            raise RunError(f"another fast-diff run (pid {pid}) is using {workdir}; wait for it "
                                 "to end, or stop it")
     logger.warning("removing the lock a killed run left in %s", workdir)
     subprocess.run([*base, "--unlock"], cwd=workdir, capture_output=True, check=True)

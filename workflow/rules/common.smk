@@ -15,7 +15,6 @@ import fast_diff_py as fdp
 fdp.validate_config(config)
 
 from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
-from fast_diff_py._codes import META_VERSION  # from _codes: Snakemake itself need not import OpenCV
 from snakemake.exceptions import WorkflowError
 
 
@@ -32,13 +31,18 @@ RESULTS = config["results_dir"]
 FIRST = config["first_loop"]
 SECOND = config["second_loop"]
 HAS_PART_B = bool(config["part_b"]) or fdp.file_list_has_part_b(config["file_list"])
-PAIRS = "pairs_gpu" if config["compare"]["gpu_jobs"] else "pairs"
+PAIRS = fdp.GPU_PAIR_DIR if config["compare"]["gpu_jobs"] else fdp.PAIR_DIR
+# the stages' folders (fast_diff_py._formats names every file between the stages)
+INDEX = f"{RESULTS}/{fdp.INDEX_DIR}"
+THUMBS = f"{RESULTS}/{fdp.THUMBNAIL_DIR}"
+DIGESTS = f"{RESULTS}/{fdp.DIGEST_DIR}"
+PLAN = f"{RESULTS}/{fdp.PLAN_DIR}"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 # written by merge_database once db_path holds the whole new database
-DB_RECEIPT = f"{RESULTS}/database.json"
+DB_RECEIPT = f"{RESULTS}/{fdp.DB_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
-FOLDER_STATE = f"{RESULTS}/folders.state"
+FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
 if workflow.is_main_process:
     fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
     fdp.record_folder_state(FOLDER_STATE, config)
@@ -58,12 +62,11 @@ def get_file_list(wildcards):
 
 
 def get_shards():
-    index_dir = checkpoints.index_files.get().output.index_dir
-    return [p.stem.removeprefix("shard_") for p in sorted(Path(index_dir).glob("shard_*.parquet"))]
+    return fdp.shard_ids(checkpoints.index_files.get().output.index_dir)
 
 
 def get_index_shards(wildcards):
-    return [f"{RESULTS}/index/shard_{s}.parquet" for s in get_shards()]
+    return [f"{INDEX}/{fdp.shard_file(s)}" for s in get_shards()]
 
 
 def get_cores():
@@ -79,17 +82,17 @@ def get_thumbnail_threads(wildcards):
 
 
 def get_thumb_stacks(wildcards):
-    return [f"{RESULTS}/thumbnails/shard_{s}.npy" for s in get_shards()]
+    return [f"{THUMBS}/{fdp.shard_file(s, '.npy')}" for s in get_shards()]
 
 
 def get_thumb_meta(wildcards):
-    return [f"{RESULTS}/thumbnails/shard_{s}.parquet" for s in get_shards()]
+    return [f"{THUMBS}/{fdp.shard_file(s)}" for s in get_shards()]
 
 
 def get_digests(wildcards):
     # the plan for diff_threshold 0 groups images by digest; other thresholds need none
     if SECOND["diff_threshold"] == 0 and get_prune():
-        return [f"{RESULTS}/digests/shard_{s}.parquet" for s in get_shards()]
+        return [f"{DIGESTS}/{fdp.shard_file(s)}" for s in get_shards()]
     return []
 
 
@@ -108,7 +111,7 @@ def get_pair_files(wildcards):
         return []
     files = [f"{RESULTS}/{PAIRS}/{a}.parquet" for a in get_compare_jobs()]
     if SECOND["skip_matching_hash"]:
-        files.append(f"{RESULTS}/hash_pairs.parquet")
+        files.append(f"{RESULTS}/{fdp.HASH_PAIRS}")
     return files
 
 

@@ -4,7 +4,7 @@ checkpoint plan_blocks:
         meta=get_thumb_meta,
         digests=get_digests,
     output:
-        plan_dir=directory(f"{RESULTS}/plan"),
+        plan_dir=directory(PLAN),
     params:
         size=config["compression_target"],
         block_size=config["block_size"],
@@ -23,10 +23,10 @@ checkpoint plan_blocks:
 
 rule compare_blocks:
     input:
-        plan_dir=f"{RESULTS}/plan",
+        plan_dir=PLAN,
         thumbs=get_thumb_stacks,
     output:
-        pairs=f"{RESULTS}/pairs/{{a}}.parquet",
+        pairs=f"{RESULTS}/{fdp.PAIR_DIR}/{{a}}.parquet",
     params:
         threshold=SECOND["diff_threshold"],
         rotate=config["rotate"],
@@ -52,7 +52,7 @@ rule compare_blocks:
 # The same comparison as a GPU job: a profile maps `gpu` to its cluster's GPU nodes.
 use rule compare_blocks as compare_blocks_gpu with:
     output:
-        pairs=f"{RESULTS}/pairs_gpu/{{a}}.parquet",
+        pairs=f"{RESULTS}/{fdp.GPU_PAIR_DIR}/{{a}}.parquet",
     resources:
         mem_mb=get_compare_mem_mb(gpu=True),
         gpu=1,
@@ -69,7 +69,7 @@ rule match_hashes:
         index=get_index_shards,
         meta=get_thumb_meta,
     output:
-        pairs=f"{RESULTS}/hash_pairs.parquet",
+        pairs=f"{RESULTS}/{fdp.HASH_PAIRS}",
     params:
         has_part_b=HAS_PART_B,
     conda:

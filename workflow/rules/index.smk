@@ -3,7 +3,7 @@ checkpoint index_files:
         get_file_list,
         state=FOLDER_STATE,
     output:
-        index_dir=directory(f"{RESULTS}/index"),
+        index_dir=directory(INDEX),
     params:
         part_a=config["part_a"],
         part_b=config["part_b"],

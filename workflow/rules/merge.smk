@@ -9,7 +9,7 @@ rule merge_database:
         receipt=DB_RECEIPT,
     params:
         db=config["db_path"],
-        roots=f"{RESULTS}/index/roots.parquet",
+        roots=f"{INDEX}/{fdp.ROOTS_FILE}",
     conda:
         "../envs/cpu.yaml"
     log:

@@ -1,9 +1,9 @@
 rule make_thumbnails:
     input:
-        shard=f"{RESULTS}/index/shard_{{shard}}.parquet",
+        shard=f"{INDEX}/{fdp.shard_file('{shard}')}",
     output:
-        thumbs=f"{RESULTS}/thumbnails/shard_{{shard}}.npy",
-        meta=f"{RESULTS}/thumbnails/shard_{{shard}}.parquet",
+        thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
+        meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
     params:
         size=config["compression_target"],
         method=config["thumbnail_method"],
@@ -13,7 +13,7 @@ rule make_thumbnails:
         hash_fn=config["hash_fn"],
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
-        meta_version=META_VERSION,  # a new definition makes the shards of older runs again
+        meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
     threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
     resources:
         mem_mb=get_thumbnail_mem_mb,
@@ -30,10 +30,10 @@ rule make_thumbnails:
 # Only a plan for diff_threshold 0 asks for these (get_digests): they group identical images.
 rule make_digests:
     input:
-        thumbs=f"{RESULTS}/thumbnails/shard_{{shard}}.npy",
-        meta=f"{RESULTS}/thumbnails/shard_{{shard}}.parquet",
+        thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
+        meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
     output:
-        digests=f"{RESULTS}/digests/shard_{{shard}}.parquet",
+        digests=f"{DIGESTS}/{fdp.shard_file('{shard}')}",
     params:
         rotate=config["rotate"],
         # unshifted default hashes hold the digests already

@@ -1,0 +1,158 @@
+"""The files between the stages and the product's marks, named once: every writer and
+reader, and the workflow's rules, take their schemas, column names, file names, versions
+and status codes from here.
+
+::
+
+    results_dir/
+      folders.state                  FOLDER_STATE: digest of the folders (index input)
+      index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
+      index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
+      thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
+      thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
+      digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
+      plan/                          blocks and block partners (_plan)
+      pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
+      database.json                  DB_RECEIPT: which database db_path holds
+    db_path                          SQLite, PRAGMA user_version = USER_VERSION (_db)
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from pathlib import Path
+
+import pyarrow as pa
+
+__all__ = [
+    "DB_RECEIPT", "DIGEST_DIR", "DIGEST_SCHEMA", "FILE_LIST_SCHEMA", "FOLDER_STATE", "FileStatus",
+    "GPU_PAIR_DIR", "HASH_COLUMNS", "HASH_PAIRS", "INDEX_DIR", "INDEX_SCHEMA", "META_SCHEMA",
+    "META_VERSION", "PAIR_DIR", "PAIR_SCHEMA", "PLAN_DIR", "PairStatus", "ROOTS_FILE", "ROOTS_SCHEMA",
+    "THUMBNAIL_DIR", "USER_VERSION", "shard_file", "shard_ids", "shard_name",
+]
+
+
+class FileStatus(IntEnum):
+    """``directory.success``: what happened to one file."""
+
+    SCHEDULED = -2
+    NOT_COMPUTED = -1  # disallowed or ignored files are never decoded
+    ERROR = 0
+    SUCCESS = 1
+
+
+class PairStatus(IntEnum):
+    """``dif_table.success``: how one pair's row was obtained."""
+
+    ERROR = 0
+    COMPUTED = 1  # dif is the exact thumbnail difference
+    MATCHING_HASH = 2  # hashes agree, dif = 0 without comparing
+    NON_MATCHING_ASPECT = 3  # size / aspect filter rejected the pair, dif = -1
+
+
+# one column of hashes per rotation, in the directory table and the thumbnail metadata
+HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
+
+# the meaning of a shard's thumbnails and metadata (_thumbnails.py); the thumbnail rule
+# passes it as a param, so that Snakemake makes again the shards an older definition wrote
+# (2: the canonical digest is the least SHA-1 of the rotations, was BLAKE2b of their sum;
+# 3: quality halves; 4: the file identity of every row)
+META_VERSION = 4
+
+# PRAGMA user_version of a database written by this version of fast-diff
+USER_VERSION = 0x66640001
+
+# folders and files under results_dir
+INDEX_DIR = "index"
+THUMBNAIL_DIR = "thumbnails"
+DIGEST_DIR = "digests"
+PLAN_DIR = "plan"
+PAIR_DIR = "pairs"
+GPU_PAIR_DIR = "pairs_gpu"
+HASH_PAIRS = "hash_pairs.parquet"
+ROOTS_FILE = "roots.parquet"
+FOLDER_STATE = "folders.state"
+DB_RECEIPT = "database.json"
+_SHARD_PREFIX = "shard_"
+
+
+def shard_name(number: int) -> str:
+    """The id of the ``number``-th shard: fixed width, so that ids sort as numbers."""
+    return f"{number:05d}"
+
+
+def shard_file(shard: str, suffix: str = ".parquet") -> str:
+    """The file name of shard ``shard`` (an id, or a pattern such as ``{shard}`` or ``*``)."""
+    return f"{_SHARD_PREFIX}{shard}{suffix}"
+
+
+def shard_ids(folder: str | os.PathLike[str]) -> list[str]:
+    """The ids of the shards in ``folder``, sorted."""
+    return sorted(p.name[len(_SHARD_PREFIX):-len(".parquet")]
+                  for p in Path(folder).glob(shard_file("*")))
+
+
+# one row per path found (and folder that could not be listed), keys in walk order
+INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.int64()),
+        ("path", pa.string()),
+        ("filename", pa.string()),
+        ("part_b", pa.int8()),
+        ("dir_index", pa.int32()),
+        ("file_size", pa.int64()),
+        ("created", pa.float64()),
+        ("allowed", pa.int8()),
+        ("error", pa.string()),
+        # the exact name where it is not valid UTF-8 (_paths); null otherwise
+        ("path_bytes", pa.binary()),
+        # the identity of the file the path named when it was indexed (after following
+        # links): a thumbnail is only made, and a file only moved or deleted, while it holds
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("mtime_ns", pa.int64()),
+        # 1 where the path is a symbolic link or lies in a folder reached through one
+        ("via_link", pa.int8()),
+        # the key of another path of the same file (a symbolic or hard link): this path is
+        # recorded but never compared, kept or acted on; null for the file's own name
+        ("same_as", pa.int64()),
+    ]
+)
+# one row per folder of part_a, then part_b (dir_index_lookup)
+ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
+
+# the file_list a caller supplies instead of folders (path_bytes optional)
+FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()),
+                              ("path_bytes", pa.binary())])
+
+# one row per path of a thumbnail shard, in the index shard's order
+META_SCHEMA = pa.schema(
+    [
+        ("key", pa.int64()),
+        ("success", pa.int8()),
+        ("error", pa.string()),
+        ("px", pa.int64()),
+        ("py", pa.int64()),
+        ("thumb_row", pa.int32()),  # row in the shard's .npy stack, -1 without thumbnail
+        ("sum_0", pa.int64()),  # per-channel pixel sums of the thumbnail (pruning features)
+        ("sum_1", pa.int64()),
+        ("sum_2", pa.int64()),
+        *[(h, pa.string()) for h in HASH_COLUMNS],
+        # the version of the file the row describes (FileIdentity), as read; -1 where unread
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("file_size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+    ]
+)
+
+# one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
+# rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
+# answer diff_threshold 0 without products
+DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
+
+# one row per stored pair, sorted by (key_a, key_b)
+PAIR_SCHEMA = pa.schema(
+    [("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())]
+)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import photo, write
-from fast_diff_py import (PairStatus, block_pair_ids, block_partners, compare_block_pair,
+from fast_diff_py import (PairStatus, needs_digests, prunes, block_pair_ids, block_partners, compare_block_pair,
                           compare_blocks, make_digests, make_plan,
                           make_thumbnails, match_hashes, naive_dif, write_index)
 
@@ -119,9 +119,12 @@ def digests(run, tmp, rotate=True):
 def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
                  backend="numpy", tile=1024):
     plan = tmp / "plan"
+    # the workflow's own decisions, from the configuration these arguments make
+    config = {"second_loop": {"diff_threshold": threshold, "keep_non_matching_aspects": keep_aspect},
+              "cpu_diff": None, "gpu_diff": None}
     make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
-              threshold=threshold, has_part_b=run["has_b"], prune=not keep_aspect,
-              digest_paths=digests(run, tmp, rotate) if threshold == 0 else None)
+              threshold=threshold, has_part_b=run["has_b"], prune=prunes(config),
+              digest_paths=digests(run, tmp, rotate) if needs_digests(config) else None)
     rows = {}
     files = []
     for a, partners in block_partners(plan).items():  # one job per A block, as in the workflow

@@ -18,7 +18,9 @@ _EXPORTS = {
                  "INDEX_DIR", "META_VERSION", "PAIR_DIR", "PLAN_DIR", "PairStatus", "ROOTS_FILE",
                  "THUMBNAIL_DIR", "shard_file", "shard_ids"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
-    "_config": ["check_folders", "load_schema", "thumbnail_job_mem_mb", "validate_config"],
+    "_config": ["check_folders", "load_schema", "validate_config"],
+    "_decisions": ["compare_mem_mb", "digests_from_hashes", "job_memory", "needs_digests", "prunes",
+                   "thumbnail_mem_mb"],
     "_db": ["build_database", "database_problem", "forget_changed_database"],
     "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "ImageReadError",
                 "IntermediateError", "RunError", "WorkflowError"],
@@ -53,7 +55,9 @@ if TYPE_CHECKING:  # for type checkers and editors
                            INDEX_DIR, META_VERSION, PAIR_DIR, PLAN_DIR, ROOTS_FILE, THUMBNAIL_DIR,
                            FileStatus, PairStatus, shard_file, shard_ids)
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
-    from ._config import check_folders, load_schema, thumbnail_job_mem_mb, validate_config  # noqa: F401
+    from ._config import check_folders, load_schema, validate_config  # noqa: F401
+    from ._decisions import (compare_mem_mb, digests_from_hashes, job_memory, needs_digests,  # noqa: F401
+                             prunes, thumbnail_mem_mb)
     from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
     from ._errors import (ConfigError, DatabaseError, FastDiffError, FolderError, ImageReadError,  # noqa: F401
                           IntermediateError, RunError, WorkflowError)

@@ -14,8 +14,7 @@ import yaml
 
 from ._errors import ConfigError, FolderError
 
-__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions", "job_memory",
-           "thumbnail_job_mem_mb"]
+__all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions"]
 
 
 def load_schema() -> dict[str, Any]:
@@ -110,23 +109,9 @@ def _check_finite(value: Any, where: str = "") -> None:
 JOB_MEMORY_LIMIT = 64 << 30
 
 
-def job_memory(config: dict[str, Any]) -> dict[str, int]:
-    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold."""
-    thumb = 3 * config["compression_target"] ** 2
-    return {"make_thumbnails": config["shard_size"] * thumb,
-            "compare_blocks": 2 * config["block_size"] * thumb}
-
-
-def thumbnail_job_mem_mb(config: dict[str, Any], threads: int) -> int:
-    """The most memory (MB) a thumbnail job of ``threads`` threads can need: its shard's
-    stack, and per thread the largest file it may read and the largest image it may decode
-    (``max_file_bytes``, ``max_image_pixels``), bounded by what a photo of 50 MB and 50
-    megapixels takes, the limits' worst case being rare."""
-    per_thread = (min(config["max_file_bytes"], 50 << 20) + 3 * min(config["max_image_pixels"], 50_000_000))
-    return 400 + (job_memory(config)["make_thumbnails"] + max(1, threads) * per_thread) // 2**20
-
-
 def _check_memory(config: dict[str, Any]) -> None:
+    from ._decisions import job_memory
+
     for job, need in job_memory(config).items():
         if need > JOB_MEMORY_LIMIT:
             key = "shard_size" if job == "make_thumbnails" else "block_size"

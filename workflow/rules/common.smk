@@ -91,7 +91,7 @@ def get_thumb_meta(wildcards):
 
 def get_digests(wildcards):
     # the plan for diff_threshold 0 groups images by digest; other thresholds need none
-    if SECOND["diff_threshold"] == 0 and get_prune():
+    if fdp.needs_digests(config):
         return [f"{DIGESTS}/{fdp.shard_file(s)}" for s in get_shards()]
     return []
 
@@ -116,20 +116,12 @@ def get_pair_files(wildcards):
 
 
 def get_prune():
-    # Kept aspect rejects and user difference functions need every pair visited.
-    return not SECOND["keep_non_matching_aspects"] and not (config["cpu_diff"] or config["gpu_diff"])
+    return fdp.prunes(config)
 
 
 def get_thumbnail_mem_mb(wildcards, threads):
-    # the shard's stack, and per decoding thread the largest file read and image decoded
-    return fdp.thumbnail_job_mem_mb(config, threads)
+    return fdp.thumbnail_mem_mb(config, threads)
 
 
 def get_compare_mem_mb(gpu=False):
-    # Two blocks of uint8 thumbnails and their grid sums. The numpy kernel works through
-    # tiles of 1024 x 1024 pairs (centred float32 copies, float64 score tiles); the torch
-    # kernel through whole blocks (block_size^2 masks and scores on the host).
-    d = 3 * config["compression_target"] ** 2
-    n = config["block_size"]
-    tile = n if gpu else min(n, 1024)
-    return 500 + (2 * n * d + 2 * n * 1536 + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20
+    return fdp.compare_mem_mb(config, gpu)

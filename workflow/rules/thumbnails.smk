@@ -36,8 +36,7 @@ rule make_digests:
         digests=f"{DIGESTS}/{fdp.shard_file('{shard}')}",
     params:
         rotate=config["rotate"],
-        # unshifted default hashes hold the digests already
-        from_hashes=FIRST["compute_hash"] and FIRST["shift_amount"] == 0 and not config["hash_fn"],
+        from_hashes=fdp.digests_from_hashes(config),
     conda:
         "../envs/cpu.yaml"
     log:

@@ -1,0 +1,60 @@
+"""What a run does, decided once from its configuration: which pruning and optional stages
+apply, and what each job needs. Plain functions of the validated config, used by the
+workflow's rules, the command lines and the tests alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["prunes", "needs_digests", "digests_from_hashes", "job_memory", "thumbnail_mem_mb",
+           "compare_mem_mb"]
+
+Config = dict[str, Any]
+
+
+def prunes(config: Config) -> bool:
+    """Whether the plan and the compare jobs may skip pairs their bounds rule out: not when
+    rejected aspects are kept (every pair gets a row) or a user difference replaces dif."""
+    return (not config["second_loop"]["keep_non_matching_aspects"]
+            and not (config["cpu_diff"] or config["gpu_diff"]))
+
+
+def needs_digests(config: Config) -> bool:
+    """Whether the plan groups images by canonical digest (make_digests runs): only at
+    diff_threshold 0, where equal digests are the only pairs that can match, and only when
+    pruning."""
+    return config["second_loop"]["diff_threshold"] == 0 and prunes(config)
+
+
+def digests_from_hashes(config: Config) -> bool:
+    """Whether the thumbnail shards' hashes are the digests already: made unshifted by the
+    default hash."""
+    first = config["first_loop"]
+    return first["compute_hash"] and first["shift_amount"] == 0 and not config["hash_fn"]
+
+
+def job_memory(config: Config) -> dict[str, int]:
+    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold."""
+    thumb = 3 * config["compression_target"] ** 2
+    return {"make_thumbnails": config["shard_size"] * thumb,
+            "compare_blocks": 2 * config["block_size"] * thumb}
+
+
+def thumbnail_mem_mb(config: Config, threads: int) -> int:
+    """The memory (MB) a thumbnail job of ``threads`` threads declares: its shard's stack,
+    and per thread the file it reads and the image it decodes, counted as a photo of at most
+    50 MB and 50 megapixels (``max_file_bytes`` and ``max_image_pixels`` bound the rare
+    larger ones)."""
+    per_thread = min(config["max_file_bytes"], 50 << 20) + 3 * min(config["max_image_pixels"], 50_000_000)
+    return 400 + (job_memory(config)["make_thumbnails"] + max(1, threads) * per_thread) // 2**20
+
+
+def compare_mem_mb(config: Config, gpu: bool = False) -> int:
+    """The memory (MB) a compare job declares: two blocks of uint8 thumbnails and their grid
+    sums; the numpy kernel works through tiles of 1024 x 1024 pairs (centred float32 copies,
+    float64 score tiles), the torch kernel through whole blocks (block_size^2 masks and
+    scores on the host)."""
+    d = 3 * config["compression_target"] ** 2
+    n = config["block_size"]
+    tile = n if gpu else min(n, 1024)
+    return 500 + (2 * n * d + 2 * n * 1536 + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20

@@ -136,3 +136,24 @@ def test_api_resumes_and_honours_switches(tmp_path):
     fdo.cleanup()
     assert (tmp_path / "out.db").exists() and not (tmp_path / "thumbs").exists()
     assert not (tmp_path / "task.json").exists()
+
+
+def test_options_without_effect_warn_once(tmp_path):
+    import warnings as w
+
+    from fast_diff_py import _api
+    from fast_diff_py import Config, FirstLoopConfig, SecondLoopConfig
+
+    _api._warned.clear()
+    with pytest.warns(UserWarning, match=r"FirstLoopConfig.parallel = False has no effect"):
+        FirstLoopConfig(parallel=False)
+    with w.catch_warnings():
+        w.simplefilter("error")
+        FirstLoopConfig(parallel=False)  # once
+        FirstLoopConfig()  # defaults never warn
+        SecondLoopConfig(diff_threshold=5)
+        Config(part_a=str(tmp_path))
+    with pytest.warns(UserWarning, match=r"SecondLoopConfig.gpu_proc = 2 has no effect.*compare.backend"):
+        SecondLoopConfig(gpu_proc=2)
+    with pytest.warns(UserWarning, match=r"Config.log_level = 10 has no effect"):
+        Config(part_a=str(tmp_path), log_level=10)

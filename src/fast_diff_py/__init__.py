@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
-    "_formats": ["DB_RECEIPT", "DIGEST_DIR", "FOLDER_STATE", "FileStatus", "GPU_PAIR_DIR", "HASH_PAIRS",
+    "_formats": ["DB_RECEIPT", "DIF_PER_MSE", "DIGEST_DIR", "FOLDER_STATE", "FileStatus", "GPU_PAIR_DIR", "HASH_PAIRS",
                  "INDEX_DIR", "META_VERSION", "PAIR_DIR", "PLAN_DIR", "PairStatus", "ROOTS_FILE",
                  "THUMBNAIL_DIR", "shard_file", "shard_ids"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
@@ -51,7 +51,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
-    from ._formats import (DB_RECEIPT, DIGEST_DIR, FOLDER_STATE, GPU_PAIR_DIR, HASH_PAIRS,  # noqa: F401
+    from ._formats import (DB_RECEIPT, DIF_PER_MSE, DIGEST_DIR, FOLDER_STATE, GPU_PAIR_DIR, HASH_PAIRS,  # noqa: F401
                            INDEX_DIR, META_VERSION, PAIR_DIR, PLAN_DIR, ROOTS_FILE, THUMBNAIL_DIR,
                            FileStatus, PairStatus, shard_file, shard_ids)
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,28 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_EXTENSIONS = load_schema()["properties"]["allowed_file_extensions"]["default"]
 
+# fast-diff-py options the workflow has no use for, and why; setting one warns once
+_NO_EFFECT = {
+    "compress": "the workflow always makes the thumbnails it compares",
+    "parallel": "jobs always run side by side; the cores come from cpu_proc (or --cores)",
+    "gpu_proc": "each compare job uses a GPU when it sees one (config compare.backend)",
+    "preload_count": "compare jobs read the blocks they need one at a time",
+    "log_level": "each job logs to its own file under logs/; configure Python logging for the API's own messages",
+}
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_no_effect(obj: object) -> None:
+    """Warn once per option when a fast-diff-py option without effect is set."""
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        if f.name not in _NO_EFFECT or (type(obj).__name__, f.name) in _warned:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if getattr(obj, f.name) != default:
+            _warned.add((type(obj).__name__, f.name))
+            warnings.warn(f"{type(obj).__name__}.{f.name} = {getattr(obj, f.name)!r} has no effect in "
+                          f"fast-diff: {_NO_EFFECT[f.name]}", stacklevel=4)
+
 
 @dataclass
 class FirstLoopConfig:
@@ -39,6 +62,9 @@ class FirstLoopConfig:
     shift_amount: int = 4
     parallel: bool = True
     cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        _warn_no_effect(self)
 
 
 @dataclass
@@ -57,6 +83,9 @@ class SecondLoopConfig:
     cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
     keep_non_matching_aspects: bool = False
     preload_count: int = 4
+
+    def __post_init__(self) -> None:
+        _warn_no_effect(self)
 
 
 @dataclass
@@ -92,6 +121,7 @@ class Config:
     log_level: int = logging.INFO
 
     def __post_init__(self) -> None:
+        _warn_no_effect(self)
         self.part_a = [self.part_a] if isinstance(self.part_a, (str, os.PathLike)) else list(self.part_a)
         self.part_b = [self.part_b] if isinstance(self.part_b, (str, os.PathLike)) else list(self.part_b)
         self.part_a = [os.fspath(p) for p in self.part_a]

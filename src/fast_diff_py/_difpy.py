@@ -16,12 +16,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._formats import FileStatus, PairStatus
+from ._formats import DIF_PER_MSE, FileStatus, pair_filter
 from ._io import atomic_path
 
 __all__ = ["DIF_PER_MSE", "difpy_report", "write_difpy_files"]
 
-DIF_PER_MSE = 3  # dif sums the three channels; difPy's mse averages them
 
 UNSUPPORTED = "Unsupported file type"  # difPy's log text for a file it does not read
 
@@ -74,8 +73,8 @@ def difpy_report(
         files = {row[0]: row[1:] for row in con.execute(
             "SELECT key, path, dir_index, px, py, success, allowed, error, file_size FROM directory")}
         pairs = con.execute(
-            "SELECT key_a, key_b, dif FROM dif_table WHERE success IN (?, ?) AND dif <= ? ORDER BY key_a, key_b",
-            (int(PairStatus.COMPUTED), int(PairStatus.MATCHING_HASH), similarity * DIF_PER_MSE)).fetchall()
+            f"SELECT d.key_a, d.key_b, d.dif FROM dif_table d WHERE {pair_filter()} ORDER BY d.key_a, d.key_b",
+            (similarity * DIF_PER_MSE,)).fetchall()
     finally:
         con.close()
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import pyarrow as pa
 
 __all__ = [
-    "DB_RECEIPT", "DIGEST_DIR", "DIGEST_SCHEMA", "FILE_LIST_SCHEMA", "FOLDER_STATE", "FileStatus",
+    "DB_RECEIPT", "DIF_PER_MSE", "DIGEST_DIR", "DIGEST_SCHEMA", "FILE_LIST_SCHEMA", "FOLDER_STATE", "FileStatus",
     "GPU_PAIR_DIR", "HASH_COLUMNS", "HASH_PAIRS", "INDEX_DIR", "INDEX_SCHEMA", "META_SCHEMA",
     "META_VERSION", "PAIR_DIR", "PAIR_SCHEMA", "PLAN_DIR", "PairStatus", "ROOTS_FILE", "ROOTS_SCHEMA",
-    "THUMBNAIL_DIR", "USER_VERSION", "shard_file", "shard_ids", "shard_name",
+    "THUMBNAIL_DIR", "USER_VERSION", "pair_filter", "shard_file", "shard_ids", "shard_name",
 ]
 
 
@@ -60,6 +60,9 @@ HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
 # 3: quality halves; 4: the file identity of every row)
 META_VERSION = 4
 
+# dif sums the squared differences of the three channels; difPy's mse averages them
+DIF_PER_MSE = 3
+
 # PRAGMA user_version of a database written by this version of fast-diff
 USER_VERSION = 0x66640001
 
@@ -75,6 +78,13 @@ ROOTS_FILE = "roots.parquet"
 FOLDER_STATE = "folders.state"
 DB_RECEIPT = "database.json"
 _SHARD_PREFIX = "shard_"
+
+
+def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
+    """The SQL condition of a stored pair within a threshold (one ``?`` parameter): compared
+    (and, with ``include_hash_match``, equal by hash) and ``dif <= ?``."""
+    codes = [PairStatus.COMPUTED] + ([PairStatus.MATCHING_HASH] if include_hash_match else [])
+    return f"{alias}.dif <= ? AND {alias}.success IN ({', '.join(str(int(c)) for c in codes)})"
 
 
 def shard_name(number: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ._formats import PairStatus
+from ._formats import DIF_PER_MSE, pair_filter
 from ._paths import native
 
 __all__ = ["make_diff_plots"]
@@ -50,15 +50,14 @@ def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.P
     """
     out = Path(plot_output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    codes = [int(PairStatus.COMPUTED)] + ([int(PairStatus.MATCHING_HASH)] if include_hash_match else [])
     con = sqlite3.connect(db_path)
     try:
         rows = con.execute(
             "SELECT d.key_a, d.key_b, a.path, b.path, d.dif, fa.path_bytes, fb.path_bytes FROM dif_table d "
             "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b "
             "LEFT JOIN file_state fa ON fa.key = d.key_a LEFT JOIN file_state fb ON fb.key = d.key_b "
-            f"WHERE d.dif <= ? AND d.success IN ({', '.join('?' * len(codes))}) ORDER BY d.key_a, d.key_b",
-            (plot_threshold, *codes)).fetchall()
+            f"WHERE {pair_filter(include_hash_match)} ORDER BY d.key_a, d.key_b",
+            (plot_threshold,)).fetchall()
     finally:
         con.close()
     written = 0
@@ -74,7 +73,7 @@ def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.P
         canvas[_BAND:, : body.shape[1]] = body
         _text(canvas, f"A: {path_a}", 18)
         _text(canvas, f"B: {path_b}", 38)
-        _text(canvas, f"dif = {dif:.4f}  (difPy mse = {dif / 3:.4f})", 58)
+        _text(canvas, f"dif = {dif:.4f}  (difPy mse = {dif / DIF_PER_MSE:.4f})", 58)
         ok, buf = cv2.imencode(".png", canvas)
         if ok:
             (out / f"{key_a}_{key_b}.png").write_bytes(buf.tobytes())

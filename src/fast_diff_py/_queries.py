@@ -1,7 +1,7 @@
 """Queries over the product database, with fast-diff-py 1.0.4's function names.
 
 Large answers are iterators that stream from SQLite. SQL clauses are built from the
-arguments (see :func:`_pair_filter`), not chosen from a list of near-identical strings.
+arguments (see ``_formats.pair_filter``), not chosen from a list of near-identical strings.
 """
 
 from __future__ import annotations
@@ -10,17 +10,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
-from ._formats import FileStatus, PairStatus
+from ._formats import FileStatus, PairStatus, pair_filter
 from ._errors import DatabaseError
 
 __all__ = ["FastDiffDB", "SQLiteDB"]
 
 _CLUSTER_ORDER = "file_size DESC, created ASC"
-
-
-def _pair_filter(include_hash_match: bool, alias: str = "d") -> str:
-    codes = [PairStatus.COMPUTED] + ([PairStatus.MATCHING_HASH] if include_hash_match else [])
-    return f"{alias}.dif <= ? AND {alias}.success IN ({', '.join(str(int(c)) for c in codes)})"
 
 
 class FastDiffDB:
@@ -127,7 +122,7 @@ class FastDiffDB:
         """``(path_a, path_b, dif)`` of every pair with ``dif <= delta``."""
         return self._stream(
             "SELECT a.path, b.path, d.dif FROM dif_table d JOIN directory a ON a.key = d.key_a "
-            f"JOIN directory b ON b.key = d.key_b WHERE {_pair_filter(include_hash_match)} "
+            f"JOIN directory b ON b.key = d.key_b WHERE {pair_filter(include_hash_match)} "
             "ORDER BY d.key_a, d.key_b", (delta,))
 
     @staticmethod
@@ -138,7 +133,7 @@ class FastDiffDB:
         """Number of files (of A with ``part_a``, else of the other side) with a match."""
         head, _ = self._sides(part_a)
         return self.con.execute(
-            f"SELECT COUNT(DISTINCT d.{head}) FROM dif_table d WHERE {_pair_filter(include_hash_match)}",
+            f"SELECT COUNT(DISTINCT d.{head}) FROM dif_table d WHERE {pair_filter(include_hash_match)}",
             (delta,)).fetchone()[0]
 
     def _cluster(self, head_key: int, delta: float, part_a: bool, include_hash_match: bool,
@@ -147,13 +142,13 @@ class FastDiffDB:
         deleted = "" if include_deleted else " AND m.deleted = 0"
         return [tuple(r) for r in self.con.execute(
             f"SELECT m.path, d.dif FROM dif_table d JOIN directory m ON m.key = d.{other} "
-            f"WHERE d.{head} = ? AND {_pair_filter(include_hash_match)}{deleted} "
+            f"WHERE d.{head} = ? AND {pair_filter(include_hash_match)}{deleted} "
             "ORDER BY m.file_size DESC, m.created ASC", (head_key, delta))]
 
     def _heads(self, delta: float, part_a: bool, include_hash_match: bool) -> str:
         head, _ = self._sides(part_a)
         return (f"SELECT DISTINCT d.{head}, h.path FROM dif_table d JOIN directory h ON h.key = d.{head} "
-                f"WHERE {_pair_filter(include_hash_match)} ORDER BY d.{head}")
+                f"WHERE {pair_filter(include_hash_match)} ORDER BY d.{head}")
 
     def get_ith_diff_cluster(self, index: int, delta: float, part_a: bool = True,
                              include_hash_match: bool = True, include_deleted: bool = True

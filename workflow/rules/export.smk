@@ -7,7 +7,7 @@ rule difpy:
         stats=f"{DIFPY}/stats.json",
     params:
         db=config["db_path"],
-        similarity=SECOND["diff_threshold"] / 3,
+        similarity=SECOND["diff_threshold"] / fdp.DIF_PER_MSE,
         given_roots=config["part_a"] + config["part_b"],
     conda:
         "../envs/cpu.yaml"

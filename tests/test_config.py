@@ -97,3 +97,29 @@ def test_every_key_is_documented():
             assert f"`{key}.{sub}`" in doc
             assert sub in example
         assert key in example or key in ("hash_fn", "cpu_diff")
+
+
+def test_nested_values_from_the_command_line_are_read_as_their_types(tmp_path):
+    # snakemake --config 'second_loop={"diff_threshold": 15}' hands nested values over as strings
+    from fast_diff_py import ConfigError, validate_config
+
+    cfg = validate_config({"part_a": [str(tmp_path)], "first_loop": {"compute_hash": "true", "shift_amount": "2"},
+                           "second_loop": {"diff_threshold": "15", "match_aspect_by": "null"}})
+    assert cfg["second_loop"]["diff_threshold"] == 15 and cfg["second_loop"]["match_aspect_by"] is None
+    assert cfg["first_loop"] == {"compute_hash": True, "shift_amount": 2}
+    with pytest.raises(ConfigError, match=r"'second_loop.diff_threshold': -1 is less than the minimum of 0"):
+        validate_config({"part_a": [str(tmp_path)], "second_loop": {"diff_threshold": "-1"}})
+    with pytest.raises(ConfigError, match=r"'first_loop.shift_amount': 'true' is not of type 'integer'"):
+        validate_config({"part_a": [str(tmp_path)], "first_loop": {"shift_amount": "true"}})
+    with pytest.raises(ConfigError, match="not a finite number"):
+        validate_config({"part_a": [str(tmp_path)], "second_loop": {"diff_threshold": ".nan"}})
+    # a string key stays a string, whatever it looks like
+    assert validate_config({"part_a": [str(tmp_path)], "db_path": "15"})["db_path"] == "15"
+
+
+def test_the_threshold_can_be_set_on_the_command_line(tmp_path, dup_folder):
+    from conftest import run_workflow
+
+    proc = run_workflow(tmp_path / "w", {"part_a": [str(dup_folder["root"])]}, "-n", "--config",
+                        'second_loop={"diff_threshold": 15}')
+    assert "index_files" in proc.stdout + proc.stderr

@@ -74,6 +74,7 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True,
     """
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, not {type(config).__name__}")
+    _coerce_strings(config, SCHEMA)
     _check_finite(config)
     errors = sorted(_Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -90,6 +91,58 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True,
     if check_plugins:
         check_extensions(config)
     return config
+
+
+_SCALARS = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+
+
+def _schema_types(schema: dict[str, Any]) -> set[str]:
+    types = schema.get("type", [])
+    found = set([types] if isinstance(types, str) else types)
+    for option in schema.get("oneOf", []) + schema.get("anyOf", []):
+        found |= _schema_types(option)
+    return found
+
+
+def _scalar(text: str) -> Any:
+    """``text`` as an int, a float (YAML's ``.nan`` and ``.inf`` included), ``true``/``false``
+    or ``null``; else the text itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("null", "~"):
+        return None
+    if low in (".nan", ".inf", "+.inf", "-.inf"):
+        return float(low.replace(".", ""))
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _coerce_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Turn strings into the numbers, booleans or nulls the schema asks for, in place.
+
+    ``snakemake --config 'second_loop={"diff_threshold": 15}'`` hands nested values over
+    as strings (Snakemake reads them with YAML's BaseLoader); a string where the schema allows
+    no string is read as a scalar (``_scalar``), and kept as it was unless that gives an
+    allowed type."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, dict):
+            _coerce_strings(value, sub)
+            continue
+        types = _schema_types(sub)
+        if not isinstance(value, str) or "string" in types:
+            continue
+        parsed = _scalar(value)
+        allowed = tuple(t for name in types for t in _SCALARS.get(name, ()))
+        if isinstance(parsed, allowed) and not (isinstance(parsed, bool) and bool not in allowed):
+            config[key] = parsed
 
 
 def _check_finite(value: Any, where: str = "") -> None:

@@ -520,3 +520,20 @@ def test_a_damaged_parquet_intermediate_is_named_and_remade(tmp_path, dup_folder
     assert pairs(db) == good
     run_workflow(work, config)
     assert pairs(db) == good
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "D" / "a.png", photo(1))
+    (tmp_path / "ro").mkdir()
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *a, **k):  # root writes anywhere: refuse the one folder instead
+        if str(self).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert difpy.main(["-D", "D", "-Z", str(tmp_path / "ro" / "out"), "-p", "False"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("difpy: error: ") and "Permission denied" in err and "Traceback" not in err

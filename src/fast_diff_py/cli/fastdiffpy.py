@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except FastDiffError as exc:
         print(f"fastdiffpy: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a folder it cannot write to, a full disk: the file and the reason
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fastdiffpy: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"Database written to {db}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -36,6 +37,19 @@ def files_under(root: Path) -> dict[str, bytes]:
             if not p.is_symlink():
                 out[str(p.relative_to(root))] = p.read_bytes()
     return out
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str):
+    """A file system of its own at ``mount`` (skips the test where mounting is not permitted)."""
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def directory_paths(db: Path) -> dict[str, tuple]:
@@ -131,7 +145,7 @@ def test_a_file_replaced_before_the_resume_is_not_deleted(tmp_path, monkeypatch)
 
 def test_a_file_replaced_after_its_comparison_is_left_in_place(tmp_path, monkeypatch):
     # replaced between the comparison and the action: the check before acting catches it
-    from fast_diff_py._actions import act, load_targets
+    from fast_diff_py._actions import act
     from fast_diff_py._journal import Journal
     from fast_diff_py._workflow import run_workflow as run
 
@@ -268,12 +282,7 @@ def test_delete_without_a_terminal_stops_before_any_work(tmp_path, monkeypatch, 
 
 
 def test_move_onto_a_full_file_system_leaves_nothing_partial(tmp_path, monkeypatch):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "tiny", "64k") as mount:
         monkeypatch.chdir(tmp_path)
         root = tmp_path / "D"
         rng = np.random.default_rng(0)
@@ -285,8 +294,6 @@ def test_move_onto_a_full_file_system_leaves_nothing_partial(tmp_path, monkeypat
         assert difpy.main(["-D", str(root), "-Z", "out", "-s", "2000", "-mv", str(mount), "-p", "False"]) == 1
         assert files_under(root) == before
         assert os.listdir(mount) == []
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
@@ -401,7 +408,7 @@ def test_a_zombie_is_not_a_running_process():
 
 
 def test_fast_diffs_own_files_among_the_photos_are_no_rows(tmp_path):
-    from fast_diff_py import Config, FastDifPy, FastDiffDB
+    from fast_diff_py import Config, FastDifPy
 
     a = tmp_path / "A"
     write(a / "1.png", photo(1))
@@ -486,19 +493,12 @@ def test_delete_goes_to_the_trash_and_can_be_undone(tmp_path, monkeypatch):
 def test_a_file_on_another_file_system_goes_to_its_own_trash(tmp_path):
     from fast_diff_py._journal import trash_dir
 
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as mount:
         (mount / "sub").mkdir()
         (mount / "sub" / "a.jpg").write_bytes(b"x")
         assert trash_dir(mount / "sub" / "a.jpg") == mount / f".Trash-{os.getuid()}"
         (tmp_path / "here.jpg").write_bytes(b"x")
         assert trash_dir(tmp_path / "here.jpg") == tmp_path / "xdg-data" / "Trash"
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 @pytest.mark.parametrize("stage", ["thumbnails", "index", "pairs"])

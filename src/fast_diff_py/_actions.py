@@ -45,9 +45,11 @@ def load_targets(db_path: str | os.PathLike[str], keys: Sequence[int]) -> dict[i
         con.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((int(k),) for k in keys))
         rows = con.execute(
             """SELECT d.key, d.path, f.path_bytes, f.dev, f.inode, f.file_size, f.mtime_ns, l.path,
-                      (SELECT COUNT(*) FROM file_state s WHERE s.same_as = d.key)
+                      COALESCE(a.n, 0)
                FROM wanted w JOIN directory d ON d.key = w.key JOIN file_state f ON f.key = d.key
-               LEFT JOIN dir_index_lookup l ON l.dir_index = d.dir_index""").fetchall()
+               LEFT JOIN dir_index_lookup l ON l.dir_index = d.dir_index
+               LEFT JOIN (SELECT same_as, COUNT(*) AS n FROM file_state WHERE same_as IS NOT NULL
+                          GROUP BY same_as) a ON a.same_as = d.key""").fetchall()
     finally:
         con.close()
     out = {}
@@ -62,6 +64,7 @@ class StoredThumbnails:
 
     def __init__(self, results_dir: str | os.PathLike[str]):
         self._where: dict[int, tuple[Path, int]] = {}
+        self._stacks: dict[Path, np.ndarray] = {}  # each shard's stack, mapped once
         for meta in sorted(Path(results_dir, THUMBNAIL_DIR).glob(shard_file("*"))):
             table = read_parquet(meta, columns=["key", "thumb_row"])
             for key, row in zip(table.column("key").to_pylist(), table.column("thumb_row").to_pylist()):
@@ -72,7 +75,9 @@ class StoredThumbnails:
         if key not in self._where:
             return None
         path, row = self._where[key]
-        return np.array(open_stack(path)[row])
+        if path not in self._stacks:
+            self._stacks[path] = open_stack(path)
+        return np.array(self._stacks[path][row])
 
 
 def _own_name(target: Target) -> str | None:

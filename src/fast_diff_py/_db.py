@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ._formats import HASH_COLUMNS, USER_VERSION
 from ._errors import DatabaseError
-from ._io import atomic_path, damaged_parquet, process_running, read_parquet
+from ._io import atomic_path, damaged_parquet, fsync_dir, process_running, read_parquet
 
 
 __all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database", "database_problem",
@@ -132,23 +132,10 @@ def build_database(
             os.fsync(fh.fileno())
         _keep_foreign(db_path)
         os.replace(tmp, db_path)
-        _fsync_dir(db_path.parent)
+        fsync_dir(db_path.parent)
     finally:
         tmp.unlink(missing_ok=True)
         scratch.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _keep_foreign(db_path: Path) -> None:

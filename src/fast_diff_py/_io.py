@@ -140,3 +140,17 @@ def process_running(pid: int) -> bool:
             return fh.read().rpartition(b")")[2].split()[0] != b"Z"
     except (OSError, IndexError):
         return True
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Sync a folder's entries (a rename or link into it) to disk, where the platform can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from ._io import fsync_dir
+
 __all__ = ["Journal", "JournalError", "Outcome", "move_file", "delete_file", "move_files",
            "delete_files", "undo_moves", "free_name", "trash_dir", "trash_file"]
 
@@ -94,16 +96,6 @@ def free_name(folder: Path, name: str) -> Path:
     return target
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _copy_whole(source: Path, partial: Path) -> None:
     """Copy ``source`` to the new file ``partial`` with its times and mode, synced to disk."""
     with open(source, "rb") as src, open(partial, "xb") as dst:
@@ -133,13 +125,13 @@ def _place(source: Path, target: Path) -> None:
             os.link(partial, target)
         finally:
             partial.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     try:
         source.unlink()
     except OSError:
         target.unlink(missing_ok=True)  # the source stays: take the copy back
         raise
-    _fsync_dir(source.parent)
+    fsync_dir(source.parent)
 
 
 def _move_no_clobber(source: Path, folder: Path) -> Path:

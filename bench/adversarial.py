@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import sqlite3
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -61,7 +59,7 @@ def jpeg_claiming(path: Path, width: int, height: int) -> None:
     """A small real JPEG whose frame header claims ``width x height``."""
     data = bytearray(cv2.imencode(".jpg", photo(1, 16, 16))[1].tobytes())
     i = data.find(b"\xff\xc0")
-    data[i + 5:i + 9] = struct.pack(">HH", height, width)
+    data[i + 5 : i + 9] = struct.pack(">HH", height, width)
     path.write_bytes(bytes(data))
 
 
@@ -89,9 +87,31 @@ def build(root: Path, outside: Path) -> dict[str, str]:
     bad_crc = bytearray(png)
     bad_crc[30] ^= 0xFF
     add("broken/bad_crc.png", "PNG with a damaged header CRC").write_bytes(bytes(bad_crc))
-    for ext in (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-                ".pbm", ".pnm", ".pxm", ".sr", ".ras", ".jp2", ".exr", ".hdr", ".pfm", ".gif",
-                ".avif", ".jxl", ".heic"):
+    for ext in (
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".pxm",
+        ".sr",
+        ".ras",
+        ".jp2",
+        ".exr",
+        ".hdr",
+        ".pfm",
+        ".gif",
+        ".avif",
+        ".jxl",
+        ".heic",
+    ):
         img = photo(3)
         if ext in (".pgm", ".pbm"):
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -158,14 +178,22 @@ def build(root: Path, outside: Path) -> dict[str, str]:
 
 def timed(cmd: list[str], cwd: Path, timeout: int = 900) -> dict:
     """Run ``cmd`` through a helper that reports its children's peak memory."""
-    wrapper = ("import resource, subprocess, sys, json, time;"
-               "t = time.time(); p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
-               "print(json.dumps({'rc': p.returncode, 'out': p.stdout[-3000:], 'err': p.stderr[-3000:],"
-               "'seconds': time.time() - t,"
-               "'peak_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
+    wrapper = (
+        "import resource, subprocess, sys, json, time;"
+        "t = time.time(); p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout[-3000:], 'err': p.stderr[-3000:],"
+        "'seconds': time.time() - t,"
+        "'peak_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+    )
     try:
-        proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-c", wrapper, *cmd],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         return json.loads(proc.stdout)
     except subprocess.TimeoutExpired:
         return {"rc": "timeout", "out": "", "err": "", "seconds": timeout, "peak_mb": float("nan")}
@@ -195,15 +223,47 @@ def main() -> int:
     runs = {}
     work = base / "wf"
     work.mkdir(exist_ok=True)
-    (work / "config.yaml").write_text(json.dumps({
-        "part_a": [str(root)], "allowed_file_extensions": ["*"],
-        "db_path": str(work / "fd.db"), "results_dir": str(work / "work")}))
-    runs["snakemake"] = timed([str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow/Snakefile"),
-                               "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet", "all"], work)
-    runs["difpy"] = timed([str(BIN / "difpy"), "-D", str(root), "-Z", str(base / "difpy"), "-le", "False",
-                           "-s", "similar", "-p", "False"], base)
-    runs["fastdiffpy"] = timed([str(BIN / "fastdiffpy"), "-a", str(root), "-o", str(base / "fdp.db"),
-                                "-T", "15"], base)
+    (work / "config.yaml").write_text(
+        json.dumps(
+            {
+                "part_a": [str(root)],
+                "allowed_file_extensions": ["*"],
+                "db_path": str(work / "fd.db"),
+                "results_dir": str(work / "work"),
+            }
+        )
+    )
+    runs["snakemake"] = timed(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "workflow/Snakefile"),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--cores",
+            "2",
+            "--quiet",
+            "all",
+        ],
+        work,
+    )
+    runs["difpy"] = timed(
+        [
+            str(BIN / "difpy"),
+            "-D",
+            str(root),
+            "-Z",
+            str(base / "difpy"),
+            "-le",
+            "False",
+            "-s",
+            "similar",
+            "-p",
+            "False",
+        ],
+        base,
+    )
+    runs["fastdiffpy"] = timed([str(BIN / "fastdiffpy"), "-a", str(root), "-o", str(base / "fdp.db"), "-T", "15"], base)
     wf = outcomes(work / "fd.db", root)
     fdp = outcomes(base / "fdp.db", root)
     stats = next((base / "difpy").glob("difPy_*_stats.json"), None)
@@ -212,7 +272,11 @@ def main() -> int:
     print(f"{'case':<58} {'what':<46} workflow row / difpy invalid_files")
     for rel, what in cases.items():
         shown = rel.replace("\n", "\\n")
-        key = rel if rel in wf else next((k for k in wf if k.replace("\\xe9\\xff", "") == rel.replace("\udce9\udcff", "")), rel)
+        key = (
+            rel
+            if rel in wf
+            else next((k for k in wf if k.replace("\\xe9\\xff", "") == rel.replace("\udce9\udcff", "")), rel)
+        )
         row = wf.get(key, "(no row)")
         same = "same" if fdp.get(key) == row else f"fastdiffpy: {fdp.get(key, '(no row)')}"
         print(f"{shown[:58]:<58} {what[:46]:<46} {row[:90]}")
@@ -223,8 +287,10 @@ def main() -> int:
     print()
     for name, r in runs.items():
         first_err = next((line for line in r["err"].splitlines() if line.strip()), "")
-        print(f"{name:<10} exit {r['rc']!s:<7} {r['seconds']:7.1f} s  peak {r['peak_mb']:7.0f} MB  "
-              f"stderr: {first_err[:100]}")
+        print(
+            f"{name:<10} exit {r['rc']!s:<7} {r['seconds']:7.1f} s  peak {r['peak_mb']:7.0f} MB  "
+            f"stderr: {first_err[:100]}"
+        )
     print(f"files in the tree before and after: {'unchanged' if before == sorted(os.listdir(root)) else 'CHANGED'}")
     print(f"rows: workflow {len(wf)}, fastdiffpy {len(fdp)}; cases {len(cases)}")
     (root / "special/closed").chmod(0o755)

@@ -10,7 +10,6 @@ float64 subtraction per rotation), their ratio, and the peak memory of one compa
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,11 +32,13 @@ def per_pair(a: np.ndarray, b: np.ndarray) -> float:
 
 def job_peak_mb(n: int, size: int) -> float:
     """Peak RSS of a fresh process that compares two blocks of n thumbnails."""
-    code = (f"import numpy as np, resource; from fast_diff_py import block_dif;"
-            f"r = np.random.default_rng(0); x = r.integers(0, 256, ({n}, {size}, {size}, 3), np.uint8);"
-            f"y = r.integers(0, 256, ({n}, {size}, {size}, 3), np.uint8);"
-            f"base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; block_dif(x, y);"
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)")
+    code = (
+        f"import numpy as np, resource; from fast_diff_py import block_dif;"
+        f"r = np.random.default_rng(0); x = r.integers(0, 256, ({n}, {size}, {size}, 3), np.uint8);"
+        f"y = r.integers(0, 256, ({n}, {size}, {size}, 3), np.uint8);"
+        f"base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; block_dif(x, y);"
+        f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout) / 1024
 
@@ -69,8 +70,10 @@ def main() -> None:
             block_dif(a, b)
             ts.append(time.perf_counter() - t)
         rate = n * n / statistics.median(ts)
-        print(f"block_dif, block {n:5d}:       {rate:12,.0f} pairs/s  ({rate / naive_rate:7.0f}x)"
-              f"  job peak +{job_peak_mb(n, s):6.0f} MiB")
+        print(
+            f"block_dif, block {n:5d}:       {rate:12,.0f} pairs/s  ({rate / naive_rate:7.0f}x)"
+            f"  job peak +{job_peak_mb(n, s):6.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

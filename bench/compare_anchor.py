@@ -36,8 +36,10 @@ def measured(cmd: list[str], **kw) -> tuple[float, float, str]:
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     streams: dict[str, str] = {}
-    readers = [threading.Thread(target=lambda n=n, f=f: streams.__setitem__(n, f.read()))
-               for n, f in (("out", proc.stdout), ("err", proc.stderr))]
+    readers = [
+        threading.Thread(target=lambda n=n, f=f: streams.__setitem__(n, f.read()))
+        for n, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for t in readers:
         t.start()
     _, status, usage = os.wait4(proc.pid, 0)  # usage covers the process and its descendants
@@ -50,15 +52,32 @@ def measured(cmd: list[str], **kw) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, streams["out"]
 
 
-def run_ours(photos: Path, work: Path, threshold: float, cores: int,
-             method: str) -> tuple[float, float]:
+def run_ours(photos: Path, work: Path, threshold: float, cores: int, method: str) -> tuple[float, float]:
     work.mkdir(parents=True, exist_ok=True)
-    cfg = {"part_a": [str(photos)], "second_loop": {"diff_threshold": threshold},
-           "first_loop": {"compute_hash": False}, "thumbnail_method": method}
+    cfg = {
+        "part_a": [str(photos)],
+        "second_loop": {"diff_threshold": threshold},
+        "first_loop": {"compute_hash": False},
+        "thumbnail_method": method,
+    }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    wall, rss, _ = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-                             "--directory", str(work), "--configfile", str(work / "config.yaml"),
-                             "--cores", str(cores), "--quiet", "all"])
+    wall, rss, _ = measured(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--cores",
+            str(cores),
+            "--quiet",
+            "all",
+        ]
+    )
     return wall, rss
 
 
@@ -91,14 +110,30 @@ def main() -> None:
     times: dict[str, list[float]] = {"fast-diff": [], "fast-diff-py": [], "difPy": []}
     rss: dict[str, float] = {}
     for r in range(args.repeat):
-        wall, peak, out = measured([args.anchor_python, str(BENCH / "run_fast_diff_py.py"), str(tmp / "fdp"),
-                                    str(args.threshold), str(args.cores), str(photos)])
+        wall, peak, out = measured(
+            [
+                args.anchor_python,
+                str(BENCH / "run_fast_diff_py.py"),
+                str(tmp / "fdp"),
+                str(args.threshold),
+                str(args.cores),
+                str(photos),
+            ]
+        )
         times["fast-diff-py"].append(wall)
         rss["fast-diff-py"] = peak
         if not args.skip_difpy:
-            wall, peak, out = measured([args.anchor_python, str(BENCH / "run_difpy.py"),
-                                        str(tmp / "difpy_pairs.json"), "similar", str(args.cores),
-                                        str(photos)], cwd=tmp)
+            wall, peak, out = measured(
+                [
+                    args.anchor_python,
+                    str(BENCH / "run_difpy.py"),
+                    str(tmp / "difpy_pairs.json"),
+                    "similar",
+                    str(args.cores),
+                    str(photos),
+                ],
+                cwd=tmp,
+            )
             times["difPy"].append(wall)
             rss["difPy"] = peak
         work = tmp / f"ours_{r}"
@@ -110,16 +145,17 @@ def main() -> None:
     differ = [k for k in ours if k in theirs and ours[k] != theirs[k]]
     only_theirs = [k for k in theirs if k not in ours]
     only_ours = [k for k in ours if k not in theirs]
-    print(f"corpus: {photos} ({n_files} files), threshold {args.threshold}, {args.cores} cores, "
-          f"{args.repeat} run(s)")
+    print(f"corpus: {photos} ({n_files} files), threshold {args.threshold}, {args.cores} cores, {args.repeat} run(s)")
     print(f"pairs stored: fast-diff-py {len(theirs)}, fast-diff {len(ours)}")
     print(f"  same pair, identical dif: {len(same)}; same pair, different dif: {len(differ)}")
     print(f"  only fast-diff-py: {len(only_theirs)}; only fast-diff: {len(only_ours)}")
     unexplained = [k for k in only_theirs if not any(p in our_errors for p in k)]
     for k in only_theirs[:10]:
         why = [f"{os.path.basename(p)}: {our_errors[p]}" for p in k if p in our_errors]
-        print(f"    only fast-diff-py: {sorted(os.path.basename(p) for p in k)} dif={theirs[k]} "
-              f"{'(fast-diff: ' + '; '.join(why) + ')' if why else ''}")
+        print(
+            f"    only fast-diff-py: {sorted(os.path.basename(p) for p in k)} dif={theirs[k]} "
+            f"{'(fast-diff: ' + '; '.join(why) + ')' if why else ''}"
+        )
     for k in (differ + only_ours)[:10]:
         print(f"    MISMATCH {sorted(os.path.basename(p) for p in k)} ours={ours[k]} theirs={theirs.get(k)}")
     print(f"undecodable files (errors in fast-diff): {len(our_errors)}")
@@ -128,8 +164,10 @@ def main() -> None:
     for tool, ts in times.items():
         if ts:
             med = statistics.median(ts)
-            print(f"  {tool:13s} {med:8.2f}  ({', '.join(f'{t:.2f}' for t in ts)})"
-                  f"  ratio to fast-diff {med / base:6.2f}x  | {rss.get(tool, float('nan')):.0f}")
+            print(
+                f"  {tool:13s} {med:8.2f}  ({', '.join(f'{t:.2f}' for t in ts)})"
+                f"  ratio to fast-diff {med / base:6.2f}x  | {rss.get(tool, float('nan')):.0f}"
+            )
     ok = not differ and not only_ours and not unexplained
     print("EXACT MATCH with fast-diff-py (apart from undecodable files)" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)

@@ -33,10 +33,27 @@ def dry_run(work: Path, config: Path, repeat: int) -> tuple[float, int]:
     times, jobs = [], 0
     for _ in range(repeat):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-                              "--directory", str(work), "--configfile", str(config), "--dry-run",
-                              "--rerun-triggers", "mtime", "--cores", "2"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--snakefile",
+                str(REPO / "workflow" / "Snakefile"),
+                "--directory",
+                str(work),
+                "--configfile",
+                str(config),
+                "--dry-run",
+                "--rerun-triggers",
+                "mtime",
+                "--cores",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         times.append(time.perf_counter() - start)
         total = [line for line in out.splitlines() if line.startswith("total")]
         jobs = int(total[0].split()[1]) if total else 0
@@ -60,22 +77,23 @@ def main() -> None:
     size = cfg.get("compression_target", 64)
     threshold = cfg.get("second_loop", {}).get("diff_threshold", 200)
     has_b = bool(cfg.get("part_b"))
-    print(f"{work}: {files} files, S={size}, threshold {threshold}, "
-          f"{'two partitions' if has_b else 'one partition'}")
-    print("thumbnail jobs by shard_size: " + ", ".join(
-        f"{s}: {math.ceil(files / int(s))}" for s in args.shard_sizes.split(",")))
+    print(f"{work}: {files} files, S={size}, threshold {threshold}, {'two partitions' if has_b else 'one partition'}")
+    print(
+        "thumbnail jobs by shard_size: "
+        + ", ".join(f"{s}: {math.ceil(files / int(s))}" for s in args.shard_sizes.split(","))
+    )
     noop, jobs = dry_run(work, work / "config.yaml", args.repeat)
     print(f"no-op dry run of the finished folder: {noop:.2f} s ({jobs} jobs to do)")
     plan = results / "plan"
     saved = work / "plan.saved"
     shutil.copytree(plan, saved, dirs_exist_ok=True)
     try:
-        print(f"{'block_size':>10s} {'block pairs':>11s} {'compare jobs':>12s} {'dry run s':>9s} "
-              f"{'jobs in DAG':>11s}")
+        print(f"{'block_size':>10s} {'block pairs':>11s} {'compare jobs':>12s} {'dry run s':>9s} {'jobs in DAG':>11s}")
         for b in map(int, args.block_sizes.split(",")):
             shutil.rmtree(plan)
-            n_pairs = make_plan(meta, index, plan, size=size, block_size=b, threshold=threshold,
-                                has_part_b=has_b, digest_paths=digests)
+            n_pairs = make_plan(
+                meta, index, plan, size=size, block_size=b, threshold=threshold, has_part_b=has_b, digest_paths=digests
+            )
             conf = work / f"config.block{b}.yaml"
             conf.write_text(yaml.safe_dump({**cfg, "block_size": b}))
             secs, jobs = dry_run(work, conf, args.repeat)

@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -28,9 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from make_corpus import sources  # noqa: E402
+
 from fast_diff_py._kernel import block_dif  # noqa: E402
 from fast_diff_py._kernel_torch import _full_precision, _sse, block_dif_torch, block_matches_torch  # noqa: E402
-from make_corpus import sources  # noqa: E402
 
 
 def thumbnails(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -52,7 +54,7 @@ def thumbnails(count: int, size: int, seed: int = 0) -> np.ndarray:
         h, w = img.shape[:2]
         ch, cw = int(h * rng.uniform(0.3, 0.9)), int(w * rng.uniform(0.3, 0.9))
         y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        out[i] = cv2.resize(img[y:y + ch, x:x + cw], (size, size), interpolation=cv2.INTER_CUBIC)
+        out[i] = cv2.resize(img[y : y + ch, x : x + cw], (size, size), interpolation=cv2.INTER_CUBIC)
     return out
 
 
@@ -80,31 +82,40 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     dev = torch.device(args.device)
-    report: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                    "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
-                    "size": args.size}
+    report: dict = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "size": args.size,
+    }
     t = time.perf_counter()
     thumbs = thumbnails(max(args.images, max(args.blocks)), args.size)
     report["thumbnail_seconds"] = round(time.perf_counter() - t, 2)
 
     # 1. parity on real thumbnails
-    x, y = thumbs[: args.images // 2], thumbs[args.images // 2: args.images]
+    x, y = thumbs[: args.images // 2], thumbs[args.images // 2 : args.images]
     parity = {}
     for rotate in (True, False):
         ref = block_dif(x, y, rotate)
         for int8 in (True, False):
             got = block_dif_torch(x, y, rotate, device=dev, int8=int8)
             key = f"rotate={rotate},int8={int8}"
-            parity[key] = {"identical": bool(np.array_equal(got, ref)),
-                           "pairs": int(ref.size), "pairs_under_200": int((ref <= 200).sum()),
-                           "max_abs_diff": float(np.abs(got - ref).max())}
+            parity[key] = {
+                "identical": bool(np.array_equal(got, ref)),
+                "pairs": int(ref.size),
+                "pairs_under_200": int((ref <= 200).sum()),
+                "max_abs_diff": float(np.abs(got - ref).max()),
+            }
     # the diagonal block (x with itself) holds the planted copies
     ref = block_dif(x, x, True)
     got = block_dif_torch(x, x, True, device=dev, int8=True)
     upper = np.triu_indices(len(x), 1)
-    parity["self,rotate=True,int8=True"] = {"identical": bool(np.array_equal(got, ref)),
-                                            "pairs": int(len(upper[0])),
-                                            "pairs_under_200": int((ref[upper] <= 200).sum())}
+    parity["self,rotate=True,int8=True"] = {
+        "identical": bool(np.array_equal(got, ref)),
+        "pairs": int(len(upper[0])),
+        "pairs_under_200": int((ref[upper] <= 200).sum()),
+    }
     report["parity"] = parity
     report["all_identical"] = all(v["identical"] for v in parity.values())
 
@@ -121,21 +132,29 @@ def main() -> None:
         for int8 in (True, False):
             block_matches_torch(xa[:64], ya[:64], 200.0, device=dev, int8=int8)  # warm-up
 
-            def gemm_only():
+            def gemm_only(xd=xd, yd=yd, int8=int8):
                 with _full_precision(), torch.no_grad():
                     _sse(xd, yd, True, int8)
 
             timings = {
-                "matches_from_host": lambda: block_matches_torch(xa, ya, 200.0, True, device=dev, int8=int8),
-                "matches_on_device": lambda: block_matches_torch(xd, yd, 200.0, True, device=dev, int8=int8),
+                "matches_from_host": partial(block_matches_torch, xa, ya, 200.0, True, device=dev, int8=int8),
+                "matches_on_device": partial(block_matches_torch, xd, yd, 200.0, True, device=dev, int8=int8),
                 "sse_only_on_device": gemm_only,
             }
             if b <= 8192:
-                timings["full_matrix_to_host"] = lambda: block_dif_torch(xa, ya, True, device=dev, int8=int8)
+                timings["full_matrix_to_host"] = partial(block_dif_torch, xa, ya, True, device=dev, int8=int8)
             for name, fn in timings.items():
                 sec = timed(fn, args.repeat, sync)
-                rows.append({"block": b, "int8": int8, "what": name, "seconds": round(sec, 4),
-                             "pairs_per_s": round(b * b / sec), "vs_numpy_cpu": round(b * b / sec / base, 1)})
+                rows.append(
+                    {
+                        "block": b,
+                        "int8": int8,
+                        "what": name,
+                        "seconds": round(sec, 4),
+                        "pairs_per_s": round(b * b / sec),
+                        "vs_numpy_cpu": round(b * b / sec / base, 1),
+                    }
+                )
                 print(rows[-1], flush=True)
         del xd, yd
         torch.cuda.empty_cache() if sync else None

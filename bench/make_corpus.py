@@ -18,9 +18,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SOURCES = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field",
-           "immunohistochemistry", "retina", "cat", "clock", "horse", "moon", "page", "brick",
-           "grass", "gravel", "colorwheel"]
+SOURCES = [
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "coins",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "cat",
+    "clock",
+    "horse",
+    "moon",
+    "page",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+]
 
 
 def sources() -> dict[str, np.ndarray]:
@@ -54,7 +71,7 @@ def main() -> None:
             else:  # a distinct random crop of at least half the size
                 ch, cw = int(h * rng.uniform(0.5, 0.9)), int(w * rng.uniform(0.5, 0.9))
                 y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-                img = np.ascontiguousarray(full[y:y + ch, x:x + cw])
+                img = np.ascontiguousarray(full[y : y + ch, x : x + cw])
             base = f"{name}_{r:03d}"
             orig = photos / "originals" / f"{base}.jpg"
             orig.parent.mkdir(parents=True, exist_ok=True)
@@ -64,12 +81,18 @@ def main() -> None:
             copies = {
                 f"{base}_q70.jpg": (decoded, [cv2.IMWRITE_JPEG_QUALITY, 70]),
                 f"{base}_rot90.png": (np.rot90(decoded).copy(), []),
-                f"{base}_half.jpg": (cv2.resize(decoded, (iw // 2, ih // 2), interpolation=cv2.INTER_AREA),
-                                     [cv2.IMWRITE_JPEG_QUALITY, 92]),
-                f"{base}_crop2.jpg": (decoded[ih // 100:ih - ih // 100, iw // 100:iw - iw // 100],
-                                      [cv2.IMWRITE_JPEG_QUALITY, 92]),
-                f"{base}_bright4.jpg": (np.clip(decoded.astype(int) * 1.04, 0, 255).astype(np.uint8),
-                                        [cv2.IMWRITE_JPEG_QUALITY, 92]),
+                f"{base}_half.jpg": (
+                    cv2.resize(decoded, (iw // 2, ih // 2), interpolation=cv2.INTER_AREA),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92],
+                ),
+                f"{base}_crop2.jpg": (
+                    decoded[ih // 100 : ih - ih // 100, iw // 100 : iw - iw // 100],
+                    [cv2.IMWRITE_JPEG_QUALITY, 92],
+                ),
+                f"{base}_bright4.jpg": (
+                    np.clip(decoded.astype(int) * 1.04, 0, 255).astype(np.uint8),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92],
+                ),
             }
             for fname, (copy, params) in copies.items():
                 dest = photos / "copies" / fname

@@ -37,8 +37,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PACKAGES = ["gnome-backgrounds", "mate-backgrounds", "plasma-workspace-wallpapers", "ukui-wallpapers",
-            "lomiri-wallpapers", "lomiri-wallpapers-20.04", "sway-backgrounds"]
+PACKAGES = [
+    "gnome-backgrounds",
+    "mate-backgrounds",
+    "plasma-workspace-wallpapers",
+    "ukui-wallpapers",
+    "lomiri-wallpapers",
+    "lomiri-wallpapers-20.04",
+    "sway-backgrounds",
+]
 TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", "bright4", "crop2"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
@@ -53,8 +60,7 @@ def fetch(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     for pkg in PACKAGES:
         if not list(cache.glob(f"{pkg}_*.deb")):
-            subprocess.run(["apt-get", "download", pkg], cwd=cache, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "download", pkg], cwd=cache, check=True, stdout=subprocess.DEVNULL)
     for deb in sorted(cache.glob("*.deb")):
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     (cache / "done").touch()
@@ -90,7 +96,7 @@ def crops(img: np.ndarray, tw: int, th: int, variant: int):
     h, w = img.shape[:2]
     for y in range(offset * th // 2, h - th + 1, th):
         for x in range(offset * tw // 2, w - tw + 1, tw):
-            yield np.ascontiguousarray(img[y:y + th, x:x + tw])
+            yield np.ascontiguousarray(img[y : y + th, x : x + tw])
 
 
 def detailed(tile: np.ndarray) -> bool:
@@ -121,11 +127,9 @@ class Distinct:
             s_arr, c_arr = s_arr[:n], c_arr[:n]
             for k in range(4):
                 near = ((c_arr - np.rot90(cells, k).ravel()) ** 2).mean(1) < self.min_mse
-                if near.any() and (((s_arr[near] - np.rot90(sig, k).ravel()) ** 2).mean(1)
-                                   < self.min_mse).any():
+                if near.any() and (((s_arr[near] - np.rot90(sig, k).ravel()) ** 2).mean(1) < self.min_mse).any():
                     return False
-        entry = self.buckets.setdefault(bucket, [np.empty((64, 192), np.float32),
-                                                 np.empty((64, 48), np.float32), 0])
+        entry = self.buckets.setdefault(bucket, [np.empty((64, 192), np.float32), np.empty((64, 48), np.float32), 0])
         if entry[2] == len(entry[0]):  # grow by doubling
             entry[0] = np.concatenate([entry[0], np.empty_like(entry[0])])
             entry[1] = np.concatenate([entry[1], np.empty_like(entry[1])])
@@ -154,7 +158,7 @@ def derive(img: np.ndarray, transform: str, path: Path) -> Path:
         img = np.clip(img.astype(np.float32) * 1.04, 0, 255).astype(np.uint8)
     elif transform == "crop2":
         dy, dx = max(1, round(h * 0.01)), max(1, round(w * 0.01))
-        img = img[dy:h - dy, dx:w - dx]
+        img = img[dy : h - dy, dx : w - dx]
     cv2.imwrite(str(path), np.ascontiguousarray(img), q90)
     return path
 
@@ -181,9 +185,13 @@ def main() -> None:
     ap.add_argument("--dup-fraction", type=float, default=1.0)
     ap.add_argument("--tile", default="640x480", help="crop size WxH (default 640x480)")
     ap.add_argument("--partitions", type=int, choices=(1, 2), default=1)
-    ap.add_argument("--min-mse", type=float, default=100.0,
-                    help="originals closer than this (8x8 thumbnails' mean squared difference, "
-                         "any rotation) are dropped; 100 is a dif of 300")
+    ap.add_argument(
+        "--min-mse",
+        type=float,
+        default=100.0,
+        help="originals closer than this (8x8 thumbnails' mean squared difference, "
+        "any rotation) are dropped; 100 is a dif of 300",
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/debian-wallpapers"))
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -239,12 +247,19 @@ def main() -> None:
     }
     for name, data in broken.items():
         (broken_dir / name).write_bytes(data)
-    truth = {"tile": args.tile, "originals": args.originals, "partitions": args.partitions,
-             "pairs": pairs, "broken": [str(broken_dir / n) for n in broken]}
+    truth = {
+        "tile": args.tile,
+        "originals": args.originals,
+        "partitions": args.partitions,
+        "pairs": pairs,
+        "broken": [str(broken_dir / n) for n in broken],
+    }
     (args.out / "truth.json").write_text(json.dumps(truth, indent=1))
     n_files = sum(1 for p in photos.rglob("*") if p.is_file())
-    print(f"{n_files} files: {args.originals} originals, {len(pairs)} near-duplicates, "
-          f"{len(broken)} broken -> {photos}", file=sys.stderr)
+    print(
+        f"{n_files} files: {args.originals} originals, {len(pairs)} near-duplicates, {len(broken)} broken -> {photos}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,7 @@ def real_sums(work: Path) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path, help="a finished workflow folder (holds config.yaml)")
-    ap.add_argument("--sizes", default="32000,128000,512000,2048000",
-                    help="images per partition")
+    ap.add_argument("--sizes", default="32000,128000,512000,2048000", help="images per partition")
     ap.add_argument("--thresholds", default="15,200")
     ap.add_argument("--block-sizes", default="8192")
     ap.add_argument("--one-partition", action="store_true", help="plan A against itself")
@@ -51,8 +50,10 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     parts = 1 if args.one_partition else 2
     print(f"{len(sums)} real images, S = {size}; {'A x A' if parts == 1 else 'A x B'}")
-    print(f"{'images':>9s} {'threshold':>9s} {'block':>6s} {'blocks':>6s} {'jobs':>5s} "
-          f"{'pairs':>7s} {'of':>9s} {'image pairs':>14s} {'of all':>7s} {'plan s':>6s}")
+    print(
+        f"{'images':>9s} {'threshold':>9s} {'block':>6s} {'blocks':>6s} {'jobs':>5s} "
+        f"{'pairs':>7s} {'of':>9s} {'image pairs':>14s} {'of all':>7s} {'plan s':>6s}"
+    )
     for n in map(int, args.sizes.split(",")):
         total = n * parts
         draw = sums[rng.integers(0, len(sums), total)] + rng.uniform(-0.5, 0.5, (total, 3)) * size**2
@@ -63,8 +64,13 @@ def main() -> None:
             for block_size in map(int, args.block_sizes.split(",")):
                 start = time.perf_counter()
                 block, pa_, pb_, candidates = plan_pairs(
-                    features, part_b, keys, block_size=block_size,
-                    limit=channel_limit(size, threshold), has_part_b=parts == 2)
+                    features,
+                    part_b,
+                    keys,
+                    block_size=block_size,
+                    limit=channel_limit(size, threshold),
+                    has_part_b=parts == 2,
+                )
                 secs = time.perf_counter() - start
                 counts = np.bincount(block)
                 a, b = np.asarray(pa_, np.int64), np.asarray(pb_, np.int64)
@@ -72,8 +78,10 @@ def main() -> None:
                 if parts == 1:  # a block with itself holds each pair once
                     inside = np.where(a == b, counts[a] * (counts[a] - 1) // 2, inside)
                 every = n * n if parts == 2 else n * (n - 1) // 2
-                print(f"{total:9d} {threshold:9g} {block_size:6d} {len(counts):6d} {len(set(pa_)):5d} {len(a):7d} "
-                      f"{candidates:9d} {int(inside.sum()):14.4g} {inside.sum() / every:7.3f} {secs:6.2f}")
+                print(
+                    f"{total:9d} {threshold:9g} {block_size:6d} {len(counts):6d} {len(set(pa_)):5d} {len(a):7d} "
+                    f"{candidates:9d} {int(inside.sum()):14.4g} {inside.sum() / every:7.3f} {secs:6.2f}"
+                )
 
 
 if __name__ == "__main__":

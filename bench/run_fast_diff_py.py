@@ -24,8 +24,9 @@ cfg = Config(
     thumb_dir=os.path.join(work, "thumbs"),
     config_path=os.path.join(work, "config.json"),
     first_loop=FirstLoopConfig(compute_hash=False, cpu_proc=cpus),
-    second_loop=SecondLoopConfig(diff_threshold=threshold, cpu_proc=cpus, skip_matching_hash=False,
-                                 match_aspect_by=None),
+    second_loop=SecondLoopConfig(
+        diff_threshold=threshold, cpu_proc=cpus, skip_matching_hash=False, match_aspect_by=None
+    ),
     delete_db=False,
     delete_thumb=False,
 )

@@ -37,9 +37,17 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from fast_diff_py import ImageReadError
+from fast_diff_py._decode import (
+    HALVING_MIN_RATIO,
+    MCU_ALIGN,
+    _jpeg_scan,
+    decode_image,
+    decode_thumbnail,
+    halved,
+    reduced_scale,
+)
 from fast_diff_py._kernel import block_dif
-from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, MCU_ALIGN, ImageReadError, _jpeg_scan, decode_image,
-                                      decode_thumbnail, halved, reduced_scale)
 
 CHUNK = 50  # files each method decodes in its turn
 REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
@@ -66,6 +74,7 @@ def candidate_reduced_any(data: bytes, s: int) -> np.ndarray:
 
 def candidate_reduced_ratio(ratio: int):
     """The ``quality`` method with another minimum of source pixels per thumbnail pixel."""
+
     def run(data: bytes, s: int) -> np.ndarray:
         if data[:2] == b"\xff\xd8":
             dims = _jpeg_scan(data).size
@@ -74,12 +83,14 @@ def candidate_reduced_ratio(ratio: int):
                     if min(dims) // f >= ratio * s:
                         return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
         return _area(_full(data), s)
+
     return run
 
 
 def candidate_scale_aligned(ratio: int = 3):
     """Reduced decoding wherever both sides are multiples of the scale (not of 8), keeping
     ``ratio`` source pixels per thumbnail pixel."""
+
     def run(data: bytes, s: int) -> np.ndarray:
         if data[:2] == b"\xff\xd8":
             dims = _jpeg_scan(data).size
@@ -88,6 +99,7 @@ def candidate_scale_aligned(ratio: int = 3):
                     if min(dims) // f >= ratio * s and not (dims[0] % f or dims[1] % f):
                         return _area(cv2.imdecode(np.frombuffer(data, np.uint8), flag), s)
         return _area(_full(data), s)
+
     return run
 
 
@@ -114,8 +126,10 @@ def candidate_halving(data: bytes, s: int) -> np.ndarray:
 def candidate_quality_halving(min_ratio: int):
     """``quality`` with another ``HALVING_MIN_RATIO`` (``no_halving``: the method before it
     halved), the file's bytes decoded in memory."""
+
     def run(data: bytes, s: int) -> np.ndarray:
         return _area(halved(decode_image(data, s)[0], s, min_ratio), s)
+
     return run
 
 
@@ -123,18 +137,25 @@ def candidate_fast_jpeg(**options):
     """``quality`` with simplejpeg's faster, less exact options for plain JPEGs
     (``fastupsample``: chroma doubled by copying instead of libjpeg's triangle filter;
     ``fastdct``: the fast integer IDCT), the file's bytes decoded in memory."""
+
     def run(data: bytes, s: int) -> np.ndarray:
         img = None
         if data[:2] == b"\xff\xd8":
             header = _jpeg_scan(data)
             if header.plain and not header.problem:
                 f = reduced_scale(*header.size, s)
-                img = simplejpeg.decode_jpeg(data, colorspace="BGR", min_factor=f,
-                                             min_height=-(-header.size[0] // f),
-                                             min_width=-(-header.size[1] // f), **options)
+                img = simplejpeg.decode_jpeg(
+                    data,
+                    colorspace="BGR",
+                    min_factor=f,
+                    min_height=-(-header.size[0] // f),
+                    min_width=-(-header.size[1] // f),
+                    **options,
+                )
         if img is None:
             img = decode_image(data, s)[0]
         return _area(halved(img, s), s)
+
     return run
 
 
@@ -148,9 +169,12 @@ def candidate_vips(data: bytes, s: int) -> np.ndarray:
 
 
 def package_method(name: str):
-    def run(data: bytes, s: int, _tmp=Path(tempfile.mkdtemp()) / "f") -> np.ndarray:
-        _tmp.write_bytes(data)  # decode_thumbnail reads a path; the page cache serves it
-        return decode_thumbnail(str(_tmp), s, name)[0]
+    tmp = Path(tempfile.mkdtemp()) / "f"
+
+    def run(data: bytes, s: int) -> np.ndarray:
+        tmp.write_bytes(data)  # decode_thumbnail reads a path; the page cache serves it
+        return decode_thumbnail(str(tmp), s, name)[0]
+
     return run
 
 
@@ -167,23 +191,31 @@ def main() -> None:
     files = sorted(str(p) for p in (args.corpus / "photos").rglob("*") if p.is_file() and str(p) not in broken)
     data = {f: Path(f).read_bytes() for f in files}
     pairs = {frozenset((p["original"], p["duplicate"])): p["transform"] for p in truth["pairs"]}
-    methods = {"compat": package_method("compat"), "area": package_method("area"),
-               "quality": package_method("quality"), "reduced_any": candidate_reduced_any,
-               "ratio4": candidate_reduced_ratio(4), "ratio2": candidate_reduced_ratio(2),
-               "scale_aligned": candidate_scale_aligned(3), "area_opencv": candidate_area_opencv,
-               "pyramid": candidate_pyramid, "halving": candidate_halving, "vips": candidate_vips,
-               "halve3": candidate_quality_halving(3), "halve1": candidate_quality_halving(1),
-               "halve2": candidate_quality_halving(HALVING_MIN_RATIO),
-               "no_halving": candidate_quality_halving(1 << 30),
-               "fastupsample": candidate_fast_jpeg(fastupsample=True),
-               "fastdct": candidate_fast_jpeg(fastdct=True),
-               "fast_both": candidate_fast_jpeg(fastupsample=True, fastdct=True)}
-    print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, "
-          f"dif <= {args.threshold}")
+    methods = {
+        "compat": package_method("compat"),
+        "area": package_method("area"),
+        "quality": package_method("quality"),
+        "reduced_any": candidate_reduced_any,
+        "ratio4": candidate_reduced_ratio(4),
+        "ratio2": candidate_reduced_ratio(2),
+        "scale_aligned": candidate_scale_aligned(3),
+        "area_opencv": candidate_area_opencv,
+        "pyramid": candidate_pyramid,
+        "halving": candidate_halving,
+        "vips": candidate_vips,
+        "halve3": candidate_quality_halving(3),
+        "halve1": candidate_quality_halving(1),
+        "halve2": candidate_quality_halving(HALVING_MIN_RATIO),
+        "no_halving": candidate_quality_halving(1 << 30),
+        "fastupsample": candidate_fast_jpeg(fastupsample=True),
+        "fastdct": candidate_fast_jpeg(fastdct=True),
+        "fast_both": candidate_fast_jpeg(fastupsample=True, fastdct=True),
+    }
+    print(f"{args.corpus}: {len(files)} files, {len(pairs)} known pairs, S={args.size}, dif <= {args.threshold}")
     decoders = {"full decode": lambda d, s: _full(d), "decode_image": lambda d, s: decode_image(d)[0]}
     names = [*decoders, *args.methods.split(",")]
-    fns = {**decoders, **{n: methods[n] for n in names[len(decoders):]}}
-    for name in names[len(decoders):]:
+    fns = {**decoders, **{n: methods[n] for n in names[len(decoders) :]}}
+    for name in names[len(decoders) :]:
         try:
             fns[name](data[files[0]], args.size)
         except ImportError as exc:
@@ -196,8 +228,8 @@ def main() -> None:
     ms = {n: {} for n in names}
     results = {n: {} for n in names}
     for c, start in enumerate(range(0, len(files), CHUNK)):
-        chunk = files[start:start + CHUNK]
-        for name in names[c % len(names):] + names[:c % len(names)]:
+        chunk = files[start : start + CHUNK]
+        for name in names[c % len(names) :] + names[: c % len(names)]:
             for f in chunk:
                 t = time.perf_counter()
                 out = fns[name](data[f], args.size)
@@ -221,8 +253,11 @@ def main() -> None:
         for p, t in pairs.items():
             per.setdefault(t, []).append(hits[p])
         precision = tp / len(found) if found else 1.0
-        print(f"{line}  precision {precision:.3f}  recall {tp / len(pairs):.3f}  |  "
-              + "  ".join(f"{t} {sum(v) / len(v):.2f}" for t, v in per.items()), flush=True)
+        print(
+            f"{line}  precision {precision:.3f}  recall {tp / len(pairs):.3f}  |  "
+            + "  ".join(f"{t} {sum(v) / len(v):.2f}" for t, v in per.items()),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,26 @@ def write(path: Path, img: np.ndarray, quality: int = 95) -> Path:
     return path
 
 
-def run_workflow(workdir: Path, config: dict, *args: str, check: bool = True,
-                 cores: int = 2) -> subprocess.CompletedProcess:
+def run_workflow(
+    workdir: Path, config: dict, *args: str, check: bool = True, cores: int = 2
+) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` with ``config``; results land in workdir/results."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", str(cores), "--rerun-incomplete", *args]
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg),
+        "--cores",
+        str(cores),
+        "--rerun-incomplete",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -54,8 +66,10 @@ def db_rows(db: Path) -> dict[str, list[tuple]]:
     """Every row of the product's tables, in key order."""
     con = sqlite3.connect(db)
     try:
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("directory", "hash_table", "dif_table", "dir_index_lookup")}
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("directory", "hash_table", "dif_table", "dir_index_lookup")
+        }
     finally:
         con.close()
 
@@ -67,16 +81,20 @@ def dup_folder(tmp_path: Path) -> dict:
     originals = {f"orig_{i}.jpg": photo(i) for i in range(6)}
     for name, img in originals.items():
         write(root / name, img)
+
     def decoded(name):
         return cv2.imdecode(np.fromfile(root / name, np.uint8), cv2.IMREAD_COLOR)
 
     write(root / "sub" / "orig_0_reencoded.jpg", decoded("orig_0.jpg"), quality=70)
     write(root / "sub" / "orig_1_rot90.png", np.rot90(decoded("orig_1.jpg")).copy())
-    write(root / "sub" / "orig_2_half.png", cv2.resize(originals["orig_2.jpg"], (80, 60),
-                                                         interpolation=cv2.INTER_AREA))
+    write(root / "sub" / "orig_2_half.png", cv2.resize(originals["orig_2.jpg"], (80, 60), interpolation=cv2.INTER_AREA))
     (root / "sub" / "orig_3_copy.jpg").write_bytes((root / "orig_3.jpg").read_bytes())
-    expected = {("orig_0.jpg", "orig_0_reencoded.jpg"), ("orig_1.jpg", "orig_1_rot90.png"),
-                ("orig_2.jpg", "orig_2_half.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
+    expected = {
+        ("orig_0.jpg", "orig_0_reencoded.jpg"),
+        ("orig_1.jpg", "orig_1_rot90.png"),
+        ("orig_2.jpg", "orig_2_half.png"),
+        ("orig_3.jpg", "orig_3_copy.jpg"),
+    }
     return {"root": root, "expected": expected}
 
 

@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, photo, run_workflow, write
-from fast_diff_py import (Config, DatabaseError, FastDiffDB, FastDifPy, FirstLoopConfig,
-                          SecondLoopConfig, decode_thumbnail)
+
+from fast_diff_py import (
+    Config,
+    DatabaseError,
+    FastDiffDB,
+    FastDifPy,
+    FirstLoopConfig,
+    SecondLoopConfig,
+    decode_thumbnail,
+)
 from fast_diff_py._kernel import naive_dif
 
 
@@ -20,14 +27,19 @@ def test_readme_sample_script(tmp_path):
     a, b = tmp_path / "dir_a", tmp_path / "dir_c"
     shutil.copytree(REPO / "examples/images/holiday", a)
     shutil.copytree(REPO / "examples/images/phone", b)
-    proc = subprocess.run([sys.executable, str(REPO / "examples/sample.py"), f"{a}/", f"{b}/"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples/sample.py"), f"{a}/", f"{b}/"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == lines[3] == "=" * 120
     by_a = lines[1:3]
-    coffee = naive_dif(decode_thumbnail(str(a / "coffee.jpg"), 64)[0],
-                       decode_thumbnail(str(b / "coffee reencoded.jpg"), 64)[0])
+    coffee = naive_dif(
+        decode_thumbnail(str(a / "coffee.jpg"), 64)[0], decode_thumbnail(str(b / "coffee reencoded.jpg"), 64)[0]
+    )
     assert 0 < coffee < 113.049072265625  # the compat thumbnails' value: quality ones are closer
     assert f"('{a}/coffee.jpg', [('{b}/coffee reencoded.jpg', {coffee!r})])" in by_a
     assert f"('{a}/rocket.jpg', [('{b}/rocket_rotated.png', 0.0)])" in by_a
@@ -52,9 +64,15 @@ def db(tmp_path_factory) -> Path:
     write(b / "z_near.jpg", photo(3), quality=60)
     (b / "broken.jpg").write_bytes(b"nope")
     (b / "notes.txt").write_text("x")
-    run_workflow(tmp / "w", {"part_a": [str(a)], "part_b": [str(b)],
-                             "first_loop": {"compute_hash": True, "shift_amount": 0},
-                             "second_loop": {"diff_threshold": 400, "skip_matching_hash": True}})
+    run_workflow(
+        tmp / "w",
+        {
+            "part_a": [str(a)],
+            "part_b": [str(b)],
+            "first_loop": {"compute_hash": True, "shift_amount": 0},
+            "second_loop": {"diff_threshold": 400, "skip_matching_hash": True},
+        },
+    )
     return tmp / "w" / "results" / "fast_diff.db"
 
 
@@ -67,8 +85,7 @@ def test_pairs_and_clusters(db):
     assert {(p, r) for p, r, _ in computed} == {("y.png", "y_near.jpg"), ("z.jpg", "z_near.jpg")}
     assert q.get_pair_count_diff() == 4
     clusters = {Path(h).name: [Path(p).name for p, _ in m] for h, m in q.get_all_cluster(400)}
-    assert clusters == {"x.png": ["x_copy.png", "x_copy2.png"], "y.png": ["y_near.jpg"],
-                        "z.jpg": ["z_near.jpg"]}
+    assert clusters == {"x.png": ["x_copy.png", "x_copy2.png"], "y.png": ["y_near.jpg"], "z.jpg": ["z_near.jpg"]}
     assert q.get_cluster_count(400) == 3
     assert q.get_cluster_count(400, part_a=False) == 4
     assert q.get_cluster_count(400, include_hash_match=False) == 2
@@ -120,9 +137,14 @@ def test_api_resumes_and_honours_switches(tmp_path):
     a = tmp_path / "A"
     write(a / "1.png", photo(1))
     write(a / "2.png", photo(1))
-    cfg = Config(part_a=str(a), db_path=str(tmp_path / "out.db"), thumb_dir=str(tmp_path / "thumbs"),
-                 config_path=str(tmp_path / "task.json"),
-                 second_loop=SecondLoopConfig(diff_threshold=10), first_loop=FirstLoopConfig())
+    cfg = Config(
+        part_a=str(a),
+        db_path=str(tmp_path / "out.db"),
+        thumb_dir=str(tmp_path / "thumbs"),
+        config_path=str(tmp_path / "task.json"),
+        second_loop=SecondLoopConfig(diff_threshold=10),
+        first_loop=FirstLoopConfig(),
+    )
     fdo = FastDifPy(config=cfg, purge=True)
     fdo.full_index()
     fdo.first_loop()
@@ -141,8 +163,7 @@ def test_api_resumes_and_honours_switches(tmp_path):
 def test_options_without_effect_warn_once(tmp_path):
     import warnings as w
 
-    from fast_diff_py import _api
-    from fast_diff_py import Config, FirstLoopConfig, SecondLoopConfig
+    from fast_diff_py import Config, FirstLoopConfig, SecondLoopConfig, _api
 
     _api._warned.clear()
     with pytest.warns(UserWarning, match=r"FirstLoopConfig.parallel = False has no effect"):

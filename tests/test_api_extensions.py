@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import os
-
 import sqlite3
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
-
 from conftest import photo, write
-from fast_diff_py import (Config, ConfigError, FastDifPy, FirstLoopConfig, SecondLoopConfig,
-                          WorkflowError)
+
+from fast_diff_py import Config, ConfigError, FastDifPy, FirstLoopConfig, SecondLoopConfig
 
 TESTS = Path(__file__).parent
 
 
 def _config(tmp_path, **kw) -> Config:
-    return Config(part_a=[str(tmp_path / "A")], db_path=str(tmp_path / "out.db"),
-                  thumb_dir=str(tmp_path / "work"), config_path=str(tmp_path / "task.json"), **kw)
+    return Config(
+        part_a=[str(tmp_path / "A")],
+        db_path=str(tmp_path / "out.db"),
+        thumb_dir=str(tmp_path / "work"),
+        config_path=str(tmp_path / "task.json"),
+        **kw,
+    )
 
 
 def _run(fdo: FastDifPy) -> None:
@@ -38,8 +40,11 @@ def test_user_functions_run_in_the_jobs(tmp_path, monkeypatch):
     for i in range(3):
         write(a / f"{i}.png", photo(i, 40, 40))
     write(a / "0_q.jpg", photo(0, 40, 40), quality=70)
-    cfg = _config(tmp_path, first_loop=FirstLoopConfig(compute_hash=True, shift_amount=0),
-                  second_loop=SecondLoopConfig(diff_threshold=40.0))
+    cfg = _config(
+        tmp_path,
+        first_loop=FirstLoopConfig(compute_hash=True, shift_amount=0),
+        second_loop=SecondLoopConfig(diff_threshold=40.0),
+    )
     fdo = FastDifPy(config=cfg, purge=True)
     fdo.hash_fn = diffs.coarse_hash
     fdo.cpu_diff = diffs.mean_abs
@@ -49,11 +54,11 @@ def test_user_functions_run_in_the_jobs(tmp_path, monkeypatch):
     assert hashes and all(h.startswith("m") for h in hashes)
     thumbs = {}
     from fast_diff_py import decode_thumbnail
+
     for key, path in con.execute("SELECT key, path FROM directory"):
         thumbs[key] = decode_thumbnail(path, 64)[0]
     stored = {(ka, kb): d for ka, kb, d in con.execute("SELECT key_a, key_b, dif FROM dif_table")}
-    expected = {(ka, kb): diffs.mean_abs(thumbs[ka], thumbs[kb], True)
-                for ka in thumbs for kb in thumbs if ka < kb}
+    expected = {(ka, kb): diffs.mean_abs(thumbs[ka], thumbs[kb], True) for ka in thumbs for kb in thumbs if ka < kb}
     assert stored == {k: v for k, v in expected.items() if v <= 40.0}
     assert stored  # the threshold keeps some pairs of the custom metric
 
@@ -88,9 +93,15 @@ def test_populate_partition(tmp_path):
     fdo.second_loop()
     fdo.commit()
     con = sqlite3.connect(tmp_path / "out.db")
-    rows = con.execute("SELECT filename, part_b, allowed, success, error IS NOT NULL FROM directory ORDER BY key").fetchall()
-    assert rows == [("one.png", 0, 1, 1, 0), ("notes.txt", 0, 0, -1, 0), ("two.png", 1, 1, 1, 0),
-                    ("missing.png", 1, 1, 0, 1)]
+    rows = con.execute(
+        "SELECT filename, part_b, allowed, success, error IS NOT NULL FROM directory ORDER BY key"
+    ).fetchall()
+    assert rows == [
+        ("one.png", 0, 1, 1, 0),
+        ("notes.txt", 0, 0, -1, 0),
+        ("two.png", 1, 1, 1, 0),
+        ("missing.png", 1, 1, 0, 1),
+    ]
     assert con.execute("SELECT key_a, key_b, dif FROM dif_table").fetchall() == [(1, 3, 0.0)]
     with pytest.raises(RuntimeError, match="index_preamble"):
         FastDifPy(config=cfg).populate_partition([one])
@@ -103,8 +114,9 @@ def test_make_diff_plots(tmp_path):
     write(a / "y.png", photo(2, 80, 120))
     write(a / "y_q.jpg", photo(2, 80, 120), quality=60)
     plots = tmp_path / "plots"
-    cfg = _config(tmp_path, second_loop=SecondLoopConfig(
-        diff_threshold=300.0, make_diff_plots=True, plot_output_dir=str(plots)))
+    cfg = _config(
+        tmp_path, second_loop=SecondLoopConfig(diff_threshold=300.0, make_diff_plots=True, plot_output_dir=str(plots))
+    )
     fdo = FastDifPy(config=cfg, purge=True)
     _run(fdo)
     pairs = list(fdo.get_diff_pairs())

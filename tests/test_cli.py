@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, photo, write
+
 from fast_diff_py._config import validate_config
 from fast_diff_py._workflow import stage_targets
 from fast_diff_py.cli import difpy, fastdiffpy
@@ -32,8 +32,7 @@ def outputs(folder: Path) -> tuple[dict, list, dict]:
     (results,) = folder.glob("difPy_*_results.json")
     (lower,) = folder.glob("difPy_*_lower_quality.txt")
     (stats,) = folder.glob("difPy_*_stats.json")
-    return (json.loads(results.read_text()), ast.literal_eval(lower.read_text()),
-            json.loads(stats.read_text()))
+    return (json.loads(results.read_text()), ast.literal_eval(lower.read_text()), json.loads(stats.read_text()))
 
 
 def shape(value, free_keys: bool = False):
@@ -70,14 +69,14 @@ def test_difpy_outputs_have_difpys_structure(imgs):
 
 
 def test_difpy_in_folder_groups_by_folder(imgs):
-    assert difpy.main(["-D", "imgs/holiday", "imgs/phone", "-i", "yes", "-Z", "out", "-s", "similar",
-                       "-p", "0"]) == 0
+    assert difpy.main(["-D", "imgs/holiday", "imgs/phone", "-i", "yes", "-Z", "out", "-s", "similar", "-p", "0"]) == 0
     results, lower, stats = outputs(Path("out"))
     ref = json.loads((DIFPY_REF / "results_in_folder.json").read_text())
     assert shape(results, free_keys=True) == shape(ref, free_keys=True)
     assert list(results) == ["imgs/phone"]
-    assert {Path(m).name for ms in results["imgs/phone"].values() for m, _ in ms} == {"coffee reencoded.jpg"} or \
-        {Path(k).name for k in results["imgs/phone"]} == {"coffee reencoded.jpg"}
+    assert {Path(m).name for ms in results["imgs/phone"].values() for m, _ in ms} == {"coffee reencoded.jpg"} or {
+        Path(k).name for k in results["imgs/phone"]
+    } == {"coffee reencoded.jpg"}
     assert stats["directory"] == ["imgs/holiday", "imgs/phone"]
 
 
@@ -86,7 +85,9 @@ def test_difpy_duplicates_only_and_booleans(imgs):
     results, _, stats = outputs(Path("out"))
     assert stats["process"]["search"]["matches_found"] == {"duplicates": 1, "similar": 0}
     assert {Path(p).name for k, ms in results.items() for p in [k, *[m for m, _ in ms]]} == {
-        "coffee.jpg", "coffee_copy.jpg"}
+        "coffee.jpg",
+        "coffee_copy.jpg",
+    }
     with pytest.raises(SystemExit):
         difpy.main(["-D", "imgs", "-r", "maybe"])
     with pytest.raises(SystemExit):
@@ -124,7 +125,11 @@ def test_difpy_move_never_overwrites_and_can_be_undone(tmp_path, monkeypatch):
     assert [(e["action"], e["state"]) for e in entries] == [("move", "planned"), ("move", "done")] * 2
     assert difpy.main(["--undo", str(journal)]) == 0
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*.png")) == [
-        "x/big.png", "x/copy.png", "y/big.png", "y/copy.png"]
+        "x/big.png",
+        "x/copy.png",
+        "y/big.png",
+        "y/copy.png",
+    ]
     assert not list((tmp_path / "moved").iterdir())
 
 
@@ -135,8 +140,7 @@ def test_difpy_delete_asks_and_journals(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
     assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-d", "True", "-p", "False"]) == 0
     assert len(list(root.rglob("*.png"))) == 4
-    assert difpy.main(["-D", str(root), "-Z", "out2", "-s", "20", "-d", "True", "-sd", "True",
-                       "-p", "False"]) == 0
+    assert difpy.main(["-D", str(root), "-Z", "out2", "-s", "20", "-d", "True", "-sd", "True", "-p", "False"]) == 0
     assert sorted(p.name for p in root.rglob("*.png")) == ["big.png", "big.png"]
     (journal,) = (tmp_path / "out2").glob("difPy_*_journal.jsonl")
     done = [json.loads(x) for x in journal.read_text().splitlines() if '"done"' in x]
@@ -183,14 +187,22 @@ def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
     assert con.execute("SELECT COUNT(*) FROM dif_table WHERE dif = 0").fetchone()[0] == 2
     assert not (a / ".temp_thumb").exists() and not (a / ".task.json").exists()
     # -r: no recursion; -H -d: hashes only
-    assert fastdiffpy.main(["-a", str(a), "-r", "-H", "-S", "0", "-d", "-t", str(tmp_path / "t"),
-                            "-o", str(tmp_path)]) == 0
+    assert (
+        fastdiffpy.main(["-a", str(a), "-r", "-H", "-S", "0", "-d", "-t", str(tmp_path / "t"), "-o", str(tmp_path)])
+        == 0
+    )
     con = sqlite3.connect(tmp_path / "fast_diff_py.db")
     assert con.execute("SELECT COUNT(*) FROM directory").fetchone()[0] == 1
     assert con.execute("SELECT COUNT(*) FROM hash_table").fetchone()[0] == 4
     assert con.execute("SELECT COUNT(*) FROM dif_table").fetchone()[0] == 0
-    for bad, message in ((["-m"], "requires -H"), (["-f"], "add -d"), (["-M", "0.5"], "0 or >= 1"),
-                         (["-T", "-1"], ">= 0"), (["-S", "9"], "[-7, 7]"), (["-C", "0"], ">= 1")):
+    for bad, message in (
+        (["-m"], "requires -H"),
+        (["-f"], "add -d"),
+        (["-M", "0.5"], "0 or >= 1"),
+        (["-T", "-1"], ">= 0"),
+        (["-S", "9"], "[-7, 7]"),
+        (["-C", "0"], ">= 1"),
+    ):
         with pytest.raises(SystemExit):
             fastdiffpy.main(["-a", str(a), *bad])
         assert message in capsys.readouterr().err
@@ -217,11 +229,36 @@ def test_fastdiffpy_recovers(tmp_path):
 
 def test_difpy_flags_reach_the_workflow(tmp_path):
     parse = difpy.build_parser().parse_args
-    args = parse(["-D", str(tmp_path), "-le", "False", "-px", "100", "-s", "2.5", "-ro", "no",
-                  "-dim", "yes", "-proc", "3", "-ch", "64", "-r", "f"])
+    args = parse(
+        [
+            "-D",
+            str(tmp_path),
+            "-le",
+            "False",
+            "-px",
+            "100",
+            "-s",
+            "2.5",
+            "-ro",
+            "no",
+            "-dim",
+            "yes",
+            "-proc",
+            "3",
+            "-ch",
+            "64",
+            "-r",
+            "f",
+        ]
+    )
     cfg = difpy.workflow_config(args, tmp_path / "p")
     assert cfg["allowed_file_extensions"] == ["*"] and cfg["compression_target"] == 100
-    assert cfg["second_loop"] == {"diff_threshold": 7.5, "skip_matching_hash": False, "match_aspect_by": 0}
+    assert cfg["second_loop"] == {
+        "diff_threshold": 7.5,
+        "skip_matching_hash": False,
+        "match_aspect_by": 0,
+        "keep_non_matching_aspects": False,
+    }
     assert cfg["rotate"] is False and cfg["recursive"] is False and cfg["block_size"] == 64
     assert args.processes == 3
     lazy = difpy.workflow_config(parse(["-D", str(tmp_path), "-la", "True"]), tmp_path / "p")
@@ -231,15 +268,21 @@ def test_difpy_flags_reach_the_workflow(tmp_path):
     default = validate_config(difpy.workflow_config(parse(["-D", str(tmp_path)]), tmp_path))
     assert default["thumbnail_method"] == "quality" and default["block_size"] == 8192
     # a different setting is a different progress folder; the same arguments resume the same one
-    assert difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path) == \
-        difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path)
-    assert difpy.progress_dir(parse(["-D", str(tmp_path), "-s", "3"]), tmp_path) != \
-        difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path)
+    assert difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path) == difpy.progress_dir(
+        parse(["-D", str(tmp_path)]), tmp_path
+    )
+    assert difpy.progress_dir(parse(["-D", str(tmp_path), "-s", "3"]), tmp_path) != difpy.progress_dir(
+        parse(["-D", str(tmp_path)]), tmp_path
+    )
 
 
 def test_difpy_lazy_and_all_extensions(imgs):
-    assert difpy.main(["-D", "imgs", "-Z", "out", "-la", "True", "-le", "False", "-s", "similar",
-                       "-p", "False", "-px", "32"]) == 0
+    assert (
+        difpy.main(
+            ["-D", "imgs", "-Z", "out", "-la", "True", "-le", "False", "-s", "similar", "-p", "False", "-px", "32"]
+        )
+        == 0
+    )
     results, lower, stats = outputs(Path("out"))
     assert stats["invalid_files"]["logs"]["imgs/phone/notes.txt"].startswith("cannot decode")
     assert stats["process"]["build"]["parameters"]["px_size"] == 32
@@ -252,8 +295,28 @@ def test_fastdiffpy_flags(tmp_path, capsys):
     parse = fastdiffpy.build_parser().parse_args
     a = tmp_path / "A"
     a.mkdir()
-    cfg = fastdiffpy.config_from_args(parse(["-a", str(a), "-c", "32", "-H", "-S", "-2", "-m", "-M", "1.5",
-                                             "-T", "12", "-l", "3", "-t", str(tmp_path / "t")]))
+    cfg = fastdiffpy.config_from_args(
+        parse(
+            [
+                "-a",
+                str(a),
+                "-c",
+                "32",
+                "-H",
+                "-S",
+                "-2",
+                "-m",
+                "-M",
+                "1.5",
+                "-T",
+                "12",
+                "-l",
+                "3",
+                "-t",
+                str(tmp_path / "t"),
+            ]
+        )
+    )
     wf = cfg.to_workflow()
     assert wf["compression_target"] == 32 and wf["first_loop"] == {"compute_hash": True, "shift_amount": -2}
     assert wf["second_loop"]["skip_matching_hash"] and wf["second_loop"]["match_aspect_by"] == 1.5

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_workflow
+
 from fast_diff_py import ConfigError, FolderError, validate_config
 
 
@@ -75,8 +75,7 @@ def test_folders_must_exist_and_not_overlap(tmp_path, folder):
 
 
 def test_workflow_refuses_bad_config_before_any_job(tmp_path, folder):
-    proc = run_workflow(tmp_path / "w", {"part_a": [folder], "second_loop": {"diff_threshold": "high"}},
-                        check=False)
+    proc = run_workflow(tmp_path / "w", {"part_a": [folder], "second_loop": {"diff_threshold": "high"}}, check=False)
     assert proc.returncode != 0
     assert "second_loop.diff_threshold" in proc.stderr + proc.stdout
     assert not (tmp_path / "w" / "results").exists()
@@ -84,6 +83,7 @@ def test_workflow_refuses_bad_config_before_any_job(tmp_path, folder):
 
 def test_every_key_is_documented():
     from conftest import REPO
+
     from fast_diff_py import load_schema
     from fast_diff_py._docs import config_reference
 
@@ -103,8 +103,13 @@ def test_nested_values_from_the_command_line_are_read_as_their_types(tmp_path):
     # snakemake --config 'second_loop={"diff_threshold": 15}' hands nested values over as strings
     from fast_diff_py import ConfigError, validate_config
 
-    cfg = validate_config({"part_a": [str(tmp_path)], "first_loop": {"compute_hash": "true", "shift_amount": "2"},
-                           "second_loop": {"diff_threshold": "15", "match_aspect_by": "null"}})
+    cfg = validate_config(
+        {
+            "part_a": [str(tmp_path)],
+            "first_loop": {"compute_hash": "true", "shift_amount": "2"},
+            "second_loop": {"diff_threshold": "15", "match_aspect_by": "null"},
+        }
+    )
     assert cfg["second_loop"]["diff_threshold"] == 15 and cfg["second_loop"]["match_aspect_by"] is None
     assert cfg["first_loop"] == {"compute_hash": True, "shift_amount": 2}
     with pytest.raises(ConfigError, match=r"'second_loop.diff_threshold': -1 is less than the minimum of 0"):
@@ -120,6 +125,7 @@ def test_nested_values_from_the_command_line_are_read_as_their_types(tmp_path):
 def test_the_threshold_can_be_set_on_the_command_line(tmp_path, dup_folder):
     from conftest import run_workflow
 
-    proc = run_workflow(tmp_path / "w", {"part_a": [str(dup_folder["root"])]}, "-n", "--config",
-                        'second_loop={"diff_threshold": 15}')
+    proc = run_workflow(
+        tmp_path / "w", {"part_a": [str(dup_folder["root"])]}, "-n", "--config", 'second_loop={"diff_threshold": 15}'
+    )
     assert "index_files" in proc.stdout + proc.stderr

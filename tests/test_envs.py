@@ -8,9 +8,8 @@ import tomllib
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
-
 from conftest import REPO
+from packaging.requirements import Requirement
 
 ENVS = sorted((REPO / "workflow" / "envs").glob("*.yaml"))
 IMPORTED = {"numpy", "opencv-python-headless", "simplejpeg", "pyarrow", "polars", "pyyaml", "jsonschema"}
@@ -44,8 +43,9 @@ def test_envs_pin_what_the_jobs_import_and_agree_with_pyproject(path):
     for req in required:
         name = req.name.lower()
         if name in env:
-            assert req.specifier.contains(env[name], prereleases=True), \
+            assert req.specifier.contains(env[name], prereleases=True), (
                 f"{path.name} pins {name}=={env[name]}, pyproject asks {req.specifier}"
+            )
     assert ("torch" in env) == (path.name == "gpu.yaml")
     assert env["python"].startswith("3.11")
 
@@ -67,10 +67,24 @@ def test_profiles_parse(tmp_path, profile):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
-         str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--dry-run",
-         "--profile", str(REPO / "workflow" / "profiles" / profile)],
-        capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--dry-run",
+            "--profile",
+            str(REPO / "workflow" / "profiles" / profile),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -83,8 +97,20 @@ def test_default_profile_is_found_from_the_repository_root(tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--directory", str(tmp_path), "--configfile",
-         str(tmp_path / "config.yaml"), "--dry-run"],
-        capture_output=True, text=True, cwd=REPO, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "workflow specific profile workflow/profiles/default" in proc.stdout + proc.stderr

@@ -27,8 +27,11 @@ def walk(roots, **kw):
 
 
 def names(entries, allowed=None):
-    return sorted(os.path.relpath(e.path, e.path.split("/r/")[0] + "/r")
-                  for e in entries if allowed is None or e.allowed == allowed)
+    return sorted(
+        os.path.relpath(e.path, e.path.split("/r/")[0] + "/r")
+        for e in entries
+        if allowed is None or e.allowed == allowed
+    )
 
 
 def test_recursive_and_flat(tmp_path):
@@ -89,8 +92,16 @@ def test_write_index_keys_and_shards(tmp_path):
     odd = ["with space.jpg", "ünïcode.jpg", "new\nline.jpg"]
     tree(a, ["1.jpg", "2.jpg", "x/3.jpg", *odd])
     tree(b, ["4.jpg", "5.png"])
-    n = write_index(tmp_path / "idx", part_a=[str(a)], part_b=[str(b)], recursive=True,
-                    ignore_names=[], ignore_paths=[], allowed_file_extensions=EXT, shard_size=3)
+    n = write_index(
+        tmp_path / "idx",
+        part_a=[str(a)],
+        part_b=[str(b)],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=EXT,
+        shard_size=3,
+    )
     assert n == 8
     shards = sorted((tmp_path / "idx").glob("shard_*.parquet"))
     assert [pq.read_metadata(s).num_rows for s in shards] == [3, 3, 2]
@@ -102,20 +113,49 @@ def test_write_index_keys_and_shards(tmp_path):
     roots = pq.read_table(tmp_path / "idx" / "roots.parquet").to_pylist()
     assert [r["path"] for r in roots] == [str(a), str(b)]
     # the same tree gives the same keys
-    write_index(tmp_path / "idx2", part_a=[str(a)], part_b=[str(b)], recursive=True,
-                ignore_names=[], ignore_paths=[], allowed_file_extensions=EXT, shard_size=3)
+    write_index(
+        tmp_path / "idx2",
+        part_a=[str(a)],
+        part_b=[str(b)],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=EXT,
+        shard_size=3,
+    )
     again = [r for s in sorted((tmp_path / "idx2").glob("shard_*")) for r in pq.read_table(s).to_pylist()]
     assert [(r["key"], r["path"]) for r in again] == [(r["key"], r["path"]) for r in rows]
 
 
-@pytest.mark.parametrize("files,shard_size,rows", [(9, 4, [4, 5]), (10, 4, [4, 4, 2]), (8, 4, [4, 4]),
-                                                    (3, 4, [3]), (4, 4, [4]), (16, 8, [8, 8]),
-                                                    (17, 8, [8, 9]), (18, 8, [8, 10]), (19, 8, [8, 8, 3])])
+@pytest.mark.parametrize(
+    "files,shard_size,rows",
+    [
+        (9, 4, [4, 5]),
+        (10, 4, [4, 4, 2]),
+        (8, 4, [4, 4]),
+        (3, 4, [3]),
+        (4, 4, [4]),
+        (16, 8, [8, 8]),
+        (17, 8, [8, 9]),
+        (18, 8, [8, 10]),
+        (19, 8, [8, 8, 3]),
+    ],
+)
 def test_a_small_rest_joins_the_last_shard(tmp_path, files, shard_size, rows):
     tree(tmp_path / "r", [f"{i:02d}.jpg" for i in range(files)])
-    assert write_index(tmp_path / "idx", part_a=[str(tmp_path / "r")], part_b=[], recursive=True,
-                       ignore_names=[], ignore_paths=[], allowed_file_extensions=EXT,
-                       shard_size=shard_size) == files
+    assert (
+        write_index(
+            tmp_path / "idx",
+            part_a=[str(tmp_path / "r")],
+            part_b=[],
+            recursive=True,
+            ignore_names=[],
+            ignore_paths=[],
+            allowed_file_extensions=EXT,
+            shard_size=shard_size,
+        )
+        == files
+    )
     shards = sorted((tmp_path / "idx").glob("shard_*.parquet"))
     assert [pq.read_metadata(s).num_rows for s in shards] == rows
     keys = [k for s in shards for k in pq.read_table(s).column("key").to_pylist()]
@@ -124,7 +164,17 @@ def test_a_small_rest_joins_the_last_shard(tmp_path, files, shard_size, rows):
 
 def test_empty_partition_still_has_a_shard(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert write_index(tmp_path / "idx", part_a=[str(tmp_path / "empty")], part_b=[],
-                       recursive=True, ignore_names=[], ignore_paths=[],
-                       allowed_file_extensions=EXT, shard_size=5) == 0
+    assert (
+        write_index(
+            tmp_path / "idx",
+            part_a=[str(tmp_path / "empty")],
+            part_b=[],
+            recursive=True,
+            ignore_names=[],
+            ignore_paths=[],
+            allowed_file_extensions=EXT,
+            shard_size=5,
+        )
+        == 0
+    )
     assert pq.read_metadata(tmp_path / "idx" / "shard_00000.parquet").num_rows == 0

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 PROBE = """
@@ -23,18 +22,27 @@ print("pandas" in sys.modules)
 def test_jobs_start_without_pandas(tmp_path):
     pytest.importorskip("pandas")  # installed beside the SLURM plugin; else nothing to show
     log = tmp_path / "job.log"
-    out = subprocess.run([sys.executable, "-c", PROBE, str(log), str(tmp_path / "t.parquet")],
-                         capture_output=True, text=True, check=True, cwd=REPO / "src")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(log), str(tmp_path / "t.parquet")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO / "src",
+    )
     assert out.stdout.strip() == "False"
     assert "fast_diff_py.probe: written" in log.read_text()
 
 
 def test_pandas_still_works_after_the_start(tmp_path):
     pytest.importorskip("pandas")
-    code = PROBE.replace('print("pandas" in sys.modules)',
-                         'print(pq.read_table(sys.argv[2]).to_pandas()["a"].sum())')
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "job.log"), str(tmp_path / "t.parquet")],
-                         capture_output=True, text=True, check=True, cwd=REPO / "src")
+    code = PROBE.replace('print("pandas" in sys.modules)', 'print(pq.read_table(sys.argv[2]).to_pandas()["a"].sum())')
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "job.log"), str(tmp_path / "t.parquet")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO / "src",
+    )
     assert out.stdout.strip() == "3"
 
 
@@ -75,20 +83,24 @@ print("pyarrow.dataset" in sys.modules, "pyarrow.compute" in sys.modules)
 def test_reading_needs_neither_pyarrow_dataset_nor_compute(tmp_path):
     """Importing either costs each job a tenth of a second or more (the plan job alone may
     use compute, to filter and sort its table)."""
-    out = subprocess.run([sys.executable, "-c", LIGHT, str(tmp_path)], capture_output=True, text=True,
-                         check=True, cwd=REPO / "src").stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT, str(tmp_path)], capture_output=True, text=True, check=True, cwd=REPO / "src"
+    ).stdout.splitlines()
     assert out[0] == "{0: [0, 2], 1: [1]} [2, 3, 9] [1] 0 ['key']"
     assert out[1] == "False False"
 
 
-@pytest.mark.parametrize("cores, jobs, most, expected", [
-    (2, 9, 8, 1),    # many shards: one thread each, two jobs side by side
-    (2, 1, 8, 2),    # one shard: all cores in it
-    (16, 3, 8, 5),
-    (64, 2, 8, 8),   # never above most
-    (4, 0, 4, 4),    # no jobs yet (the checkpoint has not run)
-    (None, 5, 8, 8),  # cores unknown (cluster run): most
-])
+@pytest.mark.parametrize(
+    "cores, jobs, most, expected",
+    [
+        (2, 9, 8, 1),  # many shards: one thread each, two jobs side by side
+        (2, 1, 8, 2),  # one shard: all cores in it
+        (16, 3, 8, 5),
+        (64, 2, 8, 8),  # never above most
+        (4, 0, 4, 4),  # no jobs yet (the checkpoint has not run)
+        (None, 5, 8, 8),  # cores unknown (cluster run): most
+    ],
+)
 def test_threads_per_job(cores, jobs, most, expected):
     from fast_diff_py._jobs import threads_per_job
 

@@ -8,22 +8,33 @@ import struct
 import cv2
 import numpy as np
 import pytest
+from conftest import photo, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import photo, write
-from fast_diff_py import _thumbnails
-from fast_diff_py._thumbnails import _decode_plain_jpeg, _jpeg_scan, decode_thumbnail, halved
+from fast_diff_py import _decode
+from fast_diff_py._decode import _decode_plain_jpeg, _jpeg_scan, decode_thumbnail, halved
 
-SAMPLING = [cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
-            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
-            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+SAMPLING = [
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
 
 
-def encode(img: np.ndarray, quality: int = 90, sampling: int | None = None,
-           progressive: bool = False, restart: int = 0) -> bytes:
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive),
-              cv2.IMWRITE_JPEG_RST_INTERVAL, restart]
+def encode(
+    img: np.ndarray, quality: int = 90, sampling: int | None = None, progressive: bool = False, restart: int = 0
+) -> bytes:
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY,
+        quality,
+        cv2.IMWRITE_JPEG_PROGRESSIVE,
+        int(progressive),
+        cv2.IMWRITE_JPEG_RST_INTERVAL,
+        restart,
+    ]
     if sampling is not None:
         params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
     ok, buf = cv2.imencode(".jpg", img, params)
@@ -46,17 +57,27 @@ def exif(orientation: int) -> bytes:
     return b"Exif\0\0" + b"II" + struct.pack("<HI", 42, 8) + ifd
 
 
-REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-           8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCED = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 
 
 @settings(max_examples=80, deadline=None)
-@given(rows=st.integers(1, 160), cols=st.integers(1, 160), quality=st.integers(20, 100),
-       sampling=st.sampled_from(SAMPLING), progressive=st.booleans(), grey=st.booleans(),
-       restart=st.sampled_from([0, 1, 3]), scale=st.sampled_from([1, 2, 4, 8]),
-       seed=st.integers(0, 2**16))
-def test_plain_jpegs_decode_to_opencvs_pixels(rows, cols, quality, sampling, progressive, grey,
-                                              restart, scale, seed):
+@given(
+    rows=st.integers(1, 160),
+    cols=st.integers(1, 160),
+    quality=st.integers(20, 100),
+    sampling=st.sampled_from(SAMPLING),
+    progressive=st.booleans(),
+    grey=st.booleans(),
+    restart=st.sampled_from([0, 1, 3]),
+    scale=st.sampled_from([1, 2, 4, 8]),
+    seed=st.integers(0, 2**16),
+)
+def test_plain_jpegs_decode_to_opencvs_pixels(rows, cols, quality, sampling, progressive, grey, restart, scale, seed):
     img = photo(seed, rows, cols)
     if grey:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -77,13 +98,13 @@ def test_plain_jpegs_decode_to_opencvs_pixels(rows, cols, quality, sampling, pro
 def calls(monkeypatch):
     """The sizes _decode_plain_jpeg is asked to decode, in order."""
     seen = []
-    real = _thumbnails._decode_plain_jpeg
+    real = _decode._decode_plain_jpeg
 
     def spy(data, height, width, scale=1):
         seen.append((height, width, scale))
         return real(data, height, width, scale)
 
-    monkeypatch.setattr(_thumbnails, "_decode_plain_jpeg", spy)
+    monkeypatch.setattr(_decode, "_decode_plain_jpeg", spy)
     return seen
 
 
@@ -130,7 +151,7 @@ def test_other_app_segments_stay_plain():
     # Adobe's segment in place of JFIF's: transform 0 makes libjpeg read the three channels as
     # RGB, 1 as YCbCr
     assert data[2:4] == b"\xff\xe0"
-    no_jfif = data[:2] + data[4 + int.from_bytes(data[4:6], "big"):]
+    no_jfif = data[:2] + data[4 + int.from_bytes(data[4:6], "big") :]
     adobe = [with_segment(no_jfif, 0xEE, b"Adobe" + struct.pack(">HHHB", 100, 0, 0, t)) for t in (0, 1)]
     assert not np.array_equal(opencv(adobe[0]), opencv(adobe[1]))
     for d in (xmp, comment, *adobe):
@@ -140,11 +161,13 @@ def test_other_app_segments_stay_plain():
 
 def _patched_frame(data: bytes, offset: int, value: int) -> bytes:
     sof = data.index(b"\xff\xc0")
-    return data[:sof + offset] + bytes([value]) + data[sof + offset + 1:]
+    return data[: sof + offset] + bytes([value]) + data[sof + offset + 1 :]
 
 
-@pytest.mark.parametrize("offset, value, why", [(1, 0xC3, "lossless frame"), (1, 0xC9, "arithmetic coding"),
-                                                (4, 12, "12-bit samples"), (9, 4, "four components")])
+@pytest.mark.parametrize(
+    "offset, value, why",
+    [(1, 0xC3, "lossless frame"), (1, 0xC9, "arithmetic coding"), (4, 12, "12-bit samples"), (9, 4, "four components")],
+)
 def test_frames_outside_the_plain_set_go_to_opencv(offset, value, why):
     data = _patched_frame(encode(photo(6, 24, 24)), offset, value)
     assert not _jpeg_scan(data).plain, why
@@ -153,7 +176,7 @@ def test_frames_outside_the_plain_set_go_to_opencv(offset, value, why):
 def test_warnings_hand_the_file_to_opencv(tmp_path, calls):
     data = encode(photo(7, 64, 64))
     # image data cut short before an end-of-image marker: libjpeg warns and pads with grey
-    warned = data[:len(data) * 2 // 3] + b"\xff\xd9"
+    warned = data[: len(data) * 2 // 3] + b"\xff\xd9"
     assert _jpeg_scan(warned).plain
     assert _decode_plain_jpeg(warned, 64, 64) is None
     path = tmp_path / "warned.jpg"
@@ -173,7 +196,7 @@ def test_corrupt_image_data_gives_opencvs_result(tmp_path):
     path.write_bytes(bytes(data))
     ref = opencv(bytes(data))
     if ref is None:
-        with pytest.raises(_thumbnails.ImageReadError):
+        with pytest.raises(_decode.ImageReadError):
             decode_thumbnail(str(path), 16, "area")
     else:
         thumb, _, _ = decode_thumbnail(str(path), 16, "area")

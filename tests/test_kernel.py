@@ -112,8 +112,10 @@ def test_grid_bound_is_tight_for_copies_and_prunes_strangers():
     y = np.stack([np.rot90(x[0], 3, axes=(0, 1)), x[1] // 2, 255 - x[2]])
     keep = grid_bound_mask(grid_sums(x, 8), grid_sums(y, 8), 64, 10.0, rotate=True)
     assert keep[0, 0] and not keep[1, 1] and not keep[2, 2]
-    assert not grid_bound_mask(grid_sums(x, 8), grid_sums(y, 8), 64, 10.0, rotate=False)[0, 0] or \
-        naive_dif(x[0], y[0], False) <= 10
+    assert (
+        not grid_bound_mask(grid_sums(x, 8), grid_sums(y, 8), 64, 10.0, rotate=False)[0, 0]
+        or naive_dif(x[0], y[0], False) <= 10
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -178,8 +180,11 @@ def test_pair_dif_refuses_a_pair_without_rotations():
 
 
 @settings(max_examples=200, deadline=None)
-@given(sums=arrays(np.int64, (9, 3), elements=st.integers(0, 255 * 64 * 64)),
-       split=st.integers(1, 8), shift=st.integers(-3 * 255 * 64 * 64, 3 * 255 * 64 * 64))
+@given(
+    sums=arrays(np.int64, (9, 3), elements=st.integers(0, 255 * 64 * 64)),
+    split=st.integers(1, 8),
+    shift=st.integers(-3 * 255 * 64 * 64, 3 * 255 * 64 * 64),
+)
 def test_range_bound_is_a_lower_bound(sums, split, shift):
     """No pair of two groups differs less (sum over channels of squared sum differences) than
     range_bound says; a uniform shift of every channel makes the total's term exact."""
@@ -217,7 +222,20 @@ def test_grid_sums_are_the_cell_sums(data, wanted):
     x, _ = data
     cells = grid_cells(x.shape[1], wanted)
     step = x.shape[1] // cells
-    expected = np.array([[[[int(img[r * step:(r + 1) * step, q * step:(q + 1) * step, ch].astype(np.int64).sum())
-                            for ch in range(3)] for q in range(cells)] for r in range(cells)] for img in x])
+    expected = np.array(
+        [
+            [
+                [
+                    [
+                        int(img[r * step : (r + 1) * step, q * step : (q + 1) * step, ch].astype(np.int64).sum())
+                        for ch in range(3)
+                    ]
+                    for q in range(cells)
+                ]
+                for r in range(cells)
+            ]
+            for img in x
+        ]
+    )
     got = grid_sums(x, cells)
     assert got.dtype == np.int64 and np.array_equal(got, expected)

@@ -66,8 +66,7 @@ def test_bad_input_is_named():
 
 @pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=60, deadline=None)
-@given(xy=stacks(), rotate=st.booleans(), threshold=st.floats(0, 3 * 255.0**2), int8=st.booleans(),
-       upper=st.booleans())
+@given(xy=stacks(), rotate=st.booleans(), threshold=st.floats(0, 3 * 255.0**2), int8=st.booleans(), upper=st.booleans())
 def test_matches_equal_thresholded_numpy(device, xy, rotate, threshold, int8, upper):
     from fast_diff_py._kernel_torch import block_matches_torch
 

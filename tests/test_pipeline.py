@@ -4,18 +4,29 @@ naive computation over every pair."""
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import photo, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import photo, write
-from fast_diff_py import (PairStatus, needs_digests, prunes, block_pair_ids, block_partners, compare_block_pair,
-                          compare_blocks, make_digests, make_plan,
-                          make_thumbnails, match_hashes, naive_dif, write_index)
+from fast_diff_py import (
+    PairStatus,
+    block_pair_ids,
+    block_partners,
+    compare_block_pair,
+    compare_blocks,
+    make_digests,
+    make_plan,
+    make_thumbnails,
+    match_hashes,
+    naive_dif,
+    needs_digests,
+    prunes,
+    write_index,
+)
 
 SIZE = 16
 
@@ -51,11 +62,21 @@ def corpus(tmp_path_factory) -> dict:
         write(root / "B" / f"blocky_{i}_bright.png", blocky + np.uint8(3))
     (root / "A" / "broken.png").write_bytes(b"\x89PNG broken")
     out = {"root": root}
-    for tag, part_a, part_b in (("a", [str(root / "A"), str(root / "B")], []),
-                                ("ab", [str(root / "A")], [str(root / "B")])):
+    for tag, part_a, part_b in (
+        ("a", [str(root / "A"), str(root / "B")], []),
+        ("ab", [str(root / "A")], [str(root / "B")]),
+    ):
         work = root / f"work_{tag}"
-        write_index(work / "index", part_a=part_a, part_b=part_b, recursive=True, ignore_names=[],
-                    ignore_paths=[], allowed_file_extensions=[".png"], shard_size=5)
+        write_index(
+            work / "index",
+            part_a=part_a,
+            part_b=part_b,
+            recursive=True,
+            ignore_names=[],
+            ignore_paths=[],
+            allowed_file_extensions=[".png"],
+            shard_size=5,
+        )
         shards = sorted((work / "index").glob("shard_*.parquet"))
         metas, thumbs = [], []
         for s in shards:
@@ -63,8 +84,13 @@ def corpus(tmp_path_factory) -> dict:
             make_thumbnails(s, t, m, size=SIZE, compute_hash=True, shift_amount=2)
             metas.append(str(m))
             thumbs.append(str(t))
-        out[tag] = {"work": work, "index": [str(s) for s in shards], "meta": metas,
-                    "thumbs": thumbs, "has_b": bool(part_b)}
+        out[tag] = {
+            "work": work,
+            "index": [str(s) for s in shards],
+            "meta": metas,
+            "thumbs": thumbs,
+            "has_b": bool(part_b),
+        }
     return out
 
 
@@ -116,22 +142,43 @@ def digests(run, tmp, rotate=True):
     return paths
 
 
-def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
-                 backend="numpy", tile=1024):
+def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend="numpy", tile=1024):
     plan = tmp / "plan"
     # the workflow's own decisions, from the configuration these arguments make
-    config = {"second_loop": {"diff_threshold": threshold, "keep_non_matching_aspects": keep_aspect},
-              "cpu_diff": None, "gpu_diff": None}
-    make_plan(run["meta"], run["index"], plan, size=SIZE, block_size=block_size,
-              threshold=threshold, has_part_b=run["has_b"], prune=prunes(config),
-              digest_paths=digests(run, tmp, rotate) if needs_digests(config) else None)
+    config = {
+        "second_loop": {"diff_threshold": threshold, "keep_non_matching_aspects": keep_aspect},
+        "cpu_diff": None,
+        "gpu_diff": None,
+    }
+    make_plan(
+        run["meta"],
+        run["index"],
+        plan,
+        size=SIZE,
+        block_size=block_size,
+        threshold=threshold,
+        has_part_b=run["has_b"],
+        prune=prunes(config),
+        digest_paths=digests(run, tmp, rotate) if needs_digests(config) else None,
+    )
     rows = {}
     files = []
     for a, partners in block_partners(plan).items():  # one job per A block, as in the workflow
         out = tmp / f"pairs_{a}.parquet"
-        compare_blocks(plan, run["thumbs"], a, partners, out, threshold=threshold, rotate=rotate,
-                       skip_matching_hash=skip_hash, match_aspect_by=aspect,
-                       keep_non_matching_aspects=keep_aspect, backend=backend, tile=tile)
+        compare_blocks(
+            plan,
+            run["thumbs"],
+            a,
+            partners,
+            out,
+            threshold=threshold,
+            rotate=rotate,
+            skip_matching_hash=skip_hash,
+            match_aspect_by=aspect,
+            keep_non_matching_aspects=keep_aspect,
+            backend=backend,
+            tile=tile,
+        )
         files.append(out)
     if skip_hash:
         match_hashes(run["meta"], run["index"], tmp / "hash.parquet", has_part_b=run["has_b"])
@@ -144,12 +191,12 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     return rows
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     tag=st.sampled_from(["a", "ab"]),
-    threshold=st.one_of(st.sampled_from([0.0, 15.0, 27.0, 30.0, 200.0, 3 * 255.0**2]),
-                        st.floats(0, 3000)),
+    threshold=st.one_of(st.sampled_from([0.0, 15.0, 27.0, 30.0, 200.0, 3 * 255.0**2]), st.floats(0, 3000)),
     rotate=st.booleans(),
     skip_hash=st.booleans(),
     aspect=st.sampled_from([None, 0, 1, 1.2]),
@@ -158,22 +205,38 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     tile=st.integers(1, 12),
     backend=st.sampled_from(["numpy", "torch"] if _has_torch() else ["numpy"]),
 )
-def test_staged_equals_naive(corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect,
-                             keep_aspect, block_size, tile, backend):
+def test_staged_equals_naive(
+    corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, tile, backend
+):
     run = corpus[tag]
     tmp = tmp_path_factory.mktemp("staged")
     expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect)
-    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size,
-                       backend, tile)
+    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile)
     assert got == expected
 
 
 def test_pruning_skips_block_pairs(corpus, tmp_path):
     run = corpus["a"]
-    total = make_plan(run["meta"], run["index"], tmp_path / "all", size=SIZE, block_size=2,
-                      threshold=10.0, has_part_b=False, prune=False)
-    kept = make_plan(run["meta"], run["index"], tmp_path / "pruned", size=SIZE, block_size=2,
-                     threshold=10.0, has_part_b=False, prune=True)
+    total = make_plan(
+        run["meta"],
+        run["index"],
+        tmp_path / "all",
+        size=SIZE,
+        block_size=2,
+        threshold=10.0,
+        has_part_b=False,
+        prune=False,
+    )
+    kept = make_plan(
+        run["meta"],
+        run["index"],
+        tmp_path / "pruned",
+        size=SIZE,
+        block_size=2,
+        threshold=10.0,
+        has_part_b=False,
+        prune=True,
+    )
     assert kept < total / 2
 
 
@@ -181,8 +244,16 @@ def test_threshold_zero_pairs_only_blocks_sharing_a_digest(corpus, tmp_path):
     run = corpus["a"]
     n_images = len(all_images(run))
     paths = digests(run, tmp_path)
-    pairs = make_plan(run["meta"], run["index"], tmp_path / "zero", size=SIZE, block_size=2,
-                      threshold=0.0, has_part_b=False, digest_paths=paths)
+    pairs = make_plan(
+        run["meta"],
+        run["index"],
+        tmp_path / "zero",
+        size=SIZE,
+        block_size=2,
+        threshold=0.0,
+        has_part_b=False,
+        digest_paths=paths,
+    )
     blocks = pq.read_table(tmp_path / "zero" / "blocks.parquet").column("block").to_numpy()
     assert pairs <= (n_images + 1) // 2  # at most one per block, not one per pair of blocks
     canonical = [d for p in paths for d in pq.read_table(p).column("canonical").to_pylist()]
@@ -194,26 +265,43 @@ def test_threshold_zero_pairs_only_blocks_sharing_a_digest(corpus, tmp_path):
 def test_threshold_zero_plan_needs_every_digest(corpus, tmp_path):
     run = corpus["a"]
     with pytest.raises(ValueError, match="digest_paths"):
-        make_plan(run["meta"], run["index"], tmp_path / "none", size=SIZE, block_size=2,
-                  threshold=0.0, has_part_b=False)
+        make_plan(
+            run["meta"], run["index"], tmp_path / "none", size=SIZE, block_size=2, threshold=0.0, has_part_b=False
+        )
     with pytest.raises(ValueError, match="no canonical digest for"):
-        make_plan(run["meta"], run["index"], tmp_path / "some", size=SIZE, block_size=2,
-                  threshold=0.0, has_part_b=False, digest_paths=digests(run, tmp_path)[1:])
+        make_plan(
+            run["meta"],
+            run["index"],
+            tmp_path / "some",
+            size=SIZE,
+            block_size=2,
+            threshold=0.0,
+            has_part_b=False,
+            digest_paths=digests(run, tmp_path)[1:],
+        )
 
 
 def test_custom_difference_function(corpus, tmp_path):
     run = corpus["a"]
-    make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=4,
-              threshold=50.0, has_part_b=False, prune=False)
+    make_plan(
+        run["meta"],
+        run["index"],
+        tmp_path / "plan",
+        size=SIZE,
+        block_size=4,
+        threshold=50.0,
+        has_part_b=False,
+        prune=False,
+    )
     images = all_images(run)
     rows = {}
     for pair in block_pair_ids(tmp_path / "plan"):
         a, b = map(int, pair.split("_"))
         out = tmp_path / f"{pair}.parquet"
-        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, out, threshold=50.0,
-                           cpu_diff="diffs:mean_abs")
+        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, out, threshold=50.0, cpu_diff="diffs:mean_abs")
         rows.update({(r["key_a"], r["key_b"]): r["dif"] for r in pq.read_table(out).to_pylist()})
     from diffs import mean_abs
+
     expected = {}
     for ka, kb in itertools.combinations(sorted(images), 2):
         d = mean_abs(images[ka][0], images[kb][0], True)
@@ -226,8 +314,16 @@ def test_gpu_diff_replaces_cpu_diff_where_a_gpu_is_seen(corpus, tmp_path, monkey
     import fast_diff_py._compare as compare
 
     run = corpus["a"]
-    make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=100,
-              threshold=1e9, has_part_b=False, prune=False)
+    make_plan(
+        run["meta"],
+        run["index"],
+        tmp_path / "plan",
+        size=SIZE,
+        block_size=100,
+        threshold=1e9,
+        has_part_b=False,
+        prune=False,
+    )
     kw = dict(threshold=1e9, cpu_diff="diffs:mean_abs", gpu_diff="diffs:coarse_gpu")
     monkeypatch.setattr(compare, "gpu_available", lambda: False)
     compare_block_pair(tmp_path / "plan", run["thumbs"], 0, 0, tmp_path / "cpu.parquet", **kw)
@@ -254,11 +350,11 @@ def test_one_compare_job_per_block(corpus, tmp_path, tag):
     """A job compares one A block with all its partners: as many jobs as A blocks at most,
     and the same rows as comparing the block pairs one at a time."""
     run = corpus[tag]
-    n_pairs = make_plan(run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=3,
-                        threshold=1e9, has_part_b=run["has_b"])
+    n_pairs = make_plan(
+        run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=3, threshold=1e9, has_part_b=run["has_b"]
+    )
     blocks = pq.read_table(tmp_path / "plan" / "blocks.parquet")
-    n_a = len({b for b, p in zip(blocks.column("block").to_pylist(),
-                                 blocks.column("part_b").to_pylist()) if not p})
+    n_a = len({b for b, p in zip(blocks.column("block").to_pylist(), blocks.column("part_b").to_pylist()) if not p})
     partners = block_partners(tmp_path / "plan")
     assert len(partners) == n_a and sum(map(len, partners.values())) == n_pairs > len(partners)
     assert [f"{a}_{b}" for a, bs in partners.items() for b in bs] == block_pair_ids(tmp_path / "plan")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import photo, run_workflow, write
+
 from fast_diff_py import ConfigError, validate_config
 from fast_diff_py.cli import difpy
 
@@ -43,8 +43,12 @@ def files_under(root: Path) -> dict[str, bytes]:
 def tmpfs(mount: Path, size: str):
     """A file system of its own at ``mount`` (skips the test where mounting is not permitted)."""
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
         yield mount
@@ -55,8 +59,12 @@ def tmpfs(mount: Path, size: str):
 def directory_paths(db: Path) -> dict[str, tuple]:
     con = sqlite3.connect(db)
     try:
-        return {p: (s, e, same) for p, s, e, same in con.execute(
-            "SELECT d.path, d.success, d.error, f.same_as FROM directory d JOIN file_state f USING (key)")}
+        return {
+            p: (s, e, same)
+            for p, s, e, same in con.execute(
+                "SELECT d.path, d.success, d.error, f.same_as FROM directory d JOIN file_state f USING (key)"
+            )
+        }
     finally:
         con.close()
 
@@ -64,9 +72,13 @@ def directory_paths(db: Path) -> dict[str, tuple]:
 def pairs(db: Path) -> set[tuple[str, str]]:
     con = sqlite3.connect(db)
     try:
-        return {(Path(a).name, Path(b).name) for a, b in con.execute(
-            "SELECT a.path, b.path FROM dif_table t JOIN directory a ON a.key = t.key_a "
-            "JOIN directory b ON b.key = t.key_b")}
+        return {
+            (Path(a).name, Path(b).name)
+            for a, b in con.execute(
+                "SELECT a.path, b.path FROM dif_table t JOIN directory a ON a.key = t.key_a "
+                "JOIN directory b ON b.key = t.key_b"
+            )
+        }
     finally:
         con.close()
 
@@ -79,8 +91,7 @@ def test_links_are_one_file_never_paired_and_never_deleted(tmp_path, monkeypatch
     os.link(root / "link_target.jpg", root / "hard_link.jpg")
     write(root / "other.jpg", photo(2))
     before = files_under(root)
-    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "similar", "-d", "True", "-sd", "True",
-                       "-p", "False"]) == 0
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "similar", "-d", "True", "-sd", "True", "-p", "False"]) == 0
     assert files_under(root) == before
     assert (root / "link_to_target.jpg").resolve() == (root / "link_target.jpg")
     results = json.loads(next(Path("out").glob("difPy_*_results.json")).read_text())
@@ -89,8 +100,12 @@ def test_links_are_one_file_never_paired_and_never_deleted(tmp_path, monkeypatch
     db = tmp_path / "db" / "fast_diff.db"
     run_workflow(tmp_path / "w", {"part_a": [str(root)], "db_path": str(db)})
     rows = directory_paths(db)
-    assert set(map(lambda p: Path(p).name, rows)) == {"link_target.jpg", "link_to_target.jpg",
-                                                       "hard_link.jpg", "other.jpg"}
+    assert set(map(lambda p: Path(p).name, rows)) == {
+        "link_target.jpg",
+        "link_to_target.jpg",
+        "hard_link.jpg",
+        "other.jpg",
+    }
     own = rows[str(root / "hard_link.jpg")]  # walked first: the file's own name
     assert own[0] == 1 and own[2] is None
     for name, kind in (("link_target.jpg", "hard link"), ("link_to_target.jpg", "symbolic link")):
@@ -106,8 +121,7 @@ def test_a_linked_folder_outside_the_search_is_never_acted_on(tmp_path, monkeypa
     root = tmp_path / "D"
     write(root / "big.png", photo(3, 120, 160))
     (root / "linked").symlink_to(outside, target_is_directory=True)
-    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-d", "True", "-sd", "True",
-                       "-p", "False"]) == 0
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "20", "-d", "True", "-sd", "True", "-p", "False"]) == 0
     assert (outside / "small.png").exists() and (root / "big.png").exists()
     (journal,) = Path("out").glob("difPy_*_journal.jsonl")
     entries = [json.loads(x) for x in journal.read_text().splitlines()]
@@ -118,7 +132,8 @@ def test_a_linked_folder_outside_the_search_is_never_acted_on(tmp_path, monkeypa
 
 def _interrupted_difpy(root: Path, out: Path, argv: list[str]) -> None:
     """Run difpy's workflow up to its comparisons, as a run stopped before the merge leaves it."""
-    from fast_diff_py._workflow import run_workflow as run, stage_targets
+    from fast_diff_py._workflow import run_workflow as run
+    from fast_diff_py._workflow import stage_targets
 
     args = difpy.build_parser().parse_args(argv)
     progress = difpy.progress_dir(args, out.resolve())
@@ -152,14 +167,16 @@ def test_a_file_replaced_after_its_comparison_is_left_in_place(tmp_path, monkeyp
     root = tmp_path / "D"
     write(root / "A.png", photo(5, 120, 160))
     write(root / "B.png", half(photo(5, 120, 160)))
-    config = {"part_a": [str(root)], "db_path": str(tmp_path / "r" / "fd.db"),
-              "results_dir": str(tmp_path / "r" / "work")}
+    config = {
+        "part_a": [str(root)],
+        "db_path": str(tmp_path / "r" / "fd.db"),
+        "results_dir": str(tmp_path / "r" / "work"),
+    }
     run(config, tmp_path / "r", ["all"], cores=2)
     assert pairs(Path(config["db_path"])) == {("A.png", "B.png")}
     write(root / "B.png", photo(99, 60, 80))
     with Journal(tmp_path / "j.jsonl") as journal:
-        (outcome,) = act([(2, 1)], config["db_path"], config["results_dir"], journal, size=64,
-                         method="quality")
+        (outcome,) = act([(2, 1)], config["db_path"], config["results_dir"], journal, size=64, method="quality")
     assert outcome.state == "skipped" and "changed since it was compared" in outcome.reason
     assert (root / "B.png").exists()
     (entry,) = [json.loads(x) for x in (tmp_path / "j.jsonl").read_text().splitlines()]
@@ -190,8 +207,7 @@ def test_a_keeper_that_changed_keeps_its_copy(tmp_path, monkeypatch):
     _interrupted_difpy(root, tmp_path / "out", argv)
     (root / "A.png").unlink()  # the file it would be kept for is gone
     assert difpy.main(argv) == 0
-    assert (root / "B.png").exists() and not (tmp_path / "moved").exists() or \
-        not list((tmp_path / "moved").iterdir())
+    assert (root / "B.png").exists() and not (tmp_path / "moved").exists() or not list((tmp_path / "moved").iterdir())
 
 
 def test_content_swapped_under_the_same_identity_is_caught(tmp_path, monkeypatch):
@@ -202,8 +218,11 @@ def test_content_swapped_under_the_same_identity_is_caught(tmp_path, monkeypatch
     root = tmp_path / "D"
     a = write(root / "A.png", photo(7, 60, 80))
     b = write(root / "B.png", photo(7, 60, 80))
-    config = {"part_a": [str(root)], "db_path": str(tmp_path / "r" / "fd.db"),
-              "results_dir": str(tmp_path / "r" / "work")}
+    config = {
+        "part_a": [str(root)],
+        "db_path": str(tmp_path / "r" / "fd.db"),
+        "results_dir": str(tmp_path / "r" / "work"),
+    }
     run(config, tmp_path / "r", ["all"], cores=2)
     targets = load_targets(config["db_path"], [1, 2])
     stored = StoredThumbnails(config["results_dir"])
@@ -213,8 +232,9 @@ def test_content_swapped_under_the_same_identity_is_caught(tmp_path, monkeypatch
     with open(b, "r+b") as fh:  # flip pixels of the PNG's data in place: same size, same inode
         img = photo(8, 60, 80)
         import cv2
+
         data = cv2.imencode(".png", img)[1].tobytes()
-        fh.write(data[:len(other)].ljust(len(other), b"\0"))
+        fh.write(data[: len(other)].ljust(len(other), b"\0"))
     os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert b.stat().st_size == st.st_size
     reason = check(targets[2], targets[1], stored, size=64, method="quality")
@@ -248,8 +268,9 @@ def test_the_index_stores_a_name_that_is_not_utf8_losslessly(tmp_path):
     db = tmp_path / "fd.db"
     run_workflow(tmp_path / "w", {"part_a": [str(root)], "db_path": str(db)})
     con = sqlite3.connect(db)
-    (path, success, raw), = con.execute(
-        "SELECT d.path, d.success, f.path_bytes FROM directory d JOIN file_state f USING (key)")
+    ((path, success, raw),) = con.execute(
+        "SELECT d.path, d.success, f.path_bytes FROM directory d JOIN file_state f USING (key)"
+    )
     assert success == 1 and path.endswith("/\\xff\\xfe.png")
     assert os.fsencode(native(path, raw)) == os.fsencode(str(root)) + b"/\xff\xfe.png"
 
@@ -261,8 +282,12 @@ def test_undo_reports_failures_and_bad_journals(tmp_path, capsys):
     assert difpy.main(["--undo", str(tmp_path / "photo.jpg")]) == 1
     assert "is not a difpy journal" in capsys.readouterr().err
     journal = tmp_path / "j.jsonl"
-    journal.write_text(json.dumps({"action": "move", "state": "done", "source": str(tmp_path / "a.jpg"),
-                                   "target": str(tmp_path / "gone.jpg")}) + "\n")
+    journal.write_text(
+        json.dumps(
+            {"action": "move", "state": "done", "source": str(tmp_path / "a.jpg"), "target": str(tmp_path / "gone.jpg")}
+        )
+        + "\n"
+    )
     assert difpy.main(["--undo", str(journal)]) == 1
     assert "gone.jpg is gone" in capsys.readouterr().err
 
@@ -289,6 +314,7 @@ def test_move_onto_a_full_file_system_leaves_nothing_partial(tmp_path, monkeypat
         big = (rng.integers(0, 256, (300, 400, 3))).astype(np.uint8)  # incompressible: ~360 kB
         write(root / "a.png", big)
         import cv2
+
         write(root / "b.png", cv2.resize(big, (200, 150), interpolation=cv2.INTER_AREA))
         before = files_under(root)
         assert difpy.main(["-D", str(root), "-Z", "out", "-s", "2000", "-mv", str(mount), "-p", "False"]) == 1
@@ -380,8 +406,16 @@ def test_a_fifo_swapped_in_after_indexing_is_an_error_row(tmp_path):
     root = tmp_path / "D"
     write(root / "a.png", photo(1))
     write(root / "b.png", photo(2))
-    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True, ignore_names=[],
-                ignore_paths=[], allowed_file_extensions=[".png"], shard_size=100)
+    write_index(
+        tmp_path / "index",
+        part_a=[str(root)],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=[".png"],
+        shard_size=100,
+    )
     (root / "b.png").unlink()
     os.mkfifo(root / "b.png")
     t0 = time.monotonic()
@@ -435,7 +469,8 @@ def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, 
     write(root / "A.png", photo(5, 120, 160))
     write(root / "B.png", half(photo(5, 120, 160)))
     argv = ["-D", str(root), "-Z", "out", "-s", "similar", "-p", "False"]
-    from fast_diff_py._workflow import run_workflow as run, stage_targets
+    from fast_diff_py._workflow import run_workflow as run
+    from fast_diff_py._workflow import stage_targets
 
     args = difpy.build_parser().parse_args(argv)
     progress = difpy.progress_dir(args, (tmp_path / "out").resolve())
@@ -461,8 +496,11 @@ def test_pair_pictures_never_block_on_a_fifo(tmp_path):
     write(root / "A.png", photo(5, 120, 160))
     write(root / "B.png", half(photo(5, 120, 160)))
     write(root / "C.png", half(half(photo(5, 120, 160))))
-    config = {"part_a": [str(root)], "db_path": str(tmp_path / "r" / "fd.db"),
-              "results_dir": str(tmp_path / "r" / "work")}
+    config = {
+        "part_a": [str(root)],
+        "db_path": str(tmp_path / "r" / "fd.db"),
+        "results_dir": str(tmp_path / "r" / "work"),
+    }
     run(config, tmp_path / "r", ["all"], cores=2)
     (root / "C.png").unlink()
     os.mkfifo(root / "C.png")
@@ -477,8 +515,7 @@ def test_delete_goes_to_the_trash_and_can_be_undone(tmp_path, monkeypatch):
     write(root / "A.png", photo(5, 120, 160))
     write(root / "B.png", half(photo(5, 120, 160)))
     before = files_under(root)
-    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "similar", "-d", "True", "-sd", "True",
-                       "-p", "False"]) == 0
+    assert difpy.main(["-D", str(root), "-Z", "out", "-s", "similar", "-d", "True", "-sd", "True", "-p", "False"]) == 0
     assert not (root / "B.png").exists()
     trash = tmp_path / "xdg-data" / "Trash"
     assert (trash / "files" / "B.png").read_bytes() == before["B.png"]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, db_rows, run_workflow
 
 SCRIPT = REPO / "tests" / "slurm" / "local-slurm.sh"
@@ -40,18 +39,38 @@ def slurm():
 def test_slurm_run_equals_local_run(tmp_path, slurm):
     images = tmp_path / "imgs"
     shutil.copytree(REPO / "examples" / "images", images)
-    config = {"part_a": [str(images)], "second_loop": {"diff_threshold": 400},
-              "first_loop": {"compute_hash": True, "shift_amount": 0}}
+    config = {
+        "part_a": [str(images)],
+        "second_loop": {"diff_threshold": 400},
+        "first_loop": {"compute_hash": True, "shift_amount": 0},
+    }
     run_workflow(tmp_path / "local", config)
     workdir = tmp_path / "cluster"
     workdir.mkdir()
     (workdir / "config.yaml").write_text((tmp_path / "local" / "config.yaml").read_text())
     # Snakemake may ignore SIGTERM while it waits on the cluster: bound it with SIGINT
     proc = subprocess.run(
-        ["timeout", "-s", "INT", "900", sys.executable, "-m", "snakemake", "--snakefile",
-         str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir), "--configfile",
-         str(workdir / "config.yaml"), "--profile", str(PROFILE)],
-        capture_output=True, text=True, cwd=workdir)
+        [
+            "timeout",
+            "-s",
+            "INT",
+            "900",
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--profile",
+            str(PROFILE),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "submitted with SLURM jobid" in proc.stdout + proc.stderr
     assert db_rows(workdir / "results" / "fast_diff.db") == db_rows(tmp_path / "local" / "results" / "fast_diff.db")

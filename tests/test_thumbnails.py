@@ -14,14 +14,15 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import REPO, photo, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, photo, write
-from fast_diff_py._kernel import naive_dif
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
-from fast_diff_py._thumbnails import (HALVING_MIN_RATIO, canonical_digests, default_hash, halved, hash_stack,
-                                      make_digests, make_thumbnails, rotations)
+from fast_diff_py._decode import HALVING_MIN_RATIO, halved
+from fast_diff_py._hashing import canonical_digests, default_hash, hash_stack, rotations
+from fast_diff_py._kernel import naive_dif
+from fast_diff_py._thumbnails import make_digests, make_thumbnails
 
 
 def reference_thumbnail(path: Path, size: int) -> np.ndarray:
@@ -34,13 +35,19 @@ def reference_thumbnail(path: Path, size: int) -> np.ndarray:
 
 def palette_png(path: Path, idx: np.ndarray, palette: np.ndarray) -> Path:
     """Write an 8-bit palette PNG (colour type 3), which OpenCV can read but not write."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     h, w = idx.shape
     raw = b"".join(b"\x00" + idx[r].astype(np.uint8).tobytes() for r in range(h))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
-                     + chunk(b"PLTE", palette.astype(np.uint8).tobytes())
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
+        + chunk(b"PLTE", palette.astype(np.uint8).tobytes())
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -59,8 +66,11 @@ def test_pixels_equal_fast_diff_py(tmp_path, kind):
         path = write(tmp_path / "a.png", img.astype(np.uint16) * 257 + 3)
     elif kind == "palette":
         rng = np.random.default_rng(1)
-        path = palette_png(tmp_path / "a.png", rng.integers(0, 4, (30, 40)),
-                           np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]))
+        path = palette_png(
+            tmp_path / "a.png",
+            rng.integers(0, 4, (30, 40)),
+            np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]),
+        )
     else:
         path = write(tmp_path / "a.png", photo(3, 64, 64))
     thumb, px, py = decode_thumbnail(str(path), 64, "compat")
@@ -97,8 +107,7 @@ def _quality_resize(img: np.ndarray, size: int) -> np.ndarray:
     """The quality method after decoding, written out: 2 x 2 means rounded half up while both
     sides are even and the halved short side keeps HALVING_MIN_RATIO pixels per thumbnail
     pixel, then INTER_AREA."""
-    while (not img.shape[0] % 2 and not img.shape[1] % 2
-           and min(img.shape[:2]) // 2 >= HALVING_MIN_RATIO * size):
+    while not img.shape[0] % 2 and not img.shape[1] % 2 and min(img.shape[:2]) // 2 >= HALVING_MIN_RATIO * size:
         x = img.astype(np.uint16)
         img = ((x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2] + 2) >> 2).astype(np.uint8)
     return _area(img, size)
@@ -117,8 +126,13 @@ def test_halving_is_the_mean_of_each_two_by_two(shape, size):
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=st.integers(1, 48), rows=st.integers(0, 300), cols=st.integers(0, 300),
-       k=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+@given(
+    size=st.integers(1, 48),
+    rows=st.integers(0, 300),
+    cols=st.integers(0, 300),
+    k=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_halving_turns_with_the_image(size, rows, cols, k, seed):
     # a rotated copy is halved on the same 2 x 2 boxes, so the halved images are each other
     # turned exactly; INTER_AREA after it (float sums in another order) is off by 1 at most
@@ -145,9 +159,13 @@ def test_quality_is_area_of_the_halved_image_where_no_reduced_decode_applies(tmp
     assert (px, py) == img.shape[:2]
 
 
-@pytest.mark.parametrize("rows, cols, scale", [(512, 640, 4), (1024, 1280, 8), (256, 320, 2), (384, 400, 4), (376, 400, 2), (1208, 1608, 8), (600, 808, 4)])
+@pytest.mark.parametrize(
+    "rows, cols, scale",
+    [(512, 640, 4), (1024, 1280, 8), (256, 320, 2), (384, 400, 4), (376, 400, 2), (1208, 1608, 8), (600, 808, 4)],
+)
 def test_quality_decodes_aligned_jpegs_reduced(tmp_path, rows, cols, scale):
-    from fast_diff_py._thumbnails import reduced_scale
+    from fast_diff_py._decode import reduced_scale
+
     assert reduced_scale(rows, cols, 32) == scale
     path = write(tmp_path / "a.jpg", photo(6, rows, cols))
     thumb, px, py = decode_thumbnail(str(path), 32, "quality")
@@ -238,8 +256,12 @@ def _bomb_png(path: Path, width: int, height: int) -> Path:
     comp = zlib.compressobj(9)
     row = b"\0" * (1 + 3 * width)
     body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -267,7 +289,7 @@ def test_images_above_the_pixel_limit_are_refused_before_decoding(tmp_path):
 
 @pytest.mark.parametrize("fmt", [".png", ".jpg", ".gif", ".bmp", ".webp"])
 def test_header_size_reads_each_format(tmp_path, fmt):
-    from fast_diff_py._thumbnails import header_size
+    from fast_diff_py._decode import header_size
 
     img = photo(3, 37, 53)
     ok, buf = cv2.imencode(fmt, img)
@@ -292,7 +314,7 @@ def test_a_fifo_is_an_error_not_a_hang(tmp_path):
 
 
 def test_a_file_changed_since_indexing_is_refused(tmp_path):
-    from fast_diff_py._thumbnails import FileIdentity
+    from fast_diff_py._files import FileIdentity
 
     path = write(tmp_path / "a.png", photo(1))
     indexed = FileIdentity.of(path.stat())
@@ -357,24 +379,47 @@ def test_canonical_digest_is_the_least_hash_of_the_rotations():
         assert canonical_digests(stack, rotate) == [min(h for h in row if h) for row in hashes]
 
 
-@pytest.mark.parametrize("hashing", [dict(compute_hash=False), dict(compute_hash=True, shift_amount=0),
-                                     dict(compute_hash=True, shift_amount=2),
-                                     dict(compute_hash=True, hash_fn="thumb_test_hashes:adler32_hex")])
+@pytest.mark.parametrize(
+    "hashing",
+    [
+        dict(compute_hash=False),
+        dict(compute_hash=True, shift_amount=0),
+        dict(compute_hash=True, shift_amount=2),
+        dict(compute_hash=True, hash_fn="thumb_test_hashes:adler32_hex"),
+    ],
+)
 def test_make_digests_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch):
     # with unshifted default hashes the digest may be taken from them; otherwise it is
     # computed from the stack: the column must come out the same either way
-    monkeypatch.setitem(sys.modules, "thumb_test_hashes", types.SimpleNamespace(
-        adler32_hex=lambda m: format(zlib.adler32(m.tobytes()), "08x")))
+    monkeypatch.setitem(
+        sys.modules,
+        "thumb_test_hashes",
+        types.SimpleNamespace(adler32_hex=lambda m: format(zlib.adler32(m.tobytes()), "08x")),
+    )
     root = tmp_path / "in"
     img = photo(3, 40, 40)
     write(root / "a.png", img)
     write(root / "b.png", np.rot90(img, 1).copy())
     (root / "b_broken.png").write_bytes(b"not a png")  # no thumbnail: no digest
     write(root / "c.png", photo(4, 40, 40))
-    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
-                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".png"], shard_size=10)
-    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
-                    size=16, method="area", **hashing)
+    write_index(
+        tmp_path / "index",
+        part_a=[str(root)],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=[".png"],
+        shard_size=10,
+    )
+    make_thumbnails(
+        tmp_path / "index/shard_00000.parquet",
+        tmp_path / "t.npy",
+        tmp_path / "t.parquet",
+        size=16,
+        method="area",
+        **hashing,
+    )
     meta = pq.read_table(tmp_path / "t.parquet")
     decoded_keys = [r["key"] for r in meta.to_pylist() if r["thumb_row"] >= 0]
     free = hashing.get("compute_hash") and not hashing.get("shift_amount") and "hash_fn" not in hashing
@@ -405,10 +450,9 @@ def test_custom_hash_function(tmp_path):
 
 
 @settings(max_examples=300, deadline=None)
-@given(sizes=st.lists(st.integers(0, 5000), max_size=40), files=st.integers(1, 50),
-       budget=st.integers(0, 20000))
+@given(sizes=st.lists(st.integers(0, 5000), max_size=40), files=st.integers(1, 50), budget=st.integers(0, 20000))
 def test_read_ahead_asks_for_each_file_once_and_within_the_limits(sizes, files, budget):
-    from fast_diff_py._thumbnails import read_ahead
+    from fast_diff_py._files import read_ahead
 
     plan = [list(r) for r in read_ahead(sizes, files, budget)]
     assert len(plan) == len(sizes)
@@ -428,16 +472,31 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
     for i in range(12):
         write(root / f"{i:02d}.png", photo(i, 8 + 2 * i, 20))
     (root / "07.txt").write_text("x")  # not allowed: never read, never asked for
-    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
-                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".png"], shard_size=20)
+    write_index(
+        tmp_path / "index",
+        part_a=[str(root)],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=[".png"],
+        shard_size=20,
+    )
     events = []
     monkeypatch.setattr(thumbnails, "READ_AHEAD_FILES", 3)
-    monkeypatch.setattr(thumbnails, "_advise", lambda path: events.append(("advise", path)))
+    monkeypatch.setattr(thumbnails, "advise", lambda path: events.append(("advise", path)))
     decode = thumbnails.decode_thumbnail
-    monkeypatch.setattr(thumbnails, "decode_thumbnail",
-                        lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k))
-    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
-                    size=8, method="area", threads=1)
+    monkeypatch.setattr(
+        thumbnails, "decode_thumbnail", lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k)
+    )
+    make_thumbnails(
+        tmp_path / "index/shard_00000.parquet",
+        tmp_path / "t.npy",
+        tmp_path / "t.parquet",
+        size=8,
+        method="area",
+        threads=1,
+    )
     index = pq.read_table(tmp_path / "index/shard_00000.parquet").to_pylist()
     readable = [r["path"] for r in index if r["allowed"]]
     assert len(readable) == 12 and str(root / "07.txt") not in readable
@@ -446,14 +505,14 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
 
 
 def test_asking_for_a_file_ahead_never_fails_or_blocks(tmp_path):
-    from fast_diff_py._thumbnails import _advise
+    from fast_diff_py._files import advise
 
-    _advise(str(tmp_path / "missing.jpg"))
-    _advise(None)
+    advise(str(tmp_path / "missing.jpg"))
+    advise(None)
     os.mkfifo(tmp_path / "fifo")  # opening a FIFO for reading would wait for a writer
-    _advise(str(tmp_path / "fifo"))
+    advise(str(tmp_path / "fifo"))
     (tmp_path / "d").mkdir()
-    _advise(str(tmp_path / "d"))
+    advise(str(tmp_path / "d"))
 
 
 def test_make_thumbnails_records_every_file(tmp_path):
@@ -462,15 +521,34 @@ def test_make_thumbnails_records_every_file(tmp_path):
     (root / "b.jpg").write_bytes(b"")
     (root / "c.txt").write_text("x")
     write(root / "d.png", photo(2))
-    write_index(tmp_path / "index", part_a=[str(root)], part_b=[], recursive=True,
-                ignore_names=[], ignore_paths=[], allowed_file_extensions=[".jpg", ".png"],
-                shard_size=10)
-    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet",
-                    size=16, method="compat", compute_hash=True, shift_amount=0, threads=2)
+    write_index(
+        tmp_path / "index",
+        part_a=[str(root)],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=[".jpg", ".png"],
+        shard_size=10,
+    )
+    make_thumbnails(
+        tmp_path / "index/shard_00000.parquet",
+        tmp_path / "t.npy",
+        tmp_path / "t.parquet",
+        size=16,
+        method="compat",
+        compute_hash=True,
+        shift_amount=0,
+        threads=2,
+    )
     meta = pq.read_table(tmp_path / "t.parquet").to_pylist()
     stack = np.load(tmp_path / "t.npy")
-    assert [m["success"] for m in meta] == [FileStatus.SUCCESS, FileStatus.ERROR,
-                                            FileStatus.NOT_COMPUTED, FileStatus.SUCCESS]
+    assert [m["success"] for m in meta] == [
+        FileStatus.SUCCESS,
+        FileStatus.ERROR,
+        FileStatus.NOT_COMPUTED,
+        FileStatus.SUCCESS,
+    ]
     assert meta[1]["error"] == "empty file (0 bytes)" and meta[1]["thumb_row"] == -1
     assert meta[1]["hash_0"] is None and meta[2]["hash_0"] is None
     assert stack.shape == (2, 16, 16, 3)  # no made-up thumbnail for the failures

@@ -9,25 +9,22 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, write
-from fast_diff_py import naive_dif
-from fast_diff_py._thumbnails import decode_thumbnail
+
+from fast_diff_py import decode_thumbnail, naive_dif
 
 
 def pairs_by_name(db: Path) -> dict[tuple[str, str], tuple[float, int]]:
     con = sqlite3.connect(db)
     rows = con.execute(
         "SELECT a.filename, b.filename, d.dif, d.success FROM dif_table d "
-        "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b").fetchall()
+        "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b"
+    ).fetchall()
     con.close()
     return {(a, b): (dif, ok) for a, b, dif, ok in rows}
 
@@ -47,8 +44,9 @@ def test_finds_known_duplicates_with_exact_values(tmp_path, dup_folder):
     assert found[("orig_3.jpg", "orig_3_copy.jpg")][0] == 0.0
     assert found[("orig_1.jpg", "orig_1_rot90.png")][0] == 0.0
     # every file is a row; every row has px, py and its partition root
-    rows = con.execute("SELECT filename, success, px, py, allowed, dir_index, part_b, file_size "
-                       "FROM directory").fetchall()
+    rows = con.execute(
+        "SELECT filename, success, px, py, allowed, dir_index, part_b, file_size FROM directory"
+    ).fetchall()
     assert len(rows) == 10 and all(r[1] == 1 and r[2] > 0 and r[4] == 1 and r[5] == 0 for r in rows)
     assert con.execute("SELECT path FROM dir_index_lookup").fetchall() == [(str(root),)]
     assert not list((tmp_path / "w" / "results").glob(".*tmp*"))
@@ -56,14 +54,23 @@ def test_finds_known_duplicates_with_exact_values(tmp_path, dup_folder):
 
 def test_partition_b_compares_only_across(tmp_path, dup_folder):
     root = dup_folder["root"]
-    run_workflow(tmp_path / "w", {"part_a": [str(root / "sub")],
-                                  "part_b": [str(_copy_originals(root, tmp_path))],
-                                  "second_loop": {"diff_threshold": 400}})
+    run_workflow(
+        tmp_path / "w",
+        {
+            "part_a": [str(root / "sub")],
+            "part_b": [str(_copy_originals(root, tmp_path))],
+            "second_loop": {"diff_threshold": 400},
+        },
+    )
     found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
     assert set(found) == {(b, a) for a, b in dup_folder["expected"]}
     con = sqlite3.connect(tmp_path / "w" / "results" / "fast_diff.db")
-    assert con.execute("SELECT COUNT(*) FROM dif_table d JOIN directory a ON a.key = d.key_a "
-                       "WHERE a.part_b = 1").fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT COUNT(*) FROM dif_table d JOIN directory a ON a.key = d.key_a WHERE a.part_b = 1"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def _copy_originals(root: Path, tmp_path: Path) -> Path:
@@ -86,8 +93,14 @@ def test_bad_input_is_recorded_and_never_matched(tmp_path):
     os.symlink(root / "gone.jpg", root / "dangling.jpg")
     write(root / "ünï cødé\nname.jpg", photo(2))
     write(root / "ünï cødé\nname copy.jpg", photo(2))
-    run_workflow(tmp_path / "w", {"part_a": [str(root)], "second_loop": {"diff_threshold": 200},
-                                  "first_loop": {"compute_hash": True, "shift_amount": 0}})
+    run_workflow(
+        tmp_path / "w",
+        {
+            "part_a": [str(root)],
+            "second_loop": {"diff_threshold": 200},
+            "first_loop": {"compute_hash": True, "shift_amount": 0},
+        },
+    )
     db = tmp_path / "w" / "results" / "fast_diff.db"
     con = sqlite3.connect(db)
     rows = {r[0]: r[1:] for r in con.execute("SELECT filename, success, error, hash_0 FROM directory")}
@@ -97,17 +110,24 @@ def test_bad_input_is_recorded_and_never_matched(tmp_path):
     assert "cannot decode image" in rows["text.jpg"][1]
     assert "cannot stat" in rows["dangling.jpg"][1]
     assert all(r[2] is None for r in rows.values() if r[0] == 0)
-    assert set(pairs_by_name(db)) == {("good copy.jpg", "good.jpg"),
-                                      ("ünï cødé\nname copy.jpg", "ünï cødé\nname.jpg")}
+    assert set(pairs_by_name(db)) == {("good copy.jpg", "good.jpg"), ("ünï cødé\nname copy.jpg", "ünï cødé\nname.jpg")}
 
 
 def test_hash_skip_and_aspect_filter(tmp_path, dup_folder):
     root = dup_folder["root"]
-    run_workflow(tmp_path / "w", {
-        "part_a": [str(root)],
-        "first_loop": {"compute_hash": True, "shift_amount": 0},
-        "second_loop": {"diff_threshold": 400, "skip_matching_hash": True, "match_aspect_by": 0,
-                        "keep_non_matching_aspects": False}})
+    run_workflow(
+        tmp_path / "w",
+        {
+            "part_a": [str(root)],
+            "first_loop": {"compute_hash": True, "shift_amount": 0},
+            "second_loop": {
+                "diff_threshold": 400,
+                "skip_matching_hash": True,
+                "match_aspect_by": 0,
+                "keep_non_matching_aspects": False,
+            },
+        },
+    )
     found = pairs_by_name(tmp_path / "w" / "results" / "fast_diff.db")
     # the copy and the rotation share a hash; the half-size copy fails the size filter
     assert found[("orig_3.jpg", "orig_3_copy.jpg")] == (0.0, 2)
@@ -117,13 +137,19 @@ def test_hash_skip_and_aspect_filter(tmp_path, dup_folder):
     con = sqlite3.connect(tmp_path / "w" / "results" / "fast_diff.db")
     counts = dict(con.execute("SELECT hash, count FROM hash_table"))
     assert sum(counts.values()) == 4 * 10
-    same = con.execute("SELECT a.hash_0 = b.hash_90 OR a.hash_0 = b.hash_270 FROM directory a, directory b "
-                       "WHERE a.filename = 'orig_1.jpg' AND b.filename = 'orig_1_rot90.png'").fetchone()
+    same = con.execute(
+        "SELECT a.hash_0 = b.hash_90 OR a.hash_0 = b.hash_270 FROM directory a, directory b "
+        "WHERE a.filename = 'orig_1.jpg' AND b.filename = 'orig_1_rot90.png'"
+    ).fetchone()
     assert same == (1,)
 
 
-RESUME_CONFIG = {"shard_size": 4, "block_size": 4, "second_loop": {"diff_threshold": 300},
-                 "first_loop": {"compute_hash": True, "shift_amount": 0}}
+RESUME_CONFIG = {
+    "shard_size": 4,
+    "block_size": 4,
+    "second_loop": {"diff_threshold": 300},
+    "first_loop": {"compute_hash": True, "shift_amount": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -142,17 +168,33 @@ def _start(workdir: Path, config: dict) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return subprocess.Popen(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--rerun-incomplete"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            *SNAKEMAKE,
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--cores",
+            "2",
+            "--rerun-incomplete",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
-@pytest.mark.parametrize("sig, wait_for", [
-    (signal.SIGKILL, "results/work/index"),
-    (signal.SIGKILL, "results/work/thumbnails/shard_00002.npy"),
-    (signal.SIGKILL, "results/work/pairs"),
-    (signal.SIGINT, "results/work/thumbnails/shard_00001.parquet"),
-])
+@pytest.mark.parametrize(
+    "sig, wait_for",
+    [
+        (signal.SIGKILL, "results/work/index"),
+        (signal.SIGKILL, "results/work/thumbnails/shard_00002.npy"),
+        (signal.SIGKILL, "results/work/pairs"),
+        (signal.SIGINT, "results/work/thumbnails/shard_00001.parquet"),
+    ],
+)
 def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for):
     config, expected = uninterrupted
     assert len(expected["dif_table"]) >= 8
@@ -164,9 +206,20 @@ def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for):
     os.killpg(proc.pid, sig)  # the whole job tree, as a crash or Ctrl-C would
     proc.wait(timeout=60)
     if sig == signal.SIGKILL:  # a hard kill leaves Snakemake's lock behind
-        subprocess.run([*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
-                        str(work), "--configfile", str(work / "config.yaml"), "--unlock"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *SNAKEMAKE,
+                "--snakefile",
+                str(REPO / "workflow" / "Snakefile"),
+                "--directory",
+                str(work),
+                "--configfile",
+                str(work / "config.yaml"),
+                "--unlock",
+            ],
+            check=True,
+            capture_output=True,
+        )
     run_workflow(work, config)
     got = db_rows(work / "results" / "fast_diff.db")
     assert got == expected
@@ -188,8 +241,11 @@ def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_fold
     # the digests that group identical images are a step of their own: going to threshold 0
     # makes them and a new plan, and keeps the thumbnails (with unshifted hashes, the digests
     # are read off them)
-    config = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
-              "first_loop": {"compute_hash": compute_hash}}
+    config = {
+        "part_a": [str(dup_folder["root"])],
+        "second_loop": {"diff_threshold": 400},
+        "first_loop": {"compute_hash": compute_hash},
+    }
     run_workflow(tmp_path / "w", config)
     db = tmp_path / "w" / "results" / "fast_diff.db"
     exact = {pair for pair, (dif, _) in pairs_by_name(db).items() if dif == 0}
@@ -199,8 +255,7 @@ def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_fold
     planned = proc.stdout + proc.stderr
     assert "make_digests" in planned and "plan_blocks" in planned and "make_thumbnails" not in planned
     run_workflow(tmp_path / "w", config)
-    assert set(pairs_by_name(db)) == exact == {("orig_1.jpg", "orig_1_rot90.png"),
-                                               ("orig_3.jpg", "orig_3_copy.jpg")}
+    assert set(pairs_by_name(db)) == exact == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
     logs = " ".join(p.read_text() for p in (tmp_path / "w" / "logs" / "compare").glob("plan_*"))
     assert "block pairs can hold a match" in logs
 
@@ -217,9 +272,23 @@ def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):
     def run(*args):
         work.mkdir(exist_ok=True)
         (work / "config.yaml").write_text(yaml.safe_dump(config))
-        return subprocess.run([*SNAKEMAKE, "--snakefile", str(code / "workflow" / "Snakefile"),
-                               "--directory", str(work), "--configfile", str(work / "config.yaml"),
-                               "--cores", "2", *args], capture_output=True, text=True, check=True)
+        return subprocess.run(
+            [
+                *SNAKEMAKE,
+                "--snakefile",
+                str(code / "workflow" / "Snakefile"),
+                "--directory",
+                str(work),
+                "--configfile",
+                str(work / "config.yaml"),
+                "--cores",
+                "2",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
 
     def says(proc):
         return proc.stdout + proc.stderr
@@ -237,8 +306,7 @@ def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):
 
 
 def test_difpy_target_writes_the_three_files(tmp_path, dup_folder):
-    run_workflow(tmp_path / "w", {"part_a": [str(dup_folder["root"])],
-                                  "second_loop": {"diff_threshold": 400}}, "difpy")
+    run_workflow(tmp_path / "w", {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}}, "difpy")
     out = tmp_path / "w" / "results" / "difpy"
     results = json.loads((out / "results.json").read_text())
     lower = ast.literal_eval((out / "lower_quality.txt").read_text())
@@ -252,23 +320,23 @@ def test_difpy_target_writes_the_three_files(tmp_path, dup_folder):
 
 def test_torch_backend_gives_the_same_database(tmp_path, dup_folder):
     pytest.importorskip("torch")
-    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
-            "block_size": 4}
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}, "block_size": 4}
     run_workflow(tmp_path / "numpy", {**base, "compare": {"backend": "numpy"}})
     run_workflow(tmp_path / "torch", {**base, "compare": {"backend": "torch"}})
-    assert db_rows(tmp_path / "numpy" / "results" / "fast_diff.db") == \
-        db_rows(tmp_path / "torch" / "results" / "fast_diff.db")
+    assert db_rows(tmp_path / "numpy" / "results" / "fast_diff.db") == db_rows(
+        tmp_path / "torch" / "results" / "fast_diff.db"
+    )
     logs = " ".join(p.read_text() for p in (tmp_path / "torch" / "logs" / "compare").glob("compare_*"))
     assert "kernel torch on cpu (backend torch)" in logs
 
 
 def test_gpu_jobs_are_their_own_rule_with_the_same_result(tmp_path, dup_folder):
-    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400},
-            "block_size": 4}
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}, "block_size": 4}
     run_workflow(tmp_path / "cpu", base)
     run_workflow(tmp_path / "gpu", {**base, "compare": {"gpu_jobs": True}})
-    assert db_rows(tmp_path / "cpu" / "results" / "fast_diff.db") == \
-        db_rows(tmp_path / "gpu" / "results" / "fast_diff.db")
+    assert db_rows(tmp_path / "cpu" / "results" / "fast_diff.db") == db_rows(
+        tmp_path / "gpu" / "results" / "fast_diff.db"
+    )
     gpu_logs = list((tmp_path / "gpu" / "logs" / "compare").glob("compare_blocks_gpu_*.log"))
     assert gpu_logs and not list((tmp_path / "gpu" / "results" / "work").glob("pairs/*"))
     text = " ".join(p.read_text() for p in gpu_logs)
@@ -278,15 +346,21 @@ def test_gpu_jobs_are_their_own_rule_with_the_same_result(tmp_path, dup_folder):
 
 def test_cores_are_shared_out_among_the_jobs_of_a_stage(tmp_path, dup_folder):
     """One shard and one block get both cores; several share them, one thread each."""
+
     def threads(workdir: Path, stage: str) -> set[str]:
         logs = (workdir / "logs" / stage).glob("*.log")
-        return {line.split("threads: ")[1].split()[0] for log in logs
-                for line in log.read_text().splitlines() if "threads: " in line}
+        return {
+            line.split("threads: ")[1].split()[0]
+            for log in logs
+            for line in log.read_text().splitlines()
+            if "threads: " in line
+        }
 
     base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}}
     run_workflow(tmp_path / "one", {**base, "shard_size": 100, "block_size": 100})
     run_workflow(tmp_path / "many", {**base, "shard_size": 3, "block_size": 3})
     assert threads(tmp_path / "one", "thumbnails") == {"2"} and threads(tmp_path / "one", "compare") == {"2"}
     assert threads(tmp_path / "many", "thumbnails") == {"1"} and threads(tmp_path / "many", "compare") == {"1"}
-    assert (db_rows(tmp_path / "one" / "results" / "fast_diff.db")
-            == db_rows(tmp_path / "many" / "results" / "fast_diff.db"))
+    assert db_rows(tmp_path / "one" / "results" / "fast_diff.db") == db_rows(
+        tmp_path / "many" / "results" / "fast_diff.db"
+    )

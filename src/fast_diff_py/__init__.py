@@ -14,21 +14,61 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
-    "_formats": ["DB_RECEIPT", "DIF_PER_MSE", "DIGEST_DIR", "FOLDER_STATE", "FileStatus", "GPU_PAIR_DIR", "HASH_PAIRS",
-                 "INDEX_DIR", "META_VERSION", "PAIR_DIR", "PLAN_DIR", "PairStatus", "ROOTS_FILE",
-                 "THUMBNAIL_DIR", "shard_file", "shard_ids"],
+    "_formats": [
+        "DB_RECEIPT",
+        "DIF_PER_MSE",
+        "DIGEST_DIR",
+        "FOLDER_STATE",
+        "FileStatus",
+        "GPU_PAIR_DIR",
+        "HASH_PAIRS",
+        "INDEX_DIR",
+        "META_VERSION",
+        "PAIR_DIR",
+        "PLAN_DIR",
+        "PairStatus",
+        "ROOTS_FILE",
+        "THUMBNAIL_DIR",
+        "shard_file",
+        "shard_ids",
+    ],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "validate_config"],
-    "_decisions": ["compare_mem_mb", "digests_from_hashes", "job_memory", "needs_digests", "prunes",
-                   "thumbnail_mem_mb"],
-    "_db": ["build_database", "database_problem", "forget_changed_database"],
-    "_errors": ["ConfigError", "DatabaseError", "FastDiffError", "FolderError", "ImageReadError",
-                "IntermediateError", "RunError", "WorkflowError"],
-    "_index": ["file_list_has_part_b", "folder_state", "own_paths", "record_folder_state", "walk_partition", "write_index"],
+    "_decisions": [
+        "compare_mem_mb",
+        "digests_from_hashes",
+        "job_memory",
+        "needs_digests",
+        "prunes",
+        "thumbnail_mem_mb",
+    ],
+    "_db": ["build_database", "database_problem", "forget_changed_database", "write_receipt"],
+    "_difpy": ["difpy_parameters", "difpy_report", "write_difpy_files"],
+    "_jobs": ["start_job"],
+    "_errors": [
+        "ConfigError",
+        "DatabaseError",
+        "FastDiffError",
+        "FolderError",
+        "ImageReadError",
+        "IntermediateError",
+        "RunError",
+        "WorkflowError",
+    ],
+    "_index": [
+        "file_list_has_part_b",
+        "folder_state",
+        "own_paths",
+        "record_folder_state",
+        "walk_partition",
+        "write_index",
+    ],
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
-    "_thumbnails": ["decode_thumbnail", "hash_thumbnail", "make_digests", "make_thumbnails"],
+    "_decode": ["decode_image", "decode_thumbnail"],
+    "_hashing": ["hash_thumbnail"],
+    "_thumbnails": ["make_digests", "make_thumbnails"],
     "_workflow": ["run_workflow"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -51,20 +91,45 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
-    from ._formats import (DB_RECEIPT, DIF_PER_MSE, DIGEST_DIR, FOLDER_STATE, GPU_PAIR_DIR, HASH_PAIRS,  # noqa: F401
-                           INDEX_DIR, META_VERSION, PAIR_DIR, PLAN_DIR, ROOTS_FILE, THUMBNAIL_DIR,
-                           FileStatus, PairStatus, shard_file, shard_ids)
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
-    from ._decisions import (compare_mem_mb, digests_from_hashes, job_memory, needs_digests,  # noqa: F401
-                             prunes, thumbnail_mem_mb)
-    from ._db import build_database, database_problem, forget_changed_database  # noqa: F401
-    from ._errors import (ConfigError, DatabaseError, FastDiffError, FolderError, ImageReadError,  # noqa: F401
-                          IntermediateError, RunError, WorkflowError)
-    from ._index import (file_list_has_part_b, folder_state, own_paths, record_folder_state,  # noqa: F401
-                         walk_partition, write_index)
+    from ._db import build_database, database_problem, forget_changed_database, write_receipt  # noqa: F401
+    from ._decisions import compare_mem_mb, digests_from_hashes, job_memory, needs_digests, prunes, thumbnail_mem_mb  # noqa: F401
+    from ._decode import decode_image, decode_thumbnail  # noqa: F401
+    from ._difpy import difpy_parameters, difpy_report, write_difpy_files  # noqa: F401
+    from ._errors import (  # noqa: F401
+        ConfigError,
+        DatabaseError,
+        FastDiffError,
+        FolderError,
+        ImageReadError,
+        IntermediateError,
+        RunError,
+        WorkflowError,
+    )
+    from ._formats import (  # noqa: F401
+        DB_RECEIPT,
+        DIF_PER_MSE,
+        DIGEST_DIR,
+        FOLDER_STATE,
+        GPU_PAIR_DIR,
+        HASH_PAIRS,
+        INDEX_DIR,
+        META_VERSION,
+        PAIR_DIR,
+        PLAN_DIR,
+        ROOTS_FILE,
+        THUMBNAIL_DIR,
+        FileStatus,
+        PairStatus,
+        shard_file,
+        shard_ids,
+    )
+    from ._hashing import hash_thumbnail  # noqa: F401
+    from ._index import file_list_has_part_b, folder_state, own_paths, record_folder_state, walk_partition, write_index  # noqa: F401
+    from ._jobs import start_job  # noqa: F401
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
-    from ._thumbnails import decode_thumbnail, hash_thumbnail, make_digests, make_thumbnails  # noqa: F401
+    from ._thumbnails import make_digests, make_thumbnails  # noqa: F401
     from ._workflow import run_workflow  # noqa: F401

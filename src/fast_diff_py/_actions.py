@@ -49,7 +49,8 @@ def load_targets(db_path: str | os.PathLike[str], keys: Sequence[int]) -> dict[i
                FROM wanted w JOIN directory d ON d.key = w.key JOIN file_state f ON f.key = d.key
                LEFT JOIN dir_index_lookup l ON l.dir_index = d.dir_index
                LEFT JOIN (SELECT same_as, COUNT(*) AS n FROM file_state WHERE same_as IS NOT NULL
-                          GROUP BY same_as) a ON a.same_as = d.key""").fetchall()
+                          GROUP BY same_as) a ON a.same_as = d.key"""
+        ).fetchall()
     finally:
         con.close()
     out = {}
@@ -109,7 +110,9 @@ def _own_name(target: Target) -> str | None:
 
 def _same_version(target: Target, thumbnails: StoredThumbnails, size: int, method: str) -> str | None:
     """Why the file at ``target.path`` is not the version that was compared, or None."""
-    from ._thumbnails import FileIdentity, ImageReadError, decode_thumbnail
+    from ._decode import decode_thumbnail
+    from ._errors import ImageReadError
+    from ._files import FileIdentity
 
     try:
         st = os.stat(target.path)
@@ -131,8 +134,7 @@ def _same_version(target: Target, thumbnails: StoredThumbnails, size: int, metho
     return None
 
 
-def check(target: Target, kept: Target, thumbnails: StoredThumbnails, *, size: int,
-          method: str) -> str | None:
+def check(target: Target, kept: Target, thumbnails: StoredThumbnails, *, size: int, method: str) -> str | None:
     """None when ``target`` may be moved or deleted as a lower-quality copy of ``kept``;
     else the reason it may not."""
     problem = _own_name(target) or _same_version(target, thumbnails, size, method)
@@ -146,9 +148,16 @@ def check(target: Target, kept: Target, thumbnails: StoredThumbnails, *, size: i
     return None
 
 
-def act(plan: Sequence[tuple[int, int]], db_path: str | os.PathLike[str],
-        results_dir: str | os.PathLike[str], journal: Journal, *, size: int, method: str,
-        move_to: str | os.PathLike[str] | None = None) -> list[Outcome]:
+def act(
+    plan: Sequence[tuple[int, int]],
+    db_path: str | os.PathLike[str],
+    results_dir: str | os.PathLike[str],
+    journal: Journal,
+    *,
+    size: int,
+    method: str,
+    move_to: str | os.PathLike[str] | None = None,
+) -> list[Outcome]:
     """Move (``move_to``) or delete each lower-quality file of ``plan`` (pairs ``(lower key,
     kept key)``) that passes ``check``; a file that does not is skipped, with its reason in
     the journal. Returns one Outcome per file."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import warnings
 import shutil
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,11 +24,23 @@ from ._errors import ConfigError
 from ._queries import FastDiffDB
 from ._workflow import run_workflow, stage_targets
 
+if TYPE_CHECKING:
+    from ._decode import Method
+
 __all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy"]
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_EXTENSIONS = load_schema()["properties"]["allowed_file_extensions"]["default"]
+_SCHEMA = load_schema()["properties"]
+
+
+def _default(key: str, sub: str | None = None) -> Any:
+    """The schema's default of a workflow key: the one place defaults are written."""
+    spec = _SCHEMA[key] if sub is None else _SCHEMA[key]["properties"][sub]
+    return spec["default"]
+
+
+_DEFAULT_EXTENSIONS = _default("allowed_file_extensions")
 
 # fast-diff-py options the workflow has no use for, and why; setting one warns once
 _NO_EFFECT = {
@@ -49,8 +61,11 @@ def _warn_no_effect(obj: object) -> None:
         default = f.default if f.default is not dataclasses.MISSING else None
         if getattr(obj, f.name) != default:
             _warned.add((type(obj).__name__, f.name))
-            warnings.warn(f"{type(obj).__name__}.{f.name} = {getattr(obj, f.name)!r} has no effect in "
-                          f"fast-diff: {_NO_EFFECT[f.name]}", stacklevel=4)
+            warnings.warn(
+                f"{type(obj).__name__}.{f.name} = {getattr(obj, f.name)!r} has no effect in "
+                f"fast-diff: {_NO_EFFECT[f.name]}",
+                stacklevel=4,
+            )
 
 
 @dataclass
@@ -58,8 +73,8 @@ class FirstLoopConfig:
     """Thumbnail and hash stage (fast-diff-py's names)."""
 
     compress: bool = True
-    compute_hash: bool = False
-    shift_amount: int = 4
+    compute_hash: bool = _default("first_loop", "compute_hash")
+    shift_amount: int = _default("first_loop", "shift_amount")
     parallel: bool = True
     cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -71,17 +86,17 @@ class FirstLoopConfig:
 class SecondLoopConfig:
     """Comparison stage (fast-diff-py's names)."""
 
-    skip_matching_hash: bool = False
-    match_aspect_by: float | None = None
+    skip_matching_hash: bool = _default("second_loop", "skip_matching_hash")
+    match_aspect_by: float | None = _default("second_loop", "match_aspect_by")
     make_diff_plots: bool = False
     plot_output_dir: str | None = None
     plot_threshold: float | None = None
     parallel: bool = True
     batch_size: int | None = None
-    diff_threshold: float = 200.0
+    diff_threshold: float = float(_default("second_loop", "diff_threshold"))
     gpu_proc: int = 0
     cpu_proc: int = field(default_factory=lambda: os.cpu_count() or 1)
-    keep_non_matching_aspects: bool = False
+    keep_non_matching_aspects: bool = _default("second_loop", "keep_non_matching_aspects")
     preload_count: int = 4
 
     def __post_init__(self) -> None:
@@ -92,26 +107,27 @@ class SecondLoopConfig:
 class Config:
     """Everything one run needs (fast-diff-py's names).
 
-    ``db_path``, ``thumb_dir`` and ``config_path`` default to ``.fast_diff.db``,
-    ``.temp_thumb`` and ``.task.json`` in the first folder of ``part_a``, as in fast-diff-py;
+    ``db_path``, ``thumb_dir`` and ``config_path``, when not given (empty or None), are
+    ``.fast_diff.db``, ``.temp_thumb`` and ``.task.json`` in the first folder of ``part_a``,
+    as in fast-diff-py;
     ``thumb_dir`` holds all intermediate files of the workflow and is never indexed.
     """
 
     part_a: list[str] | str
     part_b: list[str] | str = field(default_factory=list)
-    recurse: bool = True
-    rotate: bool = True
+    recurse: bool = _default("recursive")
+    rotate: bool = _default("rotate")
     ignore_names: list[str] = field(default_factory=list)
     ignore_paths: list[str] = field(default_factory=list)
     allowed_file_extensions: list[str] = field(default_factory=lambda: list(_DEFAULT_EXTENSIONS))
-    compression_target: int = 64
-    thumbnail_method: str = "quality"
-    db_path: str | None = None
-    thumb_dir: str | None = None
-    config_path: str | None = None
+    compression_target: int = _default("compression_target")
+    thumbnail_method: Method = _default("thumbnail_method")
+    db_path: str = ""
+    thumb_dir: str = ""
+    config_path: str = ""
     first_loop: FirstLoopConfig = field(default_factory=FirstLoopConfig)
     second_loop: SecondLoopConfig = field(default_factory=SecondLoopConfig)
-    do_second_loop: bool = True
+    do_second_loop: bool = _default("do_second_loop")
     retain_progress: bool = True
     delete_db: bool = True
     delete_thumb: bool = True
@@ -138,8 +154,9 @@ class Config:
                 cls = FirstLoopConfig if name == "first_loop" else SecondLoopConfig
                 setattr(self, name, cls(**value))
 
-    def to_workflow(self, hash_fn: str | None = None, cpu_diff: str | None = None,
-                    gpu_diff: str | None = None) -> dict[str, Any]:
+    def to_workflow(
+        self, hash_fn: str | None = None, cpu_diff: str | None = None, gpu_diff: str | None = None
+    ) -> dict[str, Any]:
         """The workflow configuration (config/config.yaml keys) with absolute paths."""
         fl, sl = self.first_loop, self.second_loop
         work = os.path.abspath(self.thumb_dir)
@@ -195,7 +212,8 @@ def _spec(fn: Callable | str | None, what: str) -> str | None:
         raise ConfigError(
             f"{what} {fn!r} must be a module-level function importable by the workflow's jobs "
             "(not a lambda, a nested function or one defined in __main__); or give it as "
-            "'module:function'")
+            "'module:function'"
+        )
     return f"{module}:{name}"
 
 
@@ -215,9 +233,16 @@ class FastDifPy:
     cpu_diff: Callable[[np.ndarray, np.ndarray, bool], float] | str | None = None
     gpu_diff: Callable[[np.ndarray, np.ndarray, bool], float] | str | None = None
 
-    def __init__(self, part_a: str | list[str] | None = None, part_b: str | list[str] | None = None,
-                 config: Config | None = None, purge: bool = False, cores: int | None = None,
-                 verbose: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        part_a: str | list[str] | None = None,
+        part_b: str | list[str] | None = None,
+        config: Config | None = None,
+        purge: bool = False,
+        cores: int | None = None,
+        verbose: bool = False,
+        **kwargs: Any,
+    ):
         if config is None:
             if part_a is None:
                 raise ConfigError("FastDifPy needs config= or part_a=")
@@ -232,11 +257,11 @@ class FastDifPy:
     # --- stages ------------------------------------------------------------------------------
 
     def _run(self, stage: str) -> None:
-        cfg = self.config.to_workflow(_spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"),
-                                      _spec(self.gpu_diff, "gpu_diff"))
+        cfg = self.config.to_workflow(
+            _spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"), _spec(self.gpu_diff, "gpu_diff")
+        )
         cores = self.cores or self.config.second_loop.cpu_proc
-        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores,
-                     verbose=self.verbose)
+        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores, verbose=self.verbose)
 
     def full_index(self) -> None:
         """Index the partitions."""
@@ -252,8 +277,10 @@ class FastDifPy:
         if not hasattr(self, "_pending"):
             raise RuntimeError("call index_preamble() before populate_partition()")
         extensions = {e.lower() for e in self.config.allowed_file_extensions}
-        added = [(os.path.abspath(p), not check_ext or os.path.splitext(p)[1].lower() in extensions)
-                 for p in map(os.fspath, paths)]
+        added = [
+            (os.path.abspath(p), not check_ext or os.path.splitext(p)[1].lower() in extensions)
+            for p in map(os.fspath, paths)
+        ]
         self._pending[part_a].extend(added)
         return len(added)
 
@@ -334,22 +361,24 @@ class FastDifPy:
     def _delta(self, delta: float | None) -> float:
         threshold = self.config.second_loop.diff_threshold
         if delta is not None and delta > threshold:
-            logger.warning("delta %s is above diff_threshold %s: pairs between them were never stored",
-                           delta, threshold)
+            logger.warning(
+                "delta %s is above diff_threshold %s: pairs between them were never stored", delta, threshold
+            )
         return threshold if delta is None else delta
 
-    def get_diff_pairs(self, delta: float | None = None, matching_hash: bool = False
-                       ) -> Iterator[tuple[str, str, float]]:
+    def get_diff_pairs(
+        self, delta: float | None = None, matching_hash: bool = False
+    ) -> Iterator[tuple[str, str, float]]:
         """``(path_a, path_b, dif)`` of the pairs with ``dif <= delta`` (default: the threshold)."""
         return self.db.get_duplicate_pairs(self._delta(delta), include_hash_match=matching_hash)
 
-    def get_diff_clusters(self, delta: float | None = None, dir_a: bool = True,
-                          matching_hash: bool = False) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    def get_diff_clusters(
+        self, delta: float | None = None, dir_a: bool = True, matching_hash: bool = False
+    ) -> Iterator[tuple[str, list[tuple[str, float]]]]:
         """Clusters ``(path, [(path, dif), ...])`` around files of A (``dir_a``) or of B."""
         return self.db.get_all_cluster(self._delta(delta), dir_a, matching_hash)
 
-    def make_diff_plots(self, plot_output_dir: str | None = None,
-                        plot_threshold: float | None = None) -> int:
+    def make_diff_plots(self, plot_output_dir: str | None = None, plot_threshold: float | None = None) -> int:
         """Side-by-side pictures of the stored pairs with ``dif <= plot_threshold`` (default
         ``second_loop.plot_threshold``, else the threshold) in ``plot_output_dir``."""
         from ._plots import make_diff_plots
@@ -359,8 +388,7 @@ class FastDifPy:
         if not out:
             raise ConfigError("make_diff_plots needs plot_output_dir (argument or second_loop.plot_output_dir)")
         threshold = plot_threshold if plot_threshold is not None else sl.plot_threshold
-        return make_diff_plots(self.config.db_path, out,
-                               sl.diff_threshold if threshold is None else threshold)
+        return make_diff_plots(self.config.db_path, out, sl.diff_threshold if threshold is None else threshold)
 
     def reduce_diff(self, threshold: float) -> int:
         """Drop stored pairs with ``dif > threshold``."""

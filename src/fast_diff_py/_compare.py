@@ -6,18 +6,30 @@ import glob
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import HASH_COLUMNS, PAIR_SCHEMA, PairStatus
 from ._errors import IntermediateError
+from ._formats import HASH_COLUMNS, PAIR_SCHEMA, PairStatus
 from ._io import atomic_path, open_stack, remove_damaged
-from ._kernel import (block_dif, channel_sums, channel_bound_mask, channel_limit, grid_bound_rotations,
-                      grid_cells, grid_sums, pair_dif, pairwise_dif, range_bound, with_total)
+from ._kernel import (
+    DifFunction,
+    block_dif,
+    channel_bound_mask,
+    channel_limit,
+    channel_sums,
+    grid_bound_rotations,
+    grid_cells,
+    grid_sums,
+    pair_dif,
+    pairwise_dif,
+    range_bound,
+    with_total,
+)
 from ._plan import read_block, table_sums
 from ._plugins import resolve
 
@@ -25,8 +37,8 @@ __all__ = ["compare_blocks", "compare_block_pair", "aspect_mask", "hash_match_pa
 
 logger = logging.getLogger(__name__)
 
-def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str],
-                    order: np.ndarray | None = None) -> np.ndarray:
+
+def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str], order: np.ndarray | None = None) -> np.ndarray:
     """Gather a block's thumbnails (in ``order`` of the block's rows when given) from the
     shard stacks, reading one shard at a time: memory is the block plus one shard."""
     shards = block.column("shard").to_numpy()
@@ -93,38 +105,47 @@ def _use_torch(backend: str) -> bool:
     return backend == "torch" or (backend == "auto" and gpu_available())
 
 
-def _exact_difs(A: _Block, B: _Block, rows: np.ndarray, cols: np.ndarray,
-                candidates: np.ndarray, cells: int, threshold: float,
-                rotate: bool, use_torch: bool, counts: dict[str, int]
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _exact_difs(
+    A: _Block,
+    B: _Block,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    candidates: np.ndarray,
+    cells: int,
+    threshold: float,
+    rotate: bool,
+    use_torch: bool,
+    counts: _Counts,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs ``(rows[i], cols[j])`` with ``candidates[i, j]`` (already cut by the channel
     bound) whose exact ``dif`` is within ``threshold``: indices into the two blocks, and the
     values. The grid bound rules pairs out first; the rest are compared one by one when few,
     else by matrix products."""
-    x, y = A.x, B.x
+    thumbs_a, thumbs_b = A.thumbs, B.thumbs
     r_any, c_any = _occupied(candidates)
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
     # per rotation, so that a pair compared one by one is turned only the ways that can match
-    turns = grid_bound_rotations(A.grids(rows, cells), B.grids(cols, cells),
-                                 x.shape[1], threshold, rotate)
+    turns = grid_bound_rotations(A.grids(rows, cells), B.grids(cols, cells), thumbs_a.shape[1], threshold, rotate)
     sub &= turns != 0
     r, c = np.nonzero(sub)
-    counts["grid"] += len(r)
+    counts.grid += len(r)
     if len(r) <= SPARSE * sub.size:
         i, j = rows[r], cols[c]
-        d = pair_dif(x, y, i, j, rotate, turns[r, c])
+        d = pair_dif(thumbs_a, thumbs_b, i, j, rotate, turns[r, c])
     else:
-        counts["dense_tiles"] += 1
+        counts.dense_tiles += 1
         if use_torch:
             from ._kernel_torch import block_matches_torch
 
-            rr, cc = rows[np.unique(r)], cols[np.unique(c)]
-            ii, jj, dd = block_matches_torch(x[rr], y[cc], threshold, rotate)
-            keep = sub[np.searchsorted(rows, rr[ii]), np.searchsorted(cols, cc[jj])]
-            i, j, d = rr[ii][keep], cc[jj][keep], dd[keep]
+            # the rows and columns with a pair left, compared whole on the device
+            used_rows, used_cols = rows[np.unique(r)], cols[np.unique(c)]
+            ii, jj, d = block_matches_torch(thumbs_a[used_rows], thumbs_b[used_cols], threshold, rotate)
+            i, j = used_rows[ii], used_cols[jj]
+            asked = sub[np.searchsorted(rows, i), np.searchsorted(cols, j)]
+            i, j, d = i[asked], j[asked], d[asked]
         else:
-            full = block_dif(x[rows], y[cols], rotate)
+            full = block_dif(thumbs_a[rows], thumbs_b[cols], rotate)
             i, j, d = rows[r], cols[c], full[r, c]
     ok = d <= threshold
     return i[ok], j[ok], d[ok]
@@ -155,7 +176,7 @@ class _Block:
     sums: np.ndarray
     keys: np.ndarray
     sizes: np.ndarray  # (px, py) per row
-    x: np.ndarray  # thumbnails
+    thumbs: np.ndarray  # the thumbnails, in brightness order
     tiles: list[tuple[int, int]]
     ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
     _grid: np.ndarray | None = None
@@ -164,18 +185,18 @@ class _Block:
     def grids(self, idx: np.ndarray, cells: int) -> np.ndarray:
         """Grid sums of the images ``idx``, each computed once, when a tile first needs it:
         only the few images near a match need one, and they recur across tiles."""
-        if self._grid is None:
-            self._grid = np.empty((len(self.x), cells, cells, self.x.shape[3]), np.int64)
-            self._have = np.zeros(len(self.x), bool)
-        todo = idx[~self._have[idx]]
+        if self._grid is None or self._have is None:
+            self._grid = np.empty((len(self.thumbs), cells, cells, self.thumbs.shape[3]), np.int64)
+            self._have = np.zeros(len(self.thumbs), bool)
+        grid, have = self._grid, self._have
+        todo = idx[~have[idx]]
         if len(todo):
-            self._grid[todo] = grid_sums(self.x[todo], cells)
-            self._have[todo] = True
-        return self._grid[idx]
+            grid[todo] = grid_sums(self.thumbs[todo], cells)
+            have[todo] = True
+        return grid[idx]
 
 
-def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], block: int,
-                tile: int) -> _Block:
+def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], block: int, tile: int) -> _Block:
     # brightness order inside each block, so that tiles cover narrow ranges of sums
     table = read_block(plan_dir, block)
     sums = table_sums(table)
@@ -185,14 +206,21 @@ def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], bl
     n = len(table)
     tiles = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
     return _Block(
-        id=block, table=table, perm=perm, sums=sums, keys=table.column("key").to_numpy()[perm],
+        id=block,
+        table=table,
+        perm=perm,
+        sums=sums,
+        keys=table.column("key").to_numpy()[perm],
         sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
-        x=_checked(load_thumbnails(table, thumb_paths, perm), sums, table, thumb_paths, perm), tiles=tiles,
-        ranges=[(feat[i0:i1].min(axis=0), feat[i0:i1].max(axis=0)) for i0, i1 in tiles])
+        thumbs=_checked(load_thumbnails(table, thumb_paths, perm), sums, table, thumb_paths, perm),
+        tiles=tiles,
+        ranges=[(feat[i0:i1].min(axis=0), feat[i0:i1].max(axis=0)) for i0, i1 in tiles],
+    )
 
 
-def _checked(x: np.ndarray, sums: np.ndarray, table: pa.Table, thumb_paths: Sequence[str],
-             perm: np.ndarray) -> np.ndarray:
+def _checked(
+    x: np.ndarray, sums: np.ndarray, table: pa.Table, thumb_paths: Sequence[str], perm: np.ndarray
+) -> np.ndarray:
     """``x`` when its thumbnails still have the channel sums their thumbnail job recorded;
     else the damaged stacks are removed (so that the next run makes them again) and
     IntermediateError names them."""
@@ -205,7 +233,8 @@ def _checked(x: np.ndarray, sums: np.ndarray, table: pa.Table, thumb_paths: Sequ
     raise IntermediateError(
         f"thumbnail stack(s) {', '.join(map(repr, damaged))} changed since they were written "
         f"({len(bad)} thumbnails differ from their recorded sums); removed them: run the same "
-        "command again to make them anew")
+        "command again to make them anew"
+    )
 
 
 def compare_blocks(
@@ -220,8 +249,8 @@ def compare_blocks(
     skip_matching_hash: bool = False,
     match_aspect_by: float | None = None,
     keep_non_matching_aspects: bool = False,
-    cpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
-    gpu_diff: str | Callable[[np.ndarray, np.ndarray, bool], float] | None = None,
+    cpu_diff: str | DifFunction | None = None,
+    gpu_diff: str | DifFunction | None = None,
     backend: str = "auto",
     tile: int = TILE,
 ) -> int:
@@ -260,18 +289,23 @@ def compare_blocks(
         logger.info("%s: kernel torch on %s (backend %s)", what, default_device(), backend)
         tile = 2**62  # the device wants big products: one tile per block
     else:
-        logger.info("%s: kernel numpy (backend %s%s)", what, backend,
-                    ", no GPU seen" if backend == "auto" else "")
-    options = dict(threshold=threshold, rotate=rotate, skip_matching_hash=skip_matching_hash,
-                   match_aspect_by=match_aspect_by, keep_non_matching_aspects=keep_non_matching_aspects,
-                   user_diff=user_diff, use_torch=use_torch)
+        logger.info("%s: kernel numpy (backend %s%s)", what, backend, ", no GPU seen" if backend == "auto" else "")
+    options = _Options(
+        threshold=threshold,
+        rotate=rotate,
+        skip_matching_hash=skip_matching_hash,
+        match_aspect_by=match_aspect_by,
+        keep_non_matching_aspects=keep_non_matching_aspects,
+        user_diff=user_diff,
+        use_torch=use_torch,
+    )
     first = _load_block(plan_dir, thumb_paths, block_a, tile)
     written = 0
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
             for b in blocks_b:
                 second = first if b == block_a else _load_block(plan_dir, thumb_paths, b, tile)
-                table = _compare_loaded(first, second, **options)
+                table = _compare_loaded(first, second, options)
                 writer.write_table(table)
                 written += len(table)
                 del second
@@ -291,82 +325,147 @@ def compare_block_pair(
     return compare_blocks(plan_dir, thumb_paths, block_a, [block_b], out, **options)
 
 
-def _compare_loaded(A: _Block, B: _Block, *, threshold: float, rotate: bool, skip_matching_hash: bool,
-                    match_aspect_by: float | None, keep_non_matching_aspects: bool,
-                    user_diff: Callable | None, use_torch: bool) -> pa.Table:
+@dataclass(frozen=True)
+class _Options:
+    """How the pairs of a block pair are judged (``compare_blocks``' arguments, resolved)."""
+
+    threshold: float
+    rotate: bool
+    skip_matching_hash: bool
+    match_aspect_by: float | None
+    keep_non_matching_aspects: bool
+    user_diff: DifFunction | None  # a user's difference function: no bounds, no kernel
+    use_torch: bool
+
+
+@dataclass
+class _Counts:
+    """What the bounds did to one block pair's pairs, for the job's log."""
+
+    pairs: int = 0  # pairs of the block pair
+    tiles: int = 0
+    skipped_tiles: int = 0  # tiles whose brightness ranges are too far apart
+    channel: int = 0  # pairs that pass the channel bound
+    grid: int = 0  # pairs that pass the grid bound
+    dense_tiles: int = 0  # tiles compared by matrix products
+
+    def log(self, what: str) -> None:
+        logger.info(
+            "%s: %d pairs in %d tiles (%d skipped by their sum ranges); %d pass the channel "
+            "bound, %d the grid bound; %d tiles by matrix products",
+            what,
+            self.pairs,
+            self.tiles,
+            self.skipped_tiles,
+            self.channel,
+            self.grid,
+            self.dense_tiles,
+        )
+
+
+# pairs found in one tile: rows of block A, rows of block B (brightness order), dif, status
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray, PairStatus]
+
+
+def _compare_loaded(A: _Block, B: _Block, options: _Options) -> pa.Table:
     """The stored pairs of one block pair, sorted by keys."""
-    what = f"blocks {A.id} x {B.id}"
+    hash_pairs = _hash_pairs(A, B) if options.skip_matching_hash else None
+    counts = _Counts()
+    found: list[_Found] = []
     same = A is B
-    hash_pairs = None
-    if skip_matching_hash:
-        hi, hj = hash_match_pairs(A.table, B.table)
-        hash_pairs = (np.argsort(A.perm)[hi], np.argsort(B.perm)[hj])
-    x, y = A.x, B.x
-    sums_a, sums_b = A.sums, B.sums
-    size = x.shape[1]
-    cells = grid_cells(size)
-    limit = channel_limit(size, threshold)
-    tiles_a, tiles_b = A.tiles, B.tiles
+    for tile_a in range(len(A.tiles)):
+        for tile_b in range(tile_a if same else 0, len(B.tiles)):
+            found += _compare_tile(A, B, tile_a, tile_b, hash_pairs, options, counts)
+    counts.log(f"blocks {A.id} x {B.id}")
+    return _pair_table(A, B, found)
 
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, PairStatus]] = []  # (i, j, dif, status)
-    counts = {"pairs": 0, "tiles": 0, "skipped_tiles": 0, "channel": 0, "grid": 0, "dense_tiles": 0}
-    for ta_, (i0, i1) in enumerate(tiles_a):
-        for tb_ in range(ta_ if same else 0, len(tiles_b)):
-            j0, j1 = tiles_b[tb_]
-            diagonal = same and ta_ == tb_
-            counts["tiles"] += 1
-            counts["pairs"] += (i1 - i0) * (i1 - i0 - 1) // 2 if diagonal else (i1 - i0) * (j1 - j0)
-            # a tile whose brightness ranges are too far apart holds no match
-            skip = user_diff is None and float(range_bound(*A.ranges[ta_], *B.ranges[tb_])) > limit
-            counts["skipped_tiles"] += skip
-            if skip and not keep_non_matching_aspects:
-                continue
-            ri, cj = np.arange(i0, i1), np.arange(j0, j1)
-            keep = np.ones((i1 - i0, j1 - j0), bool)
-            if diagonal:
-                keep &= ri[:, None] < cj[None, :]
-            if hash_pairs is not None:
-                sel = ((hash_pairs[0] >= i0) & (hash_pairs[0] < i1)
-                       & (hash_pairs[1] >= j0) & (hash_pairs[1] < j1))
-                keep[hash_pairs[0][sel] - i0, hash_pairs[1][sel] - j0] = False
-            aspect_ok = aspect_mask(A.sizes[i0:i1], B.sizes[j0:j1], match_aspect_by)
-            if keep_non_matching_aspects:
-                r, c = np.nonzero(keep & ~aspect_ok)
-                found.append((ri[r], cj[c], np.full(len(r), -1.0), PairStatus.NON_MATCHING_ASPECT))
-            if skip:
-                continue
-            candidates = keep & aspect_ok
-            if user_diff is None:
-                candidates &= channel_bound_mask(sums_a[i0:i1], sums_b[j0:j1], size, threshold)
-            n_candidates = int(np.count_nonzero(candidates))
-            counts["channel"] += n_candidates
-            if not n_candidates:
-                continue
-            if user_diff is None:
-                i, j, d = _exact_difs(A, B, ri, cj, candidates, cells, threshold, rotate,
-                                      use_torch, counts)
-            else:
-                r_any, c_any = _occupied(candidates)
-                dif = pairwise_dif(x[ri[r_any]], y[cj[c_any]], rotate, user_diff)
-                r, c = np.nonzero(candidates[np.ix_(r_any, c_any)] & (dif <= threshold))
-                i, j, d = ri[r_any][r], cj[c_any][c], dif[r, c]
-            found.append((i, j, d, PairStatus.COMPUTED))
-    logger.info("%s: %d pairs in %d tiles (%d skipped by their sum ranges); %d pass the channel "
-                "bound, %d the grid bound; %d tiles by matrix products", what, counts["pairs"],
-                counts["tiles"], counts["skipped_tiles"], counts["channel"], counts["grid"],
-                counts["dense_tiles"])
 
-    found.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), PairStatus.COMPUTED))
+def _hash_pairs(A: _Block, B: _Block) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that share a hash (left to the hash-matching job), as rows of both blocks in
+    brightness order."""
+    rows_a, rows_b = hash_match_pairs(A.table, B.table)
+    return np.argsort(A.perm)[rows_a], np.argsort(B.perm)[rows_b]
+
+
+def _compare_tile(
+    A: _Block,
+    B: _Block,
+    tile_a: int,
+    tile_b: int,
+    hash_pairs: tuple[np.ndarray, np.ndarray] | None,
+    options: _Options,
+    counts: _Counts,
+) -> list[_Found]:
+    """The stored pairs of one tile: rows ``A.tiles[tile_a]`` x rows ``B.tiles[tile_b]``."""
+    (i0, i1), (j0, j1) = A.tiles[tile_a], B.tiles[tile_b]
+    diagonal = A is B and tile_a == tile_b
+    counts.tiles += 1
+    counts.pairs += (i1 - i0) * (i1 - i0 - 1) // 2 if diagonal else (i1 - i0) * (j1 - j0)
+    size = A.thumbs.shape[1]
+    # a tile whose brightness ranges are too far apart holds no match
+    out_of_range = options.user_diff is None and (
+        float(range_bound(*A.ranges[tile_a], *B.ranges[tile_b])) > channel_limit(size, options.threshold)
+    )
+    counts.skipped_tiles += out_of_range
+    if out_of_range and not options.keep_non_matching_aspects:
+        return []
+    rows, cols = np.arange(i0, i1), np.arange(j0, j1)
+    # the pairs of the tile this job answers: each unordered pair once, hash matches left out
+    asked = np.ones((i1 - i0, j1 - j0), bool)
+    if diagonal:
+        asked &= rows[:, None] < cols[None, :]
+    if hash_pairs is not None:
+        ha, hb = hash_pairs
+        inside = (ha >= i0) & (ha < i1) & (hb >= j0) & (hb < j1)
+        asked[ha[inside] - i0, hb[inside] - j0] = False
+    aspect_ok = aspect_mask(A.sizes[i0:i1], B.sizes[j0:j1], options.match_aspect_by)
+    found: list[_Found] = []
+    if options.keep_non_matching_aspects:
+        r, c = np.nonzero(asked & ~aspect_ok)
+        found.append((rows[r], cols[c], np.full(len(r), -1.0), PairStatus.NON_MATCHING_ASPECT))
+    if out_of_range:
+        return found
+    candidates = asked & aspect_ok
+    if options.user_diff is None:
+        candidates &= channel_bound_mask(A.sums[i0:i1], B.sums[j0:j1], size, options.threshold)
+    n_candidates = int(np.count_nonzero(candidates))
+    counts.channel += n_candidates
+    if not n_candidates:
+        return found
+    if options.user_diff is None:
+        i, j, d = _exact_difs(
+            A, B, rows, cols, candidates, grid_cells(size), options.threshold, options.rotate, options.use_torch, counts
+        )
+    else:
+        i, j, d = _user_difs(A, B, rows, cols, candidates, options)
+    found.append((i, j, d, PairStatus.COMPUTED))
+    return found
+
+
+def _user_difs(
+    A: _Block, B: _Block, rows: np.ndarray, cols: np.ndarray, candidates: np.ndarray, options: _Options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like ``_exact_difs``, with the user's difference function on every candidate."""
+    assert options.user_diff is not None
+    r_any, c_any = _occupied(candidates)
+    dif = pairwise_dif(A.thumbs[rows[r_any]], B.thumbs[cols[c_any]], options.rotate, options.user_diff)
+    r, c = np.nonzero(candidates[np.ix_(r_any, c_any)] & (dif <= options.threshold))
+    return rows[r_any][r], cols[c_any][c], dif[r, c]
+
+
+def _pair_table(A: _Block, B: _Block, found: list[_Found]) -> pa.Table:
+    """The pairs found, by keys (the smaller key is the A side), sorted (PAIR_SCHEMA)."""
+    found = [*found, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), PairStatus.COMPUTED)]
     i = np.concatenate([f[0] for f in found])
     j = np.concatenate([f[1] for f in found])
-    # keys of A are all below those of B, so the smaller key is the A side
     ka, kb = A.keys[i], B.keys[j]
     key_a, key_b = np.minimum(ka, kb), np.maximum(ka, kb)
     order = np.lexsort((key_b, key_a))
     dif = np.concatenate([f[2] for f in found])
     success = np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found])
-    return pa.table({"key_a": key_a[order], "key_b": key_b[order], "dif": dif[order],
-                     "success": success[order]}, schema=PAIR_SCHEMA)
+    return pa.table(
+        {"key_a": key_a[order], "key_b": key_b[order], "dif": dif[order], "success": success[order]}, schema=PAIR_SCHEMA
+    )
 
 
 def match_hashes(
@@ -397,8 +496,7 @@ def match_hashes(
     )
     left = long.filter(pl.col("part_b") == 0)
     right = long.filter(pl.col("part_b") == (1 if has_part_b else 0))
-    pairs = left.join(right, on="hash", suffix="_r").select(
-        key_a=pl.col("key"), key_b=pl.col("key_r"))
+    pairs = left.join(right, on="hash", suffix="_r").select(key_a=pl.col("key"), key_b=pl.col("key_r"))
     if not has_part_b:
         pairs = pairs.filter(pl.col("key_a") < pl.col("key_b"))
     pairs = (

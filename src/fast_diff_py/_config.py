@@ -26,7 +26,7 @@ def load_schema() -> dict[str, Any]:
 SCHEMA = load_schema()
 
 
-def _with_defaults(validator_class: type) -> type:
+def _with_defaults(validator_class: Any) -> Any:
     """A validator class that fills in the schema's defaults while it validates."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
@@ -51,8 +51,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{where}': {error.message}"
 
 
-def validate_config(config: dict[str, Any], *, check_paths: bool = True,
-                    check_plugins: bool = True) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], *, check_paths: bool = True, check_plugins: bool = True) -> dict[str, Any]:
     """Validate ``config``, fill in defaults and return it (the same dict, changed in place).
 
     Parameters
@@ -171,7 +170,8 @@ def _check_memory(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config keys 'compression_target' ({config['compression_target']}) and '{key}' "
                 f"({config[key]}): a {job} job would hold {need / 2**30:.1f} GiB of thumbnails, "
-                f"more than {JOB_MEMORY_LIMIT >> 30} GiB; lower {key} or compression_target")
+                f"more than {JOB_MEMORY_LIMIT >> 30} GiB; lower {key} or compression_target"
+            )
 
 
 def check_extensions(config: dict[str, Any]) -> None:
@@ -196,15 +196,13 @@ def check_folders(part_a: list[str], part_b: list[str]) -> None:
                 raise FolderError(f"config key '{name}': folder {folder!r} {what}")
             real = os.path.realpath(folder)
             if real in seen:
-                raise FolderError(
-                    f"config key '{name}': folder {folder!r} is already listed in {seen[real]}"
-                )
+                raise FolderError(f"config key '{name}': folder {folder!r} is already listed in {seen[real]}")
             seen[real] = name
     for name, folders in (("part_a", part_a), ("part_b", part_b)):
         for folder in folders:
-            real = Path(os.path.realpath(folder))
+            inside = Path(os.path.realpath(folder))
             for other, where in seen.items():
-                if Path(other) != real and Path(other) in real.parents:
+                if Path(other) != inside and Path(other) in inside.parents:
                     raise FolderError(
                         f"config key '{name}': folder {folder!r} lies inside {other!r} "
                         f"({where}); its files would be indexed twice"

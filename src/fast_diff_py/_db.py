@@ -15,13 +15,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import HASH_COLUMNS, USER_VERSION
 from ._errors import DatabaseError
+from ._formats import HASH_COLUMNS, USER_VERSION
 from ._io import atomic_path, damaged_parquet, fsync_dir, process_running, read_parquet
 
-
-__all__ = ["TABLES_SQL", "INDEXES_SQL", "build_database", "database_problem",
-           "write_receipt", "receipt_problem", "forget_changed_database"]
+__all__ = [
+    "TABLES_SQL",
+    "INDEXES_SQL",
+    "build_database",
+    "database_problem",
+    "write_receipt",
+    "receipt_problem",
+    "forget_changed_database",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +91,20 @@ CREATE INDEX dif_table_key_b ON dif_table (key_b);
 CREATE INDEX dif_table_dif ON dif_table (dif);
 """
 
-_DIR_COLUMNS = ("key", "path", "filename", "error", "success", "px", "py", "allowed",
-                "file_size", "created", "dir_index", "part_b")
+_DIR_COLUMNS = (
+    "key",
+    "path",
+    "filename",
+    "error",
+    "success",
+    "px",
+    "py",
+    "allowed",
+    "file_size",
+    "created",
+    "dir_index",
+    "part_b",
+)
 _BATCH = 50_000
 
 
@@ -124,8 +142,10 @@ def build_database(
             _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths)
             problem = con.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
-                raise DatabaseError(f"{os.fspath(db_path)!r}: the new database fails SQLite's check "
-                                    f"({problem}); the previous file is kept")
+                raise DatabaseError(
+                    f"{os.fspath(db_path)!r}: the new database fails SQLite's check "
+                    f"({problem}); the previous file is kept"
+                )
         finally:
             con.close()
         with open(tmp, "rb+") as fh:
@@ -153,7 +173,7 @@ def remove_stale_temporaries(db_path: Path) -> list[Path]:
     """Remove the temporary files of builds of ``db_path`` whose process is gone."""
     removed = []
     for p in db_path.parent.glob(f".{glob.escape(db_path.name)}.*-*"):
-        kind, _, pid = p.name[len(db_path.name) + 2:].rpartition("-")
+        kind, _, pid = p.name[len(db_path.name) + 2 :].rpartition("-")
         if kind not in ("tmp", "scratch") or not pid.isdigit() or process_running(int(pid)):
             continue
         logger.info("removing %s, left by an earlier run that stopped", p)
@@ -193,8 +213,14 @@ def database_problem(db_path: str | os.PathLike[str]) -> str | None:
 def write_receipt(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> None:
     """Record which file ``db_path`` holds now (its identity), for ``receipt_problem``."""
     st = os.stat(db_path)
-    data = {"db_path": os.path.abspath(db_path), "file_size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "inode": st.st_ino, "dev": st.st_dev, "user_version": USER_VERSION}
+    data = {
+        "db_path": os.path.abspath(db_path),
+        "file_size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
+        "dev": st.st_dev,
+        "user_version": USER_VERSION,
+    }
     with atomic_path(receipt) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
 
@@ -210,8 +236,13 @@ def receipt_problem(receipt: str | os.PathLike[str], db_path: str | os.PathLike[
     if problem is not None:
         return problem
     st = os.stat(db_path)
-    now = {"db_path": os.path.abspath(db_path), "file_size": st.st_size, "mtime_ns": st.st_mtime_ns,
-           "inode": st.st_ino, "dev": st.st_dev}
+    now = {
+        "db_path": os.path.abspath(db_path),
+        "file_size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
+        "dev": st.st_dev,
+    }
     changed = [k for k, v in now.items() if data.get(k) != v]
     return f"changed since it was written ({', '.join(changed)})" if changed else None
 
@@ -232,14 +263,13 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         """
     )
     roots = read_parquet(roots_path)
-    con.executemany("INSERT INTO dir_index_lookup VALUES (?, ?, ?)",
-                    _rows(roots, ["dir_index", "path", "part_b"]))
+    con.executemany("INSERT INTO dir_index_lookup VALUES (?, ?, ?)", _rows(roots, ["dir_index", "path", "part_b"]))
     placeholders = ", ".join("?" * (len(_DIR_COLUMNS) + 4))
-    insert_dir = (f"INSERT INTO scratch.dir ({', '.join(_DIR_COLUMNS)}, h0, h90, h180, h270) "
-                  f"VALUES ({placeholders})")
+    insert_dir = f"INSERT INTO scratch.dir ({', '.join(_DIR_COLUMNS)}, h0, h90, h180, h270) VALUES ({placeholders})"
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
-        index = read_parquet(index_path, columns=["key", "path", "filename", "allowed",
-                                                   "file_size", "created", "dir_index", "part_b"])
+        index = read_parquet(
+            index_path, columns=["key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b"]
+        )
         meta = read_parquet(meta_path, columns=["key", "error", "success", "px", "py", *HASH_COLUMNS])
         if not index.column("key").equals(meta.column("key")):
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
@@ -250,16 +280,26 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         state = read_parquet(index_path, columns=["key", "path_bytes", "same_as"])
         read = read_parquet(meta_path, columns=["dev", "inode", "file_size", "mtime_ns"])
         inodes = [i - (1 << 64) if i >= 1 << 63 else i for i in read.column("inode").to_pylist()]
-        con.executemany("INSERT INTO file_state VALUES (?, ?, ?, ?, ?, ?, ?)", zip(
-            state.column("key").to_pylist(), state.column("path_bytes").to_pylist(),
-            read.column("dev").to_pylist(), inodes, read.column("file_size").to_pylist(),
-            read.column("mtime_ns").to_pylist(), state.column("same_as").to_pylist()))
+        con.executemany(
+            "INSERT INTO file_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+            zip(
+                state.column("key").to_pylist(),
+                state.column("path_bytes").to_pylist(),
+                read.column("dev").to_pylist(),
+                inodes,
+                read.column("file_size").to_pylist(),
+                read.column("mtime_ns").to_pylist(),
+                state.column("same_as").to_pylist(),
+            ),
+        )
     for pair_path in pair_paths:
         try:
             pf = pq.ParquetFile(pair_path)
             for batch in pf.iter_batches(batch_size=_BATCH):
-                con.executemany("INSERT INTO scratch.pairs VALUES (?, ?, ?, ?)",
-                                zip(*(batch.column(i).to_pylist() for i in range(4))))
+                con.executemany(
+                    "INSERT INTO scratch.pairs VALUES (?, ?, ?, ?)",
+                    zip(*(batch.column(i).to_pylist() for i in range(4))),
+                )
         except (pa.ArrowException, OSError) as exc:
             raise damaged_parquet(pair_path, exc) from exc
     con.commit()

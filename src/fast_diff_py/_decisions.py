@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["prunes", "needs_digests", "digests_from_hashes", "job_memory", "thumbnail_mem_mb",
-           "compare_mem_mb"]
+__all__ = ["prunes", "needs_digests", "digests_from_hashes", "job_memory", "thumbnail_mem_mb", "compare_mem_mb"]
 
 Config = dict[str, Any]
 
@@ -15,8 +14,7 @@ Config = dict[str, Any]
 def prunes(config: Config) -> bool:
     """Whether the plan and the compare jobs may skip pairs their bounds rule out: not when
     rejected aspects are kept (every pair gets a row) or a user difference replaces dif."""
-    return (not config["second_loop"]["keep_non_matching_aspects"]
-            and not (config["cpu_diff"] or config["gpu_diff"]))
+    return not config["second_loop"]["keep_non_matching_aspects"] and not (config["cpu_diff"] or config["gpu_diff"])
 
 
 def needs_digests(config: Config) -> bool:
@@ -36,8 +34,7 @@ def digests_from_hashes(config: Config) -> bool:
 def job_memory(config: Config) -> dict[str, int]:
     """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold."""
     thumb = 3 * config["compression_target"] ** 2
-    return {"make_thumbnails": config["shard_size"] * thumb,
-            "compare_blocks": 2 * config["block_size"] * thumb}
+    return {"make_thumbnails": config["shard_size"] * thumb, "compare_blocks": 2 * config["block_size"] * thumb}
 
 
 def thumbnail_mem_mb(config: Config, threads: int) -> int:

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._formats import DIF_PER_MSE, FileStatus, pair_filter
+from ._formats import DIF_PER_MSE, FileStatus
 from ._io import atomic_path
+from ._queries import stored_pairs
 
-__all__ = ["DIF_PER_MSE", "difpy_report", "write_difpy_files"]
+__all__ = ["DIF_PER_MSE", "difpy_parameters", "difpy_report", "write_difpy_files"]
 
 
 UNSUPPORTED = "Unsupported file type"  # difPy's log text for a file it does not read
@@ -32,8 +33,9 @@ def _display(path: str, dir_index: int, roots: dict[int, tuple[str, str]]) -> st
     return os.path.normpath(given if rel == "." else os.path.join(given, rel))
 
 
-def _groups(members: Iterable[int], adj: dict[int, dict[int, float]],
-            rank: dict[int, tuple]) -> list[tuple[int, list[int]]]:
+def _groups(
+    members: Iterable[int], adj: dict[int, dict[int, float]], rank: dict[int, tuple]
+) -> list[tuple[int, list[int]]]:
     remaining = set(members)
     out = []
     while remaining:
@@ -44,6 +46,36 @@ def _groups(members: Iterable[int], adj: dict[int, dict[int, float]],
             out.append((best, direct))
             remaining.difference_update(direct)
     return out
+
+
+def difpy_parameters(
+    *,
+    recursive: bool,
+    in_folder: bool,
+    limit_extensions: bool,
+    px_size: int,
+    similarity: float,
+    rotate: bool,
+    same_dim: bool,
+    processes: int,
+    chunksize: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``build`` and ``search`` parameters difPy's stats file reports, in its structure."""
+    build = {
+        "recursive": recursive,
+        "in_folder": in_folder,
+        "limit_extensions": limit_extensions,
+        "px_size": px_size,
+        "processes": processes,
+    }
+    search = {
+        "similarity_mse": similarity,
+        "rotate": rotate,
+        "same_dim": same_dim,
+        "processes": processes,
+        "chunksize": chunksize,
+    }
+    return build, search
 
 
 def difpy_report(
@@ -70,11 +102,13 @@ def difpy_report(
         stored = dict(con.execute("SELECT dir_index, path FROM dir_index_lookup"))
         given = list(given_roots) if given_roots is not None else [stored[i] for i in sorted(stored)]
         roots = {i: (stored[i], given[i]) for i in stored}
-        files = {row[0]: row[1:] for row in con.execute(
-            "SELECT key, path, dir_index, px, py, success, allowed, error, file_size FROM directory")}
-        pairs = con.execute(
-            f"SELECT d.key_a, d.key_b, d.dif FROM dif_table d WHERE {pair_filter()} ORDER BY d.key_a, d.key_b",
-            (similarity * DIF_PER_MSE,)).fetchall()
+        files = {
+            row[0]: row[1:]
+            for row in con.execute(
+                "SELECT key, path, dir_index, px, py, success, allowed, error, file_size FROM directory"
+            )
+        }
+        pairs = [(p.key_a, p.key_b, p.dif) for p in stored_pairs(con, similarity * DIF_PER_MSE)]
     finally:
         con.close()
 
@@ -137,22 +171,34 @@ def difpy_report(
         "total_files": len(files),
         "invalid_files": {"count": len(logs), "logs": logs},
         "process": {
-            "build": {"duration": durations.get("build", {"start": None, "end": None, "seconds_elapsed": None}),
-                      "parameters": build_parameters or {}},
-            "search": {"duration": durations.get("search", {"start": None, "end": None, "seconds_elapsed": None}),
-                       "parameters": search_parameters or {},
-                       "files_searched": sum(1 for f in files.values() if f[4] == FileStatus.SUCCESS),
-                       "matches_found": {"duplicates": duplicates, "similar": similar}},
+            "build": {
+                "duration": durations.get("build", {"start": None, "end": None, "seconds_elapsed": None}),
+                "parameters": build_parameters or {},
+            },
+            "search": {
+                "duration": durations.get("search", {"start": None, "end": None, "seconds_elapsed": None}),
+                "parameters": search_parameters or {},
+                "files_searched": sum(1 for f in files.values() if f[4] == FileStatus.SUCCESS),
+                "matches_found": {"duplicates": duplicates, "similar": similar},
+            },
         },
     }
     return results, lower, stats
 
 
-def write_difpy_files(results: dict, lower: list[str], stats: dict, results_path: str | os.PathLike,
-                      lower_path: str | os.PathLike, stats_path: str | os.PathLike) -> None:
+def write_difpy_files(
+    results: dict,
+    lower: list[str],
+    stats: dict,
+    results_path: str | os.PathLike,
+    lower_path: str | os.PathLike,
+    stats_path: str | os.PathLike,
+) -> None:
     """Write the three files (each whole or not at all)."""
-    for path, text in ((results_path, json.dumps(results, ensure_ascii=False)),
-                       (lower_path, repr(list(lower))),
-                       (stats_path, json.dumps(stats, ensure_ascii=False))):
+    for path, text in (
+        (results_path, json.dumps(results, ensure_ascii=False)),
+        (lower_path, repr(list(lower))),
+        (stats_path, json.dumps(stats, ensure_ascii=False)),
+    ):
         with atomic_path(path) as tmp:
             Path(tmp).write_text(text, encoding="utf-8")

@@ -26,10 +26,32 @@ from pathlib import Path
 import pyarrow as pa
 
 __all__ = [
-    "DB_RECEIPT", "DIF_PER_MSE", "DIGEST_DIR", "DIGEST_SCHEMA", "FILE_LIST_SCHEMA", "FOLDER_STATE", "FileStatus",
-    "GPU_PAIR_DIR", "HASH_COLUMNS", "HASH_PAIRS", "INDEX_DIR", "INDEX_SCHEMA", "META_SCHEMA",
-    "META_VERSION", "PAIR_DIR", "PAIR_SCHEMA", "PLAN_DIR", "PairStatus", "ROOTS_FILE", "ROOTS_SCHEMA",
-    "THUMBNAIL_DIR", "USER_VERSION", "pair_filter", "shard_file", "shard_ids", "shard_name",
+    "DB_RECEIPT",
+    "DIF_PER_MSE",
+    "DIGEST_DIR",
+    "DIGEST_SCHEMA",
+    "FILE_LIST_SCHEMA",
+    "FOLDER_STATE",
+    "FileStatus",
+    "GPU_PAIR_DIR",
+    "HASH_COLUMNS",
+    "HASH_PAIRS",
+    "INDEX_DIR",
+    "INDEX_SCHEMA",
+    "META_SCHEMA",
+    "META_VERSION",
+    "PAIR_DIR",
+    "PAIR_SCHEMA",
+    "PLAN_DIR",
+    "PairStatus",
+    "ROOTS_FILE",
+    "ROOTS_SCHEMA",
+    "THUMBNAIL_DIR",
+    "USER_VERSION",
+    "pair_filter",
+    "shard_file",
+    "shard_ids",
+    "shard_name",
 ]
 
 
@@ -99,8 +121,7 @@ def shard_file(shard: str, suffix: str = ".parquet") -> str:
 
 def shard_ids(folder: str | os.PathLike[str]) -> list[str]:
     """The ids of the shards in ``folder``, sorted."""
-    return sorted(p.name[len(_SHARD_PREFIX):-len(".parquet")]
-                  for p in Path(folder).glob(shard_file("*")))
+    return sorted(p.name[len(_SHARD_PREFIX) : -len(".parquet")] for p in Path(folder).glob(shard_file("*")))
 
 
 # one row per path found (and folder that could not be listed), keys in walk order
@@ -133,8 +154,9 @@ INDEX_SCHEMA = pa.schema(
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
 
 # the file_list a caller supplies instead of folders (path_bytes optional)
-FILE_LIST_SCHEMA = pa.schema([("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()),
-                              ("path_bytes", pa.binary())])
+FILE_LIST_SCHEMA = pa.schema(
+    [("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()), ("path_bytes", pa.binary())]
+)
 
 # one row per path of a thumbnail shard, in the index shard's order
 META_SCHEMA = pa.schema(
@@ -163,6 +185,4 @@ META_SCHEMA = pa.schema(
 DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
 
 # one row per stored pair, sorted by (key_a, key_b)
-PAIR_SCHEMA = pa.schema(
-    [("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())]
-)
+PAIR_SCHEMA = pa.schema([("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())])

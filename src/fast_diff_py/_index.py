@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import (FILE_LIST_SCHEMA, INDEX_SCHEMA, ROOTS_FILE, ROOTS_SCHEMA, shard_file, shard_ids,
-                       shard_name)
+from ._formats import FILE_LIST_SCHEMA, INDEX_SCHEMA, ROOTS_FILE, ROOTS_SCHEMA, shard_file, shard_ids, shard_name
 from ._io import atomic_path, read_parquet
 from ._paths import display, native, raw
 
-__all__ = ["FileEntry", "folder_state", "record_folder_state", "walk_partition",
-           "write_index", "shard_paths"]
+__all__ = ["FileEntry", "folder_state", "record_folder_state", "walk_partition", "write_index", "shard_paths"]
 
 logger = logging.getLogger(__name__)
+
 
 class FileEntry(NamedTuple):
     """One indexed file (or unreadable folder) before it gets its key."""
@@ -87,9 +87,16 @@ def walk_partition(
             except OSError as exc:
                 logger.warning("cannot list folder %r: %s", display(folder), exc)
                 yield FileEntry(
-                    display(folder), display(os.path.basename(folder)), int(part_b), dir_index, -1,
-                    -1.0, 0, f"cannot list folder: {type(exc).__name__}: {exc.strerror or exc}",
-                    raw(folder), via_link=via_link,
+                    display(folder),
+                    display(os.path.basename(folder)),
+                    int(part_b),
+                    dir_index,
+                    -1,
+                    -1.0,
+                    0,
+                    f"cannot list folder: {type(exc).__name__}: {exc.strerror or exc}",
+                    raw(folder),
+                    via_link=via_link,
                 )
                 continue
             subfolders = []
@@ -136,15 +143,28 @@ def _stat(get_stat) -> tuple[int, float, str | None, tuple[int, int, int]]:
 
 def _entry(path: str, part_b: int, dir_index: int, allowed: bool, get_stat, via_link: int) -> FileEntry:
     size, created, error, (dev, inode, mtime_ns) = _stat(get_stat)
-    return FileEntry(display(path), display(os.path.basename(path)), int(part_b), dir_index, size,
-                     created, int(allowed), error, raw(path), dev, inode, mtime_ns, via_link)
+    return FileEntry(
+        display(path),
+        display(os.path.basename(path)),
+        int(part_b),
+        dir_index,
+        size,
+        created,
+        int(allowed),
+        error,
+        raw(path),
+        dev,
+        inode,
+        mtime_ns,
+        via_link,
+    )
 
 
-def _file_entry(entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool,
-                extensions: set[str], via_link: int = 0) -> FileEntry:
+def _file_entry(
+    entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool, extensions: set[str], via_link: int = 0
+) -> FileEntry:
     """Describe one non-folder directory entry, never raising."""
-    allowed = not ignored and ("*" in extensions
-                               or os.path.splitext(entry.name)[1].lower() in extensions)
+    allowed = not ignored and ("*" in extensions or os.path.splitext(entry.name)[1].lower() in extensions)
     try:
         link = entry.is_symlink()
     except OSError:
@@ -166,9 +186,11 @@ def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:
             if row["part_b"] != part:
                 continue
             path = native(row["path"], row["path_bytes"])
-            via_link = int(os.path.islink(path) or os.path.realpath(os.path.dirname(os.path.abspath(path)))
-                           != os.path.dirname(os.path.abspath(path)))
-            yield _entry(path, part, -1, bool(row["allowed"]), lambda: os.stat(path), via_link)
+            via_link = int(
+                os.path.islink(path)
+                or os.path.realpath(os.path.dirname(os.path.abspath(path))) != os.path.dirname(os.path.abspath(path))
+            )
+            yield _entry(path, part, -1, bool(row["allowed"]), functools.partial(os.stat, path), via_link)
 
 
 def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
@@ -178,11 +200,15 @@ def file_list_has_part_b(file_list: str | os.PathLike[str] | None) -> bool:
     return bool(read_parquet(file_list, columns=["part_b"]).column("part_b").to_numpy().any())
 
 
-def write_file_list(out: str | os.PathLike[str], part_a: Iterable[tuple[str, bool]],
-                    part_b: Iterable[tuple[str, bool]]) -> None:
+def write_file_list(
+    out: str | os.PathLike[str], part_a: Iterable[tuple[str, bool]], part_b: Iterable[tuple[str, bool]]
+) -> None:
     """Write a file list for ``file_list``: ``(path, allowed)`` pairs per partition."""
-    rows = [{"path": display(p), "part_b": b, "allowed": int(a), "path_bytes": raw(p)}
-            for b, part in ((0, part_a), (1, part_b)) for p, a in part]
+    rows = [
+        {"path": display(p), "part_b": b, "allowed": int(a), "path_bytes": raw(p)}
+        for b, part in ((0, part_a), (1, part_b))
+        for p, a in part
+    ]
     with atomic_path(out) as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=FILE_LIST_SCHEMA), tmp)
 
@@ -235,28 +261,43 @@ def _mark_aliases(index_dir: Path) -> int:
             continue
         links = table.column("via_link").to_pylist()
         target = [same_as.get(k, (None, None)) for k in shard_keys]
-        errors = [f"same file as {p!r} ({'symbolic link' if link else 'hard link'}): not compared"
-                  if own is not None else e
-                  for (own, p), link, e in zip(target, links, table.column("error").to_pylist())]
-        table = table.set_column(table.schema.get_field_index("same_as"), "same_as",
-                                 pa.array([own for own, _ in target], pa.int64()))
+        errors = [
+            f"same file as {p!r} ({'symbolic link' if link else 'hard link'}): not compared" if own is not None else e
+            for (own, p), link, e in zip(target, links, table.column("error").to_pylist())
+        ]
+        table = table.set_column(
+            table.schema.get_field_index("same_as"), "same_as", pa.array([own for own, _ in target], pa.int64())
+        )
         table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
         pq.write_table(table, path)
     logger.info("%d paths name a file already indexed under another path", len(same_as))
     return len(same_as)
 
 
-def _walks(part_a: list[str], part_b: list[str], recursive: bool, ignore_names: list[str],
-           ignore_paths: list[str], allowed_file_extensions: list[str],
-           file_list: str | os.PathLike[str] | None,
-           exclude_paths: Iterable[str] = ()) -> list[Iterable[FileEntry]]:
+def _walks(
+    part_a: list[str],
+    part_b: list[str],
+    recursive: bool,
+    ignore_names: list[str],
+    ignore_paths: list[str],
+    allowed_file_extensions: list[str],
+    file_list: str | os.PathLike[str] | None,
+    exclude_paths: Iterable[str] = (),
+) -> list[Iterable[FileEntry]]:
     """The entries write_index indexes, in key order: the file list's, or both walks."""
-    common = dict(recursive=recursive, ignore_names=ignore_names, ignore_paths=ignore_paths,
-                  allowed_file_extensions=allowed_file_extensions, exclude_paths=exclude_paths)
+    common: dict[str, Any] = dict(
+        recursive=recursive,
+        ignore_names=ignore_names,
+        ignore_paths=ignore_paths,
+        allowed_file_extensions=allowed_file_extensions,
+        exclude_paths=exclude_paths,
+    )
     if file_list:
         return [list_entries(file_list)]
-    return [walk_partition(part_a, part_b=False, first_dir_index=0, **common),
-            walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common)]
+    return [
+        walk_partition(part_a, part_b=False, first_dir_index=0, **common),
+        walk_partition(part_b, part_b=True, first_dir_index=len(part_a), **common),
+    ]
 
 
 def folder_state(
@@ -275,8 +316,9 @@ def folder_state(
     size and times; a stat walk, no file read): equal digests mean an equal index."""
     h = hashlib.sha1()
     h.update(repr((part_a, part_b)).encode())
-    for walk in _walks(part_a, part_b, recursive, ignore_names, ignore_paths,
-                       allowed_file_extensions, file_list, exclude_paths):
+    for walk in _walks(
+        part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions, file_list, exclude_paths
+    ):
         for entry in walk:
             h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
@@ -323,14 +365,17 @@ def write_index(
     small; there is always at least one shard. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders.
     """
-    walks = _walks(part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions,
-                   file_list, exclude_paths)
+    walks = _walks(
+        part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions, file_list, exclude_paths
+    )
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         roots = pa.table(
-            {"dir_index": list(range(len(part_a) + len(part_b))),
-             "path": [_norm(p) for p in part_a + part_b],
-             "part_b": [0] * len(part_a) + [1] * len(part_b)},
+            {
+                "dir_index": list(range(len(part_a) + len(part_b))),
+                "path": [_norm(p) for p in part_a + part_b],
+                "part_b": [0] * len(part_a) + [1] * len(part_b),
+            },
             schema=ROOTS_SCHEMA,
         )
         pq.write_table(roots, tmp / ROOTS_FILE)
@@ -354,7 +399,8 @@ def write_index(
         # a rest of up to a quarter shard joins the last full one instead of being a job of
         # its own (64,003 files made a ninth thumbnail job for 3 of them)
         if pending is not None and len(batch) <= shard_size // 4:
-            pending, batch = None, pending + batch
+            batch = pending + batch
+            pending = None
         if pending is not None:
             write(pending)
         if batch or shard == 0:

@@ -34,8 +34,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         _remove(tmp)
         if exc.errno == errno.ENOSPC:
-            raise OSError(errno.ENOSPC, f"no space left on the device holding {os.fspath(target)!r}: "
-                          "free some space and run the same command again") from exc
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on the device holding {os.fspath(target)!r}: "
+                "free some space and run the same command again",
+            ) from exc
         raise
     except BaseException:
         _remove(tmp)
@@ -73,8 +76,14 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
 def _remake() -> dict[str, str]:
     from ._formats import DIGEST_DIR, GPU_PAIR_DIR, INDEX_DIR, PAIR_DIR, PLAN_DIR, THUMBNAIL_DIR
 
-    return {THUMBNAIL_DIR: "shard", DIGEST_DIR: "file", PAIR_DIR: "file", GPU_PAIR_DIR: "file",
-            PLAN_DIR: "folder", INDEX_DIR: "folder"}
+    return {
+        THUMBNAIL_DIR: "shard",
+        DIGEST_DIR: "file",
+        PAIR_DIR: "file",
+        GPU_PAIR_DIR: "file",
+        PLAN_DIR: "folder",
+        INDEX_DIR: "folder",
+    }
 
 
 def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
@@ -95,8 +104,10 @@ def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path.parent, ignore_errors=True)
-    return IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc}); removed what "
-                             "makes it: run the same command again to make it anew")
+    return IntermediateError(
+        f"{os.fspath(path)!r} cannot be read as Parquet ({exc}); removed what "
+        "makes it: run the same command again to make it anew"
+    )
 
 
 def open_stack(path: str | os.PathLike[str]):
@@ -114,7 +125,8 @@ def open_stack(path: str | os.PathLike[str]):
         remove_damaged([path])
         raise IntermediateError(
             f"thumbnail stack {os.fspath(path)!r} is damaged ({exc}); removed it: run the same "
-            "command again to make it anew") from exc
+            "command again to make it anew"
+        ) from exc
 
 
 def remove_damaged(paths: Sequence[str | os.PathLike[str]]) -> None:

@@ -43,8 +43,7 @@ class _RefusePandas:
 def start_job(log_path: str) -> None:
     """Route the package's logging to the job's log file, a failure's traceback included
     (the terminal gets one line naming the error and the log), and prepare pyarrow."""
-    logging.basicConfig(filename=log_path, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(filename=log_path, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def log_failure(kind, exc, tb):
         logging.getLogger("fast_diff_py").error("%s: %s", kind.__name__, exc, exc_info=(kind, exc, tb))

@@ -31,8 +31,19 @@ from typing import NamedTuple
 
 from ._io import fsync_dir
 
-__all__ = ["Journal", "JournalError", "Outcome", "move_file", "delete_file", "move_files",
-           "delete_files", "undo_moves", "free_name", "trash_dir", "trash_file"]
+__all__ = [
+    "Journal",
+    "JournalError",
+    "Outcome",
+    "move_file",
+    "delete_file",
+    "move_files",
+    "delete_files",
+    "undo_moves",
+    "free_name",
+    "trash_dir",
+    "trash_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +172,15 @@ def move_file(path: str, destination: Path, journal: Journal) -> Outcome:
         journal.write(action="move", state="failed", source=str(source), error=_error(exc))
         logger.error("could not move %r: %s", path, _error(exc))
         return Outcome(str(source), "failed", reason=_error(exc))
-    journal.write(action="move", state="done", source=str(source), target=str(target),
-                  dev=st.st_dev, inode=st.st_ino, file_size=st.st_size)
+    journal.write(
+        action="move",
+        state="done",
+        source=str(source),
+        target=str(target),
+        dev=st.st_dev,
+        inode=st.st_ino,
+        file_size=st.st_size,
+    )
     return Outcome(str(source), "done", str(target))
 
 
@@ -197,8 +215,7 @@ def trash_file(source: Path) -> Path:
         record = info / f"{target.name}.trashinfo"
         try:
             with open(record, "x", encoding="utf-8") as fh:
-                fh.write(f"[Trash Info]\nPath={urllib.parse.quote(os.fsencode(source))}\n"
-                         f"DeletionDate={stamp}\n")
+                fh.write(f"[Trash Info]\nPath={urllib.parse.quote(os.fsencode(source))}\nDeletionDate={stamp}\n")
         except FileExistsError:
             continue
         try:
@@ -230,8 +247,15 @@ def delete_file(path: str, journal: Journal) -> Outcome:
         journal.write(action="delete", state="failed", source=source, error=_error(exc))
         logger.error("could not delete %r: %s", path, _error(exc))
         return Outcome(source, "failed", reason=_error(exc))
-    journal.write(action="delete", state="done", source=source, target=str(target),
-                  dev=st.st_dev, inode=st.st_ino, file_size=st.st_size)
+    journal.write(
+        action="delete",
+        state="done",
+        source=source,
+        target=str(target),
+        dev=st.st_dev,
+        inode=st.st_ino,
+        file_size=st.st_size,
+    )
     return Outcome(source, "done", str(target))
 
 
@@ -239,7 +263,7 @@ def move_files(paths: Iterable[str], destination: str | os.PathLike[str], journa
     """Move each file into ``destination``; returns the new paths of those moved."""
     folder = Path(os.path.abspath(destination))
     folder.mkdir(parents=True, exist_ok=True)
-    return [o.target for o in (move_file(p, folder, journal) for p in paths) if o.state == "done"]
+    return [o.target for o in (move_file(p, folder, journal) for p in paths) if o.state == "done" and o.target]
 
 
 def delete_files(paths: Iterable[str], journal: Journal) -> list[str]:
@@ -266,8 +290,7 @@ def _entries(journal_path: str | os.PathLike[str]) -> list[dict]:
         except ValueError:
             entry = None
         if not isinstance(entry, dict) or "action" not in entry or "state" not in entry:
-            raise JournalError(f"{os.fspath(path)!r} is not a difpy journal (line {n} is not a "
-                               "journal entry)")
+            raise JournalError(f"{os.fspath(path)!r} is not a difpy journal (line {n} is not a journal entry)")
         entries.append(entry)
     return entries
 
@@ -285,8 +308,7 @@ def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, st
         When the file is missing or is not a journal.
     """
     entries = _entries(journal_path)
-    done = [e for e in entries if e["action"] in ("move", "delete") and e["state"] == "done"
-            and "target" in e]
+    done = [e for e in entries if e["action"] in ("move", "delete") and e["state"] == "done" and "target" in e]
     undone = {e["source"] for e in entries if e["action"] == "undo" and e["state"] == "done"}
     restored, failures = [], []
     with Journal(journal_path) as journal:
@@ -311,8 +333,7 @@ def undo_moves(journal_path: str | os.PathLike[str]) -> tuple[list[tuple[str, st
                 except OSError as exc:
                     reason = _error(exc)
             if reason is not None:
-                journal.write(action="undo", state="failed", source=str(target), target=str(source),
-                              error=reason)
+                journal.write(action="undo", state="failed", source=str(target), target=str(source), error=reason)
                 logger.error("cannot move %s back to %s: %s", target, source, reason)
                 failures.append(Outcome(str(target), "failed", str(source), reason))
                 continue

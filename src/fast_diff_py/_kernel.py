@@ -18,8 +18,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["naive_dif", "channel_sums", "channel_bound_mask", "block_dif", "pairwise_dif",
-           "grid_cells", "grid_sums", "grid_bound_mask", "grid_bound_rotations", "pair_dif"]
+# a user's difference function: (a, b, rotate) -> dif
+DifFunction = Callable[[np.ndarray, np.ndarray, bool], float]
+
+__all__ = [
+    "naive_dif",
+    "channel_sums",
+    "channel_bound_mask",
+    "block_dif",
+    "pairwise_dif",
+    "grid_cells",
+    "grid_sums",
+    "grid_bound_mask",
+    "grid_bound_rotations",
+    "pair_dif",
+]
 
 _CHUNK = 1024  # entries per float32 partial product; 1024 * 128^2 = 2^24
 
@@ -113,7 +126,7 @@ def _flat_centred(x: np.ndarray, k: int) -> np.ndarray:
 def _exact_dot(xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
     out = np.zeros((len(xf), len(yf)), np.float64)
     for c in range(0, xf.shape[1], _CHUNK):
-        out += xf[:, c:c + _CHUNK] @ yf[:, c:c + _CHUNK].T
+        out += xf[:, c : c + _CHUNK] @ yf[:, c : c + _CHUNK].T
     return out
 
 
@@ -129,20 +142,16 @@ def block_dif(x: np.ndarray, y: np.ndarray, rotate: bool = True) -> np.ndarray:
     size = x.shape[1]
     yf = _flat_centred(y, 0)
     norm_y = np.einsum("ij,ij->i", yf, yf, dtype=np.float64)
-    best = None
-    for k in range(4) if rotate else range(1):
-        xf = _flat_centred(x, k)
-        dots = _exact_dot(xf, yf)
-        best = dots if best is None else np.maximum(best, dots, out=best)
+    best = _exact_dot(_flat_centred(x, 0), yf)
+    for k in range(1, 4) if rotate else ():
+        np.maximum(best, _exact_dot(_flat_centred(x, k), yf), out=best)
     xf0 = _flat_centred(x, 0)
     norm_x = np.einsum("ij,ij->i", xf0, xf0, dtype=np.float64)
     sse = norm_x[:, None] + norm_y[None, :] - 2.0 * best
     return sse / np.float64(size * size)
 
 
-def pairwise_dif(
-    x: np.ndarray, y: np.ndarray, rotate: bool, fn: Callable[[np.ndarray, np.ndarray, bool], float]
-) -> np.ndarray:
+def pairwise_dif(x: np.ndarray, y: np.ndarray, rotate: bool, fn: DifFunction) -> np.ndarray:
     """Apply a user difference function to every pair (no kernel, no pruning)."""
     out = np.empty((len(x), len(y)), np.float64)
     for i in range(len(x)):
@@ -171,12 +180,13 @@ def grid_sums(x: np.ndarray, cells: int) -> np.ndarray:
     per_cell = rows.reshape(n, cells, cells, step * c)
     out = per_cell[..., :c].astype(np.int64)
     for s in range(1, step):
-        out += per_cell[..., s * c:(s + 1) * c]
+        out += per_cell[..., s * c : (s + 1) * c]
     return out
 
 
-def grid_bound_rotations(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
-                         rotate: bool = True) -> np.ndarray:
+def grid_bound_rotations(
+    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True
+) -> np.ndarray:
     """The rotations by which each pair can lie within ``threshold`` by the grid bound: an
     n x m uint8 array, bit k set when turning a by k x 90 degrees may match b (bit 0 only
     without ``rotate``).
@@ -205,15 +215,22 @@ def grid_bound_rotations(grid_a: np.ndarray, grid_b: np.ndarray, size: int, thre
     return bits
 
 
-def grid_bound_mask(grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float,
-                    rotate: bool = True) -> np.ndarray:
+def grid_bound_mask(
+    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True
+) -> np.ndarray:
     """Pairs that can lie within ``threshold`` by the grid bound for some rotation (n x m
     bool; see ``grid_bound_rotations``)."""
     return grid_bound_rotations(grid_a, grid_b, size, threshold, rotate) != 0
 
 
-def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-             rotate: bool = True, turns: np.ndarray | None = None) -> np.ndarray:
+def pair_dif(
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    rotate: bool = True,
+    turns: np.ndarray | None = None,
+) -> np.ndarray:
     """``dif`` of the pairs ``(x[rows[t]], y[cols[t]])``: for the few pairs that survive
     pruning, where a full matrix product would be wasted.
 
@@ -236,7 +253,7 @@ def pair_dif(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     for k in rotations:
         todo = np.arange(len(rows)) if turns is None else np.flatnonzero(turns & (1 << k))
         for s in range(0, len(todo), 256):
-            at = todo[s:s + 256]
+            at = todo[s : s + 256]
             xa = x[rows[at]].astype(np.int32)
             d = (np.rot90(xa, k, axes=(1, 2)) if k else xa) - y[cols[at]].astype(np.int32)
             sse = (d * d).reshape(len(d), -1).sum(axis=1, dtype=np.int64)

@@ -27,8 +27,11 @@ def default_device() -> torch.device:
 
 @contextlib.contextmanager
 def _full_precision() -> Iterator[None]:
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.get_float32_matmul_precision())
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
@@ -52,7 +55,7 @@ def _dots(xc: torch.Tensor, yc: torch.Tensor, use_int8: bool) -> torch.Tensor:
     xf, yf = xc.to(torch.float32), yc.to(torch.float32)
     out = torch.zeros((xf.shape[0], yf.shape[0]), dtype=torch.float64, device=xf.device)
     for c in range(0, xf.shape[1], _CHUNK):
-        out += (xf[:, c:c + _CHUNK] @ yf[:, c:c + _CHUNK].T).to(torch.float64)
+        out += (xf[:, c : c + _CHUNK] @ yf[:, c : c + _CHUNK].T).to(torch.float64)
     return out
 
 
@@ -80,7 +83,7 @@ def _sse(xt: torch.Tensor, yt: torch.Tensor, rotate: bool, use_int8: bool | None
     acc = torch.int64 if int8 else torch.float64
     norm_x = (xc.reshape(n, d).to(torch.int64) ** 2).sum(1).to(acc)
     norm_y = (yc.to(torch.int64) ** 2).sum(1).to(acc)
-    best = None
+    best: torch.Tensor | None = None
     for k in range(4) if rotate else range(1):
         xk = torch.rot90(xc, k, dims=(1, 2)).reshape(n, d) if k else xc.reshape(n, d)
         if int8:
@@ -88,12 +91,17 @@ def _sse(xt: torch.Tensor, yt: torch.Tensor, rotate: bool, use_int8: bool | None
         else:
             dots = _dots(xk, yc, False)
         best = dots if best is None else torch.maximum(best, dots)
+    assert best is not None
     return norm_x[:, None] + norm_y[None, :] - 2 * best.to(acc)
 
 
-def block_dif_torch(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, rotate: bool = True,
-                    device: torch.device | str | None = None,
-                    int8: bool | None = None) -> np.ndarray:
+def block_dif_torch(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    rotate: bool = True,
+    device: torch.device | str | None = None,
+    int8: bool | None = None,
+) -> np.ndarray:
     """``dif`` of every pair of ``x`` (n x S x S x 3 uint8) and ``y`` (m x S x S x 3), exactly.
 
     Returns an n x m float64 numpy array equal to :func:`fast_diff_py._kernel.block_dif`.
@@ -108,10 +116,16 @@ def block_dif_torch(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, 
     return sse.cpu().numpy().astype(np.float64) / np.float64(size * size)
 
 
-def block_matches_torch(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, threshold: float,
-                        rotate: bool = True, *, upper: bool = False,
-                        device: torch.device | str | None = None,
-                        int8: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def block_matches_torch(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    threshold: float,
+    rotate: bool = True,
+    *,
+    upper: bool = False,
+    device: torch.device | str | None = None,
+    int8: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows, cols, dif)`` of the pairs with ``dif <= threshold``, computed on the device;
     only the matches travel back. ``upper`` keeps ``col > row`` only (a block with itself).
 
@@ -125,9 +139,9 @@ def block_matches_torch(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tens
         mask = sse <= int(threshold * size * size * (1 + 1e-12)) + 1
         if upper:
             mask = torch.triu(mask, diagonal=1)
-        rows, cols = torch.nonzero(mask, as_tuple=True)
-        picked = sse[rows, cols].cpu().numpy()
-        rows, cols = rows.cpu().numpy(), cols.cpu().numpy()
+        found_rows, found_cols = torch.nonzero(mask, as_tuple=True)
+        picked = sse[found_rows, found_cols].cpu().numpy()
+        rows, cols = found_rows.cpu().numpy(), found_cols.cpu().numpy()
     dif = picked.astype(np.float64) / np.float64(size * size)  # on the host, see block_dif_torch
     keep = dif <= threshold
     return rows[keep], cols[keep], dif[keep]

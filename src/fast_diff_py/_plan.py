@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import FileStatus, HASH_COLUMNS
+from ._formats import HASH_COLUMNS, FileStatus
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_limit, range_bound, with_total
 
@@ -80,8 +80,9 @@ def make_plan(
         candidates = _all_pairs(block_part, has_part_b)
     else:
         limit = channel_limit(size, threshold) if prune else np.inf
-        block, pairs_a, pairs_b, candidates = plan_pairs(features, part_b, keys, block_size=block_size,
-                                                         limit=limit, has_part_b=has_part_b)
+        block, pairs_a, pairs_b, candidates = plan_pairs(
+            features, part_b, keys, block_size=block_size, limit=limit, has_part_b=has_part_b
+        )
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
     with atomic_path(out_dir) as tmp:
@@ -89,54 +90,73 @@ def make_plan(
         # a row group per block's worth of rows, so a compare job reads only its own
         pq.write_table(table.take(order), tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
-            pa.table({"block_a": pairs_a, "block_b": pairs_b},
-                     schema=pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())])),
+            pa.table(
+                {"block_a": pairs_a, "block_b": pairs_b},
+                schema=pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())]),
+            ),
             tmp / "block_pairs.parquet",
         )
-    logger.info("%d images in %d blocks; %d of %d block pairs can hold a match",
-                len(table), int(block.max(initial=-1)) + 1, len(pairs_a), candidates)
+    logger.info(
+        "%d images in %d blocks; %d of %d block pairs can hold a match",
+        len(table),
+        int(block.max(initial=-1)) + 1,
+        len(pairs_a),
+        candidates,
+    )
     return len(pairs_a)
 
 
 def _digests(digest_paths: list[str] | None, keys: np.ndarray) -> np.ndarray:
     """The canonical digest of each of ``keys``, from the shards' ``make_digests`` files."""
     if digest_paths is None:
-        raise ValueError("a plan for threshold 0 orders images by their canonical digests: "
-                         "pass digest_paths (make_digests of every shard)")
+        raise ValueError(
+            "a plan for threshold 0 orders images by their canonical digests: "
+            "pass digest_paths (make_digests of every shard)"
+        )
     digests = pa.concat_tables([read_parquet(p, columns=["key", "canonical"]) for p in digest_paths])
     by_key = dict(zip(digests.column("key").to_pylist(), digests.column("canonical").to_pylist()))
     missing = [k for k in keys.tolist() if k not in by_key]
     if missing:
-        raise ValueError(f"no canonical digest for {len(missing)} decoded images (key {missing[0]} first): "
-                         f"digest_paths must cover every shard")
+        raise ValueError(
+            f"no canonical digest for {len(missing)} decoded images (key {missing[0]} first): "
+            f"digest_paths must cover every shard"
+        )
     return np.asarray([by_key[k] for k in keys.tolist()], dtype=object)
 
 
-def assign_blocks(order_key: np.ndarray, part_b: np.ndarray, keys: np.ndarray, features: np.ndarray,
-                  block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def assign_blocks(
+    order_key: np.ndarray, part_b: np.ndarray, keys: np.ndarray, features: np.ndarray, block_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sort each partition by ``order_key`` (ties by key) and cut it into blocks.
 
     Returns each image's block, and per block its partition and the minima and maxima of
     ``features`` over its members.
     """
     block = np.empty(len(keys), np.int32)
-    block_part, lo, hi = [], [], []
+    block_part: list[int] = []
+    lo: list[np.ndarray] = []
+    hi: list[np.ndarray] = []
     for part in (0, 1):
         idx = np.flatnonzero(part_b == part)
         idx = idx[np.lexsort((keys[idx], order_key[idx]))]
         for start in range(0, len(idx), block_size):
-            members = idx[start:start + block_size]
+            members = idx[start : start + block_size]
             block[members] = len(block_part)
             block_part.append(part)
             lo.append(features[members].min(axis=0))
             hi.append(features[members].max(axis=0))
     width = features.shape[1]
-    return (block, np.asarray(block_part, np.int8), np.asarray(lo, np.float64).reshape(-1, width),
-            np.asarray(hi, np.float64).reshape(-1, width))
+    return (
+        block,
+        np.asarray(block_part, np.int8),
+        np.asarray(lo, np.float64).reshape(-1, width),
+        np.asarray(hi, np.float64).reshape(-1, width),
+    )
 
 
-def plan_pairs(features: np.ndarray, part_b: np.ndarray, keys: np.ndarray, *, block_size: int,
-               limit: float, has_part_b: bool) -> tuple[np.ndarray, list[int], list[int], int]:
+def plan_pairs(
+    features: np.ndarray, part_b: np.ndarray, keys: np.ndarray, *, block_size: int, limit: float, has_part_b: bool
+) -> tuple[np.ndarray, list[int], list[int], int]:
     """Blocks ordered by total pixel sum and the block pairs whose ``range_bound`` is within
     ``limit`` (``channel_limit``; ``inf`` keeps them all).
 
@@ -161,14 +181,15 @@ def _all_pairs(block_part: np.ndarray, has_part_b: bool) -> int:
     return n_a * int((block_part == 1).sum()) if has_part_b else n_a * (n_a + 1) // 2
 
 
-def _blocks_sharing(block: np.ndarray, part_b: np.ndarray, canonical: np.ndarray,
-                    has_part_b: bool) -> tuple[list[int], list[int]]:
+def _blocks_sharing(
+    block: np.ndarray, part_b: np.ndarray, canonical: np.ndarray, has_part_b: bool
+) -> tuple[list[int], list[int]]:
     """Block pairs (A side first) that hold two images with the same canonical digest."""
     where: dict[str, tuple[set[int], set[int], list[int]]] = {}
     for b, p, c in zip(block.tolist(), part_b.tolist(), canonical.tolist()):
-        entry = where.setdefault(c, (set(), set(), [0, 0]))
-        entry[p].add(b)
-        entry[2][p] += 1
+        blocks_a, blocks_b, counts = where.setdefault(c, (set(), set(), [0, 0]))
+        (blocks_b if p else blocks_a).add(b)
+        counts[p] += 1
     pairs: set[tuple[int, int]] = set()
     for a_side, b_side, (count_a, count_b) in where.values():
         if has_part_b and count_b:

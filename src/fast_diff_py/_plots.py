@@ -10,8 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ._formats import DIF_PER_MSE, pair_filter
+from ._formats import DIF_PER_MSE
 from ._paths import native
+from ._queries import stored_pairs
 
 __all__ = ["make_diff_plots"]
 
@@ -24,7 +25,9 @@ _BAND = 66  # header with the two paths and the value
 def _load(path: str) -> np.ndarray:
     """The image at ``path`` scaled to _HEIGHT rows, read as thumbnails are: never blocking,
     within the pixel and size limits, JPEGs decoded at a reduced scale where they allow it."""
-    from ._thumbnails import ImageReadError, decode_image, read_file
+    from ._decode import decode_image
+    from ._errors import ImageReadError
+    from ._files import read_file
 
     try:
         data, _ = read_file(path)
@@ -41,8 +44,12 @@ def _text(canvas: np.ndarray, text: str, y: int) -> None:
     cv2.putText(canvas, ascii_text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.PathLike[str],
-                    plot_threshold: float, include_hash_match: bool = True) -> int:
+def make_diff_plots(
+    db_path: str | os.PathLike[str],
+    plot_output_dir: str | os.PathLike[str],
+    plot_threshold: float,
+    include_hash_match: bool = True,
+) -> int:
     """Write ``<key_a>_<key_b>.png`` for every stored pair with ``dif <= plot_threshold``.
 
     Each picture shows both images side by side under a band naming both paths and the
@@ -52,16 +59,11 @@ def make_diff_plots(db_path: str | os.PathLike[str], plot_output_dir: str | os.P
     out.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(db_path)
     try:
-        rows = con.execute(
-            "SELECT d.key_a, d.key_b, a.path, b.path, d.dif, fa.path_bytes, fb.path_bytes FROM dif_table d "
-            "JOIN directory a ON a.key = d.key_a JOIN directory b ON b.key = d.key_b "
-            "LEFT JOIN file_state fa ON fa.key = d.key_a LEFT JOIN file_state fb ON fb.key = d.key_b "
-            f"WHERE {pair_filter(include_hash_match)} ORDER BY d.key_a, d.key_b",
-            (plot_threshold,)).fetchall()
+        pairs = list(stored_pairs(con, plot_threshold, include_hash_match))
     finally:
         con.close()
     written = 0
-    for key_a, key_b, path_a, path_b, dif, raw_a, raw_b in rows:
+    for key_a, key_b, dif, path_a, path_b, raw_a, raw_b in pairs:
         try:
             left, right = _load(native(path_a, raw_a)), _load(native(path_b, raw_b))
         except (ValueError, OSError) as exc:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,33 +56,55 @@ def run_workflow(
     left by a process that no longer runs (a killed earlier call) is removed first.
     """
     if not SNAKEFILE.is_file():
-        raise RunError(f"the workflow is not at {SNAKEFILE}; install fast-diff from its "
-                            "checkout with `pip install -e .`")
+        raise RunError(
+            f"the workflow is not at {SNAKEFILE}; install fast-diff from its checkout with `pip install -e .`"
+        )
     config = validate_config(dict(config))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    base = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
-            str(workdir), "--configfile", str(cfg_path)]
+    base = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+    ]
     _clear_stale_lock(workdir, base)
     # options with a variable number of values come first; --cores (one value) ends them
-    cmd = [*base, "--rerun-incomplete", *([] if verbose else ["--quiet", "all"]), *extra_args,
-           "--cores", str(cores or os.cpu_count() or 1), *targets]
+    cmd = [
+        *base,
+        "--rerun-incomplete",
+        *([] if verbose else ["--quiet", "all"]),
+        *extra_args,
+        "--cores",
+        str(cores or os.cpu_count() or 1),
+        *targets,
+    ]
     logger.info("running %s", " ".join(cmd))
     pid_file = workdir / ".fast_diff.pid"
     pid_file.write_text(str(os.getpid()))
     started = time.time()
     try:
-        proc = subprocess.run(cmd, cwd=workdir, text=True,
-                              stdout=None if verbose else subprocess.PIPE,
-                              stderr=None if verbose else subprocess.STDOUT)
+        proc = subprocess.run(
+            cmd,
+            cwd=workdir,
+            text=True,
+            stdout=None if verbose else subprocess.PIPE,
+            stderr=None if verbose else subprocess.STDOUT,
+        )
     finally:
         pid_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = "" if verbose else "\n" + "\n".join((proc.stdout or "").splitlines()[-40:])
-        raise RunError(f"snakemake failed with exit code {proc.returncode} in {workdir}"
-                            f"{_job_errors(workdir, started)}{tail}")
+        raise RunError(
+            f"snakemake failed with exit code {proc.returncode} in {workdir}{_job_errors(workdir, started)}{tail}"
+        )
 
 
 def _job_errors(workdir: Path, since: float) -> str:
@@ -96,8 +118,11 @@ def _job_errors(workdir: Path, since: float) -> str:
             lines = log.read_text(errors="replace").splitlines()
         except OSError:
             continue
-        errors = [line for line in lines if line and not line[0].isspace()
-                  and ("Error" in line.split(":", 1)[0] or " ERROR " in line)]
+        errors = [
+            line
+            for line in lines
+            if line and not line[0].isspace() and ("Error" in line.split(":", 1)[0] or " ERROR " in line)
+        ]
         if errors:
             found.append(f"\n  {errors[-1]}\n  (full log: {log})")
     return "".join(found[:5])
@@ -115,7 +140,6 @@ def _clear_stale_lock(workdir: Path, base: list[str]) -> None:
         except (OSError, ValueError):
             pid = None
         if pid is not None and pid != os.getpid() and process_running(pid):
-            raise RunError(f"another fast-diff run (pid {pid}) is using {workdir}; wait for it "
-                                "to end, or stop it")
+            raise RunError(f"another fast-diff run (pid {pid}) is using {workdir}; wait for it to end, or stop it")
     logger.warning("removing the lock a killed run left in %s", workdir)
     subprocess.run([*base, "--unlock"], cwd=workdir, capture_output=True, check=True)

@@ -1,8 +1,9 @@
 """Snakemake adapter: compare one block with each block the plan pairs it with."""
+
 import logging
 import os
 
-from fast_diff_py._jobs import start_job
+from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
@@ -11,9 +12,18 @@ from fast_diff_py import block_partners, compare_blocks
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
 block = int(snakemake.wildcards.a)
-compare_blocks(snakemake.input.plan_dir, list(snakemake.input.thumbs), block,
-               block_partners(snakemake.input.plan_dir)[block], snakemake.output.pairs,
-               threshold=p.threshold, rotate=p.rotate, skip_matching_hash=p.skip_matching_hash,
-               match_aspect_by=p.match_aspect_by,
-               keep_non_matching_aspects=p.keep_non_matching_aspects, cpu_diff=p.cpu_diff,
-               gpu_diff=p.gpu_diff, backend=p.backend)
+compare_blocks(
+    snakemake.input.plan_dir,
+    list(snakemake.input.thumbs),
+    block,
+    block_partners(snakemake.input.plan_dir)[block],
+    snakemake.output.pairs,
+    threshold=p.threshold,
+    rotate=p.rotate,
+    skip_matching_hash=p.skip_matching_hash,
+    match_aspect_by=p.match_aspect_by,
+    keep_non_matching_aspects=p.keep_non_matching_aspects,
+    cpu_diff=p.cpu_diff,
+    gpu_diff=p.gpu_diff,
+    backend=p.backend,
+)

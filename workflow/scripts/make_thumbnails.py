@@ -1,8 +1,9 @@
 """Snakemake adapter: thumbnails and hashes of one index shard."""
+
 import logging
 import os
 
-from fast_diff_py._jobs import start_job
+from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
@@ -10,8 +11,17 @@ from fast_diff_py import make_thumbnails
 
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
-make_thumbnails(snakemake.input.shard, snakemake.output.thumbs, snakemake.output.meta,
-                size=p.size, method=p.method, compute_hash=p.compute_hash,
-                shift_amount=p.shift_amount, rotate=p.rotate, hash_fn=p.hash_fn,
-                threads=snakemake.threads, max_image_pixels=p.max_image_pixels,
-                max_file_bytes=p.max_file_bytes)
+make_thumbnails(
+    snakemake.input.shard,
+    snakemake.output.thumbs,
+    snakemake.output.meta,
+    size=p.size,
+    method=p.method,
+    compute_hash=p.compute_hash,
+    shift_amount=p.shift_amount,
+    rotate=p.rotate,
+    hash_fn=p.hash_fn,
+    threads=snakemake.threads,
+    max_image_pixels=p.max_image_pixels,
+    max_file_bytes=p.max_file_bytes,
+)

@@ -1,9 +1,14 @@
 """Snakemake adapter: pairs that share a thumbnail hash."""
-from fast_diff_py._jobs import start_job
+
+from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
 from fast_diff_py import match_hashes
 
-match_hashes(list(snakemake.input.meta), list(snakemake.input.index), snakemake.output.pairs,
-             has_part_b=snakemake.params.has_part_b)
+match_hashes(
+    list(snakemake.input.meta),
+    list(snakemake.input.index),
+    snakemake.output.pairs,
+    has_part_b=snakemake.params.has_part_b,
+)

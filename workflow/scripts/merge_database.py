@@ -1,11 +1,16 @@
 """Snakemake adapter: stream every stage's output into the SQLite database."""
-from fast_diff_py._jobs import start_job
+
+from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py._db import build_database, write_receipt
+from fast_diff_py import build_database, write_receipt
 
-build_database(snakemake.params.db, roots_path=snakemake.params.roots,
-               index_paths=list(snakemake.input.index), meta_paths=list(snakemake.input.meta),
-               pair_paths=list(snakemake.input.pairs))
+build_database(
+    snakemake.params.db,
+    roots_path=snakemake.params.roots,
+    index_paths=list(snakemake.input.index),
+    meta_paths=list(snakemake.input.meta),
+    pair_paths=list(snakemake.input.pairs),
+)
 write_receipt(snakemake.output.receipt, snakemake.params.db)

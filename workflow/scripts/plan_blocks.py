@@ -1,11 +1,20 @@
 """Snakemake adapter: order images into blocks and list the block pairs to compare."""
-from fast_diff_py._jobs import start_job
+
+from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
 from fast_diff_py import make_plan
 
 p = snakemake.params
-make_plan(list(snakemake.input.meta), list(snakemake.input.index), snakemake.output.plan_dir,
-          size=p.size, block_size=p.block_size, threshold=p.threshold, has_part_b=p.has_part_b,
-          prune=p.prune, digest_paths=list(snakemake.input.digests))
+make_plan(
+    list(snakemake.input.meta),
+    list(snakemake.input.index),
+    snakemake.output.plan_dir,
+    size=p.size,
+    block_size=p.block_size,
+    threshold=p.threshold,
+    has_part_b=p.has_part_b,
+    prune=p.prune,
+    digest_paths=list(snakemake.input.digests),
+)

@@ -22,15 +22,19 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .._difpy import DIF_PER_MSE, difpy_report, write_difpy_files
-from .._errors import FastDiffError
 from .._actions import act
+from .._api import Config, FirstLoopConfig, SecondLoopConfig
+from .._config import load_schema
+from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
+from .._errors import FastDiffError
 from .._journal import Journal, JournalError, undo_moves
 from .._workflow import run_workflow, stage_targets
 
 logger = logging.getLogger("difpy")
 
 SIMILARITY = {"duplicates": 0, "similar": 5}
+DEFAULTS = {key: spec.get("default") for key, spec in load_schema()["properties"].items()}
+DEFAULT_EXTENSIONS = DEFAULTS["allowed_file_extensions"]
 
 
 def boolean(text: str) -> bool:
@@ -50,8 +54,7 @@ def similarity(text: str) -> int | float:
     try:
         value = int(text) if text.strip().lstrip("+").isdigit() else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'duplicates', 'similar' or a number >= 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected 'duplicates', 'similar' or a number >= 0, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"similarity must be >= 0, got {text!r}")
     return value
@@ -64,9 +67,9 @@ def bounded_int(low: int, high: int | None = None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(
-                f"must lie in [{low}, {high if high is not None else 'inf'}], got {value}")
+            raise argparse.ArgumentTypeError(f"must lie in [{low}, {high if high is not None else 'inf'}], got {value}")
         return value
+
     return parse
 
 
@@ -74,41 +77,83 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="difpy",
         description="Find duplicate and similar images (difPy's command line, run by fast-diff: "
-                    "exact, resumable, all four rotations).")
-    p.add_argument("-D", "--directory", nargs="+", default=[os.getcwd()],
-                   help="folders to search (default: the working folder)")
-    p.add_argument("-Z", "--output_directory", default=None,
-                   help="folder for the result files (default: the working folder)")
+        "exact, resumable, all four rotations).",
+    )
+    p.add_argument(
+        "-D", "--directory", nargs="+", default=[os.getcwd()], help="folders to search (default: the working folder)"
+    )
+    p.add_argument(
+        "-Z", "--output_directory", default=None, help="folder for the result files (default: the working folder)"
+    )
     p.add_argument("-r", "--recursive", type=boolean, default=True, help="search sub-folders (default True)")
-    p.add_argument("-i", "--in_folder", type=boolean, default=False,
-                   help="search each folder of -D on its own and group results by folder (default False)")
-    p.add_argument("-le", "--limit_extensions", type=boolean, default=True,
-                   help="only read files with image extensions (default True)")
-    p.add_argument("-px", "--px_size", type=bounded_int(10, 5000), default=50,
-                   help="thumbnail side in pixels, 10..5000 (default 50)")
-    p.add_argument("-s", "--similarity", type=similarity, default=0,
-                   help="'duplicates' (mse 0), 'similar' (mse 5) or an mse >= 0 (default duplicates)")
-    p.add_argument("-ro", "--rotate", type=boolean, default=True,
-                   help="compare all four 90-degree rotations (default True)")
-    p.add_argument("-dim", "--same_dim", type=boolean, default=False,
-                   help="only compare images of the same size, in either orientation (default False; "
-                        "difPy's default True never finds resized copies)")
+    p.add_argument(
+        "-i",
+        "--in_folder",
+        type=boolean,
+        default=False,
+        help="search each folder of -D on its own and group results by folder (default False)",
+    )
+    p.add_argument(
+        "-le",
+        "--limit_extensions",
+        type=boolean,
+        default=True,
+        help="only read files with image extensions (default True)",
+    )
+    p.add_argument(
+        "-px",
+        "--px_size",
+        type=bounded_int(10, 5000),
+        default=50,
+        help="thumbnail side in pixels, 10..5000 (default 50)",
+    )
+    p.add_argument(
+        "-s",
+        "--similarity",
+        type=similarity,
+        default=0,
+        help="'duplicates' (mse 0), 'similar' (mse 5) or an mse >= 0 (default duplicates)",
+    )
+    p.add_argument(
+        "-ro", "--rotate", type=boolean, default=True, help="compare all four 90-degree rotations (default True)"
+    )
+    p.add_argument(
+        "-dim",
+        "--same_dim",
+        type=boolean,
+        default=False,
+        help="only compare images of the same size, in either orientation (default False; "
+        "difPy's default True never finds resized copies)",
+    )
     p.add_argument("-mv", "--move_to", default=None, help="move the lower-quality copies to this folder")
-    p.add_argument("-d", "--delete", type=boolean, default=False,
-                   help="delete the lower-quality copies (to the trash of their file system: --undo brings them back)")
-    p.add_argument("-sd", "--silent_del", type=boolean, default=False,
-                   help="delete without asking for confirmation")
-    p.add_argument("-p", "--show_progress", type=boolean, default=True,
-                   help="show the workflow's progress (default True)")
-    p.add_argument("-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1,
-                   help="CPU cores to use (default: all)")
-    p.add_argument("-ch", "--chunksize", type=bounded_int(1), default=None,
-                   help="images per comparison block (default: from -px)")
-    p.add_argument("-la", "--lazy", type=boolean, default=False,
-                   help="fast-diff-py's lazy mode: equal hashes are duplicates without comparing, "
-                        "and only images of the same size are compared")
-    p.add_argument("--undo", metavar="JOURNAL",
-                   help="move the files a journal moved or deleted (to the trash) back, then exit")
+    p.add_argument(
+        "-d",
+        "--delete",
+        type=boolean,
+        default=False,
+        help="delete the lower-quality copies (to the trash of their file system: --undo brings them back)",
+    )
+    p.add_argument("-sd", "--silent_del", type=boolean, default=False, help="delete without asking for confirmation")
+    p.add_argument(
+        "-p", "--show_progress", type=boolean, default=True, help="show the workflow's progress (default True)"
+    )
+    p.add_argument(
+        "-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1, help="CPU cores to use (default: all)"
+    )
+    p.add_argument(
+        "-ch", "--chunksize", type=bounded_int(1), default=None, help="images per comparison block (default: from -px)"
+    )
+    p.add_argument(
+        "-la",
+        "--lazy",
+        type=boolean,
+        default=False,
+        help="fast-diff-py's lazy mode: equal hashes are duplicates without comparing, "
+        "and only images of the same size are compared",
+    )
+    p.add_argument(
+        "--undo", metavar="JOURNAL", help="move the files a journal moved or deleted (to the trash) back, then exit"
+    )
     return p
 
 
@@ -119,33 +164,44 @@ def block_size(px: int, chunksize: int | None) -> int:
     return max(8, min(8192, 2**27 // (3 * px * px)))
 
 
-def workflow_config(args: argparse.Namespace, progress: Path) -> dict:
+def run_config(args: argparse.Namespace, progress: Path) -> Config:
+    """difPy's options as the run's :class:`Config` (whose ``to_workflow`` is the one
+    translation to the workflow's keys); everything of the run lives in ``progress``."""
     lazy = bool(args.lazy)
-    return {
-        "part_a": [os.path.abspath(d) for d in args.directory],
-        "recursive": args.recursive,
-        "rotate": args.rotate,
-        "exclude_paths": [str(progress)],
-        **({} if args.limit_extensions else {"allowed_file_extensions": ["*"]}),
-        "compression_target": args.px_size,
+    return Config(
+        part_a=[os.path.abspath(d) for d in args.directory],
+        recurse=args.recursive,
+        rotate=args.rotate,
+        allowed_file_extensions=list(DEFAULT_EXTENSIONS) if args.limit_extensions else ["*"],
+        compression_target=args.px_size,
         # thumbnail_method stays the default (quality): Pillow's bicubic shrink, which difPy
         # uses, is anti-aliased, and area averaging is its match
-        "first_loop": {"compute_hash": lazy, "shift_amount": 0},
-        "second_loop": {
-            "diff_threshold": args.similarity * DIF_PER_MSE,
-            "skip_matching_hash": lazy,
-            "match_aspect_by": 0 if (args.same_dim or lazy) else None,
-        },
-        "db_path": str(progress / "fast_diff.db"),
-        "results_dir": str(progress / "work"),
-        "block_size": block_size(args.px_size, args.chunksize),
-    }
+        thumbnail_method=DEFAULTS["thumbnail_method"],
+        first_loop=FirstLoopConfig(compute_hash=lazy, shift_amount=0),
+        second_loop=SecondLoopConfig(
+            diff_threshold=args.similarity * DIF_PER_MSE,
+            skip_matching_hash=lazy,
+            match_aspect_by=0 if (args.same_dim or lazy) else None,
+            batch_size=block_size(args.px_size, args.chunksize),
+        ),
+        db_path=str(progress / "fast_diff.db"),
+        thumb_dir=str(progress),
+        config_path=str(progress / ".task.json"),
+        batch_size_dir=DEFAULTS["shard_size"],
+    )
+
+
+def workflow_config(args: argparse.Namespace, progress: Path) -> dict:
+    """The workflow configuration of a ``difpy`` run."""
+    return run_config(args, progress).to_workflow()
 
 
 def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
     """A folder named after everything that decides the result, so a rerun resumes it."""
-    key = {k: getattr(args, k) for k in ("recursive", "limit_extensions", "px_size", "similarity",
-                                          "rotate", "same_dim", "lazy")}
+    key = {
+        k: getattr(args, k)
+        for k in ("recursive", "limit_extensions", "px_size", "similarity", "rotate", "same_dim", "lazy")
+    }
     key["directory"] = [os.path.abspath(d) for d in args.directory]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return out_dir / ".difpy_progress" / digest
@@ -162,34 +218,48 @@ def run(args: argparse.Namespace) -> int:
     config = workflow_config(args, progress)
     t0 = time.time()
     # one Snakemake run (its start-up is paid once); difPy's build ends with the last thumbnail
-    run_workflow(config, progress, stage_targets(config, "merge"), cores=args.processes,
-                 verbose=args.show_progress)
+    run_workflow(config, progress, stage_targets(config, "merge"), cores=args.processes, verbose=args.show_progress)
     t2 = time.time()
     thumbnails = [p.stat().st_mtime for p in (Path(config["results_dir"]) / "thumbnails").glob("*.parquet")]
     t1 = min(max(thumbnails, default=t0), t2)
-    build = {"recursive": args.recursive, "in_folder": args.in_folder,
-             "limit_extensions": args.limit_extensions, "px_size": args.px_size,
-             "processes": args.processes}
-    search = {"similarity_mse": args.similarity, "rotate": args.rotate, "same_dim": args.same_dim,
-              "processes": args.processes, "chunksize": args.chunksize}
-    durations = {"build": {"start": _iso(t0), "end": _iso(t1), "seconds_elapsed": round(t1 - t0, 4)},
-                 "search": {"start": _iso(t1), "end": _iso(t2), "seconds_elapsed": round(t2 - t1, 4)}}
+    build, search = difpy_parameters(
+        recursive=args.recursive,
+        in_folder=args.in_folder,
+        limit_extensions=args.limit_extensions,
+        px_size=args.px_size,
+        similarity=args.similarity,
+        rotate=args.rotate,
+        same_dim=args.same_dim,
+        processes=args.processes,
+        chunksize=args.chunksize,
+    )
+    durations = {
+        "build": {"start": _iso(t0), "end": _iso(t1), "seconds_elapsed": round(t1 - t0, 4)},
+        "search": {"start": _iso(t1), "end": _iso(t2), "seconds_elapsed": round(t2 - t1, 4)},
+    }
     plan: list[tuple[int, int]] = []
     results, lower, stats = difpy_report(
-        config["db_path"], similarity=args.similarity, in_folder=args.in_folder,
-        given_roots=args.directory, limit_extensions=args.limit_extensions,
-        build_parameters=build, search_parameters=search, durations=durations, plan=plan)
+        config["db_path"],
+        similarity=args.similarity,
+        in_folder=args.in_folder,
+        given_roots=args.directory,
+        limit_extensions=args.limit_extensions,
+        build_parameters=build,
+        search_parameters=search,
+        durations=durations,
+        plan=plan,
+    )
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
     found = stats["process"]["search"]["matches_found"]
-    print(f"difpy: {found['duplicates']} duplicates, {found['similar']} similar; "
-          f"results saved in '{out_dir}'")
+    print(f"difpy: {found['duplicates']} duplicates, {found['similar']} similar; results saved in '{out_dir}'")
     status = 0
     if (args.move_to or args.delete) and plan:
         if args.delete and not args.silent_del:
-            answer = input(f"Are you sure you want to delete all lower quality matched images "
-                           f"({len(plan)} files)? [y/n] ")
+            answer = input(
+                f"Are you sure you want to delete all lower quality matched images ({len(plan)} files)? [y/n] "
+            )
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
                 plan = []
@@ -205,8 +275,15 @@ def _act(args: argparse.Namespace, plan: list[tuple[int, int]], config: dict, jo
     """Move or delete the lower-quality files that are still what was compared; 1 if any
     action failed."""
     with Journal(journal_path) as journal:
-        outcomes = act(plan, config["db_path"], config["results_dir"], journal,
-                       size=args.px_size, method="quality", move_to=args.move_to)
+        outcomes = act(
+            plan,
+            config["db_path"],
+            config["results_dir"],
+            journal,
+            size=args.px_size,
+            method="quality",
+            move_to=args.move_to,
+        )
     done = [o for o in outcomes if o.state == "done"]
     skipped = [o for o in outcomes if o.state == "skipped"]
     failed = [o for o in outcomes if o.state == "failed"]
@@ -219,11 +296,12 @@ def _act(args: argparse.Namespace, plan: list[tuple[int, int]], config: dict, jo
     for o in failed[:10]:
         print(f"difpy: error: could not {verb.lower()[:-1]} {o.source!r}: {o.reason}", file=sys.stderr)
     if len(skipped) > 10 or len(failed) > 10:
-        print(f"difpy: every file left in place or failed, with its reason, is in {journal_path}",
-              file=sys.stderr)
+        print(f"difpy: every file left in place or failed, with its reason, is in {journal_path}", file=sys.stderr)
     if skipped:
-        print(f"difpy: {len(skipped)} file(s) left in place because they are not what was compared "
-              "or are links", file=sys.stderr)
+        print(
+            f"difpy: {len(skipped)} file(s) left in place because they are not what was compared or are links",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -239,19 +317,23 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Moved {len(restored)} file(s) back")
         for o in failures:
-            print(f"difpy: error: could not move {o.source!r} back to {o.target!r}: {o.reason}",
-                  file=sys.stderr)
+            print(f"difpy: error: could not move {o.source!r} back to {o.target!r}: {o.reason}", file=sys.stderr)
         return 1 if failures else 0
-    if args.output_directory is not None and os.path.exists(args.output_directory) \
-            and not os.path.isdir(args.output_directory):
+    if (
+        args.output_directory is not None
+        and os.path.exists(args.output_directory)
+        and not os.path.isdir(args.output_directory)
+    ):
         parser.error(f"-Z/--output_directory: {args.output_directory!r} is a file, not a folder")
     if args.move_to is not None and os.path.exists(args.move_to) and not os.path.isdir(args.move_to):
         parser.error(f"-mv/--move_to: {args.move_to!r} is a file, not a folder")
     if args.move_to is not None and args.delete:
         parser.error('"move_to" and "delete" are mutually exclusive: choose one of -mv and -d')
     if args.delete and not args.silent_del and not sys.stdin.isatty():
-        parser.error("-d/--delete asks for confirmation, but there is no terminal to answer it: "
-                     "add -sd True to delete without asking")
+        parser.error(
+            "-d/--delete asks for confirmation, but there is no terminal to answer it: "
+            "add -sd True to delete without asking"
+        )
     if args.silent_del and not args.delete:
         logger.warning("-sd/--silent_del has no effect without -d/--delete")
     for folder in args.directory:

@@ -29,36 +29,66 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastdiffpy",
         description="Find duplicate and similar images and write them to a SQLite database "
-                    "(fast-diff-py's command line; runs the fast-diff Snakemake workflow).")
-    p.add_argument("-R", "--recover", metavar="PATH",
-                   help="resume the run whose progress is in this folder (or its .task.json)")
+        "(fast-diff-py's command line; runs the fast-diff Snakemake workflow).",
+    )
+    p.add_argument(
+        "-R", "--recover", metavar="PATH", help="resume the run whose progress is in this folder (or its .task.json)"
+    )
     p.add_argument("-a", "--part_a", nargs="+", metavar="DIR", help="folders of partition A")
-    p.add_argument("-b", "--part_b", nargs="*", default=[], metavar="DIR",
-                   help="folders of partition B; only A x B pairs are compared")
+    p.add_argument(
+        "-b",
+        "--part_b",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="folders of partition B; only A x B pairs are compared",
+    )
     p.add_argument("-r", "--no_recursive", action="store_true", help="do not search sub-folders")
     p.add_argument("-c", "--compression_target", type=int, help="thumbnail side in pixels (default 64)")
-    p.add_argument("--thumbnail_method", choices=["quality", "area", "compat"],
-                   help="quality (default): anti-aliased with shrink-on-load, finds more copies; "
-                        "compat: fast-diff-py's pixels, its pairs and dif values exactly")
+    p.add_argument(
+        "--thumbnail_method",
+        choices=["quality", "area", "compat"],
+        help="quality (default): anti-aliased with shrink-on-load, finds more copies; "
+        "compat: fast-diff-py's pixels, its pairs and dif values exactly",
+    )
     p.add_argument("-p", "--purge", action="store_true", help="discard earlier progress and start afresh")
     p.add_argument("-C", "--cpu_proc", type=int, help="CPU cores to use (default: all)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the workflow's progress and debug logs")
     p.add_argument("-H", "--hash", action="store_true", help="hash the thumbnails")
     p.add_argument("-S", "--shift_amount", type=int, help="bits to shift pixels before hashing (-7..7, default 4)")
-    p.add_argument("-f", "--no_compress", action="store_true",
-                   help="keep no thumbnails after the run (they are made for hashing anyway); needs -d")
+    p.add_argument(
+        "-f",
+        "--no_compress",
+        action="store_true",
+        help="keep no thumbnails after the run (they are made for hashing anyway); needs -d",
+    )
     p.add_argument("-d", "--no_second_loop", action="store_true", help="do not compare images (hashes only)")
-    p.add_argument("-m", "--skip_matching_hash", action="store_true",
-                   help="pairs with a matching hash are duplicates without comparing; needs -H")
-    p.add_argument("-M", "--match_aspect", type=float,
-                   help="0: compare only images of the same size; f >= 1: aspect ratios within f")
+    p.add_argument(
+        "-m",
+        "--skip_matching_hash",
+        action="store_true",
+        help="pairs with a matching hash are duplicates without comparing; needs -H",
+    )
+    p.add_argument(
+        "-M",
+        "--match_aspect",
+        type=float,
+        help="0: compare only images of the same size; f >= 1: aspect ratios within f",
+    )
     p.add_argument("-T", "--threshold", type=float, help="store pairs with dif <= this (default 200)")
-    p.add_argument("-l", "--cache_preload", type=int,
-                   help="accepted for compatibility and ignored: jobs load what they need themselves")
+    p.add_argument(
+        "-l",
+        "--cache_preload",
+        type=int,
+        help="accepted for compatibility and ignored: jobs load what they need themselves",
+    )
     p.add_argument("-t", "--temp_dir", help="folder for progress and thumbnails (default: first folder of -a)")
-    p.add_argument("-o", "--output_dir",
-                   help="where fast_diff_py.db is written; a path ending in .db is the file itself "
-                        "(default: the temporary folder)")
+    p.add_argument(
+        "-o",
+        "--output_dir",
+        help="where fast_diff_py.db is written; a path ending in .db is the file itself "
+        "(default: the temporary folder)",
+    )
     return p
 
 
@@ -103,10 +133,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
         sl.diff_threshold = args.threshold
     if args.cpu_proc is not None:
         fl.cpu_proc = sl.cpu_proc = args.cpu_proc
-    cfg = Config(part_a=args.part_a, part_b=args.part_b, recurse=not args.no_recursive,
-                 first_loop=fl, second_loop=sl, do_second_loop=not args.no_second_loop,
-                 db_path=output_path(args.output_dir, temp),
-                 thumb_dir=os.path.join(temp, THUMB_DIR), config_path=os.path.join(temp, TASK_FILE))
+    cfg = Config(
+        part_a=args.part_a,
+        part_b=args.part_b,
+        recurse=not args.no_recursive,
+        first_loop=fl,
+        second_loop=sl,
+        do_second_loop=not args.no_second_loop,
+        db_path=output_path(args.output_dir, temp),
+        thumb_dir=os.path.join(temp, THUMB_DIR),
+        config_path=os.path.join(temp, TASK_FILE),
+    )
     if args.compression_target is not None:
         cfg.compression_target = args.compression_target
     if args.thumbnail_method is not None:
@@ -144,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.recover:
             cfg = load_task(args.recover)
@@ -155,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = config_from_args(args)
             cores, purge = args.cpu_proc, args.purge
             if not purge and os.path.exists(cfg.config_path):
-                logger.info("resuming the progress in %s (use -p to start afresh)",
-                            os.path.dirname(cfg.config_path))
+                logger.info("resuming the progress in %s (use -p to start afresh)", os.path.dirname(cfg.config_path))
         db = execute(cfg, purge, cores, args.verbose)
     except FastDiffError as exc:
         print(f"fastdiffpy: error: {exc}", file=sys.stderr)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
+from fast_diff_py._workflow import snakemake_command
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -39,23 +41,13 @@ def write(path: Path, img: np.ndarray, quality: int = 95) -> Path:
 def run_workflow(
     workdir: Path, config: dict, *args: str, check: bool = True, cores: int = 2
 ) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config``; results land in workdir/results."""
+    """Run the workflow as ``snakemake`` does from its command line (the config written as
+    given, not validated first, unlike ``fast_diff_py.run_workflow``), in ``workdir`` with
+    ``config``; results land in workdir/results."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(cfg),
-        "--cores",
-        str(cores),
-        "--rerun-incomplete",
-        *args,
-    ]
+    cmd = [*snakemake_command(workdir, cfg), "--cores", str(cores), "--rerun-incomplete", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +34,21 @@ from ._kernel import (
 from ._plan import read_block, table_sums
 from ._plugins import resolve
 
-__all__ = ["compare_blocks", "compare_block_pair", "aspect_mask", "hash_match_pairs", "load_thumbnails"]
+__all__ = [
+    "Backend",
+    "aspect_mask",
+    "compare_block_pair",
+    "compare_blocks",
+    "gpu_available",
+    "hash_match_pairs",
+    "load_thumbnails",
+    "match_hashes",
+]
 
 logger = logging.getLogger(__name__)
+
+# the built-in kernels: numpy, torch (CUDA when seen, else CPU), or torch on CUDA and else numpy
+Backend = Literal["auto", "numpy", "torch"]
 
 
 def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str], order: np.ndarray | None = None) -> np.ndarray:
@@ -101,7 +114,7 @@ def _occupied(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
 
 
-def _use_torch(backend: str) -> bool:
+def _use_torch(backend: Backend) -> bool:
     return backend == "torch" or (backend == "auto" and gpu_available())
 
 
@@ -251,7 +264,7 @@ def compare_blocks(
     keep_non_matching_aspects: bool = False,
     cpu_diff: str | DifFunction | None = None,
     gpu_diff: str | DifFunction | None = None,
-    backend: str = "auto",
+    backend: Backend = "auto",
     tile: int = TILE,
 ) -> int:
     """Compare block ``block_a`` with each of ``blocks_b`` in turn and write the stored pairs

@@ -33,18 +33,17 @@ _DECODE_FLAG = {
     1: cv2.IMREAD_COLOR,
 }
 # a reduced decode must keep at least this many pixels per thumbnail pixel on the short side
-# (bench/README.md: 3 loses no copy, re-encode, resize, rotation or re-save that a full
-# decode finds; 2 loses a few PNG re-saves)
+# (3 loses no copy that a full decode finds, 2 loses some PNG re-saves: bench/README.md)
 REDUCED_MIN_RATIO = 3
 # the quality method then halves the image by 2 x 2 means (OpenCV's exact SIMD path) while
 # both sides are even and the halved short side keeps this many pixels per thumbnail pixel,
 # so that INTER_AREA's slower general path gets a quarter or less of the pixels; the boxes of
-# a rotated copy fall on the same pixels (bench/README.md: the same copies found on every
-# corpus, 1.43 -> 1.23 ms a 640 x 480 photo at S = 50)
+# a rotated copy fall on the same pixels (the same copies found, in less time:
+# bench/README.md)
 HALVING_MIN_RATIO = 2
 # both sides a multiple of the DCT block put the blocks of a rotated copy on the same pixels,
 # so reduced decodes of an image and of its rotations agree; on unaligned sizes they do not
-# (measured in bench/README.md: rotated copies of 1603 x 1201 photos lost, 1608 x 1208 kept)
+# (rotated copies of photos with unaligned sides are lost otherwise: bench/README.md)
 MCU_ALIGN = 8
 
 # the most pixels an image may have (config max_image_pixels); beyond it a file is an error row
@@ -148,8 +147,8 @@ def _opencv_pixel_limit() -> int:
 def _decode_plain_jpeg(data: bytes, height: int, width: int, scale: int = 1) -> np.ndarray | None:
     """A plain JPEG (``_JpegHeader.plain``) through simplejpeg, at full size or, with
     ``scale`` 2, 4 or 8, DCT-scaled as ``IMREAD_REDUCED_COLOR_<scale>`` does. simplejpeg calls
-    the same libjpeg-turbo code as OpenCV with less work around it (never slower, up to a
-    third less time, bench/README.md) and gives the same pixels (tests/test_jpeg_decode.py).
+    the same libjpeg-turbo code as OpenCV with less work around it (never slower,
+    bench/README.md) and gives the same pixels (tests/test_jpeg_decode.py).
     None where OpenCV must decide: sizes beyond OpenCV's limits, or any warning or error
     from libjpeg (``strict``), which OpenCV may tolerate or report in its own words."""
     if max(height, width) > 1 << 20 or height * width > _opencv_pixel_limit():

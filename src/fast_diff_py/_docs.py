@@ -4,8 +4,18 @@ never disagree. Regenerate with ``python -m fast_diff_py._docs > config/README.m
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ._config import load_schema
+
+__all__ = ["config_reference"]
+
+# the configuration shipped beside the workflow, whose values the table names where they
+# differ from the defaults
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
 _HEAD = """# Configuration
 
@@ -13,7 +23,8 @@ _HEAD = """# Configuration
 values with `--config key=value`). It is validated against
 `workflow/schemas/config.schema.yaml` before any job runs: an unknown key, a wrong type, a
 value out of range or a missing folder stops the run with a message naming the key.
-Key names and meanings are fast-diff-py 1.0.4's.
+Key names and meanings are fast-diff-py 1.0.4's. The default applies where a key is left
+out; where the shipped `config/config.yaml` sets another value, the table says so.
 
 | key | default | meaning |
 |---|---|---|
@@ -26,14 +37,14 @@ configuration: it comes from the command line (`--cores`, `--set-threads`,
 """
 
 
-def _rows(props: dict, prefix: str = "") -> list[str]:
+def _rows(props: dict, shipped: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, spec in props.items():
         name = prefix + key
         text = " ".join(spec["description"].split())
         if spec.get("type") == "object":
             out.append(f"| `{name}` | | {text} |")
-            out.extend(_rows(spec["properties"], name + "."))
+            out.extend(_rows(spec["properties"], shipped.get(key) or {}, name + "."))
             continue
         if "default" not in spec:
             default = "(required)"
@@ -41,6 +52,8 @@ def _rows(props: dict, prefix: str = "") -> list[str]:
             default = f"fast-diff-py's {len(spec['default'])} image extensions"
         else:
             default = f"`{json.dumps(spec['default'])}`"
+        if key in shipped and "default" in spec and shipped[key] != spec["default"]:
+            default += f" (config.yaml: `{json.dumps(shipped[key])}`)"
         limits = [f"{w} {spec[w]}" for w in ("minimum", "maximum") if w in spec]
         if "enum" in spec:
             limits.append("one of " + ", ".join(spec["enum"]))
@@ -51,7 +64,8 @@ def _rows(props: dict, prefix: str = "") -> list[str]:
 
 def config_reference() -> str:
     """config/README.md as the schema describes it."""
-    return _HEAD + "\n".join(_rows(load_schema()["properties"])) + "\n" + _TAIL
+    shipped = yaml.safe_load(SHIPPED.read_text()) if SHIPPED.is_file() else {}
+    return _HEAD + "\n".join(_rows(load_schema()["properties"], shipped)) + "\n" + _TAIL
 
 
 if __name__ == "__main__":

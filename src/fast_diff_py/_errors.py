@@ -17,6 +17,17 @@ on the file's row in the ``directory`` table.
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError",
+    "DatabaseError",
+    "FastDiffError",
+    "FolderError",
+    "ImageReadError",
+    "IntermediateError",
+    "RunError",
+    "WorkflowError",
+]
+
 
 class FastDiffError(Exception):
     """Base class of every error fast_diff_py raises on purpose."""

@@ -23,7 +23,7 @@ __all__ = [
 MAX_FILE_BYTES = 512 << 20
 # how far ahead of its decoding a thread asks the kernel to read files, so that waiting on
 # storage overlaps decoding: up to this many files and, beyond the next one, this many bytes
-# (bench/README.md: 32 files were too few on a cold page cache)
+# (sized on a cold page cache: bench/README.md)
 READ_AHEAD_FILES = 512
 READ_AHEAD_BYTES = 64 << 20
 

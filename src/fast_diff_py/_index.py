@@ -19,7 +19,17 @@ from ._formats import FILE_LIST_SCHEMA, INDEX_SCHEMA, ROOTS_FILE, ROOTS_SCHEMA, 
 from ._io import atomic_path, read_parquet
 from ._paths import display, native, raw
 
-__all__ = ["FileEntry", "folder_state", "record_folder_state", "walk_partition", "write_index", "shard_paths"]
+__all__ = [
+    "FileEntry",
+    "file_list_has_part_b",
+    "folder_state",
+    "own_paths",
+    "record_folder_state",
+    "shard_paths",
+    "walk_partition",
+    "write_file_list",
+    "write_index",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -397,7 +407,7 @@ def write_index(
                         write(pending)
                     pending, batch = batch, []
         # a rest of up to a quarter shard joins the last full one instead of being a job of
-        # its own (64,003 files made a ninth thumbnail job for 3 of them)
+        # its own
         if pending is not None and len(batch) <= shard_size // 4:
             batch = pending + batch
             pending = None

@@ -14,6 +14,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
+__all__ = [
+    "atomic_path",
+    "damaged_parquet",
+    "fsync_dir",
+    "open_stack",
+    "process_running",
+    "read_parquet",
+    "remove_damaged",
+]
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -56,7 +66,8 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
     """One Parquet file, whole or the named ``columns``.
 
     ``pyarrow.parquet.read_table`` goes through pyarrow's dataset module, whose import
-    alone costs a job 0.3 s or more; a single file needs none of it.
+    alone costs a job a noticeable part of its start (bench/README.md); a single file needs
+    none of it.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -15,7 +15,7 @@ def _pyarrow_without_pandas() -> None:
     """Let pyarrow look for pandas once while the import is refused.
 
     pyarrow asks whether pandas is installed at its first array, and importing pandas costs
-    a job 0.4 s that no stage needs. Refused once, pyarrow stops asking for its implicit
+    every job start-up time (bench/README.md) that no stage needs. Refused once, pyarrow stops asking for its implicit
     checks; whatever really needs pandas later (``to_pandas``, a user's plug-in) imports it
     as usual, because pyarrow retries the import then and the refusal is lifted here.
     """

@@ -240,7 +240,7 @@ def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:
             groups.append(g)
     table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
     # the file is sorted by block: the block's rows are one run (sliced without pyarrow's
-    # compute module, whose import alone costs a compare job 0.05 s)
+    # compute module, whose import a compare job would pay for nothing else)
     blocks = table.column("block").to_numpy()
     lo, hi = np.searchsorted(blocks, [block, block + 1])
     return table.slice(lo, hi - lo)

@@ -8,6 +8,8 @@ from typing import Any
 
 from ._errors import ConfigError
 
+__all__ = ["resolve"]
+
 
 def resolve(spec: str | Callable[..., Any]) -> Callable[..., Any]:
     """Import ``"package.module:function"`` (or return a callable unchanged)."""

@@ -18,7 +18,7 @@ from ._config import validate_config
 from ._errors import RunError, WorkflowError
 from ._io import process_running
 
-__all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "stage_targets"]
+__all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "snakemake_command", "stage_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
     if stage not in targets:
         raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")
     return targets[stage]
+
+
+def snakemake_command(workdir: str | os.PathLike[str], config_file: str | os.PathLike[str]) -> list[str]:
+    """The command that runs this package's workflow in ``workdir`` with ``config_file``
+    (options and targets follow it)."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        os.fspath(workdir),
+        "--configfile",
+        os.fspath(config_file),
+    ]
 
 
 def run_workflow(
@@ -64,17 +80,7 @@ def run_workflow(
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    base = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(cfg_path),
-    ]
+    base = snakemake_command(workdir, cfg_path)
     _clear_stale_lock(workdir, base)
     # options with a variable number of values come first; --cores (one value) ends them
     cmd = [

@@ -44,10 +44,14 @@ def test_readme_sample_script(tmp_path):
     assert f"('{a}/coffee.jpg', [('{b}/coffee reencoded.jpg', {coffee!r})])" in by_a
     assert f"('{a}/rocket.jpg', [('{b}/rocket_rotated.png', 0.0)])" in by_a
     assert f"('{b}/rocket_rotated.png', [('{a}/rocket.jpg', 0.0)])" in lines[4:]
-    # delete_db defaults to True (as in fast-diff-py); the script turns off delete_thumb and
-    # retain_progress only
-    assert not (a / ".fast_diff.db").exists()
-    assert (a / ".temp_thumb").is_dir() and not (a / ".task.json").exists()
+    # the database is kept, as the script's comment says, and named; the working files are
+    # removed, and nothing was written among the photos
+    db = tmp_path / "results/sample/sample.db"
+    assert lines[-1] == f"The database is {Path('results/sample/sample.db')}" and db.is_file()
+    assert (tmp_path / "results/sample/summary.json").is_file()
+    assert not (tmp_path / "results/sample/work").exists() and not (tmp_path / "results/sample/task.json").exists()
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in (REPO / "examples/images/holiday").iterdir())
+    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in (REPO / "examples/images/phone").iterdir())
 
 
 @pytest.fixture(scope="module")

@@ -351,13 +351,13 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     stack = next((a / ".temp_thumb" / "work" / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
     seen = []
-    real = fastdiffpy.FastDifPy.second_loop
+    real = fastdiffpy.FastDifPy.cleanup
 
-    def second_loop(self, *a, **kw):
+    def cleanup(self, *a, **kw):  # the run is over, its working files not yet removed
         seen.append(stack.stat().st_mtime_ns)
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(fastdiffpy.FastDifPy, "second_loop", second_loop)
+    monkeypatch.setattr(fastdiffpy.FastDifPy, "cleanup", cleanup)
     assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
     assert seen == [before]  # the thumbnails of the interrupted run were kept
     assert sqlite3.connect(a / "fast_diff_py.db").execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]

@@ -14,11 +14,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
+    "_report": ["make_report"],
+    "_summary": ["current_summary", "format_summary", "print_summary", "read_summary", "summarize", "write_summary"],
     "_formats": [
         "DB_RECEIPT",
         "DIF_PER_MSE",
         "DIGEST_DIR",
         "FOLDER_STATE",
+        "REPORT_DIR",
+        "REPORT_INDEX",
+        "SUMMARY_FILE",
         "FileStatus",
         "GPU_PAIR_DIR",
         "HASH_PAIRS",
@@ -30,7 +35,9 @@ _EXPORTS = {
         "ROOTS_FILE",
         "THUMBNAIL_DIR",
         "shard_file",
+        "report_path",
         "shard_ids",
+        "summary_path",
     ],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "validate_config"],
@@ -118,12 +125,17 @@ if TYPE_CHECKING:  # for type checkers and editors
         META_VERSION,
         PAIR_DIR,
         PLAN_DIR,
+        REPORT_DIR,
+        REPORT_INDEX,
         ROOTS_FILE,
+        SUMMARY_FILE,
         THUMBNAIL_DIR,
         FileStatus,
         PairStatus,
+        report_path,
         shard_file,
         shard_ids,
+        summary_path,
     )
     from ._hashing import hash_thumbnail  # noqa: F401
     from ._index import file_list_has_part_b, folder_state, own_paths, record_folder_state, walk_partition, write_index  # noqa: F401
@@ -131,5 +143,14 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
+    from ._report import make_report  # noqa: F401
+    from ._summary import (  # noqa: F401
+        current_summary,
+        format_summary,
+        print_summary,
+        read_summary,
+        summarize,
+        write_summary,
+    )
     from ._thumbnails import make_digests, make_thumbnails  # noqa: F401
     from ._workflow import run_workflow  # noqa: F401

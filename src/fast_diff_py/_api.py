@@ -21,7 +21,9 @@ import numpy as np
 
 from ._config import load_schema
 from ._errors import ConfigError
+from ._formats import report_path, summary_path
 from ._queries import FastDiffDB
+from ._summary import format_summary, read_summary
 from ._workflow import run_workflow, stage_targets
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy"]
 
 logger = logging.getLogger(__name__)
+# the few lines a run ends with (commit): a logger of their own, so a program can show them plainly
+summary_logger = logging.getLogger("fast_diff_py.summary")
 
 _SCHEMA = load_schema()["properties"]
 
@@ -318,13 +322,33 @@ class FastDifPy:
             self.make_diff_plots()
 
     def commit(self) -> None:
-        """Write the database (and, with ``retain_progress``, the configuration)."""
+        """Write the database (and, with ``retain_progress``, the configuration), then log
+        what the run found (``summary``) on the ``fast_diff_py.summary`` logger."""
         self._close_db()
         self._run("merge")
+        summary = self.summary()
+        if summary is not None:
+            summary_logger.info("%s", format_summary(summary, summary_path(self.config.db_path)))
         if self.config.retain_progress:
             import json
 
             Path(self.config.config_path).write_text(json.dumps(self.config.to_dict(), indent=1))
+
+    def make_report(self, out_dir: str | None = None, threshold: float | None = None) -> str:
+        """Write the gallery of the database (``commit`` writes one beside it,
+        ``report/index.html``) into ``out_dir`` (default: that folder), grouping pairs with
+        ``dif <= threshold`` (default: the threshold); returns the path of its page."""
+        from ._report import make_report
+
+        out = out_dir or report_path(self.config.db_path)
+        threshold = self.config.second_loop.diff_threshold if threshold is None else threshold
+        return os.fspath(make_report(self.config.db_path, out, threshold, threads=self.cores or 1))
+
+    def summary(self) -> dict[str, Any] | None:
+        """What the last ``commit`` found (``summary.json`` beside the database): files found,
+        decoded, broken and skipped, pairs, groups of duplicates, time per stage; None
+        before the first commit."""
+        return read_summary(summary_path(self.config.db_path))
 
     def cleanup(self) -> None:
         """Remove what the switches ask for: ``delete_db``, ``delete_thumb`` and, without

@@ -15,6 +15,8 @@ and status codes from here.
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
       database.json                  DB_RECEIPT: which database db_path holds
     db_path                          SQLite, PRAGMA user_version = USER_VERSION (_db)
+    <folder of db_path>/summary.json SUMMARY_FILE: what the run found (_summary)
+    <folder of db_path>/report/      REPORT_DIR: the gallery, REPORT_INDEX to open (_report)
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ __all__ = [
     "DIGEST_SCHEMA",
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
+    "REPORT_DIR",
+    "REPORT_INDEX",
+    "SUMMARY_FILE",
     "FileStatus",
     "GPU_PAIR_DIR",
     "HASH_COLUMNS",
@@ -51,6 +56,8 @@ __all__ = [
     "pair_filter",
     "shard_file",
     "shard_ids",
+    "report_path",
+    "summary_path",
     "shard_name",
 ]
 
@@ -99,6 +106,11 @@ HASH_PAIRS = "hash_pairs.parquet"
 ROOTS_FILE = "roots.parquet"
 FOLDER_STATE = "folders.state"
 DB_RECEIPT = "database.json"
+# what the run found (_summary), next to the database
+SUMMARY_FILE = "summary.json"
+# the gallery (_report), a folder next to the database, and the page to open
+REPORT_DIR = "report"
+REPORT_INDEX = "index.html"
 _SHARD_PREFIX = "shard_"
 
 
@@ -107,6 +119,16 @@ def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
     (and, with ``include_hash_match``, equal by hash) and ``dif <= ?``."""
     codes = [PairStatus.COMPUTED] + ([PairStatus.MATCHING_HASH] if include_hash_match else [])
     return f"{alias}.dif <= ? AND {alias}.success IN ({', '.join(str(int(c)) for c in codes)})"
+
+
+def summary_path(db_path: str | os.PathLike[str]) -> str:
+    """Where the summary of the run that writes ``db_path`` is written: beside it."""
+    return os.path.join(os.path.dirname(os.fspath(db_path)) or ".", SUMMARY_FILE)
+
+
+def report_path(db_path: str | os.PathLike[str]) -> str:
+    """The gallery folder of the run that writes ``db_path``: beside it."""
+    return os.path.join(os.path.dirname(os.fspath(db_path)) or ".", REPORT_DIR)
 
 
 def shard_name(number: int) -> str:

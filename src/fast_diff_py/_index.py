@@ -15,7 +15,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import FILE_LIST_SCHEMA, INDEX_SCHEMA, ROOTS_FILE, ROOTS_SCHEMA, shard_file, shard_ids, shard_name
+from ._formats import (
+    FILE_LIST_SCHEMA,
+    INDEX_SCHEMA,
+    ROOTS_FILE,
+    ROOTS_SCHEMA,
+    report_path,
+    shard_file,
+    shard_ids,
+    shard_name,
+    summary_path,
+)
 from ._io import atomic_path, read_parquet
 from ._paths import display, native, raw
 
@@ -335,8 +345,10 @@ def folder_state(
 
 
 def own_paths(config: dict) -> list[str]:
-    """Paths never indexed: ``exclude_paths``, the database and the results folder."""
-    return [*config.get("exclude_paths", []), config["db_path"], config["results_dir"]]
+    """Paths never indexed: ``exclude_paths``, the database, the summary and the gallery
+    beside it, and the results folder."""
+    db = config["db_path"]
+    return [*config.get("exclude_paths", []), db, summary_path(db), report_path(db), config["results_dir"]]
 
 
 def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:

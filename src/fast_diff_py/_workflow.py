@@ -17,6 +17,7 @@ import yaml
 from ._config import validate_config
 from ._errors import RunError, WorkflowError
 from ._io import process_running
+from ._summary import PRINT_ENV
 
 __all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "snakemake_command", "stage_targets"]
 
@@ -27,14 +28,14 @@ SNAKEFILE = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
 
 def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
     """Snakemake targets that complete one stage: index, thumbnails, compare or merge."""
-    from ._formats import DB_RECEIPT, INDEX_DIR
+    from ._formats import DB_RECEIPT, INDEX_DIR, summary_path
 
     results = config["results_dir"]
     targets = {
         "index": [f"{results}/{INDEX_DIR}"],
         "thumbnails": ["make_all_thumbnails"],
         "compare": ["compare_all_blocks"],
-        "merge": [f"{results}/{DB_RECEIPT}"],
+        "merge": [f"{results}/{DB_RECEIPT}", summary_path(config["db_path"])],
     }
     if stage not in targets:
         raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")
@@ -100,6 +101,8 @@ def run_workflow(
         proc = subprocess.run(
             cmd,
             cwd=workdir,
+            # the callers show the run's summary themselves
+            env={**os.environ, PRINT_ENV: "0"},
             text=True,
             stdout=None if verbose else subprocess.PIPE,
             stderr=None if verbose else subprocess.STDOUT,

@@ -18,8 +18,10 @@ from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
 from snakemake.exceptions import WorkflowError
 
 
-# Once the run is over, Snakemake would still wait up to a second for its scheduler's timer.
+# Once the run is over: what it found; and Snakemake would still wait up to a second for
+# its scheduler's timer.
 onsuccess:
+    fdp.print_summary(SUMMARY, DB_RECEIPT)
     cancel_pending_timers()
 
 
@@ -40,6 +42,9 @@ PLAN = f"{RESULTS}/{fdp.PLAN_DIR}"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 # written by merge_database once db_path holds the whole new database
 DB_RECEIPT = f"{RESULTS}/{fdp.DB_RECEIPT}"
+# what the run found, beside the database (rule summarize_run), and the gallery (make_report)
+SUMMARY = fdp.summary_path(config["db_path"])
+REPORT = fdp.report_path(config["db_path"])
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
@@ -54,7 +59,7 @@ wildcard_constraints:
 
 
 def get_final_output():
-    return [DB_RECEIPT]
+    return [DB_RECEIPT, REPORT, SUMMARY]
 
 
 def get_file_list(wildcards):

@@ -18,3 +18,21 @@ rule merge_database:
         "benchmarks/merge/merge_database.tsv",
     script:
         "../scripts/merge_database.py"
+
+
+# runs in Snakemake's own process (no job start): a few queries over the finished database
+rule summarize_run:
+    input:
+        receipt=DB_RECEIPT,
+        report=REPORT,
+    output:
+        summary=SUMMARY,
+    params:
+        db=config["db_path"],
+        threshold=SECOND["diff_threshold"],
+        gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
+    log:
+        "logs/merge/summarize_run.log",
+    localrule: True
+    run:
+        fdp.write_summary(fdp.summarize(params.db, params.threshold, "benchmarks", params.gallery), output.summary)

@@ -27,7 +27,10 @@ from .._api import Config, FirstLoopConfig, SecondLoopConfig
 from .._config import load_schema
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
+from .._formats import report_path, summary_path
 from .._journal import Journal, JournalError, undo_moves
+from .._report import replace_report
+from .._summary import format_summary, read_summary, write_summary
 from .._workflow import run_workflow, stage_targets
 
 logger = logging.getLogger("difpy")
@@ -252,6 +255,12 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
+    summary = read_summary(summary_path(config["db_path"]))
+    if summary is not None:  # the progress folder goes: the gallery and summary go beside the results
+        gallery = replace_report(report_path(config["db_path"]), out_dir / f"difPy_{stamp}_report")
+        summary["gallery"] = str(gallery)
+        write_summary(summary, out_dir / f"difPy_{stamp}_summary.json")
+        print(format_summary(summary, out_dir / f"difPy_{stamp}_summary.json", database=False))
     found = stats["process"]["search"]["matches_found"]
     print(f"difpy: {found['duplicates']} duplicates, {found['similar']} similar; results saved in '{out_dir}'")
     status = 0

@@ -167,9 +167,7 @@ def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) 
     fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose)
     Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.config_path).write_text(json.dumps(cfg.to_dict(), indent=1))
-    fdo.full_index()
-    fdo.first_loop()
-    fdo.second_loop()
+    # one Snakemake run for every stage (its start-up is paid once): the database needs them all
     fdo.commit()
     fdo.config.retain_progress = False
     fdo.config.delete_thumb = True
@@ -177,10 +175,23 @@ def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) 
     return cfg.db_path
 
 
+class _PlainStdout(logging.Handler):
+    """Each record's message alone, on whatever ``sys.stdout`` is when it is logged."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
+    # the run's summary as plain lines on stdout, the rest as log records
+    summary_log = logging.getLogger("fast_diff_py.summary")
+    summary_log.handlers = [h for h in summary_log.handlers if not isinstance(h, _PlainStdout)]
+    summary_log.addHandler(_PlainStdout())
+    summary_log.setLevel(logging.INFO)
+    summary_log.propagate = False
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

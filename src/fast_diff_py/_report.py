@@ -1,0 +1,186 @@
+"""The gallery: groups of duplicates as rows of thumbnails, to review in a browser.
+
+``make_report`` writes ``index.html`` and what it loads into one folder that works from the
+file system (no server, no network): the page loads ``data/meta.js`` and then one page of
+groups at a time (``data/groups-<n>.js``), so a collection of 100,000 groups opens as fast as
+one of ten. Thumbnails are made from the images themselves (``thumbs/<key>.jpg``), not from
+the comparison thumbnails. Files that could not be read are listed on pages of their own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from ._formats import REPORT_INDEX, FileStatus, pair_filter
+from ._io import atomic_path
+from ._paths import native
+from ._summary import _groups
+
+__all__ = ["GROUPS_PER_PAGE", "keep_rank", "make_report", "replace_report"]
+
+logger = logging.getLogger(__name__)
+
+GROUPS_PER_PAGE = 100
+BROKEN_PER_PAGE = 1000
+THUMB_SIDE = 200  # the longer side of a gallery thumbnail, in pixels
+
+
+def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, str]:
+    """What difPy's rules keep of a group: the highest resolution, then the largest file (the
+    path decides between equals)."""
+    return (px + py, file_size, path)
+
+
+def _thumbnail(path: str) -> bytes | None:
+    """A JPEG of the image at ``path`` whose longer side is THUMB_SIDE (None where the file
+    cannot be read now): decoded as the comparison decodes it, JPEGs at reduced scale."""
+    from ._decode import decode_image
+    from ._errors import ImageReadError
+    from ._files import read_file
+
+    try:
+        data, _ = read_file(path)
+        img, _ = decode_image(data, reduce_for=THUMB_SIDE // 3)
+    except (ImageReadError, OSError, cv2.error) as exc:
+        logger.warning("%r: no thumbnail: %s", path, exc)
+        return None
+    scale = THUMB_SIDE / max(img.shape[:2])
+    if scale < 1:
+        size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else None
+
+
+def _date(created: float | None) -> str:
+    return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") if created and created > 0 else ""
+
+
+def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, Any]]:
+    """Every group of files joined by stored pairs within ``threshold``, each file with its
+    ``dif`` to the group's best file (None where no pair of the two is stored), sorted by the
+    group's largest such ``dif``."""
+    _, groups = _groups(con.execute(f"SELECT key_a, key_b FROM dif_table d WHERE {pair_filter()}", (threshold,)))
+    difs: dict[tuple[int, int], float] = {}
+    for a, b, d in con.execute(f"SELECT key_a, key_b, dif FROM dif_table d WHERE {pair_filter()}", (threshold,)):
+        difs[(a, b)] = difs[(b, a)] = d
+    has_state = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_state'").fetchone()
+    raw_sql = "(SELECT path_bytes FROM file_state s WHERE s.key = d.key)" if has_state else "NULL"
+    out = []
+    for members in groups:
+        rows = con.execute(
+            f"SELECT key, path, px, py, file_size, created, {raw_sql} FROM directory d "
+            f"WHERE key IN ({','.join('?' * len(members))})",
+            members,
+        ).fetchall()
+        best = max(rows, key=lambda r: keep_rank(r[2], r[3], r[4], r[1]))
+        files = []
+        for key, path, px, py, size, created, raw in rows:
+            dif = 0.0 if key == best[0] else difs.get((key, best[0]))
+            files.append(
+                {
+                    "key": key,
+                    "path": path,
+                    "raw": raw,
+                    "px": px,
+                    "py": py,
+                    "size": size,
+                    "date": _date(created),
+                    "dif": dif,
+                    "best": key == best[0],
+                }
+            )
+        files.sort(key=lambda f: (not f["best"], f["dif"] is None, f["dif"] or 0.0, f["path"]))
+        worst = max(f["dif"] for f in files if f["dif"] is not None)
+        out.append({"dif": worst, "files": files})
+    out.sort(key=lambda g: (g["dif"], g["files"][0]["path"]))
+    return out
+
+
+def _write_js(path: Path, call: str, *args: Any) -> None:
+    text = f"{call}({', '.join(json.dumps(a, ensure_ascii=False) for a in args)});\n"
+    path.write_text(text.replace("</", "<\\/"), encoding="utf-8")
+
+
+def make_report(
+    db_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], threshold: float, *, threads: int = 1
+) -> Path:
+    """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
+    previous gallery left there) and return the path of its ``index.html``. Groups join the
+    stored pairs with ``dif <= threshold``."""
+    out = Path(out_dir)
+    con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
+    try:
+        groups = _read_groups(con, threshold)
+        broken = con.execute(
+            "SELECT path, error FROM directory WHERE success = ? ORDER BY key", (int(FileStatus.ERROR),)
+        ).fetchall()
+        roots = [os.path.abspath(r[0]) for r in con.execute("SELECT path FROM dir_index_lookup ORDER BY dir_index")]
+        files = con.execute("SELECT COUNT(*) FROM directory").fetchone()[0]
+    finally:
+        con.close()
+    with atomic_path(out) as tmp:
+        (tmp / "data").mkdir(parents=True)
+        (tmp / "thumbs").mkdir()
+        members = [f for g in groups for f in g["files"]]
+
+        def thumbnail(f: dict[str, Any]) -> None:
+            jpeg = _thumbnail(native(f["path"], f["raw"]))
+            if jpeg is not None:
+                (tmp / "thumbs" / f"{f['key']}.jpg").write_bytes(jpeg)
+            f["thumb"] = f"thumbs/{f['key']}.jpg" if jpeg is not None else None
+
+        cv2.setNumThreads(1)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            list(pool.map(thumbnail, members))
+        for f in members:
+            where = os.path.abspath(native(f["path"], f.pop("raw")))
+            f["url"] = Path(where).as_uri()
+            f["abs"] = os.path.abspath(f["path"])  # what the folder filter matches
+        pages = []
+        for n, start in enumerate(range(0, len(groups), GROUPS_PER_PAGE), 1):
+            chunk = groups[start : start + GROUPS_PER_PAGE]
+            _write_js(tmp / "data" / f"groups-{n:05d}.js", "FD.page", n, chunk)
+            pages.append({"groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]})
+        broken_pages = 0
+        for n, start in enumerate(range(0, len(broken), BROKEN_PER_PAGE), 1):
+            rows = [{"path": p, "error": e} for p, e in broken[start : start + BROKEN_PER_PAGE]]
+            _write_js(tmp / "data" / f"broken-{n:05d}.js", "FD.broken", n, rows)
+            broken_pages = n
+        meta = {
+            "database": os.path.abspath(db_path),
+            "threshold": threshold,
+            "files": files,
+            "groups": len(groups),
+            "files_in_groups": len(members),
+            "broken": len(broken),
+            "pages": pages,
+            "broken_pages": broken_pages,
+            "folders": roots,
+            "made": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        }
+        _write_js(tmp / "data" / "meta.js", "FD.meta", meta)
+        page = (Path(__file__).with_name("report.html")).read_text("utf-8")
+        (tmp / REPORT_INDEX).write_text(page.replace("{title}", html.escape(os.path.basename(db_path))), "utf-8")
+    logger.info("gallery of %d groups (%d files), %d unreadable files: %s", len(groups), len(members), len(broken), out)
+    return out / REPORT_INDEX
+
+
+def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Move a finished gallery folder to ``target`` (replacing one there); its index."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(os.fspath(source), target)
+    return target / REPORT_INDEX

@@ -1,0 +1,237 @@
+"""What a run found, in a few lines and as ``summary.json``: files found, decoded, broken and
+skipped, pairs stored, groups of duplicates, time per stage, and where everything is.
+
+One definition for every entry point: the workflow writes the summary once the database is
+built (rule ``summarize_run``) and prints it at the end of the run; ``difpy``,
+``fastdiffpy`` and the API print the same lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._formats import FileStatus, pair_filter
+from ._io import atomic_path
+
+__all__ = [
+    "PRINT_ENV",
+    "current_summary",
+    "format_summary",
+    "print_summary",
+    "read_summary",
+    "stage_times",
+    "summarize",
+    "write_summary",
+]
+# the errors named one by one on the terminal (summary.json holds up to ERRORS_KEPT)
+ERRORS_SHOWN = 5
+ERRORS_KEPT = 1000
+# benchmark files (rule name prefixes) by stage, in the order the stages run
+STAGES = {
+    "index": ("index_files",),
+    "thumbnails": ("make_thumbnails", "make_digests"),
+    "plan": ("plan_blocks",),
+    "compare": ("compare_blocks", "match_hashes"),
+    "merge": ("merge_database",),
+    "report": ("make_report",),
+}
+ALL_ERRORS_SQL = "SELECT path, error FROM directory WHERE success = 0 ORDER BY key"
+
+
+def stage_times(benchmarks: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """Per stage, from Snakemake's benchmark files under ``benchmarks``: its jobs, their
+    seconds summed, and the wall span from the first job's start to the last one's end (a
+    job's end is its file's time, its start that less its seconds)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for tsv in Path(benchmarks).rglob("*.tsv"):
+        stage = next((s for s, rules in STAGES.items() if tsv.stem.startswith(rules)), None)
+        if stage is None:
+            continue
+        try:
+            with open(tsv, newline="") as fh:
+                seconds = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+            end = tsv.stat().st_mtime
+        except (OSError, StopIteration, KeyError, ValueError):
+            continue  # a benchmark being written or from another version: no time for it
+        spans.setdefault(stage, []).append((end - seconds, end))
+    return {
+        stage: {
+            "jobs": len(spans[stage]),
+            "job_seconds": round(sum(e - s for s, e in spans[stage]), 2),
+            "wall_seconds": round(max(e for _, e in spans[stage]) - min(s for s, _ in spans[stage]), 2),
+        }
+        for stage in STAGES
+        if stage in spans
+    }
+
+
+def _groups(pairs: Iterable[tuple[int, int]]) -> tuple[int, list[list[int]]]:
+    """How many pairs there are, and the connected groups of files they join, largest first
+    (the pairs are streamed: memory grows with the files in groups, not with the pairs)."""
+    parent: dict[int, int] = {}
+    n = 0
+
+    def root(k: int) -> int:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in pairs:
+        n += 1
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[int, list[int]] = {}
+    for k in parent:
+        members.setdefault(root(k), []).append(k)
+    return n, sorted(members.values(), key=lambda g: (-len(g), min(g)))
+
+
+def summarize(
+    db_path: str | os.PathLike[str],
+    threshold: float,
+    benchmarks: str | os.PathLike[str] | None = None,
+    gallery: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """What the database at ``db_path`` holds, as ``summary.json`` has it. Groups join the
+    stored pairs with ``dif <= threshold``; their best file is the one difPy's rules keep (the
+    highest resolution, then the largest file)."""
+    con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
+    try:
+        outcomes = Counter(dict(con.execute("SELECT success, COUNT(*) FROM directory GROUP BY success")))
+        not_allowed = con.execute(
+            "SELECT COUNT(*) FROM directory WHERE success = ? AND allowed = 0", (int(FileStatus.NOT_COMPUTED),)
+        ).fetchone()[0]
+        skipped_files = con.execute(
+            f"SELECT path, allowed, error FROM directory WHERE success = ? ORDER BY key LIMIT {ERRORS_KEPT}",
+            (int(FileStatus.NOT_COMPUTED),),
+        ).fetchall()
+        errors = con.execute(
+            f"SELECT path, error FROM directory WHERE success = ? ORDER BY key LIMIT {ERRORS_KEPT}",
+            (int(FileStatus.ERROR),),
+        ).fetchall()
+        pairs, groups = _groups(
+            con.execute(f"SELECT key_a, key_b FROM dif_table d WHERE {pair_filter()}", (threshold,))
+        )
+        largest = None
+        if groups:
+            rows = con.execute(
+                f"SELECT key, path, px, py, file_size FROM directory WHERE key IN ({','.join('?' * len(groups[0]))})",
+                groups[0],
+            ).fetchall()
+            best = max(rows, key=lambda r: (r[2] + r[3], r[4], r[1]))
+            largest = {"files": len(groups[0]), "best": best[1], "paths": sorted(r[1] for r in rows)}
+    finally:
+        con.close()
+    skipped = outcomes[int(FileStatus.NOT_COMPUTED)]
+    return {
+        "database": os.path.abspath(db_path),
+        "files": sum(outcomes.values()),
+        "decoded": outcomes[int(FileStatus.SUCCESS)],
+        "errors": outcomes[int(FileStatus.ERROR)],
+        "skipped": skipped,
+        "skipped_not_images": not_allowed,
+        "skipped_other_names": skipped - not_allowed,
+        "error_files": [{"path": p, "error": e} for p, e in errors],
+        "skipped_files": [
+            {"path": p, "reason": "not an image extension" if not allowed else (e or "not compared")}
+            for p, allowed, e in skipped_files
+        ],
+        "all_errors_sql": ALL_ERRORS_SQL,
+        "threshold": threshold,
+        "pairs": pairs,
+        "groups": len(groups),
+        "files_in_groups": sum(len(g) for g in groups),
+        "largest_group": largest,
+        "stages": stage_times(benchmarks) if benchmarks is not None else {},
+        "gallery": os.path.abspath(gallery) if gallery is not None else None,
+    }
+
+
+def write_summary(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def read_summary(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The summary at ``path``, or None where there is none (or it cannot be read)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def current_summary(path: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The summary at ``path`` when it describes the database the receipt names (written
+    after it), else None."""
+    try:
+        if os.stat(path).st_mtime_ns < os.stat(receipt).st_mtime_ns:
+            return None
+    except OSError:
+        return None
+    return read_summary(path)
+
+
+# set to 0 by callers that show the summary themselves (difpy, fastdiffpy, the API)
+PRINT_ENV = "FAST_DIFF_PRINT_SUMMARY"
+
+
+def print_summary(path: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> None:
+    """Print the summary at ``path`` where it describes the current database (unless the
+    environment's PRINT_ENV is 0)."""
+    if os.environ.get(PRINT_ENV) == "0":
+        return
+    summary = current_summary(path, receipt)
+    if summary is not None:
+        print(format_summary(summary, path), flush=True)
+
+
+def format_summary(
+    summary: dict[str, Any], summary_path: str | os.PathLike[str] | None = None, *, database: bool = True
+) -> str:
+    """The summary as the few lines a run ends with (without the database's path where
+    ``database`` is false: a run that removes it)."""
+    s = summary
+    skipped = []
+    if s["skipped_not_images"]:
+        skipped.append(f"{s['skipped_not_images']} not an image extension")
+    if s["skipped_other_names"]:
+        skipped.append(f"{s['skipped_other_names']} other names of files compared")
+    lines = [
+        f"fast-diff: {s['files']} files: {s['decoded']} decoded, {s['errors']} could not be read"
+        + (f", {s['skipped']} skipped ({'; '.join(skipped)})" if s["skipped"] else "")
+    ]
+    for e in s["error_files"][:ERRORS_SHOWN]:
+        lines.append(f"  error: {e['path']}: {e['error']}")
+    if s["errors"] > ERRORS_SHOWN:
+        where = f"sqlite3 {s['database']} '{s['all_errors_sql']}'" if database else "the results"
+        lines.append(f"  ... {s['errors'] - ERRORS_SHOWN} more: {where}")
+    for e in s["skipped_files"][:ERRORS_SHOWN]:
+        lines.append(f"  skipped: {e['path']}: {e['reason']}")
+    if s["skipped"] > ERRORS_SHOWN:
+        lines.append(f"  ... {s['skipped'] - ERRORS_SHOWN} more skipped (success = -1 in the database)")
+    found = f"{s['pairs']} pairs with dif <= {s['threshold']:g}"
+    if s["groups"]:
+        big = s["largest_group"]
+        found += (
+            f" in {s['groups']} groups of duplicates ({s['files_in_groups']} files); "
+            f"the largest has {big['files']} files, best {big['best']}"
+        )
+    lines.append(f"  found: {found}")
+    if s["stages"]:
+        lines.append("  time: " + ", ".join(f"{stage} {t['wall_seconds']:.1f} s" for stage, t in s["stages"].items()))
+    if database:
+        lines.append(f"  database: {s['database']}")
+    if s.get("gallery"):
+        lines.append(f"  gallery: {s['gallery']}")
+    if summary_path is not None:
+        lines.append(f"  summary: {os.path.abspath(summary_path)}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""The gallery: what it shows, that it opens from the file system in a real browser, and
+that it pages through many groups."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+from html import unescape
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, run_workflow
+
+from fast_diff_py import make_report
+from fast_diff_py._report import GROUPS_PER_PAGE, keep_rank
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+needs_browser = pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium here (Debian package chromium; .ci/run installs it)"
+)
+
+
+def browse(url: str, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on a file: URL, after its scripts have run."""
+    return subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=10000",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    """The workflow's run on a copy of the example images: its database and gallery."""
+    tmp = tmp_path_factory.mktemp("gallery")
+    images = tmp / "images"
+    shutil.copytree(REPO / "examples" / "images", images)
+    run_workflow(tmp / "w", {"part_a": [str(images)]})
+    return tmp / "w" / "results"
+
+
+def stored_pairs(db: Path) -> dict[frozenset, float]:
+    con = sqlite3.connect(db)
+    return {
+        frozenset((a, b)): d
+        for a, b, d in con.execute(
+            "SELECT a.path, b.path, d.dif FROM dif_table d JOIN directory a ON a.key = d.key_a "
+            "JOIN directory b ON b.key = d.key_b WHERE d.dif <= 200"
+        )
+    }
+
+
+def loaded(path: Path, call: str) -> object:
+    """The data a gallery script hands to ``FD.<call>``."""
+    return json.loads(re.search(rf"FD\.{call}\((?:\d+, )?(.*)\);", path.read_text()).group(1))
+
+
+def test_the_gallery_holds_every_group_with_its_files(example):
+    meta = loaded(example / "report/data/meta.js", "meta")
+    page = loaded(example / "report/data/groups-00001.js", "page")
+    assert meta["groups"] == len(page) == 3 and meta["broken"] == 1 and meta["files"] == 15
+    pairs = stored_pairs(example / "fast_diff.db")
+    con = sqlite3.connect(example / "fast_diff.db")
+    info = {p: (px, py, size) for p, px, py, size in con.execute("SELECT path, px, py, file_size FROM directory")}
+    for group in page:
+        best = [f for f in group["files"] if f["best"]]
+        assert len(best) == 1
+        assert best[0]["path"] == max(
+            info.keys() & {f["path"] for f in group["files"]}, key=lambda p: keep_rank(*info[p], p)
+        )
+        for f in group["files"]:
+            if not f["best"]:
+                assert f["dif"] == pairs[frozenset((f["path"], best[0]["path"]))]
+            assert (example / "report" / f["thumb"]).is_file()
+    assert [g["dif"] for g in page] == sorted(g["dif"] for g in page)
+
+
+@needs_browser
+def test_the_gallery_opens_in_a_browser_with_every_pair_and_image(example, tmp_path):
+    index = example / "report" / "index.html"
+    dom = browse(index.as_uri(), "--dump-dom").stdout
+    assert 'data-rendered="1"' in dom
+    pairs = stored_pairs(example / "fast_diff.db")
+    shown = re.findall(r'<div class="file[^"]*" data-path="([^"]*)" data-dif="([^"]*)">', dom)
+    assert len(shown) == 6
+    for (a, b), dif in ((tuple(p), d) for p, d in pairs.items()):
+        assert any(unescape(path).endswith(Path(a).name) for path, _ in shown)
+        assert any(unescape(path).endswith(Path(b).name) for path, _ in shown)
+        assert f"dif {round(dif, 3):g}" in dom or dif == 0
+    images = re.findall(r"<img [^>]*>", dom)
+    assert len(images) == 6 and all('data-ok="1"' in i for i in images), images
+    broken = browse(f"{index.as_uri()}#broken=1", "--dump-dom").stdout
+    assert "broken.jpg" in broken and "truncated JPEG" in broken
+    shot = tmp_path / "gallery.png"
+    browse(index.as_uri(), f"--screenshot={shot}", "--window-size=1200,900")
+    picture = cv2.imread(str(shot))
+    assert picture is not None and picture.shape == (900, 1200, 3)
+    assert picture.std() > 20  # thumbnails and text, not a blank page
+    assert (picture.reshape(-1, 3) != 255).any(axis=1).mean() > 0.1
+
+
+def _many_groups_db(path: Path, groups: int) -> None:
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE directory (key INTEGER PRIMARY KEY, path TEXT, px INT, py INT, file_size INT, created REAL, "
+        "success INT, allowed INT, error TEXT);"
+        "CREATE TABLE dif_table (key_a INT, key_b INT, dif REAL, success INT);"
+        "CREATE TABLE dir_index_lookup (dir_index INT, path TEXT, part_b INT);"
+    )
+    rng = np.random.default_rng(1)
+    for g in range(groups):
+        k = 2 * g + 1
+        con.execute("INSERT INTO directory VALUES (?, ?, 10, 10, 100, 0, 1, 1, NULL)", (k, f"/nowhere/{g}a.jpg"))
+        con.execute("INSERT INTO directory VALUES (?, ?, 10, 10, 50, 0, 1, 1, NULL)", (k + 1, f"/nowhere/{g}b.jpg"))
+        con.execute("INSERT INTO dif_table VALUES (?, ?, ?, 1)", (k, k + 1, float(rng.integers(0, 200))))
+    con.execute("INSERT INTO dir_index_lookup VALUES (0, '/nowhere', 0)")
+    con.commit()
+    con.close()
+
+
+def test_many_groups_are_paged_in_order_of_dif(tmp_path):
+    _many_groups_db(tmp_path / "x.db", 2 * GROUPS_PER_PAGE + 17)
+    index = make_report(tmp_path / "x.db", tmp_path / "report", 200)
+    meta = loaded(index.parent / "data/meta.js", "meta")
+    assert [p["groups"] for p in meta["pages"]] == [GROUPS_PER_PAGE, GROUPS_PER_PAGE, 17]
+    difs = []
+    for n in range(1, 4):
+        difs += [g["dif"] for g in loaded(index.parent / f"data/groups-{n:05d}.js", "page")]
+    assert difs == sorted(difs) and len(difs) == meta["groups"]
+    # a lower threshold groups fewer pairs; the folder is replaced whole
+    make_report(tmp_path / "x.db", tmp_path / "report", 50)
+    meta = loaded(index.parent / "data/meta.js", "meta")
+    assert meta["groups"] == sum(d <= 50 for d in difs) and not (index.parent / "data/groups-00003.js").exists()

@@ -1,0 +1,137 @@
+"""What a run says at its end: the summary lines and summary.json, from every entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+from conftest import REPO, run_workflow
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fast_diff_py import FastDifPy, format_summary, summarize
+from fast_diff_py._summary import _groups
+from fast_diff_py._workflow import snakemake_command
+
+
+def components(pairs):
+    """Connected groups by repeated merging: the plain definition."""
+    groups: list[set[int]] = []
+    for a, b in pairs:
+        joined = {a, b}
+        for g in [g for g in groups if g & joined]:
+            joined |= g
+            groups.remove(g)
+        groups.append(joined)
+    return sorted((sorted(g) for g in groups), key=lambda g: (-len(g), g[0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)).filter(lambda p: p[0] != p[1]), max_size=60))
+def test_groups_are_the_connected_components_of_the_pairs(pairs):
+    count, groups = _groups(iter(pairs))
+    assert count == len(pairs)
+    assert [sorted(g) for g in groups] == components(pairs)
+
+
+def test_the_example_run_ends_with_its_summary(tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(REPO / "examples" / "images", images)
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "config.yaml").write_text(json.dumps({"part_a": [str(images)]}))
+    # as on a terminal: Snakemake's messages and the summary in one stream
+    proc = subprocess.run(
+        [*snakemake_command(work, work / "config.yaml"), "--cores", "2"],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+    text = "\n".join(proc.stdout.splitlines()[-15:])
+    db = tmp_path / "w" / "results" / "fast_diff.db"
+    assert f"database: {db}" in text
+    assert f"error: {images / 'phone' / 'broken.jpg'}: truncated JPEG" in text
+    assert f"skipped: {images / 'phone' / 'notes.txt'}: not an image extension" in text
+    assert "15 files: 13 decoded, 1 could not be read, 1 skipped" in text
+    summary = json.loads((tmp_path / "w" / "results" / "summary.json").read_text())
+    con = sqlite3.connect(db)
+    stored = con.execute("SELECT COUNT(*) FROM dif_table WHERE dif <= 200").fetchone()[0]
+    assert summary["pairs"] == stored == 3 and summary["groups"] == 3 and summary["files_in_groups"] == 6
+    assert summary["files"] == con.execute("SELECT COUNT(*) FROM directory").fetchone()[0] == 15
+    assert set(summary["stages"]) == {"index", "thumbnails", "plan", "compare", "merge", "report"}
+    assert summary["gallery"] == str(tmp_path / "w" / "results" / "report" / "index.html")
+    assert f"gallery: {summary['gallery']}" in text
+    assert all(t["jobs"] >= 1 and t["wall_seconds"] >= 0 for t in summary["stages"].values())
+    # a lower threshold summarises fewer pairs from the same database
+    assert summarize(db, 0)["pairs"] == con.execute("SELECT COUNT(*) FROM dif_table WHERE dif <= 0").fetchone()[0]
+    # a rerun with nothing to do leaves the summary as it was
+    before = (tmp_path / "w" / "results" / "summary.json").stat().st_mtime_ns
+    run_workflow(tmp_path / "w", {"part_a": [str(images)]})
+    assert (tmp_path / "w" / "results" / "summary.json").stat().st_mtime_ns == before
+
+
+def test_the_largest_group_and_its_best_file(tmp_path, dup_folder):
+    root = dup_folder["root"]
+    run_workflow(tmp_path / "w", {"part_a": [str(root)], "second_loop": {"diff_threshold": 400}})
+    summary = json.loads((tmp_path / "w" / "results" / "summary.json").read_text())
+    con = sqlite3.connect(tmp_path / "w" / "results" / "fast_diff.db")
+    rows = {p: (px + py, size) for p, px, py, size in con.execute("SELECT path, px, py, file_size FROM directory")}
+    largest = summary["largest_group"]
+    assert largest["best"] == max(largest["paths"], key=lambda p: (*rows[p], p))
+    assert (
+        largest["files"]
+        == len(largest["paths"])
+        == max(
+            len(g) for g in components(con.execute("SELECT key_a, key_b FROM dif_table WHERE dif <= 400").fetchall())
+        )
+    )
+    assert "error" not in format_summary(summary)
+
+
+def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(REPO / "examples" / "images", images)
+    difpy = [sys.executable, "-m", "fast_diff_py.cli.difpy"]
+    out = subprocess.run(
+        [*difpy, "-D", str(images), "-Z", str(tmp_path / "z"), "-s", "similar", "-p", "False"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "15 files: 13 decoded, 1 could not be read, 1 skipped" in out.stdout
+    assert f"error: {images / 'phone' / 'broken.jpg'}" in out.stdout
+    assert len(list((tmp_path / "z").glob("difPy_*_summary.json"))) == 1
+    fdp = [sys.executable, "-m", "fast_diff_py.cli.fastdiffpy"]
+    out = subprocess.run(
+        [*fdp, "-a", str(images), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"database: {tmp_path / 'o' / 'fast_diff_py.db'}" in out.stdout
+    assert (tmp_path / "o" / "summary.json").is_file()
+    assert out.stderr.count("running ") == 1  # one Snakemake run for all stages
+
+
+def test_the_api_returns_and_logs_the_summary(tmp_path, caplog):
+    images = tmp_path / "images"
+    shutil.copytree(REPO / "examples" / "images" / "holiday", images)
+    fdo = FastDifPy(
+        part_a=str(images),
+        db_path=str(tmp_path / "r" / "x.db"),
+        thumb_dir=str(tmp_path / "r" / "t"),
+        config_path=str(tmp_path / "r" / "task.json"),
+    )
+    assert fdo.summary() is None
+    with caplog.at_level("INFO", logger="fast_diff_py.summary"):
+        fdo.commit()
+    summary = fdo.summary()
+    assert summary is not None and summary["files"] == 10 and summary["decoded"] == 10
+    assert any(f"database: {tmp_path / 'r' / 'x.db'}" in r.getMessage() for r in caplog.records)

@@ -148,17 +148,18 @@ def test_difpy_delete_asks_and_journals(tmp_path, monkeypatch):
 
 
 def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
+    import fast_diff_py._api as api
+
     calls = []
-    real = difpy.run_workflow
+    real = api.run_workflow
 
     def interrupted(config, workdir, targets, **kw):
         calls.append(targets)  # stopped once the thumbnails are made
         real(config, workdir, stage_targets(config, "thumbnails"), **kw)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(difpy, "run_workflow", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"])
+    monkeypatch.setattr(api, "run_workflow", interrupted)
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 130
     (progress,) = Path("out/.difpy_progress").iterdir()
     stack = next((progress / "work" / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
@@ -168,7 +169,7 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
         real(config, workdir, targets, **kw)
         after.append(stack.stat().st_mtime_ns)
 
-    monkeypatch.setattr(difpy, "run_workflow", resumed)
+    monkeypatch.setattr(api, "run_workflow", resumed)
     assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
     assert after[0] == before  # the first run's thumbnails were reused, not rebuilt
     assert outputs(Path("out"))[0]
@@ -198,9 +199,11 @@ def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
     for bad, message in (
         (["-m"], "requires -H"),
         (["-f"], "add -d"),
-        (["-M", "0.5"], "0 or >= 1"),
-        (["-T", "-1"], ">= 0"),
-        (["-S", "9"], "[-7, 7]"),
+        (["-M", "0.5"], "-M/--match_aspect: 0.5 is not allowed"),
+        (["-T", "-1"], "-T/--threshold: -1.0 is less than the minimum of 0"),
+        (["-T", "inf"], "-T/--threshold: inf is not a finite number"),
+        (["-S", "9"], "-S/--shift_amount: 9 is greater than the maximum of 7"),
+        (["-c", "5000"], "-c/--compression_target: 5000 is greater than the maximum of 1024"),
         (["-C", "0"], ">= 1"),
     ):
         with pytest.raises(SystemExit):
@@ -361,3 +364,40 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
     assert seen == [before]  # the thumbnails of the interrupted run were kept
     assert sqlite3.connect(a / "fast_diff_py.db").execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+
+
+@pytest.mark.parametrize("tool", ["difpy", "fastdiffpy"])
+def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "photos"
+    for i in range(16):
+        write(root / f"{i:02d}.jpg", photo(i % 8, 60, 80), quality=90 if i < 8 else 75)
+    if tool == "difpy":
+        cmd = ["-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False"]
+        started = tmp_path / "z" / ".difpy_progress"
+    else:
+        cmd = ["-a", str(root), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o")]
+        started = tmp_path / "t" / ".temp_thumb" / "config.yaml"
+    argv = [sys.executable, "-m", f"fast_diff_py.cli.{tool}", *cmd]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path
+    )
+    deadline = time.time() + 60
+    while not started.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # Snakemake is starting or running jobs
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C on a terminal reaches the whole group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    assert err.strip().splitlines()[-1] == (
+        f"{tool}: interrupted; run the same command again to resume (finished work is kept)"
+    )
+    again = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "16 files: 16 decoded" in again.stdout

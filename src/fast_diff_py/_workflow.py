@@ -42,6 +42,10 @@ def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
     return targets[stage]
 
 
+# how long an interrupted Snakemake may take to stop its jobs before it is killed
+STOP_WAIT = 60
+
+
 def snakemake_command(workdir: str | os.PathLike[str], config_file: str | os.PathLike[str]) -> list[str]:
     """The command that runs this package's workflow in ``workdir`` with ``config_file``
     (options and targets follow it)."""
@@ -98,7 +102,7 @@ def run_workflow(
     pid_file.write_text(str(os.getpid()))
     started = time.time()
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             cmd,
             cwd=workdir,
             # the callers show the run's summary themselves
@@ -107,10 +111,20 @@ def run_workflow(
             stdout=None if verbose else subprocess.PIPE,
             stderr=None if verbose else subprocess.STDOUT,
         )
+        try:
+            output, _ = proc.communicate()
+        except KeyboardInterrupt:
+            # Snakemake got the same Ctrl-C: let it stop its jobs and release its lock
+            try:
+                proc.communicate(timeout=STOP_WAIT)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.kill()
+                proc.wait()
+            raise
     finally:
         pid_file.unlink(missing_ok=True)
     if proc.returncode != 0:
-        tail = "" if verbose else "\n" + "\n".join((proc.stdout or "").splitlines()[-40:])
+        tail = "" if verbose else "\n" + "\n".join((output or "").splitlines()[-40:])
         raise RunError(
             f"snakemake failed with exit code {proc.returncode} in {workdir}{_job_errors(workdir, started)}{tail}"
         )

@@ -26,6 +26,10 @@ onsuccess:
 
 
 onerror:
+    print(
+        "fast-diff: stopped; run the same command again to resume (finished jobs are kept)",
+        file=sys.stderr,
+    )
     cancel_pending_timers()
 
 

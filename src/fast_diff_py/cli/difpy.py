@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .._actions import act
-from .._api import Config, FirstLoopConfig, SecondLoopConfig
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from .._config import load_schema
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
@@ -31,7 +31,6 @@ from .._formats import report_path, summary_path
 from .._journal import Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
-from .._workflow import run_workflow, stage_targets
 
 logger = logging.getLogger("difpy")
 
@@ -218,10 +217,12 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_directory or os.getcwd()).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = progress_dir(args, out_dir)
-    config = workflow_config(args, progress)
+    settings = run_config(args, progress)
+    settings.retain_progress = False  # the progress folder is removed at the end
+    config = settings.to_workflow()
     t0 = time.time()
     # one Snakemake run (its start-up is paid once); difPy's build ends with the last thumbnail
-    run_workflow(config, progress, stage_targets(config, "merge"), cores=args.processes, verbose=args.show_progress)
+    FastDifPy(config=settings, cores=args.processes, verbose=args.show_progress).commit()
     t2 = time.time()
     thumbnails = [p.stat().st_mtime for p in (Path(config["results_dir"]) / "thumbnails").glob("*.parquet")]
     t1 = min(max(thumbnails, default=t0), t2)
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # difpy prints the run's summary itself, with the paths it keeps
+    logging.getLogger("fast_diff_py.summary").propagate = False
     if args.undo:
         try:
             restored, failures = undo_moves(args.undo)
@@ -353,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     except FastDiffError as exc:
         print(f"difpy: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("difpy: interrupted; run the same command again to resume (finished work is kept)", file=sys.stderr)
+        return 130
     except OSError as exc:  # a folder it cannot write to, a full disk: the file and the reason
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"difpy: error: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 
 from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
-from .._errors import FastDiffError
+from .._config import validate_config
+from .._errors import ConfigError, FastDiffError
 
 logger = logging.getLogger("fastdiffpy")
 
@@ -102,17 +102,33 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("the comparison needs thumbnails: add -d/--no_second_loop or remove -f/--no_compress")
     if args.cpu_proc is not None and args.cpu_proc < 1:
         parser.error(f"-C/--cpu_proc must be >= 1, got {args.cpu_proc}")
-    if args.threshold is not None and not (args.threshold >= 0 and math.isfinite(args.threshold)):
-        parser.error(f"-T/--threshold must be a finite number >= 0, got {args.threshold}")
-    if args.match_aspect is not None and not (args.match_aspect == 0 or args.match_aspect >= 1):
-        parser.error(f"-M/--match_aspect must be 0 or >= 1, got {args.match_aspect}")
-    if args.shift_amount is not None and not -7 <= args.shift_amount <= 7:
-        parser.error(f"-S/--shift_amount must lie in [-7, 7], got {args.shift_amount}")
     if args.cache_preload is not None and args.cache_preload < 1:
         parser.error(f"-l/--cache_preload must be >= 1, got {args.cache_preload}")
     for folder in [*(args.part_a or []), *args.part_b]:
         if not os.path.isdir(folder):
             parser.error(f"folder {folder!r} does not exist")
+
+
+# the workflow keys the options set, to name the option in the schema's messages
+FLAGS = {
+    "second_loop.diff_threshold": "-T/--threshold",
+    "second_loop.match_aspect_by": "-M/--match_aspect",
+    "first_loop.shift_amount": "-S/--shift_amount",
+    "compression_target": "-c/--compression_target",
+    "thumbnail_method": "--thumbnail_method",
+}
+
+
+def _check_values(cfg: Config, parser: argparse.ArgumentParser) -> None:
+    """The option values against the workflow's schema (the one place ranges are written),
+    before any work; a bad value is named by its option."""
+    try:
+        validate_config(cfg.to_workflow(), check_paths=False, check_plugins=False)
+    except ConfigError as exc:
+        message = str(exc).removeprefix("invalid configuration:").strip()
+        for key, flag in FLAGS.items():
+            message = message.replace(f"config key '{key}'", flag)
+        parser.error(message)
 
 
 def output_path(output_dir: str | None, temp_dir: str) -> str:
@@ -202,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             purge = False
         else:
             cfg = config_from_args(args)
+            _check_values(cfg, parser)
             cores, purge = args.cpu_proc, args.purge
             if not purge and os.path.exists(cfg.config_path):
                 logger.info("resuming the progress in %s (use -p to start afresh)", os.path.dirname(cfg.config_path))
@@ -209,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except FastDiffError as exc:
         print(f"fastdiffpy: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("fastdiffpy: interrupted; run the same command again to resume (finished work is kept)", file=sys.stderr)
+        return 130
     except OSError as exc:  # a folder it cannot write to, a full disk: the file and the reason
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"fastdiffpy: error: {where}{exc.strerror or exc}", file=sys.stderr)

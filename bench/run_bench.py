@@ -170,7 +170,7 @@ def workflow_config(corpus: Corpus, mode: str, fdp_threshold: float, overrides: 
 def stage_times(work: Path) -> dict[str, dict]:
     """Wall span, job count and peak job RSS of each stage from Snakemake's benchmark files."""
     spans: dict[str, list] = {}
-    for tsv in (work / "benchmarks").rglob("*.tsv"):
+    for tsv in (work / "results" / "work" / "benchmarks").rglob("*.tsv"):
         rule = next((r for r in sorted(STAGES, key=len, reverse=True) if tsv.stem.startswith(r)), None)
         if rule is None:
             continue

@@ -17,3 +17,8 @@ def coarse_hash(mat: np.ndarray) -> str:
 def coarse_gpu(a: np.ndarray, b: np.ndarray, rotate: bool) -> float:
     """Stands in for a GPU difference function: a constant, so its use is visible."""
     return 7.0
+
+
+def broken_diff(a: np.ndarray, b: np.ndarray, rotate: bool) -> float:
+    """A user function that fails, as a buggy one would."""
+    raise ZeroDivisionError("the user's function failed")

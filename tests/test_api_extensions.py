@@ -129,3 +129,21 @@ def test_make_diff_plots(tmp_path):
     cfg.second_loop.plot_output_dir = None
     with pytest.raises(ConfigError, match="plot_output_dir"):
         fdo.second_loop()
+
+
+def test_a_failing_job_is_named_with_its_error_and_its_log(tmp_path, monkeypatch):
+    from fast_diff_py import RunError
+
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    for i in range(2):
+        write(tmp_path / "A" / f"{i}.png", photo(i))
+    fdo = FastDifPy(config=_config(tmp_path))
+    fdo.cpu_diff = "diffs:broken_diff"
+    with pytest.raises(RunError) as caught:
+        fdo.commit()
+    message = str(caught.value)
+    logs = tmp_path / "work" / "work" / "logs" / "compare"
+    assert "ZeroDivisionError: the user's function failed" in message
+    assert str(logs) in message
+    log = next(logs.glob("compare_blocks_*.log")).read_text()
+    assert "Traceback" in log and "ZeroDivisionError" in log  # the traceback is in the job's log

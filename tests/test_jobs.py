@@ -105,3 +105,32 @@ def test_threads_per_job(cores, jobs, most, expected):
     from fast_diff_py._jobs import threads_per_job
 
     assert threads_per_job(cores, jobs, most) == expected
+
+
+def test_progress_lines_come_at_the_interval_with_rate_and_time_left():
+    import logging
+
+    from fast_diff_py._progress import Progress
+
+    now = [0.0]
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    log = logging.getLogger("test.progress")
+    log.addHandler(Collect())
+    log.setLevel(logging.INFO)
+    progress = Progress(100, "files", log, interval=10, clock=lambda: now[0])
+    for _ in range(40):  # 40 files in 20 s: a line every 10 s
+        now[0] += 0.5
+        progress.add()
+    assert lines == [
+        "20 of 100 files (20 %), 2.0 files/s, about 40 s left",
+        "40 of 100 files (40 %), 2.0 files/s, about 30 s left",
+    ]
+    for _ in range(60):
+        now[0] += 0.5
+        progress.add()
+    assert len(lines) == 4 and lines[-1].startswith("80 of 100 files")  # none once all are done

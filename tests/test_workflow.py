@@ -256,7 +256,7 @@ def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_fold
     assert "make_digests" in planned and "plan_blocks" in planned and "make_thumbnails" not in planned
     run_workflow(tmp_path / "w", config)
     assert set(pairs_by_name(db)) == exact == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
-    logs = " ".join(p.read_text() for p in (tmp_path / "w" / "logs" / "compare").glob("plan_*"))
+    logs = " ".join(p.read_text() for p in (tmp_path / "w" / "results" / "work" / "logs" / "compare").glob("plan_*"))
     assert "block pairs can hold a match" in logs
 
 
@@ -326,7 +326,9 @@ def test_torch_backend_gives_the_same_database(tmp_path, dup_folder):
     assert db_rows(tmp_path / "numpy" / "results" / "fast_diff.db") == db_rows(
         tmp_path / "torch" / "results" / "fast_diff.db"
     )
-    logs = " ".join(p.read_text() for p in (tmp_path / "torch" / "logs" / "compare").glob("compare_*"))
+    logs = " ".join(
+        p.read_text() for p in (tmp_path / "torch" / "results" / "work" / "logs" / "compare").glob("compare_*")
+    )
     assert "kernel torch on cpu (backend torch)" in logs
 
 
@@ -337,7 +339,7 @@ def test_gpu_jobs_are_their_own_rule_with_the_same_result(tmp_path, dup_folder):
     assert db_rows(tmp_path / "cpu" / "results" / "fast_diff.db") == db_rows(
         tmp_path / "gpu" / "results" / "fast_diff.db"
     )
-    gpu_logs = list((tmp_path / "gpu" / "logs" / "compare").glob("compare_blocks_gpu_*.log"))
+    gpu_logs = list((tmp_path / "gpu" / "results" / "work" / "logs" / "compare").glob("compare_blocks_gpu_*.log"))
     assert gpu_logs and not list((tmp_path / "gpu" / "results" / "work").glob("pairs/*"))
     text = " ".join(p.read_text() for p in gpu_logs)
     # no GPU here: auto falls back to numpy and says so
@@ -348,7 +350,7 @@ def test_cores_are_shared_out_among_the_jobs_of_a_stage(tmp_path, dup_folder):
     """One shard and one block get both cores; several share them, one thread each."""
 
     def threads(workdir: Path, stage: str) -> set[str]:
-        logs = (workdir / "logs" / stage).glob("*.log")
+        logs = (workdir / "results" / "work" / "logs" / stage).glob("*.log")
         return {
             line.split("threads: ")[1].split()[0]
             for log in logs

@@ -52,7 +52,8 @@ _NO_EFFECT = {
     "parallel": "jobs always run side by side; the cores come from cpu_proc (or --cores)",
     "gpu_proc": "each compare job uses a GPU when it sees one (config compare.backend)",
     "preload_count": "compare jobs read the blocks they need one at a time",
-    "log_level": "each job logs to its own file under logs/; configure Python logging for the API's own messages",
+    "log_level": "each job logs to its own file under the results folder's logs/; "
+    "configure Python logging for the API's own messages",
 }
 _warned: set[tuple[str, str]] = set()
 

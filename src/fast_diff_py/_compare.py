@@ -33,6 +33,7 @@ from ._kernel import (
 )
 from ._plan import read_block, table_sums
 from ._plugins import resolve
+from ._progress import Progress
 
 __all__ = [
     "Backend",
@@ -314,6 +315,7 @@ def compare_blocks(
     )
     first = _load_block(plan_dir, thumb_paths, block_a, tile)
     written = 0
+    progress = Progress(len(blocks_b), "block pairs", logger)
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
             for b in blocks_b:
@@ -322,6 +324,7 @@ def compare_blocks(
                 writer.write_table(table)
                 written += len(table)
                 del second
+                progress.add()
     logger.info("%s: %d stored pairs", what, written)
     return written
 

@@ -23,6 +23,7 @@ from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
 from ._paths import native
 from ._plugins import resolve
+from ._progress import Progress
 
 __all__ = ["make_digests", "make_thumbnails"]
 
@@ -126,7 +127,11 @@ def _thumbnail_row(
 
 
 def _decode_run(
-    rows: list[dict], first: int, buf: np.ndarray, thumbnail: Callable[[dict], tuple[np.ndarray | None, dict]]
+    rows: list[dict],
+    first: int,
+    buf: np.ndarray,
+    thumbnail: Callable[[dict], tuple[np.ndarray | None, dict]],
+    progress: Progress,
 ) -> list[dict]:
     """Thumbnails of a run of consecutive files into ``buf[first:]``; their meta rows.
 
@@ -143,6 +148,7 @@ def _decode_run(
         if thumb is not None:
             buf[first + i] = thumb
         out.append(meta)
+        progress.add()
     return out
 
 
@@ -158,9 +164,11 @@ def _decode_shard(
     buf = np.empty((len(index), size, size, 3), np.uint8)
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
+    progress = Progress(len(index), "files", logger)
     with ThreadPoolExecutor(n_threads) as pool:
         runs = pool.map(
-            lambda first: _decode_run(index[first : first + step], first, buf, thumbnail), range(0, len(index), step)
+            lambda first: _decode_run(index[first : first + step], first, buf, thumbnail, progress),
+            range(0, len(index), step),
         )
         rows = [meta for run in runs for meta in run]
     decoded = [r["success"] == FileStatus.SUCCESS for r in rows]

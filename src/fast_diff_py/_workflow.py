@@ -126,15 +126,16 @@ def run_workflow(
     if proc.returncode != 0:
         tail = "" if verbose else "\n" + "\n".join((output or "").splitlines()[-40:])
         raise RunError(
-            f"snakemake failed with exit code {proc.returncode} in {workdir}{_job_errors(workdir, started)}{tail}"
+            f"snakemake failed with exit code {proc.returncode} in {workdir}"
+            f"{_job_errors(workdir / config['results_dir'] / 'logs', started)}{tail}"
         )
 
 
-def _job_errors(workdir: Path, since: float) -> str:
+def _job_errors(logs: Path, since: float) -> str:
     """The last error line of each job log written since ``since`` that ends in an error,
     with the log's path."""
     found = []
-    for log in sorted((workdir / "logs").rglob("*.log")):
+    for log in sorted(logs.rglob("*.log")):
         try:
             if log.stat().st_mtime < since - 1:
                 continue

@@ -38,6 +38,9 @@ FIRST = config["first_loop"]
 SECOND = config["second_loop"]
 HAS_PART_B = bool(config["part_b"]) or fdp.file_list_has_part_b(config["file_list"])
 PAIRS = fdp.GPU_PAIR_DIR if config["compare"]["gpu_jobs"] else fdp.PAIR_DIR
+# each run's job logs and Snakemake's benchmark files, with its other files
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
 # the stages' folders (fast_diff_py._formats names every file between the stages)
 INDEX = f"{RESULTS}/{fdp.INDEX_DIR}"
 THUMBS = f"{RESULTS}/{fdp.THUMBNAIL_DIR}"

@@ -14,9 +14,9 @@ checkpoint plan_blocks:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/compare/plan_blocks.log",
+        f"{LOGS}/compare/plan_blocks.log",
     benchmark:
-        "benchmarks/compare/plan_blocks.tsv",
+        f"{BENCHMARKS}/compare/plan_blocks.tsv",
     script:
         "../scripts/plan_blocks.py"
 
@@ -42,9 +42,9 @@ rule compare_blocks:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/compare/compare_blocks_{a}.log",
+        f"{LOGS}/compare/compare_blocks_{{a}}.log",
     benchmark:
-        "benchmarks/compare/compare_blocks_{a}.tsv",
+        f"{BENCHMARKS}/compare/compare_blocks_{{a}}.tsv",
     script:
         "../scripts/compare_blocks.py"
 
@@ -59,9 +59,9 @@ use rule compare_blocks as compare_blocks_gpu with:
     conda:
         "../envs/gpu.yaml"
     log:
-        "logs/compare/compare_blocks_gpu_{a}.log",
+        f"{LOGS}/compare/compare_blocks_gpu_{{a}}.log",
     benchmark:
-        "benchmarks/compare/compare_blocks_gpu_{a}.tsv",
+        f"{BENCHMARKS}/compare/compare_blocks_gpu_{{a}}.tsv",
 
 
 rule match_hashes:
@@ -75,9 +75,9 @@ rule match_hashes:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/compare/match_hashes.log",
+        f"{LOGS}/compare/match_hashes.log",
     benchmark:
-        "benchmarks/compare/match_hashes.tsv",
+        f"{BENCHMARKS}/compare/match_hashes.tsv",
     script:
         "../scripts/match_hashes.py"
 

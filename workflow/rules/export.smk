@@ -12,8 +12,8 @@ rule difpy:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/export/difpy.log",
+        f"{LOGS}/export/difpy.log",
     benchmark:
-        "benchmarks/export/difpy.tsv",
+        f"{BENCHMARKS}/export/difpy.tsv",
     script:
         "../scripts/export_difpy.py"

@@ -17,8 +17,8 @@ checkpoint index_files:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/index/index_files.log",
+        f"{LOGS}/index/index_files.log",
     benchmark:
-        "benchmarks/index/index_files.tsv",
+        f"{BENCHMARKS}/index/index_files.tsv",
     script:
         "../scripts/index_files.py"

@@ -13,9 +13,9 @@ rule merge_database:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/merge/merge_database.log",
+        f"{LOGS}/merge/merge_database.log",
     benchmark:
-        "benchmarks/merge/merge_database.tsv",
+        f"{BENCHMARKS}/merge/merge_database.tsv",
     script:
         "../scripts/merge_database.py"
 
@@ -32,7 +32,7 @@ rule summarize_run:
         threshold=SECOND["diff_threshold"],
         gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
     log:
-        "logs/merge/summarize_run.log",
+        f"{LOGS}/merge/summarize_run.log",
     localrule: True
     run:
-        fdp.write_summary(fdp.summarize(params.db, params.threshold, "benchmarks", params.gallery), output.summary)
+        fdp.write_summary(fdp.summarize(params.db, params.threshold, BENCHMARKS, params.gallery), output.summary)

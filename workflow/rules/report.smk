@@ -15,8 +15,8 @@ rule make_report:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/report/make_report.log",
+        f"{LOGS}/report/make_report.log",
     benchmark:
-        "benchmarks/report/make_report.tsv",
+        f"{BENCHMARKS}/report/make_report.tsv",
     script:
         "../scripts/make_report.py"

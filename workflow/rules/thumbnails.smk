@@ -20,9 +20,9 @@ rule make_thumbnails:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/thumbnails/make_thumbnails_{shard}.log",
+        f"{LOGS}/thumbnails/make_thumbnails_{{shard}}.log",
     benchmark:
-        "benchmarks/thumbnails/make_thumbnails_{shard}.tsv",
+        f"{BENCHMARKS}/thumbnails/make_thumbnails_{{shard}}.tsv",
     script:
         "../scripts/make_thumbnails.py"
 
@@ -40,9 +40,9 @@ rule make_digests:
     conda:
         "../envs/cpu.yaml"
     log:
-        "logs/thumbnails/make_digests_{shard}.log",
+        f"{LOGS}/thumbnails/make_digests_{{shard}}.log",
     benchmark:
-        "benchmarks/thumbnails/make_digests_{shard}.tsv",
+        f"{BENCHMARKS}/thumbnails/make_digests_{{shard}}.tsv",
     script:
         "../scripts/make_digests.py"
 

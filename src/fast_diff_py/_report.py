@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 GROUPS_PER_PAGE = 100
 BROKEN_PER_PAGE = 1000
-THUMB_SIDE = 200  # the longer side of a gallery thumbnail, in pixels
+THUMB_SIDE = 160  # the longer side of a gallery thumbnail, in pixels
 
 
 def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, str]:
@@ -51,7 +51,8 @@ def _thumbnail(path: str) -> bytes | None:
 
     try:
         data, _ = read_file(path)
-        img, _ = decode_image(data, reduce_for=THUMB_SIDE // 3)
+        # a JPEG decoded at the DCT scale that keeps about the thumbnail's short side
+        img, _ = decode_image(data, reduce_for=THUMB_SIDE // 4)
     except (ImageReadError, OSError, cv2.error) as exc:
         logger.warning("%r: no thumbnail: %s", path, exc)
         return None

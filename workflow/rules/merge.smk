@@ -20,7 +20,6 @@ rule merge_database:
         "../scripts/merge_database.py"
 
 
-# runs in Snakemake's own process (no job start): a few queries over the finished database
 rule summarize_run:
     input:
         receipt=DB_RECEIPT,
@@ -31,8 +30,10 @@ rule summarize_run:
         db=config["db_path"],
         threshold=SECOND["diff_threshold"],
         gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
+        benchmarks=BENCHMARKS,
+    conda:
+        "../envs/cpu.yaml"
     log:
         f"{LOGS}/merge/summarize_run.log",
-    localrule: True
-    run:
-        fdp.write_summary(fdp.summarize(params.db, params.threshold, BENCHMARKS, params.gallery), output.summary)
+    script:
+        "../scripts/summarize_run.py"

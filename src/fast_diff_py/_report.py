@@ -72,19 +72,26 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
     """Every group of files joined by stored pairs within ``threshold``, each file with its
     ``dif`` to the group's best file (None where no pair of the two is stored), sorted by the
     group's largest such ``dif``."""
-    _, groups = _groups(con.execute(f"SELECT key_a, key_b FROM dif_table d WHERE {pair_filter()}", (threshold,)))
     difs: dict[tuple[int, int], float] = {}
     for a, b, d in con.execute(f"SELECT key_a, key_b, dif FROM dif_table d WHERE {pair_filter()}", (threshold,)):
         difs[(a, b)] = difs[(b, a)] = d
+    _, groups = _groups((a, b) for a, b in difs if a < b)
     has_state = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_state'").fetchone()
     raw_sql = "(SELECT path_bytes FROM file_state s WHERE s.key = d.key)" if has_state else "NULL"
+    # every file of a group, in one query (a temporary table of their keys)
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS gallery_keys (key INTEGER PRIMARY KEY)")
+    con.execute("DELETE FROM gallery_keys")
+    con.executemany("INSERT INTO gallery_keys VALUES (?)", ((k,) for members in groups for k in members))
+    by_key = {
+        row[0]: row
+        for row in con.execute(
+            f"SELECT d.key, d.path, d.px, d.py, d.file_size, d.created, {raw_sql} "
+            "FROM gallery_keys g JOIN directory d ON d.key = g.key"
+        )
+    }
     out = []
     for members in groups:
-        rows = con.execute(
-            f"SELECT key, path, px, py, file_size, created, {raw_sql} FROM directory d "
-            f"WHERE key IN ({','.join('?' * len(members))})",
-            members,
-        ).fetchall()
+        rows = [by_key[k] for k in members]
         best = max(rows, key=lambda r: keep_rank(r[2], r[3], r[4], r[1]))
         files = []
         for key, path, px, py, size, created, raw in rows:

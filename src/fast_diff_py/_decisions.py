@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["prunes", "needs_digests", "digests_from_hashes", "job_memory", "thumbnail_mem_mb", "compare_mem_mb"]
+__all__ = [
+    "block_size_for",
+    "compare_mem_mb",
+    "digests_from_hashes",
+    "job_memory",
+    "needs_digests",
+    "prunes",
+    "thumbnail_mem_mb",
+]
 
 Config = dict[str, Any]
 
@@ -55,3 +63,9 @@ def compare_mem_mb(config: Config, gpu: bool = False) -> int:
     n = config["block_size"]
     tile = n if gpu else min(n, 1024)
     return 500 + (2 * n * d + 2 * n * 1536 + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20
+
+
+def block_size_for(compression_target: int) -> int:
+    """Thumbnails per comparison block when none is asked for (``difpy`` without ``-ch``):
+    one compare job's two blocks near 256 MB whatever the thumbnail size, between 8 and 8192."""
+    return max(8, min(8192, 2**27 // (3 * compression_target * compression_target)))

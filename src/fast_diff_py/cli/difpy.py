@@ -25,6 +25,7 @@ from pathlib import Path
 from .._actions import act
 from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from .._config import load_schema
+from .._decisions import block_size_for
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
 from .._formats import report_path, summary_path
@@ -160,10 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def block_size(px: int, chunksize: int | None) -> int:
-    if chunksize:
-        return chunksize
-    # keep one compare job's two blocks of thumbnails near 256 MB whatever the thumbnail size
-    return max(8, min(8192, 2**27 // (3 * px * px)))
+    """``-ch``, or the run decision for ``-px`` (``block_size_for``)."""
+    return chunksize or block_size_for(px)
 
 
 def run_config(args: argparse.Namespace, progress: Path) -> Config:

@@ -574,3 +574,30 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypat
     assert difpy.main(["-D", "D", "-Z", str(tmp_path / "ro" / "out"), "-p", "False"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("difpy: error: ") and "Permission denied" in err and "Traceback" not in err
+
+
+def test_a_users_report_folder_or_summary_beside_the_database_is_never_replaced(tmp_path):
+    from fast_diff_py import FastDifPy, RunError
+
+    photos = tmp_path / "photos"
+    write(photos / "a.png", photo(1))
+    write(photos / "b.png", photo(1))
+    write(photos / "report" / "mine.png", photo(2))  # the user's own folder named report
+    (photos / "summary.json").write_text('{"mine": true}\n')
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    # the API's default database lies among the photos: its gallery and summary would too
+    fdo = FastDifPy(part_a=str(photos), thumb_dir=str(tmp_path / "work"), config_path=str(tmp_path / "task.json"))
+    with pytest.raises(RunError) as caught:
+        fdo.commit()
+    assert "is not a fast-diff gallery: left as it is" in str(caught.value)
+    for path, data in before.items():
+        assert path.read_bytes() == data
+    # the user's folder is part of the collection, not taken for fast-diff's own
+    con = sqlite3.connect(photos / ".fast_diff.db")
+    assert ("mine.png",) in con.execute("SELECT filename FROM directory").fetchall()
+    from fast_diff_py import write_summary
+    from fast_diff_py._errors import OutputError
+
+    with pytest.raises(OutputError):
+        write_summary({}, photos / "summary.json")
+    assert (photos / "summary.json").read_text() == '{"mine": true}\n'

@@ -24,6 +24,7 @@ __all__ = [
     "FolderError",
     "ImageReadError",
     "IntermediateError",
+    "OutputError",
     "RunError",
     "WorkflowError",
 ]
@@ -59,3 +60,7 @@ WorkflowError = RunError  # the name fast_diff_py's API has used since its start
 
 class ImageReadError(Exception):
     """A file could not be turned into a thumbnail; the message is what gets recorded."""
+
+
+class OutputError(FastDiffError):
+    """A file or folder fast-diff would write is the user's own: it is left as it is."""

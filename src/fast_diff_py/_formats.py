@@ -35,6 +35,11 @@ __all__ = [
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
     "REPORT_DIR",
+    "REPORT_MARKER",
+    "REPORT_RECEIPT",
+    "SUMMARY_RECEIPT",
+    "SUMMARY_MARK",
+    "ours",
     "REPORT_INDEX",
     "SUMMARY_FILE",
     "FileStatus",
@@ -106,6 +111,11 @@ HASH_PAIRS = "hash_pairs.parquet"
 ROOTS_FILE = "roots.parquet"
 FOLDER_STATE = "folders.state"
 DB_RECEIPT = "database.json"
+# written by make_report and summarize_run once the gallery and the summary beside the
+# database are written (those are no Snakemake outputs: Snakemake would delete a user's
+# folder or file of that name before the job could refuse to replace it)
+REPORT_RECEIPT = "report.done"
+SUMMARY_RECEIPT = "summary.done"
 # what the run found (_summary), next to the database
 SUMMARY_FILE = "summary.json"
 # the gallery (_report), a folder next to the database, and the page to open
@@ -124,6 +134,26 @@ def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
 def summary_path(db_path: str | os.PathLike[str]) -> str:
     """Where the summary of the run that writes ``db_path`` is written: beside it."""
     return os.path.join(os.path.dirname(os.fspath(db_path)) or ".", SUMMARY_FILE)
+
+
+# what marks the gallery folder and the summary as fast-diff's own: only these are replaced
+# or left out of the index; a user's folder or file of the same name is neither
+REPORT_MARKER = ".fast-diff-report"
+SUMMARY_MARK = "fast-diff summary"
+
+
+def ours(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is free or holds a gallery or summary fast-diff wrote."""
+    p = Path(path)
+    if not os.path.lexists(p):
+        return True
+    if p.is_dir() and not p.is_symlink():
+        return (p / REPORT_MARKER).is_file()
+    try:
+        with open(p, "rb") as fh:
+            return p.is_file() and not p.is_symlink() and SUMMARY_MARK.encode() in fh.read(200)
+    except OSError:
+        return False
 
 
 def report_path(db_path: str | os.PathLike[str]) -> str:

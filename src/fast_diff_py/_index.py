@@ -20,6 +20,7 @@ from ._formats import (
     INDEX_SCHEMA,
     ROOTS_FILE,
     ROOTS_SCHEMA,
+    ours,
     report_path,
     shard_file,
     shard_ids,
@@ -348,7 +349,8 @@ def own_paths(config: dict) -> list[str]:
     """Paths never indexed: ``exclude_paths``, the database, the summary and the gallery
     beside it, and the results folder."""
     db = config["db_path"]
-    return [*config.get("exclude_paths", []), db, summary_path(db), report_path(db), config["results_dir"]]
+    mine = [p for p in (summary_path(db), report_path(db)) if ours(p)]  # never a user's own of that name
+    return [*config.get("exclude_paths", []), db, *mine, config["results_dir"]]
 
 
 def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 
 import cv2
 
-from ._formats import REPORT_INDEX, FileStatus, pair_filter
+from ._errors import OutputError
+from ._formats import REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
 from ._io import atomic_path
 from ._paths import native
 from ._summary import _groups
@@ -128,6 +129,7 @@ def make_report(
     previous gallery left there) and return the path of its ``index.html``. Groups join the
     stored pairs with ``dif <= threshold``."""
     out = Path(out_dir)
+    _check_ours(out)
     con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
     try:
         groups = _read_groups(con, threshold)
@@ -140,6 +142,7 @@ def make_report(
         con.close()
     with atomic_path(out) as tmp:
         (tmp / "data").mkdir(parents=True)
+        (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
         (tmp / "thumbs").mkdir()
         members = [f for g in groups for f in g["files"]]
 
@@ -185,9 +188,18 @@ def make_report(
     return out / REPORT_INDEX
 
 
+def _check_ours(path: Path) -> None:
+    if not ours(path):
+        raise OutputError(
+            f"{os.fspath(path)!r} exists and is not a fast-diff gallery: left as it is; "
+            "move it, or write the gallery elsewhere"
+        )
+
+
 def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Move a finished gallery folder to ``target`` (replacing one there); its index."""
+    """Move a finished gallery folder to ``target`` (replacing only a gallery there); its index."""
     target = Path(target)
+    _check_ours(target)
     if target.exists():
         shutil.rmtree(target)
     shutil.move(os.fspath(source), target)

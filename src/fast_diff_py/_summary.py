@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ._formats import FileStatus, pair_filter
+from ._errors import OutputError
+from ._formats import SUMMARY_MARK, FileStatus, ours, pair_filter
 from ._io import atomic_path
 
 __all__ = [
@@ -133,6 +134,7 @@ def summarize(
         con.close()
     skipped = outcomes[int(FileStatus.NOT_COMPUTED)]
     return {
+        "made_by": SUMMARY_MARK,
         "database": os.path.abspath(db_path),
         "files": sum(outcomes.values()),
         "decoded": outcomes[int(FileStatus.SUCCESS)],
@@ -157,6 +159,18 @@ def summarize(
 
 
 def write_summary(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``summary`` to ``path``, replacing only a summary fast-diff wrote.
+
+    Raises
+    ------
+    OutputError
+        Where ``path`` is a file or folder of the user's.
+    """
+    if not ours(path):
+        raise OutputError(
+            f"{os.fspath(path)!r} exists and is not a fast-diff summary: left as it is; "
+            "move it, or set db_path to another folder"
+        )
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
 

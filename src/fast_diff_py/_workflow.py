@@ -28,14 +28,14 @@ SNAKEFILE = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
 
 def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
     """Snakemake targets that complete one stage: index, thumbnails, compare or merge."""
-    from ._formats import DB_RECEIPT, INDEX_DIR, summary_path
+    from ._formats import DB_RECEIPT, INDEX_DIR, REPORT_RECEIPT, SUMMARY_RECEIPT
 
     results = config["results_dir"]
     targets = {
         "index": [f"{results}/{INDEX_DIR}"],
         "thumbnails": ["make_all_thumbnails"],
         "compare": ["compare_all_blocks"],
-        "merge": [f"{results}/{DB_RECEIPT}", summary_path(config["db_path"])],
+        "merge": [f"{results}/{DB_RECEIPT}", f"{results}/{REPORT_RECEIPT}", f"{results}/{SUMMARY_RECEIPT}"],
     }
     if stage not in targets:
         raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(targets)}")

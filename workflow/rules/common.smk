@@ -52,6 +52,8 @@ DB_RECEIPT = f"{RESULTS}/{fdp.DB_RECEIPT}"
 # what the run found, beside the database (rule summarize_run), and the gallery (make_report)
 SUMMARY = fdp.summary_path(config["db_path"])
 REPORT = fdp.report_path(config["db_path"])
+REPORT_RECEIPT = f"{RESULTS}/{fdp.REPORT_RECEIPT}"
+SUMMARY_RECEIPT = f"{RESULTS}/{fdp.SUMMARY_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
@@ -66,7 +68,7 @@ wildcard_constraints:
 
 
 def get_final_output():
-    return [DB_RECEIPT, REPORT, SUMMARY]
+    return [DB_RECEIPT, REPORT_RECEIPT, SUMMARY_RECEIPT]
 
 
 def get_file_list(wildcards):

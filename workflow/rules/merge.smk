@@ -23,11 +23,13 @@ rule merge_database:
 rule summarize_run:
     input:
         receipt=DB_RECEIPT,
-        report=REPORT,
+        report=REPORT_RECEIPT,
     output:
-        summary=SUMMARY,
+        # summary.json itself (SUMMARY, beside the database) is no output: see SUMMARY_RECEIPT
+        receipt=SUMMARY_RECEIPT,
     params:
         db=config["db_path"],
+        summary=SUMMARY,
         threshold=SECOND["diff_threshold"],
         gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
         benchmarks=BENCHMARKS,

@@ -2,14 +2,11 @@ rule make_report:
     input:
         receipt=DB_RECEIPT,
     output:
-        report=report(
-            directory(REPORT),
-            htmlindex=fdp.REPORT_INDEX,
-            caption="../report/gallery.rst",
-            category="Duplicates",
-        ),
+        # the gallery itself (REPORT, beside the database) is no output: see REPORT_RECEIPT
+        receipt=REPORT_RECEIPT,
     params:
         db=config["db_path"],
+        report=REPORT,
         threshold=SECOND["diff_threshold"],
     threads: 2
     conda:

@@ -6,4 +6,7 @@ start_job(snakemake.log[0])
 
 from fast_diff_py import make_report
 
-make_report(snakemake.params.db, snakemake.output.report, snakemake.params.threshold, threads=snakemake.threads)
+p = snakemake.params
+index = make_report(p.db, p.report, p.threshold, threads=snakemake.threads)
+with open(snakemake.output.receipt, "w") as fh:
+    fh.write(f"{index}\n")

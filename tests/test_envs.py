@@ -58,15 +58,20 @@ def test_every_rule_that_runs_code_names_an_environment():
             assert "conda:" in rule, rule.splitlines()[0]
 
 
-@pytest.mark.parametrize("profile", ["default", "slurm", "slurm-gpu"])
-def test_profiles_parse(tmp_path, profile):
-    pytest.importorskip("snakemake_executor_plugin_slurm")
+PROFILES = {
+    "default": REPO / "workflow" / "profiles" / "default",
+    "slurm": REPO / "profiles" / "slurm",
+    "slurm-gpu": REPO / "profiles" / "slurm-gpu",
+}
+
+
+def dry_run(tmp_path, *args: str):
     import subprocess
     import sys
 
-    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs").mkdir(exist_ok=True)
     (tmp_path / "config.yaml").write_text(f"part_a: ['{tmp_path / 'imgs'}']\n")
-    proc = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -78,14 +83,50 @@ def test_profiles_parse(tmp_path, profile):
             "--configfile",
             str(tmp_path / "config.yaml"),
             "--dry-run",
-            "--profile",
-            str(REPO / "workflow" / "profiles" / profile),
+            *args,
         ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
     )
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profiles_parse(tmp_path, profile):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    gpu = ["--set-resources", "compare_blocks_gpu:slurm_partition=gpu"] if profile == "slurm-gpu" else []
+    proc = dry_run(tmp_path, "--profile", str(PROFILES[profile]), *gpu)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_cluster_profiles_let_threads_decide_the_cpus():
+    # snakemake-executor-plugin-slurm asks for cpus_per_task when a job has it, whatever its
+    # threads: a default of it would give every job one CPU
+    for name in ("slurm", "slurm-gpu"):
+        profile = yaml.safe_load((PROFILES[name] / "config.yaml").read_text())
+        for resources in [profile["default-resources"], *profile.get("set-resources", {}).values()]:
+            assert "cpus_per_task" not in resources, name
+            assert "mem_mb" not in resources or "attempt" in str(resources["mem_mb"]), name
+        assert profile["retries"] >= 1
+
+
+def test_gpu_profile_refuses_to_run_without_a_gpu_partition(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    proc = dry_run(tmp_path, "--profile", str(PROFILES["slurm-gpu"]), "--config", "compare={gpu_jobs: true}")
+    assert proc.returncode != 0
+    said = proc.stdout + proc.stderr
+    assert "set slurm_partition under set-resources: compare_blocks_gpu:" in said
+    assert "--set-resources compare_blocks_gpu:slurm_partition=" in said
+
+
+def test_jobs_ask_for_more_memory_and_time_on_retry():
+    import fast_diff_py as fdp
+
+    config = fdp.validate_config({"part_a": ["."]})
+    assert fdp.thumbnail_runtime_min(config, 4, attempt=2) == 2 * fdp.thumbnail_runtime_min(config, 4)
+    assert fdp.thumbnail_runtime_min(config, 1) >= fdp.thumbnail_runtime_min(config, 4)
+    assert fdp.compare_runtime_min(config, 50, 4) > fdp.compare_runtime_min(config, 1, 4)
+    assert fdp.compare_runtime_min(config, 1, 4, attempt=3) == 3 * fdp.compare_runtime_min(config, 1, 4)
 
 
 def test_default_profile_is_found_from_the_repository_root(tmp_path):

@@ -3,12 +3,16 @@ gives the same database as a local run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import REPO, db_rows, run_workflow
+
+import fast_diff_py as fdp
 
 SCRIPT = REPO / "tests" / "slurm" / "local-slurm.sh"
 PROFILE = REPO / "tests" / "slurm" / "profile"
@@ -72,5 +76,35 @@ def test_slurm_run_equals_local_run(tmp_path, slurm):
         cwd=workdir,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "submitted with SLURM jobid" in proc.stdout + proc.stderr
+    job_ids = re.findall(r"submitted with SLURM jobid (\d+)", proc.stdout + proc.stderr)
+    assert job_ids
     assert db_rows(workdir / "results" / "fast_diff.db") == db_rows(tmp_path / "local" / "results" / "fast_diff.db")
+
+    # what SLURM itself allocated to each job: the CPUs of its rule's threads (2 in the
+    # test profile for the thumbnail, compare and gallery jobs) and the memory and minutes
+    # its rule declares
+    validated = fdp.validate_config(yaml.safe_load((workdir / "config.yaml").read_text()))
+    expected_mem = {
+        "make_thumbnails": fdp.thumbnail_mem_mb(validated, 2),
+        "compare_blocks": fdp.compare_mem_mb(validated),
+    }
+    expected_minutes = {"make_thumbnails": fdp.thumbnail_runtime_min(validated, 2)}
+    seen = set()
+    for job_id in job_ids:
+        fields = scontrol_job(job_id)
+        rule = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
+        seen.add(rule)
+        threads = 2 if rule in ("make_thumbnails", "compare_blocks", "make_report") else 1
+        assert int(fields["NumCPUs"]) == threads, (rule, fields["NumCPUs"])
+        if rule in expected_mem:
+            assert fields["MinMemoryNode"] == f"{expected_mem[rule]}M", (rule, fields["MinMemoryNode"])
+        if rule in expected_minutes:
+            hours, minutes = divmod(expected_minutes[rule], 60)
+            assert fields["TimeLimit"] == f"{hours:02d}:{minutes:02d}:00", (rule, fields["TimeLimit"])
+    assert {"make_thumbnails", "compare_blocks", "merge_database"} <= seen
+
+
+def scontrol_job(job_id: str) -> dict[str, str]:
+    """``scontrol show job``'s fields of one job (kept by SLURM for MinJobAge after it ended)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.split() if "=" in item)

@@ -45,11 +45,13 @@ _EXPORTS = {
     "_config": ["check_folders", "load_schema", "validate_config"],
     "_decisions": [
         "compare_mem_mb",
+        "compare_runtime_min",
         "digests_from_hashes",
         "job_memory",
         "needs_digests",
         "prunes",
         "thumbnail_mem_mb",
+        "thumbnail_runtime_min",
     ],
     "_db": ["build_database", "database_problem", "forget_changed_database", "write_receipt"],
     "_difpy": ["difpy_parameters", "difpy_report", "write_difpy_files"],
@@ -104,7 +106,16 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
     from ._db import build_database, database_problem, forget_changed_database, write_receipt  # noqa: F401
-    from ._decisions import compare_mem_mb, digests_from_hashes, job_memory, needs_digests, prunes, thumbnail_mem_mb  # noqa: F401
+    from ._decisions import (  # noqa: F401
+        compare_mem_mb,
+        compare_runtime_min,
+        digests_from_hashes,
+        job_memory,
+        needs_digests,
+        prunes,
+        thumbnail_mem_mb,
+        thumbnail_runtime_min,
+    )
     from ._decode import decode_image, decode_thumbnail  # noqa: F401
     from ._difpy import difpy_parameters, difpy_report, write_difpy_files  # noqa: F401
     from ._errors import (  # noqa: F401

@@ -4,16 +4,19 @@ workflow's rules, the command lines and the tests alike."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = [
     "block_size_for",
     "compare_mem_mb",
+    "compare_runtime_min",
     "digests_from_hashes",
     "job_memory",
     "needs_digests",
     "prunes",
     "thumbnail_mem_mb",
+    "thumbnail_runtime_min",
 ]
 
 Config = dict[str, Any]
@@ -69,3 +72,27 @@ def block_size_for(compression_target: int) -> int:
     """Thumbnails per comparison block when none is asked for (``difpy`` without ``-ch``):
     one compare job's two blocks near 256 MB whatever the thumbnail size, between 8 and 8192."""
     return max(8, min(8192, 2**27 // (3 * compression_target * compression_target)))
+
+
+# One thread's work, with room for slow nodes and large photos: seconds to decode one photo
+# (a 50-megapixel JPEG decoded whole), and to compare a million pairs of 64 x 64 thumbnails
+# with every rotation (scaled by the thumbnail's pixels). A cluster job asks for the time
+# these give, at least SHORTEST_JOB_MIN, and times its attempt on retry.
+SECONDS_PER_PHOTO = 1.0
+SECONDS_PER_MILLION_PAIRS = 2.0
+SHORTEST_JOB_MIN = 10
+
+
+def thumbnail_runtime_min(config: Config, threads: int, attempt: int = 1) -> int:
+    """Minutes a thumbnail job of ``threads`` threads asks for: a whole shard of photos."""
+    seconds = config["shard_size"] * SECONDS_PER_PHOTO / max(1, threads)
+    return attempt * max(SHORTEST_JOB_MIN, math.ceil(seconds / 60))
+
+
+def compare_runtime_min(config: Config, partners: int, threads: int, attempt: int = 1) -> int:
+    """Minutes a compare job of ``threads`` threads asks for: one block against ``partners``
+    blocks, every pair compared (pruning only shortens it)."""
+    pairs = config["block_size"] ** 2 * max(1, partners)
+    scale = (config["compression_target"] / 64) ** 2
+    seconds = pairs / 1e6 * SECONDS_PER_MILLION_PAIRS * scale / max(1, threads)
+    return attempt * max(SHORTEST_JOB_MIN, math.ceil(seconds / 60))

@@ -33,7 +33,8 @@ out; where the shipped `config/config.yaml` sets another value, the table says s
 _TAIL = """
 How the work is run (cores, threads per job, memory, GPU, cluster partition) is not
 configuration: it comes from the command line (`--cores`, `--set-threads`,
-`--set-resources`) and the profiles in `workflow/profiles/`.
+`--set-resources`) and the profiles: `workflow/profiles/default` for local runs,
+`profiles/slurm` and `profiles/slurm-gpu` for clusters.
 """
 
 

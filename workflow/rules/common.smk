@@ -57,7 +57,24 @@ SUMMARY_RECEIPT = f"{RESULTS}/{fdp.SUMMARY_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
+
+
+def check_gpu_partition():
+    # the GPU profile leaves the GPU jobs' partition empty for the user to fill in: refuse
+    # to send them to the default (CPU) partition
+    wanted = workflow.resource_settings.overwrite_resources.get("compare_blocks_gpu", {})
+    partition = wanted.get("slurm_partition")
+    if partition is not None and str(partition.raw).strip("\"' ") == "":
+        raise WorkflowError(
+            "the GPU compare jobs have no partition: set slurm_partition under "
+            "set-resources: compare_blocks_gpu: in the slurm-gpu profile "
+            "(profiles/slurm-gpu/config.yaml), or pass "
+            "--set-resources compare_blocks_gpu:slurm_partition=YOUR_GPU_PARTITION"
+        )
+
+
 if workflow.is_main_process:
+    check_gpu_partition()
     fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
     fdp.record_folder_state(FOLDER_STATE, config)
 
@@ -110,10 +127,13 @@ def get_digests(wildcards):
     return []
 
 
-def get_compare_jobs():
+def get_block_partners():
     # one compare job per A block, with every block its brightness range can match
-    plan_dir = checkpoints.plan_blocks.get().output.plan_dir
-    return list(fdp.block_partners(plan_dir))
+    return fdp.block_partners(checkpoints.plan_blocks.get().output.plan_dir)
+
+
+def get_compare_jobs():
+    return list(get_block_partners())
 
 
 def get_compare_threads(wildcards):
@@ -133,9 +153,23 @@ def get_prune():
     return fdp.prunes(config)
 
 
-def get_thumbnail_mem_mb(wildcards, threads):
-    return fdp.thumbnail_mem_mb(config, threads)
+# What a cluster job asks for: memory and minutes from the job's size (fast_diff_py._decisions),
+# times its attempt when a job that ran out of either is retried.
+def get_thumbnail_mem_mb(wildcards, threads, attempt):
+    return attempt * fdp.thumbnail_mem_mb(config, threads)
+
+
+def get_thumbnail_runtime(wildcards, threads, attempt):
+    return fdp.thumbnail_runtime_min(config, threads, attempt)
 
 
 def get_compare_mem_mb(gpu=False):
-    return fdp.compare_mem_mb(config, gpu)
+    def compare_mem_mb(wildcards, attempt):
+        return attempt * fdp.compare_mem_mb(config, gpu)
+
+    return compare_mem_mb
+
+
+def get_compare_runtime(wildcards, threads, attempt):
+    partners = get_block_partners().get(int(wildcards.a), [])
+    return fdp.compare_runtime_min(config, len(partners), threads, attempt)

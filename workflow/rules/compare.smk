@@ -39,6 +39,7 @@ rule compare_blocks:
     threads: get_compare_threads
     resources:
         mem_mb=get_compare_mem_mb(),
+        runtime=get_compare_runtime,
     conda:
         "../envs/cpu.yaml"
     log:
@@ -55,6 +56,7 @@ use rule compare_blocks as compare_blocks_gpu with:
         pairs=f"{RESULTS}/{fdp.GPU_PAIR_DIR}/{{a}}.parquet",
     resources:
         mem_mb=get_compare_mem_mb(gpu=True),
+        runtime=get_compare_runtime,
         gpu=1,
     conda:
         "../envs/gpu.yaml"

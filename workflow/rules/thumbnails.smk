@@ -17,6 +17,7 @@ rule make_thumbnails:
     threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
     resources:
         mem_mb=get_thumbnail_mem_mb,
+        runtime=get_thumbnail_runtime,
     conda:
         "../envs/cpu.yaml"
     log:

@@ -333,7 +333,9 @@ class FastDifPy:
         if self.config.retain_progress:
             import json
 
-            Path(self.config.config_path).write_text(json.dumps(self.config.to_dict(), indent=1))
+            task = Path(self.config.config_path)
+            task.parent.mkdir(parents=True, exist_ok=True)
+            task.write_text(json.dumps(self.config.to_dict(), indent=1))
 
     def make_report(self, out_dir: str | None = None, threshold: float | None = None) -> str:
         """Write the gallery of the database (``commit`` writes one beside it,

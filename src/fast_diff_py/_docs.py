@@ -1,5 +1,8 @@
-"""The configuration reference (config/README.md), generated from the schema so the two
-never disagree. Regenerate with ``python -m fast_diff_py._docs > config/README.md``."""
+"""The references generated from the definitions they describe, so the two never disagree:
+the configuration (config/README.md, from the schema) and the files between the stages
+(docs/formats.md, from ``_formats``). Regenerate with
+``python -m fast_diff_py._docs > config/README.md`` and
+``python -m fast_diff_py._docs formats > docs/formats.md``."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import yaml
 
 from ._config import load_schema
 
-__all__ = ["config_reference"]
+__all__ = ["config_reference", "formats_reference"]
 
 # the configuration shipped beside the workflow, whose values the table names where they
 # differ from the defaults
@@ -69,5 +72,63 @@ def config_reference() -> str:
     return _HEAD + "\n".join(_rows(load_schema()["properties"], shipped)) + "\n" + _TAIL
 
 
+_FORMATS_HEAD = """# The files between the stages
+
+Generated from `src/fast_diff_py/_formats.py` (`python -m fast_diff_py._docs formats`); the
+writers and readers take their schemas from there. Every stage writes its files aside and
+renames them into place, so a file that exists is whole. Keys are `directory.key` of the
+database: one per path, in walk order.
+
+## Where they are
+
+```
+{tree}
+```
+
+The thumbnails of a shard (`thumbnails/shard_<s>.npy`) are one NumPy array of
+N x S x S x 3 `uint8` (S = `compression_target`, BGR), row `thumb_row` for each decoded file
+of the shard. `folders.state` is a SHA-1 of a stat walk of the folders (each path with its
+identity, size and times), rewritten only when they changed. `database.json` names the
+database that `db_path` holds (path, size, modification time, inode, device, user_version),
+so that a database changed or replaced by anything else is never taken as this run's.
+"""
+
+_FORMATS_FILES = {
+    "ROOTS_SCHEMA": "`index/roots.parquet`: the searched folders (`dir_index_lookup`)",
+    "INDEX_SCHEMA": "`index/shard_<s>.parquet`: one row per path found",
+    "FILE_LIST_SCHEMA": "`file_list` (given instead of folders): one row per file",
+    "META_SCHEMA": "`thumbnails/shard_<s>.parquet`: one row per path of the shard, in its order",
+    "DIGEST_SCHEMA": "`digests/shard_<s>.parquet` (`diff_threshold: 0` only): one row per decoded file",
+    "BLOCKS_SCHEMA": "`plan/blocks.parquet`: one row per decoded file, by block and key, a row group per block",
+    "BLOCK_PAIRS_SCHEMA": "`plan/block_pairs.parquet`: the pairs of blocks that can hold a match",
+    "PAIR_SCHEMA": "`pairs/<a>.parquet` (also `pairs_gpu/`, and `hash_pairs.parquet`): the pairs "
+    "within the threshold found by the compare job of block `a`, by (key_a, key_b)",
+}
+
+
+def formats_reference() -> str:
+    """docs/formats.md: every file between the stages, its columns, types and meanings, and
+    the database's tables."""
+    from . import _db, _formats
+
+    tree = _formats.__doc__.split("::", 1)[1].strip("\n")
+    out = [_FORMATS_HEAD.format(tree="\n".join(line[4:] for line in tree.splitlines()))]
+    for name, title in _FORMATS_FILES.items():
+        schema = getattr(_formats, name)
+        meanings = _formats.COLUMN_MEANINGS[name]
+        out.append(f"## {title}\n\n`{name}`\n\n| column | type | meaning |\n|---|---|---|")
+        out += [f"| `{f.name}` | {f.type} | {meanings[f.name]} |" for f in schema]
+        out.append("")
+    out.append(
+        "## The database (`db_path`)\n\n"
+        f"SQLite, `PRAGMA user_version = {_formats.USER_VERSION}` ({_formats.USER_VERSION:#x}); "
+        "fast-diff-py's four tables and fast-diff's `file_state`:\n\n"
+        f"```sql\n{_db.TABLES_SQL.strip()}\n{_db.INDEXES_SQL.strip()}\n```\n"
+    )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(config_reference(), end="")
+    import sys
+
+    print(formats_reference() if sys.argv[1:] == ["formats"] else config_reference(), end="")

@@ -52,6 +52,9 @@ __all__ = [
     "META_VERSION",
     "PAIR_DIR",
     "PAIR_SCHEMA",
+    "BLOCKS_SCHEMA",
+    "BLOCK_PAIRS_SCHEMA",
+    "COLUMN_MEANINGS",
     "PLAN_DIR",
     "PairStatus",
     "ROOTS_FILE",
@@ -238,3 +241,95 @@ DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
 
 # one row per stored pair, sorted by (key_a, key_b)
 PAIR_SCHEMA = pa.schema([("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())])
+
+# the comparison plan (_plan): one row per decoded image with its block, sorted by (block,
+# key) and written a row group per block; and the pairs of blocks to compare
+BLOCKS_SCHEMA = pa.schema(
+    [
+        *[META_SCHEMA.field(name) for name in ("key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2")],
+        *[META_SCHEMA.field(h) for h in HASH_COLUMNS],
+        ("part_b", pa.int8()),
+        ("shard", pa.int32()),
+        ("block", pa.int32()),
+    ]
+)
+BLOCK_PAIRS_SCHEMA = pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())])
+
+_IDENTITY = {
+    "dev": "device of the file (after following links)",
+    "inode": "inode of the file",
+    "mtime_ns": "modification time in nanoseconds",
+}
+_HASHES = {h: f"SHA-1 of the thumbnail turned by {h[5:]} degrees (null without compute_hash)" for h in HASH_COLUMNS}
+
+# what every column of the files between the stages holds (docs/formats.md is made from
+# these and the schemas above: python -m fast_diff_py._docs formats)
+COLUMN_MEANINGS: dict[str, dict[str, str]] = {
+    "ROOTS_SCHEMA": {
+        "dir_index": "number of the searched folder: part_a's in order, then part_b's",
+        "path": "the folder as given, made absolute",
+        "part_b": "1 for a folder of part_b",
+    },
+    "INDEX_SCHEMA": {
+        "key": "the path's key (directory.key), in walk order",
+        "path": "absolute path (with surrogate escapes where not valid UTF-8)",
+        "filename": "the last part of path",
+        "part_b": "1 for a file of part_b",
+        "dir_index": "the searched folder it was found under (roots.parquet)",
+        "file_size": "size in bytes when indexed, -1 if unknown",
+        "created": "creation (or change) time in seconds, -1 if unknown",
+        "allowed": "1 when its extension is in allowed_file_extensions",
+        "error": "why the path is not read (unreadable folder, not a regular file, ...), else null",
+        "path_bytes": "the exact name where it is not valid UTF-8, else null",
+        **_IDENTITY,
+        "via_link": "1 where the path is a symbolic link or lies in a folder reached through one",
+        "same_as": "the key of another path of the same file (a link): recorded, never compared or acted on",
+    },
+    "FILE_LIST_SCHEMA": {
+        "path": "path of one file to compare",
+        "part_b": "1 for a file of part_b",
+        "allowed": "1 to compare it, 0 to record it only",
+        "path_bytes": "optional: the exact name where it is not valid UTF-8",
+    },
+    "META_SCHEMA": {
+        "key": "the path's key",
+        "success": "FileStatus: 1 decoded, 0 error, -1 not read (not allowed, a link to another row)",
+        "error": "why the file could not be decoded, else null",
+        "px": "width of the image in pixels, -1 if not decoded",
+        "py": "height of the image in pixels, -1 if not decoded",
+        "thumb_row": "row of the thumbnail in the shard's .npy stack, -1 without thumbnail",
+        "sum_0": "sum of the thumbnail's first channel (the plan's pruning feature)",
+        "sum_1": "sum of the thumbnail's second channel",
+        "sum_2": "sum of the thumbnail's third channel",
+        **_HASHES,
+        **_IDENTITY,
+        "file_size": "size in bytes of the version that was read, -1 where unread",
+    },
+    "DIGEST_SCHEMA": {
+        "key": "the path's key (decoded files only)",
+        "canonical": "least SHA-1 of the unshifted thumbnail's rotations: equal for images whose dif is 0",
+    },
+    "BLOCKS_SCHEMA": {
+        "key": "the path's key (decoded files only)",
+        "px": "width in pixels",
+        "py": "height in pixels",
+        "thumb_row": "row in its shard's .npy stack",
+        "sum_0": "first channel's sum",
+        "sum_1": "second channel's sum",
+        "sum_2": "third channel's sum",
+        **_HASHES,
+        "part_b": "1 for a file of part_b",
+        "shard": "number of its thumbnail shard (in sorted order)",
+        "block": "the comparison block it belongs to",
+    },
+    "BLOCK_PAIRS_SCHEMA": {
+        "block_a": "a block; one compare job per block_a",
+        "block_b": "a block compared with block_a (its brightness range can match)",
+    },
+    "PAIR_SCHEMA": {
+        "key_a": "key of the first file (the smaller key; part_a's with part_b)",
+        "key_b": "key of the second file",
+        "dif": "the thumbnail difference (dif_table.dif); -1 for a rejected aspect",
+        "success": "PairStatus: 1 compared, 2 equal hashes, 3 aspect rejected, 0 error",
+    },
+}

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import HASH_COLUMNS, FileStatus
+from ._formats import BLOCK_PAIRS_SCHEMA, BLOCKS_SCHEMA, HASH_COLUMNS, FileStatus
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_limit, range_bound, with_total
 
@@ -88,12 +88,10 @@ def make_plan(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         # a row group per block's worth of rows, so a compare job reads only its own
-        pq.write_table(table.take(order), tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
+        blocks = table.take(order).select(BLOCKS_SCHEMA.names).cast(BLOCKS_SCHEMA)
+        pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
-            pa.table(
-                {"block_a": pairs_a, "block_b": pairs_b},
-                schema=pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())]),
-            ),
+            pa.table({"block_a": pairs_a, "block_b": pairs_b}, schema=BLOCK_PAIRS_SCHEMA),
             tmp / "block_pairs.parquet",
         )
     logger.info(

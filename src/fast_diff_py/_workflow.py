@@ -23,7 +23,18 @@ __all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "snakemake_
 
 logger = logging.getLogger(__name__)
 
-SNAKEFILE = Path(__file__).resolve().parents[2] / "workflow" / "Snakefile"
+
+def _find_snakefile() -> Path:
+    """The workflow this package runs: inside the installed package (a wheel), or at the top
+    of the checkout it was installed from in editable mode."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "workflow" / "Snakefile", here.parents[1] / "workflow" / "Snakefile"):
+        if candidate.is_file():
+            return candidate
+    return here / "workflow" / "Snakefile"
+
+
+SNAKEFILE = _find_snakefile()
 
 
 def stage_targets(config: dict[str, Any], stage: str) -> list[str]:
@@ -78,7 +89,8 @@ def run_workflow(
     """
     if not SNAKEFILE.is_file():
         raise RunError(
-            f"the workflow is not at {SNAKEFILE}; install fast-diff from its checkout with `pip install -e .`"
+            f"the workflow is not at {SNAKEFILE}: this installation of fast-diff is incomplete; "
+            "reinstall it (pip install --force-reinstall fast-diff)"
         )
     config = validate_config(dict(config))
     workdir = Path(workdir).resolve()

@@ -3,14 +3,25 @@ import os
 import sys
 from pathlib import Path
 
-# The package under src/ holds the logic; make it importable here and in every job.
-_SRC = str(Path(workflow.basedir).parent / "src")
-sys.path.insert(0, _SRC)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-)
+# The package fast_diff_py holds the logic. Run from a checkout, its src/ comes first, here
+# and in every job, so that the workflow runs the code beside it; installed (a wheel, the
+# conda environments, a module), it is imported as any package.
+_SRC = Path(str(workflow.current_basedir)).parent.parent / "src"
+if (_SRC / "fast_diff_py" / "__init__.py").is_file():
+    sys.path.insert(0, str(_SRC))
+    os.environ.update(
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(_SRC), os.environ.get("PYTHONPATH")) if p
+        )
+    )
 
-import fast_diff_py as fdp
+try:
+    import fast_diff_py as fdp
+except ImportError as error:
+    raise ImportError(
+        f"fast-diff's workflow needs its package in this Python ({sys.executable}): "
+        f"pip install fast-diff (or pip install -e . in a checkout) [{error}]"
+    ) from None
 
 fdp.validate_config(config)
 
@@ -62,7 +73,9 @@ FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
 def check_gpu_partition():
     # the GPU profile leaves the GPU jobs' partition empty for the user to fill in: refuse
     # to send them to the default (CPU) partition
-    wanted = workflow.resource_settings.overwrite_resources.get("compare_blocks_gpu", {})
+    wanted = workflow.resource_settings.overwrite_resources.get(
+        "compare_blocks_gpu", {}
+    )
     partition = wanted.get("slurm_partition")
     if partition is not None and str(partition.raw).strip("\"' ") == "":
         raise WorkflowError(

@@ -5,18 +5,18 @@ checkpoint plan_blocks:
         digests=get_digests,
     output:
         plan_dir=directory(PLAN),
+    log:
+        f"{LOGS}/compare/plan_blocks.log",
+    benchmark:
+        f"{BENCHMARKS}/compare/plan_blocks.tsv"
+    conda:
+        "../envs/cpu.yaml"
     params:
         size=config["compression_target"],
         block_size=config["block_size"],
         threshold=SECOND["diff_threshold"],
         has_part_b=HAS_PART_B,
         prune=get_prune(),
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/compare/plan_blocks.log",
-    benchmark:
-        f"{BENCHMARKS}/compare/plan_blocks.tsv",
     script:
         "../scripts/plan_blocks.py"
 
@@ -27,6 +27,16 @@ rule compare_blocks:
         thumbs=get_thumb_stacks,
     output:
         pairs=f"{RESULTS}/{fdp.PAIR_DIR}/{{a}}.parquet",
+    log:
+        f"{LOGS}/compare/compare_blocks_{{a}}.log",
+    benchmark:
+        f"{BENCHMARKS}/compare/compare_blocks_{{a}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: get_compare_threads
+    resources:
+        mem_mb=get_compare_mem_mb(),
+        runtime=get_compare_runtime,
     params:
         threshold=SECOND["diff_threshold"],
         rotate=config["rotate"],
@@ -36,16 +46,6 @@ rule compare_blocks:
         cpu_diff=config["cpu_diff"],
         gpu_diff=config["gpu_diff"],
         backend=config["compare"]["backend"],
-    threads: get_compare_threads
-    resources:
-        mem_mb=get_compare_mem_mb(),
-        runtime=get_compare_runtime,
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/compare/compare_blocks_{{a}}.log",
-    benchmark:
-        f"{BENCHMARKS}/compare/compare_blocks_{{a}}.tsv",
     script:
         "../scripts/compare_blocks.py"
 
@@ -54,16 +54,16 @@ rule compare_blocks:
 use rule compare_blocks as compare_blocks_gpu with:
     output:
         pairs=f"{RESULTS}/{fdp.GPU_PAIR_DIR}/{{a}}.parquet",
+    log:
+        f"{LOGS}/compare/compare_blocks_gpu_{{a}}.log",
+    benchmark:
+        f"{BENCHMARKS}/compare/compare_blocks_gpu_{{a}}.tsv"
+    conda:
+        "../envs/gpu.yaml"
     resources:
         mem_mb=get_compare_mem_mb(gpu=True),
         runtime=get_compare_runtime,
         gpu=1,
-    conda:
-        "../envs/gpu.yaml"
-    log:
-        f"{LOGS}/compare/compare_blocks_gpu_{{a}}.log",
-    benchmark:
-        f"{BENCHMARKS}/compare/compare_blocks_gpu_{{a}}.tsv",
 
 
 rule match_hashes:
@@ -72,14 +72,14 @@ rule match_hashes:
         meta=get_thumb_meta,
     output:
         pairs=f"{RESULTS}/{fdp.HASH_PAIRS}",
-    params:
-        has_part_b=HAS_PART_B,
-    conda:
-        "../envs/cpu.yaml"
     log:
         f"{LOGS}/compare/match_hashes.log",
     benchmark:
-        f"{BENCHMARKS}/compare/match_hashes.tsv",
+        f"{BENCHMARKS}/compare/match_hashes.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        has_part_b=HAS_PART_B,
     script:
         "../scripts/match_hashes.py"
 

@@ -4,6 +4,12 @@ checkpoint index_files:
         state=FOLDER_STATE,
     output:
         index_dir=directory(INDEX),
+    log:
+        f"{LOGS}/index/index_files.log",
+    benchmark:
+        f"{BENCHMARKS}/index/index_files.tsv"
+    conda:
+        "../envs/cpu.yaml"
     params:
         part_a=config["part_a"],
         part_b=config["part_b"],
@@ -14,11 +20,5 @@ checkpoint index_files:
         allowed_file_extensions=config["allowed_file_extensions"],
         shard_size=config["shard_size"],
         file_list=config["file_list"],
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/index/index_files.log",
-    benchmark:
-        f"{BENCHMARKS}/index/index_files.tsv",
     script:
         "../scripts/index_files.py"

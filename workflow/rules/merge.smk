@@ -7,15 +7,15 @@ rule merge_database:
         # db_path itself is no output: Snakemake would delete it before the job, and the
         # previous database must survive a failed build (the job replaces it atomically)
         receipt=DB_RECEIPT,
-    params:
-        db=config["db_path"],
-        roots=f"{INDEX}/{fdp.ROOTS_FILE}",
-    conda:
-        "../envs/cpu.yaml"
     log:
         f"{LOGS}/merge/merge_database.log",
     benchmark:
-        f"{BENCHMARKS}/merge/merge_database.tsv",
+        f"{BENCHMARKS}/merge/merge_database.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        db=config["db_path"],
+        roots=f"{INDEX}/{fdp.ROOTS_FILE}",
     script:
         "../scripts/merge_database.py"
 
@@ -27,15 +27,15 @@ rule summarize_run:
     output:
         # summary.json itself (SUMMARY, beside the database) is no output: see SUMMARY_RECEIPT
         receipt=SUMMARY_RECEIPT,
+    log:
+        f"{LOGS}/merge/summarize_run.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         db=config["db_path"],
         summary=SUMMARY,
         threshold=SECOND["diff_threshold"],
         gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
         benchmarks=BENCHMARKS,
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/merge/summarize_run.log",
     script:
         "../scripts/summarize_run.py"

@@ -4,16 +4,16 @@ rule make_report:
     output:
         # the gallery itself (REPORT, beside the database) is no output: see REPORT_RECEIPT
         receipt=REPORT_RECEIPT,
+    log:
+        f"{LOGS}/report/make_report.log",
+    benchmark:
+        f"{BENCHMARKS}/report/make_report.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
     params:
         db=config["db_path"],
         report=REPORT,
         threshold=SECOND["diff_threshold"],
-    threads: 2
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/report/make_report.log",
-    benchmark:
-        f"{BENCHMARKS}/report/make_report.tsv",
     script:
         "../scripts/make_report.py"

@@ -4,6 +4,16 @@ rule make_thumbnails:
     output:
         thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
         meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
+    log:
+        f"{LOGS}/thumbnails/make_thumbnails_{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/thumbnails/make_thumbnails_{{shard}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
+    resources:
+        mem_mb=get_thumbnail_mem_mb,
+        runtime=get_thumbnail_runtime,
     params:
         size=config["compression_target"],
         method=config["thumbnail_method"],
@@ -14,16 +24,6 @@ rule make_thumbnails:
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
         meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
-    threads: get_thumbnail_threads  # the cores shared out among the shards; profiles may set their own
-    resources:
-        mem_mb=get_thumbnail_mem_mb,
-        runtime=get_thumbnail_runtime,
-    conda:
-        "../envs/cpu.yaml"
-    log:
-        f"{LOGS}/thumbnails/make_thumbnails_{{shard}}.log",
-    benchmark:
-        f"{BENCHMARKS}/thumbnails/make_thumbnails_{{shard}}.tsv",
     script:
         "../scripts/make_thumbnails.py"
 
@@ -35,15 +35,15 @@ rule make_digests:
         meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
     output:
         digests=f"{DIGESTS}/{fdp.shard_file('{shard}')}",
-    params:
-        rotate=config["rotate"],
-        from_hashes=fdp.digests_from_hashes(config),
-    conda:
-        "../envs/cpu.yaml"
     log:
         f"{LOGS}/thumbnails/make_digests_{{shard}}.log",
     benchmark:
-        f"{BENCHMARKS}/thumbnails/make_digests_{{shard}}.tsv",
+        f"{BENCHMARKS}/thumbnails/make_digests_{{shard}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        rotate=config["rotate"],
+        from_hashes=fdp.digests_from_hashes(config),
     script:
         "../scripts/make_digests.py"
 

@@ -1,0 +1,51 @@
+"""The files between the stages are what docs/formats.md (made from _formats) says they are."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pyarrow.parquet as pq
+from conftest import REPO, run_workflow
+
+import fast_diff_py as fdp
+from fast_diff_py import _formats
+from fast_diff_py._docs import formats_reference
+
+
+def test_formats_document_is_generated_from_the_definitions():
+    doc = (REPO / "docs" / "formats.md").read_text()
+    assert doc == formats_reference(), "regenerate: python -m fast_diff_py._docs formats > docs/formats.md"
+
+
+def test_every_column_has_a_meaning():
+    for name, meanings in _formats.COLUMN_MEANINGS.items():
+        assert set(getattr(_formats, name).names) == set(meanings), name
+
+
+def test_a_run_writes_the_documented_files(tmp_path):
+    config = {"part_a": [str(REPO / "examples" / "images")], "first_loop": {"compute_hash": True}}
+    run_workflow(tmp_path, config)
+    work = tmp_path / "results" / "work"
+    expected = {
+        "index/roots.parquet": _formats.ROOTS_SCHEMA,
+        "index/shard_*.parquet": _formats.INDEX_SCHEMA,
+        "thumbnails/shard_*.parquet": _formats.META_SCHEMA,
+        "plan/blocks.parquet": _formats.BLOCKS_SCHEMA,
+        "plan/block_pairs.parquet": _formats.BLOCK_PAIRS_SCHEMA,
+        "pairs/*.parquet": _formats.PAIR_SCHEMA,
+    }
+    for pattern, schema in expected.items():
+        files = sorted(work.glob(pattern))
+        assert files, pattern
+        for path in files:
+            assert pq.read_schema(path).remove_metadata().equals(schema), (path, pq.read_schema(path))
+    size = fdp.validate_config(config)["compression_target"]
+    for stack in work.glob("thumbnails/shard_*.npy"):
+        thumbs = np.load(stack, mmap_mode="r")
+        assert thumbs.dtype == np.uint8 and thumbs.shape[1:] == (size, size, 3)
+    con = sqlite3.connect(tmp_path / "results" / "fast_diff.db")
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == _formats.USER_VERSION
+    finally:
+        con.close()

@@ -12,7 +12,8 @@ earlier one under any rotation: the originals are distinct beyond doubt.
 
 A fraction ``--dup-fraction`` of the originals gets one near-duplicate each, the transforms
 taken in turn: exact copy, JPEG quality 70, 50 % resize, rotations by 90, 180 and 270
-degrees, PNG re-save, 4 % brighter, 2 % crop. A few broken files are added (zero bytes,
+degrees, PNG re-save, 4 % brighter, 2 % crop (``--transforms`` picks others: HEIC, AVIF
+and BMP copies). A few broken files are added (zero bytes,
 truncated JPEG, text named .jpg). ``--partitions 2`` splits the originals between folders
 ``a`` and ``b`` and puts each duplicate in the other folder, as fast-diff-py's two-partition
 mode expects.
@@ -47,6 +48,9 @@ PACKAGES = [
     "sway-backgrounds",
 ]
 TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", "bright4", "crop2"]
+# copies as phones and editors write them (--transforms): HEIC (pillow-heif) and AVIF at
+# quality 90, a BMP
+PHONE_TRANSFORMS = ["heic", "avif", "bmp"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
 VARIANTS = 3 * 2 * 2 * len(PERMUTATIONS)  # scale x grid offset x mirror x channel order
@@ -150,6 +154,20 @@ def derive(img: np.ndarray, transform: str, path: Path) -> Path:
     if transform == "jpeg70":
         cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 70])
         return path
+    if transform == "heic":
+        import pillow_heif
+
+        out = path.with_suffix(".heic")
+        pillow_heif.from_bytes("RGB", (w, h), np.ascontiguousarray(img[:, :, ::-1]).tobytes()).save(out, quality=90)
+        return out
+    if transform == "avif":
+        out = path.with_suffix(".avif")
+        cv2.imwrite(str(out), img, [cv2.IMWRITE_AVIF_QUALITY, 90])
+        return out
+    if transform == "bmp":
+        out = path.with_suffix(".bmp")
+        cv2.imwrite(str(out), img)
+        return out
     if transform == "resize50":
         img = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     elif transform.startswith("rot"):
@@ -194,7 +212,16 @@ def main() -> None:
     )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/debian-wallpapers"))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument(
+        "--transforms",
+        default=",".join(TRANSFORMS),
+        help=f"comma list of the near-duplicates made, taken in turn (also: {', '.join(PHONE_TRANSFORMS)})",
+    )
     args = ap.parse_args()
+    transforms = args.transforms.split(",")
+    unknown = set(transforms) - set(TRANSFORMS) - set(PHONE_TRANSFORMS)
+    if unknown:
+        raise SystemExit(f"unknown transforms: {', '.join(sorted(unknown))}")
     tw, th = map(int, args.tile.split("x"))
     root = fetch(args.cache)
     sources = wallpapers(root)
@@ -233,7 +260,7 @@ def main() -> None:
         home = folders[i % 2]
         transform = None
         if i in with_dup:
-            transform = TRANSFORMS[t % len(TRANSFORMS)]
+            transform = transforms[t % len(transforms)]
             t += 1
         jobs.append((tile, home, folders[(i + 1) % 2], f"w{i:05d}", transform))
     with ProcessPoolExecutor(args.jobs) as pool:

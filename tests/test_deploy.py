@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, db_rows, run_workflow
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import fast_diff_py as fdp
@@ -174,13 +175,13 @@ def test_conda_environments_resolve_with_the_package(tmp_path, wheel, env_file):
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
-    resolved = {
-        i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]
-    }
+    installs = json.loads(report.read_text())["install"]
+    resolved = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
     for item in pip_part:
         name, _, version = item.partition("==")
+        got = resolved[canonicalize_name(name)]
         # a local build tag (torch's +cpu on a machine without CUDA) is the same release
-        assert Version(resolved[name.lower()]).public == version, (name, resolved.get(name.lower()), version)
+        assert Version(got).public == version, (name, got, version)
 
 
 def test_wheel_runs_outside_the_checkout(tmp_path, wheel, reference_db):

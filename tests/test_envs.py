@@ -12,7 +12,17 @@ from conftest import REPO
 from packaging.requirements import Requirement
 
 ENVS = sorted((REPO / "workflow" / "envs").glob("*.yaml"))
-IMPORTED = {"numpy", "opencv-python-headless", "simplejpeg", "pyarrow", "polars", "pyyaml", "jsonschema"}
+IMPORTED = {
+    "numpy",
+    "opencv-python-headless",
+    "simplejpeg",
+    "pillow-heif",
+    "pillow",
+    "pyarrow",
+    "polars",
+    "pyyaml",
+    "jsonschema",
+}
 
 
 def pins(env: dict) -> dict[str, str]:

@@ -106,7 +106,8 @@ def _jpeg_scan(data: bytes) -> _JpegHeader:
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """``(height, width)`` from a PNG, JPEG, GIF, BMP or WebP header, None for other data."""
+    """``(height, width)`` from a PNG, JPEG, GIF, BMP, WebP, HEIF or AVIF header, None for
+    other data."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
     if data[:2] == b"\xff\xd8":
@@ -115,6 +116,8 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         return int.from_bytes(data[8:10], "little"), int.from_bytes(data[6:8], "little")
     if data[:2] == b"BM" and len(data) >= 26:
         return abs(int.from_bytes(data[22:26], "little", signed=True)), int.from_bytes(data[18:22], "little")
+    if data[4:8] == b"ftyp":
+        return _isobmff_size(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         kind = data[12:16]
         if kind == b"VP8X":
@@ -125,6 +128,63 @@ def header_size(data: bytes) -> tuple[int, int] | None:
             bits = int.from_bytes(data[21:25], "little")
             return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
     return None
+
+
+# the ISO base media file brands (the `ftyp` box) of the two image formats built on it:
+# AVIF, which OpenCV decodes, and HEIF/HEIC (phones' HEVC stills), which pillow-heif decodes
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+# image sizes are read from the `ispe` boxes within this many bytes of the start
+_ISOBMFF_HEADER_BYTES = 1 << 16
+
+
+def _brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base media file's `ftyp` box."""
+    size = int.from_bytes(data[:4], "big")
+    if data[4:8] != b"ftyp" or size < 16:
+        return set()
+    end = min(size, len(data))
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
+
+
+def _isobmff_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` of the largest image an HEIF or AVIF file declares (the `ispe`
+    property of each item: a grid's, or its tiles'), None where none is found."""
+    head = data[:_ISOBMFF_HEADER_BYTES]
+    sizes = []
+    at = head.find(b"ispe")
+    while at >= 4 and at + 16 <= len(head):
+        # box: size, 'ispe', version and flags, width, height (32-bit, big-endian)
+        width = int.from_bytes(head[at + 8 : at + 12], "big")
+        height = int.from_bytes(head[at + 12 : at + 16], "big")
+        sizes.append((height, width))
+        at = head.find(b"ispe", at + 4)
+    return max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else None
+
+
+def _is_heif(data: bytes) -> bool:
+    """Whether ``data`` is an HEIF/HEIC image (and not AVIF, which shares the container)."""
+    brands = _brands(data)
+    return bool(brands & _HEIF_BRANDS) and not brands & _AVIF_BRANDS
+
+
+def _decode_heif(data: bytes) -> np.ndarray:
+    """An HEIF/HEIC image through pillow-heif (libheif) as 3-channel uint8 BGR: its rotation
+    and mirroring applied (where phones record the orientation), alpha dropped, HDR scaled
+    to 8 bits."""
+    try:
+        import pillow_heif
+    except ImportError as exc:
+        raise ImageReadError("HEIF image, but pillow-heif is not installed (pip install pillow-heif)") from exc
+    # a thumbnail job decodes one file per thread of its own
+    pillow_heif.options.DECODE_THREADS = 1
+    try:
+        pixels = np.asarray(pillow_heif.open_heif(data, convert_hdr_to_8bit=True))
+    except (ValueError, RuntimeError, OSError, EOFError) as exc:
+        raise ImageReadError(f"cannot decode HEIF image: {exc}") from exc
+    if pixels.ndim == 2 or pixels.shape[2] == 1:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
 
 
 def reduced_scale(height: int, width: int, size: int) -> int:
@@ -185,9 +245,9 @@ def decode_image(
     """A file's bytes decoded as ``cv2.imdecode(..., IMREAD_COLOR)`` reads them: ``(image,
     scale)``. With ``reduce_for`` (a thumbnail size), a JPEG is decoded at the DCT scale
     ``reduced_scale`` picks for it (``scale`` 2, 4 or 8); else at full size (``scale`` 1).
-    A plain JPEG goes through simplejpeg, everything else through OpenCV. An image whose
-    header gives more than ``max_pixels`` pixels (at the scale decoded) is refused before
-    any decoding.
+    A plain JPEG goes through simplejpeg, HEIF/HEIC through pillow-heif, everything else
+    through OpenCV (AVIF included). An image whose header gives more than ``max_pixels``
+    pixels (at the scale decoded) is refused before any decoding.
 
     Raises
     ------
@@ -212,6 +272,8 @@ def decode_image(
             )
     if data[:2] == b"\xff\xd8" and header.plain and header.size is not None:
         img = _decode_plain_jpeg(data, header.size[0], header.size[1], scale)
+    elif _is_heif(data):
+        img = _decode_heif(data)
     if img is None:
         img = _decode(np.frombuffer(data, np.uint8), _DECODE_FLAG[scale])
     return img, scale

@@ -13,7 +13,7 @@ earlier one under any rotation: the originals are distinct beyond doubt.
 A fraction ``--dup-fraction`` of the originals gets one near-duplicate each, the transforms
 taken in turn: exact copy, JPEG quality 70, 50 % resize, rotations by 90, 180 and 270
 degrees, PNG re-save, 4 % brighter, 2 % crop (``--transforms`` picks others: HEIC, AVIF
-and BMP copies). A few broken files are added (zero bytes,
+and BMP copies, mirror images). A few broken files are added (zero bytes,
 truncated JPEG, text named .jpg). ``--partitions 2`` splits the originals between folders
 ``a`` and ``b`` and puts each duplicate in the other folder, as fast-diff-py's two-partition
 mode expects.
@@ -49,8 +49,8 @@ PACKAGES = [
 ]
 TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", "bright4", "crop2"]
 # copies as phones and editors write them (--transforms): HEIC (pillow-heif) and AVIF at
-# quality 90, a BMP
-PHONE_TRANSFORMS = ["heic", "avif", "bmp"]
+# quality 90, a BMP; mirror images (left-right, as a front camera; upside-down flip)
+PHONE_TRANSFORMS = ["heic", "avif", "bmp", "mirror", "flip"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
 VARIANTS = 3 * 2 * 2 * len(PERMUTATIONS)  # scale x grid offset x mirror x channel order
@@ -172,6 +172,10 @@ def derive(img: np.ndarray, transform: str, path: Path) -> Path:
         img = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     elif transform.startswith("rot"):
         img = np.rot90(img, {"rot90": 1, "rot180": 2, "rot270": 3}[transform])
+    elif transform == "mirror":
+        img = img[:, ::-1]
+    elif transform == "flip":
+        img = img[::-1]
     elif transform == "bright4":
         img = np.clip(img.astype(np.float32) * 1.04, 0, 255).astype(np.uint8)
     elif transform == "crop2":

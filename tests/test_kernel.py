@@ -173,9 +173,9 @@ def test_pair_dif_refuses_a_pair_without_rotations():
     from fast_diff_py._kernel import pair_dif
 
     x = np.zeros((1, 2, 2, 3), np.uint8)
-    with pytest.raises(ValueError, match="needs a rotation"):
+    with pytest.raises(ValueError, match="needs a transform"):
         pair_dif(x, x, np.array([0]), np.array([0]), True, np.array([0], np.uint8))
-    with pytest.raises(ValueError, match="needs a rotation"):
+    with pytest.raises(ValueError, match="needs a transform"):
         pair_dif(x, x, np.array([0]), np.array([0]), False, np.array([0b10], np.uint8))
 
 

@@ -51,6 +51,8 @@ def corpus(tmp_path_factory) -> dict:
             write(root / "B" / f"{i:02d}_near.png", near.astype(np.uint8))
         if i % 4 == 1:
             write(root / "B" / f"{i:02d}_rot.png", np.rot90(base, 3).copy())
+        if i % 5 == 3:  # mirror images, as a front camera or an editor's flip makes them
+            write(root / "B" / f"{i:02d}_mirror.png", np.ascontiguousarray(base[:, ::-1] if i % 2 else base[::-1]))
         if i in (2, 7):  # exact copies: dif 0 whatever the resize does
             write(root / "B" / f"{i:02d}_copy.png", base)
     # thumbnail-sized images constant on the pruning grid's cells, and copies 3 levels
@@ -107,7 +109,7 @@ def all_images(run):
     return images
 
 
-def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
+def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror=False):
     images = all_images(run)
     rows = {}
     for ka, kb in itertools.combinations(sorted(images), 2):
@@ -127,22 +129,24 @@ def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect):
                 if keep_aspect:
                     rows[(ka, kb)] = (-1.0, PairStatus.NON_MATCHING_ASPECT)
                 continue
-        d = naive_dif(ta, tb, rotate)
+        d = naive_dif(ta, tb, rotate, mirror)
         if d <= threshold:
             rows[(ka, kb)] = (d, PairStatus.COMPUTED)
     return rows
 
 
-def digests(run, tmp, rotate=True):
+def digests(run, tmp, rotate=True, mirror=False):
     """make_digests of every shard of a run, as the workflow makes them for threshold 0."""
     paths = []
     for i, (thumbs, meta) in enumerate(zip(run["thumbs"], run["meta"])):
         paths.append(str(tmp / f"digests_{i}.parquet"))
-        make_digests(thumbs, meta, paths[-1], rotate=rotate)
+        make_digests(thumbs, meta, paths[-1], rotate=rotate, mirror=mirror)
     return paths
 
 
-def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend="numpy", tile=1024):
+def staged_pairs(
+    run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend="numpy", tile=1024, mirror=False
+):
     plan = tmp / "plan"
     # the workflow's own decisions, from the configuration these arguments make
     config = {
@@ -159,7 +163,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
         threshold=threshold,
         has_part_b=run["has_b"],
         prune=prunes(config),
-        digest_paths=digests(run, tmp, rotate) if needs_digests(config) else None,
+        digest_paths=digests(run, tmp, rotate, mirror) if needs_digests(config) else None,
     )
     rows = {}
     files = []
@@ -173,6 +177,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
             out,
             threshold=threshold,
             rotate=rotate,
+            mirror=mirror,
             skip_matching_hash=skip_hash,
             match_aspect_by=aspect,
             keep_non_matching_aspects=keep_aspect,
@@ -198,6 +203,7 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     tag=st.sampled_from(["a", "ab"]),
     threshold=st.one_of(st.sampled_from([0.0, 15.0, 27.0, 30.0, 200.0, 3 * 255.0**2]), st.floats(0, 3000)),
     rotate=st.booleans(),
+    mirror=st.booleans(),
     skip_hash=st.booleans(),
     aspect=st.sampled_from([None, 0, 1, 1.2]),
     keep_aspect=st.booleans(),
@@ -206,12 +212,12 @@ def staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, bl
     backend=st.sampled_from(["numpy", "torch"] if _has_torch() else ["numpy"]),
 )
 def test_staged_equals_naive(
-    corpus, tmp_path_factory, tag, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, tile, backend
+    corpus, tmp_path_factory, tag, threshold, rotate, mirror, skip_hash, aspect, keep_aspect, block_size, tile, backend
 ):
     run = corpus[tag]
     tmp = tmp_path_factory.mktemp("staged")
-    expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect)
-    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile)
+    expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror)
+    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile, mirror)
     assert got == expected
 
 

@@ -122,6 +122,7 @@ class Config:
     part_b: list[str] | str = field(default_factory=list)
     recurse: bool = _default("recursive")
     rotate: bool = _default("rotate")
+    mirror: bool = _default("mirror")
     ignore_names: list[str] = field(default_factory=list)
     ignore_paths: list[str] = field(default_factory=list)
     allowed_file_extensions: list[str] = field(default_factory=lambda: list(_DEFAULT_EXTENSIONS))
@@ -171,6 +172,7 @@ class Config:
             "part_b": [os.path.abspath(p) for p in self.part_b],
             "recursive": self.recurse,
             "rotate": self.rotate,
+            "mirror": self.mirror,
             "ignore_names": list(self.ignore_names),
             "ignore_paths": [os.path.abspath(p) for p in self.ignore_paths],
             "exclude_paths": own,

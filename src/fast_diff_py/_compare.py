@@ -130,6 +130,7 @@ def _exact_difs(
     rotate: bool,
     use_torch: bool,
     counts: _Counts,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs ``(rows[i], cols[j])`` with ``candidates[i, j]`` (already cut by the channel
     bound) whose exact ``dif`` is within ``threshold``: indices into the two blocks, and the
@@ -139,14 +140,17 @@ def _exact_difs(
     r_any, c_any = _occupied(candidates)
     rows, cols = rows[r_any], cols[c_any]
     sub = candidates[np.ix_(r_any, c_any)]
-    # per rotation, so that a pair compared one by one is turned only the ways that can match
-    turns = grid_bound_rotations(A.grids(rows, cells), B.grids(cols, cells), thumbs_a.shape[1], threshold, rotate)
+    # per turn and reflection, so that a pair compared one by one is turned only the ways
+    # that can match
+    turns = grid_bound_rotations(
+        A.grids(rows, cells), B.grids(cols, cells), thumbs_a.shape[1], threshold, rotate, mirror
+    )
     sub &= turns != 0
     r, c = np.nonzero(sub)
     counts.grid += len(r)
     if len(r) <= SPARSE * sub.size:
         i, j = rows[r], cols[c]
-        d = pair_dif(thumbs_a, thumbs_b, i, j, rotate, turns[r, c])
+        d = pair_dif(thumbs_a, thumbs_b, i, j, rotate, turns[r, c], mirror)
     else:
         counts.dense_tiles += 1
         if use_torch:
@@ -154,12 +158,12 @@ def _exact_difs(
 
             # the rows and columns with a pair left, compared whole on the device
             used_rows, used_cols = rows[np.unique(r)], cols[np.unique(c)]
-            ii, jj, d = block_matches_torch(thumbs_a[used_rows], thumbs_b[used_cols], threshold, rotate)
+            ii, jj, d = block_matches_torch(thumbs_a[used_rows], thumbs_b[used_cols], threshold, rotate, mirror=mirror)
             i, j = used_rows[ii], used_cols[jj]
             asked = sub[np.searchsorted(rows, i), np.searchsorted(cols, j)]
             i, j, d = i[asked], j[asked], d[asked]
         else:
-            full = block_dif(thumbs_a[rows], thumbs_b[cols], rotate)
+            full = block_dif(thumbs_a[rows], thumbs_b[cols], rotate, mirror)
             i, j, d = rows[r], cols[c], full[r, c]
     ok = d <= threshold
     return i[ok], j[ok], d[ok]
@@ -267,9 +271,11 @@ def compare_blocks(
     gpu_diff: str | DifFunction | None = None,
     backend: Backend = "auto",
     tile: int = TILE,
+    mirror: bool = False,
 ) -> int:
     """Compare block ``block_a`` with each of ``blocks_b`` in turn and write the stored pairs
-    to ``out`` (a row group per block pair). Returns the number of rows written.
+    to ``out`` (a row group per block pair). Returns the number of rows written. ``dif`` is
+    the minimum over the four turns (``rotate``) and, with ``mirror``, their mirror images.
 
     Block A stays in memory while the others are read one at a time, so memory is that of
     two blocks however many are listed. Rows: pairs with ``dif <= threshold`` (success 1);
@@ -307,6 +313,7 @@ def compare_blocks(
     options = _Options(
         threshold=threshold,
         rotate=rotate,
+        mirror=mirror,
         skip_matching_hash=skip_matching_hash,
         match_aspect_by=match_aspect_by,
         keep_non_matching_aspects=keep_non_matching_aspects,
@@ -347,6 +354,7 @@ class _Options:
 
     threshold: float
     rotate: bool
+    mirror: bool
     skip_matching_hash: bool
     match_aspect_by: float | None
     keep_non_matching_aspects: bool
@@ -450,7 +458,17 @@ def _compare_tile(
         return found
     if options.user_diff is None:
         i, j, d = _exact_difs(
-            A, B, rows, cols, candidates, grid_cells(size), options.threshold, options.rotate, options.use_torch, counts
+            A,
+            B,
+            rows,
+            cols,
+            candidates,
+            grid_cells(size),
+            options.threshold,
+            options.rotate,
+            options.use_torch,
+            counts,
+            options.mirror,
         )
     else:
         i, j, d = _user_difs(A, B, rows, cols, candidates, options)

@@ -84,6 +84,12 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True, check_p
             "config key 'second_loop.skip_matching_hash' is true but 'first_loop.compute_hash' "
             "is false: there are no hashes to match; set compute_hash: true"
         )
+    if config["mirror"] and (config["cpu_diff"] or config["gpu_diff"]):
+        raise ConfigError(
+            "config key 'mirror' is true but a user difference function is set (cpu_diff or "
+            "gpu_diff): mirror applies to the built-in difference only; compare mirror images "
+            "in your function instead"
+        )
     _check_memory(config)
     if check_paths:
         check_folders(config["part_a"], config["part_b"])

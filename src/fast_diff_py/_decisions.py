@@ -37,9 +37,9 @@ def needs_digests(config: Config) -> bool:
 
 def digests_from_hashes(config: Config) -> bool:
     """Whether the thumbnail shards' hashes are the digests already: made unshifted by the
-    default hash."""
+    default hash, and no mirror images to add."""
     first = config["first_loop"]
-    return first["compute_hash"] and first["shift_amount"] == 0 and not config["hash_fn"]
+    return first["compute_hash"] and first["shift_amount"] == 0 and not config["hash_fn"] and not config["mirror"]
 
 
 def job_memory(config: Config) -> dict[str, int]:

@@ -44,14 +44,19 @@ def canonical(hashes: tuple[str | None, ...]) -> str:
     return min(h for h in hashes if h is not None)
 
 
-def canonical_digests(stack: np.ndarray, rotate: bool = True) -> list[str]:
+def canonical_digests(stack: np.ndarray, rotate: bool = True, mirror: bool = False) -> list[str]:
     """One digest per thumbnail of an N x S x S x 3 stack, equal for thumbnails equal up to a
-    rotation (only for equal ones without ``rotate``): the least ``default_hash`` of its
-    unshifted rotations, so that with ``shift_amount`` 0 the hashes give it for free.
+    rotation (only for equal ones without ``rotate``), and with ``mirror`` up to a mirror
+    image too: the least ``default_hash`` of its unshifted rotations (and those of its mirror
+    image), so that with ``shift_amount`` 0 and no ``mirror`` the hashes give it for free.
 
     The planner groups images by it to answer ``diff_threshold == 0``; two different images
     with the same digest are only compared needlessly, never stored wrongly."""
-    return [canonical(h) for h in hash_stack(stack, rotate=rotate)]
+    digests = [canonical(h) for h in hash_stack(stack, rotate=rotate)]
+    if mirror:
+        mirrored = hash_stack(np.ascontiguousarray(stack[:, :, ::-1]), rotate=rotate)
+        digests = [min(d, canonical(h)) for d, h in zip(digests, mirrored)]
+    return digests
 
 
 def _shifted(thumbs: np.ndarray, shift_amount: int) -> np.ndarray:

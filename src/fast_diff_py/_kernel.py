@@ -2,12 +2,14 @@
 
 ``dif(a, b) = min over rotations k of sum((rot90(a, k) - b)^2) / (S * S)`` for S x S x 3
 uint8 thumbnails: summed over the three channels, divided by the pixel count (3 x difPy's
-mse). Sums of squares of integers are exact in float64, so every path here returns the
-value of :func:`naive_dif` bit for bit.
+mse). With ``mirror`` the minimum also runs over a's mirror image (left and right swapped)
+and its rotations: the eight turns and reflections of a square (``transforms``). Sums of
+squares of integers are exact in float64, so every path here returns the value of
+:func:`naive_dif` bit for bit.
 
-The block kernel uses ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` (rotations only permute entries,
-so ``|rot(a)|^2 = |a|^2``) and computes the dot products with float32 matrix products that are
-exact: values are centred to [-128, 127], so each product is at most 2^14 in magnitude and a
+The block kernel uses ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` (turns and reflections only
+permute entries, so ``|rot(a)|^2 = |a|^2``) and computes the dot products with float32
+matrix products that are exact: values are centred to [-128, 127], so each product is at most 2^14 in magnitude and a
 sum over 1024 of them stays within 2^24, where every integer is a float32. The partial products
 over chunks of 1024 entries are added in float64, which is exact below 2^53.
 """
@@ -23,6 +25,8 @@ DifFunction = Callable[[np.ndarray, np.ndarray, bool], float]
 
 __all__ = [
     "naive_dif",
+    "transformed",
+    "transforms",
     "channel_sums",
     "channel_bound_mask",
     "block_dif",
@@ -42,14 +46,30 @@ def _check_thumbs(x: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} must be uint8 of shape (n, S, S, 3), got {x.dtype} {x.shape}")
 
 
-def naive_dif(a: np.ndarray, b: np.ndarray, rotate: bool = True) -> float:
+def transforms(rotate: bool = True, mirror: bool = False) -> tuple[int, ...]:
+    """The turns and reflections ``dif`` takes its minimum over, as indices t: t < 4 turns by
+    t x 90 degrees; 4 + k mirrors (left and right swapped) and then turns by k x 90 degrees.
+    ``rotate`` gives the four turns, ``mirror`` their mirror images (without ``rotate``: the
+    image and its mirror image)."""
+    turns = tuple(range(4)) if rotate else (0,)
+    return turns + (tuple(4 + k for k in turns) if mirror else ())
+
+
+def transformed(x: np.ndarray, t: int, axes: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """``x`` turned or reflected by transform ``t`` (see ``transforms``) in the plane of
+    ``axes`` (rows, columns): a view."""
+    if t >= 4:
+        x = np.flip(x, axis=axes[1])
+    return np.rot90(x, t % 4, axes=axes) if t % 4 else x
+
+
+def naive_dif(a: np.ndarray, b: np.ndarray, rotate: bool = True, mirror: bool = False) -> float:
     """The reference definition for one pair of S x S x 3 uint8 thumbnails."""
     if a.shape != b.shape or a.ndim != 3 or a.shape[0] != a.shape[1]:
         raise ValueError(f"thumbnails must be equal S x S x C arrays, got {a.shape} and {b.shape}")
     bi = b.astype(np.int64)
     best = min(
-        int(np.sum((np.rot90(a, k, axes=(0, 1)).astype(np.int64) - bi) ** 2))
-        for k in (range(4) if rotate else range(1))
+        int(np.sum((transformed(a, t, axes=(0, 1)).astype(np.int64) - bi) ** 2)) for t in transforms(rotate, mirror)
     )
     return float(np.float64(best) / np.float64(a.shape[0] * a.shape[1]))
 
@@ -118,9 +138,8 @@ def range_bound(lo_a: np.ndarray, hi_a: np.ndarray, lo_b: np.ndarray, hi_b: np.n
     return np.maximum((gap[..., :3] ** 2).sum(axis=-1), gap[..., 3] ** 2 / 3.0)
 
 
-def _flat_centred(x: np.ndarray, k: int) -> np.ndarray:
-    rot = np.rot90(x, k, axes=(1, 2)) if k else x
-    return (rot.reshape(len(x), -1).astype(np.float32)) - np.float32(128)
+def _flat_centred(x: np.ndarray, t: int) -> np.ndarray:
+    return (transformed(x, t).reshape(len(x), -1).astype(np.float32)) - np.float32(128)
 
 
 def _exact_dot(xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
@@ -130,10 +149,11 @@ def _exact_dot(xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
     return out
 
 
-def block_dif(x: np.ndarray, y: np.ndarray, rotate: bool = True) -> np.ndarray:
+def block_dif(x: np.ndarray, y: np.ndarray, rotate: bool = True, mirror: bool = False) -> np.ndarray:
     """``dif`` of every pair of ``x`` (n x S x S x 3) and ``y`` (m x S x S x 3), exactly.
 
-    Returns an n x m float64 array equal to ``naive_dif(x[i], y[j], rotate)`` everywhere.
+    Returns an n x m float64 array equal to ``naive_dif(x[i], y[j], rotate, mirror)``
+    everywhere.
     """
     _check_thumbs(x, "x")
     _check_thumbs(y, "y")
@@ -143,8 +163,8 @@ def block_dif(x: np.ndarray, y: np.ndarray, rotate: bool = True) -> np.ndarray:
     yf = _flat_centred(y, 0)
     norm_y = np.einsum("ij,ij->i", yf, yf, dtype=np.float64)
     best = _exact_dot(_flat_centred(x, 0), yf)
-    for k in range(1, 4) if rotate else ():
-        np.maximum(best, _exact_dot(_flat_centred(x, k), yf), out=best)
+    for t in transforms(rotate, mirror)[1:]:
+        np.maximum(best, _exact_dot(_flat_centred(x, t), yf), out=best)
     xf0 = _flat_centred(x, 0)
     norm_x = np.einsum("ij,ij->i", xf0, xf0, dtype=np.float64)
     sse = norm_x[:, None] + norm_y[None, :] - 2.0 * best
@@ -185,15 +205,16 @@ def grid_sums(x: np.ndarray, cells: int) -> np.ndarray:
 
 
 def grid_bound_rotations(
-    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True
+    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True, mirror: bool = False
 ) -> np.ndarray:
-    """The rotations by which each pair can lie within ``threshold`` by the grid bound: an
-    n x m uint8 array, bit k set when turning a by k x 90 degrees may match b (bit 0 only
-    without ``rotate``).
+    """The turns and reflections by which each pair can lie within ``threshold`` by the grid
+    bound: an n x m uint8 array, bit t set when transform t of a (``transforms``) may match
+    b (bit 0 only without ``rotate`` and ``mirror``).
 
     Projecting onto images that are constant on each grid cell shortens distances, so
     ``sum((a - b)^2) >= sum_cells (cellsum(a) - cellsum(b))^2 / cell_pixels`` for each
-    rotation, and the cell sums of a rotated image are the rotated cell sums. All terms are
+    transform, and the cell sums of a turned or mirrored image are the turned or mirrored
+    cell sums (the grid is square and its cells equal). All terms are
     integers below 2^53, so the float64 products here are exact; a rotation is ruled out only
     when its bound exceeds the threshold (with a margin).
     """
@@ -204,23 +225,23 @@ def grid_bound_rotations(
     d = left.shape[1] - 2
     bits = np.zeros((len(grid_a), len(grid_b)), np.uint8)
     ok = np.empty(bits.shape, bool)
-    for k in range(4) if rotate else range(1):
-        if k:  # a rotation only permutes the cells: the norm column serves all four
-            left[:, :d] = np.rot90(grid_a, k, axes=(1, 2)).reshape(len(grid_a), -1)
+    for t in transforms(rotate, mirror):
+        if t:  # a transform only permutes the cells: the norm column serves all of them
+            left[:, :d] = transformed(grid_a, t).reshape(len(grid_a), -1)
         np.less_equal(left @ right, limit, out=ok)
         turned = ok.view(np.uint8)
-        if k:
-            np.left_shift(turned, k, out=turned)
+        if t:
+            np.left_shift(turned, t, out=turned)
         bits |= turned
     return bits
 
 
 def grid_bound_mask(
-    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True
+    grid_a: np.ndarray, grid_b: np.ndarray, size: int, threshold: float, rotate: bool = True, mirror: bool = False
 ) -> np.ndarray:
-    """Pairs that can lie within ``threshold`` by the grid bound for some rotation (n x m
-    bool; see ``grid_bound_rotations``)."""
-    return grid_bound_rotations(grid_a, grid_b, size, threshold, rotate) != 0
+    """Pairs that can lie within ``threshold`` by the grid bound for some turn or reflection
+    (n x m bool; see ``grid_bound_rotations``)."""
+    return grid_bound_rotations(grid_a, grid_b, size, threshold, rotate, mirror) != 0
 
 
 def pair_dif(
@@ -230,32 +251,33 @@ def pair_dif(
     cols: np.ndarray,
     rotate: bool = True,
     turns: np.ndarray | None = None,
+    mirror: bool = False,
 ) -> np.ndarray:
     """``dif`` of the pairs ``(x[rows[t]], y[cols[t]])``: for the few pairs that survive
     pruning, where a full matrix product would be wasted.
 
-    Pairs are taken 256 at a time: the x images of a batch turned by each rotation, the
+    Pairs are taken 256 at a time: the x images of a batch turned by each transform, the
     differences squared in int32 (at most 255^2) and summed in int64, so every sum is the
     exact integer and the result equals ``naive_dif`` bit for bit.
 
     ``turns`` (uint8 per pair, as ``grid_bound_rotations`` gives) limits each pair to the
-    rotations whose bit is set. The result is then the minimum over those rotations only:
-    equal to ``naive_dif`` wherever the rotations left out are proven above a threshold that
-    the value itself does not exceed, which is how the compare jobs use it.
+    transforms whose bit is set. The result is then the minimum over those transforms only:
+    equal to ``naive_dif`` wherever the transforms left out are proven above a threshold
+    that the value itself does not exceed, which is how the compare jobs use it.
     """
     size = x.shape[1]
-    rotations = range(4) if rotate else range(1)
+    wanted = transforms(rotate, mirror)
     if turns is not None:
-        without = turns[(turns & ((1 << len(rotations)) - 1)) == 0]
+        without = turns[(turns & sum(1 << t for t in wanted)) == 0]
         if len(without):
-            raise ValueError(f"every pair needs a rotation in turns, got {without[:5]}")
+            raise ValueError(f"every pair needs a transform in turns, got {without[:5]}")
     best = np.full(len(rows), np.iinfo(np.int64).max, np.int64)
-    for k in rotations:
-        todo = np.arange(len(rows)) if turns is None else np.flatnonzero(turns & (1 << k))
+    for t in wanted:
+        todo = np.arange(len(rows)) if turns is None else np.flatnonzero(turns & (1 << t))
         for s in range(0, len(todo), 256):
             at = todo[s : s + 256]
             xa = x[rows[at]].astype(np.int32)
-            d = (np.rot90(xa, k, axes=(1, 2)) if k else xa) - y[cols[at]].astype(np.int32)
+            d = transformed(xa, t) - y[cols[at]].astype(np.int32)
             sse = (d * d).reshape(len(d), -1).sum(axis=1, dtype=np.int64)
             best[at] = np.minimum(best[at], sse)
     return best.astype(np.float64) / np.float64(size * size)

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ._kernel import transforms
+
 __all__ = ["block_dif_torch", "block_matches_torch", "default_device"]
 
 _CHUNK = 1024
@@ -71,9 +73,16 @@ def _prepare(x, y, device):
     return dev, xt, yt
 
 
-def _sse(xt: torch.Tensor, yt: torch.Tensor, rotate: bool, use_int8: bool | None) -> torch.Tensor:
-    """Exact minimum over rotations of the sums of squared differences (n x m, int64 or
-    float64 holding integers)."""
+def _transformed(xc: torch.Tensor, t: int) -> torch.Tensor:
+    """``_kernel.transformed`` for a stack on the device."""
+    if t >= 4:
+        xc = torch.flip(xc, dims=(2,))
+    return torch.rot90(xc, t % 4, dims=(1, 2)) if t % 4 else xc
+
+
+def _sse(xt: torch.Tensor, yt: torch.Tensor, rotate: bool, use_int8: bool | None, mirror: bool = False) -> torch.Tensor:
+    """Exact minimum over the turns (and with ``mirror`` reflections) of the sums of squared
+    differences (n x m, int64 or float64 holding integers)."""
     n, size, m = xt.shape[0], xt.shape[1], yt.shape[0]
     d = 3 * size * size
     xc = xt.to(torch.int16) - 128
@@ -84,8 +93,8 @@ def _sse(xt: torch.Tensor, yt: torch.Tensor, rotate: bool, use_int8: bool | None
     norm_x = (xc.reshape(n, d).to(torch.int64) ** 2).sum(1).to(acc)
     norm_y = (yc.to(torch.int64) ** 2).sum(1).to(acc)
     best: torch.Tensor | None = None
-    for k in range(4) if rotate else range(1):
-        xk = torch.rot90(xc, k, dims=(1, 2)).reshape(n, d) if k else xc.reshape(n, d)
+    for t in transforms(rotate, mirror):
+        xk = _transformed(xc, t).reshape(n, d) if t else xc.reshape(n, d)
         if int8:
             dots = torch._int_mm(xk.to(torch.int8), yc.to(torch.int8).T.contiguous())
         else:
@@ -101,6 +110,7 @@ def block_dif_torch(
     rotate: bool = True,
     device: torch.device | str | None = None,
     int8: bool | None = None,
+    mirror: bool = False,
 ) -> np.ndarray:
     """``dif`` of every pair of ``x`` (n x S x S x 3 uint8) and ``y`` (m x S x S x 3), exactly.
 
@@ -110,7 +120,7 @@ def block_dif_torch(
     dev, xt, yt = _prepare(x, y, device)
     size = xt.shape[1]
     with _full_precision(), torch.no_grad():
-        sse = _sse(xt, yt, rotate, int8)
+        sse = _sse(xt, yt, rotate, int8, mirror)
     # divided on the host: CUDA divides by a scalar through its reciprocal, which is not
     # correctly rounded unless S^2 is a power of two
     return sse.cpu().numpy().astype(np.float64) / np.float64(size * size)
@@ -125,6 +135,7 @@ def block_matches_torch(
     upper: bool = False,
     device: torch.device | str | None = None,
     int8: bool | None = None,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows, cols, dif)`` of the pairs with ``dif <= threshold``, computed on the device;
     only the matches travel back. ``upper`` keeps ``col > row`` only (a block with itself).
@@ -134,7 +145,7 @@ def block_matches_torch(
     dev, xt, yt = _prepare(x, y, device)
     size = xt.shape[1]
     with _full_precision(), torch.no_grad():
-        sse = _sse(xt, yt, rotate, int8)
+        sse = _sse(xt, yt, rotate, int8, mirror)
         # a superset by integers, then the float64 test the numpy kernel applies
         mask = sse <= int(threshold * size * size * (1 + 1e-12)) + 1
         if upper:

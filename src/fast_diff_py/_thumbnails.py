@@ -205,6 +205,7 @@ def make_digests(
     *,
     rotate: bool = True,
     from_hashes: bool = False,
+    mirror: bool = False,
 ) -> None:
     """The canonical digest (``canonical_digests``) of every decoded file of one shard of
     ``make_thumbnails``' output, written to ``out`` (schema DIGEST_SCHEMA).
@@ -227,7 +228,7 @@ def make_digests(
         digests = [canonical(h) for h, row in zip(hashes, rows.tolist()) if row >= 0]
     else:
         # hashed row by row straight from the mapped file, no copy of the stack
-        every = canonical_digests(np.load(thumbs, mmap_mode="r"), rotate)
+        every = canonical_digests(np.load(thumbs, mmap_mode="r"), rotate, mirror)
         digests = [every[r] for r in rows[decoded].tolist()]
     with atomic_path(out) as tmp:
         pq.write_table(pa.table({"key": keys, "canonical": digests}, schema=DIGEST_SCHEMA), tmp)

@@ -40,6 +40,7 @@ rule compare_blocks:
     params:
         threshold=SECOND["diff_threshold"],
         rotate=config["rotate"],
+        mirror=config["mirror"],
         skip_matching_hash=SECOND["skip_matching_hash"],
         match_aspect_by=SECOND["match_aspect_by"],
         keep_non_matching_aspects=SECOND["keep_non_matching_aspects"],

@@ -43,6 +43,7 @@ rule make_digests:
         "../envs/cpu.yaml"
     params:
         rotate=config["rotate"],
+        mirror=config["mirror"],
         from_hashes=fdp.digests_from_hashes(config),
     script:
         "../scripts/make_digests.py"

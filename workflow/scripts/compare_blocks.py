@@ -20,6 +20,7 @@ compare_blocks(
     snakemake.output.pairs,
     threshold=p.threshold,
     rotate=p.rotate,
+    mirror=p.mirror,
     skip_matching_hash=p.skip_matching_hash,
     match_aspect_by=p.match_aspect_by,
     keep_non_matching_aspects=p.keep_non_matching_aspects,

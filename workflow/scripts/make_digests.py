@@ -11,5 +11,6 @@ make_digests(
     snakemake.input.meta,
     snakemake.output.digests,
     rotate=snakemake.params.rotate,
+    mirror=snakemake.params.mirror,
     from_hashes=snakemake.params.from_hashes,
 )

@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-ro", "--rotate", type=boolean, default=True, help="compare all four 90-degree rotations (default True)"
     )
     p.add_argument(
+        "-mi",
+        "--mirror",
+        type=boolean,
+        default=False,
+        help="also match mirror images (left and right swapped) and their rotations (default False; "
+        "not a difPy option)",
+    )
+    p.add_argument(
         "-dim",
         "--same_dim",
         type=boolean,
@@ -173,6 +181,7 @@ def run_config(args: argparse.Namespace, progress: Path) -> Config:
         part_a=[os.path.abspath(d) for d in args.directory],
         recurse=args.recursive,
         rotate=args.rotate,
+        mirror=args.mirror,
         allowed_file_extensions=list(DEFAULT_EXTENSIONS) if args.limit_extensions else ["*"],
         compression_target=args.px_size,
         # thumbnail_method stays the default (quality): Pillow's bicubic shrink, which difPy
@@ -203,6 +212,8 @@ def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
         k: getattr(args, k)
         for k in ("recursive", "limit_extensions", "px_size", "similarity", "rotate", "same_dim", "lazy")
     }
+    if args.mirror:  # named only when set: the folders of earlier runs keep their names
+        key["mirror"] = True
     key["directory"] = [os.path.abspath(d) for d in args.directory]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return out_dir / ".difpy_progress" / digest

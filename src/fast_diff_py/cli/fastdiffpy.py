@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-T", "--threshold", type=float, help="store pairs with dif <= this (default 200)")
     p.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also match mirror images (left and right swapped) and their rotations; "
+        "dif is then the minimum over the eight turns and reflections",
+    )
+    p.add_argument(
         "-l",
         "--cache_preload",
         type=int,
@@ -153,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         part_a=args.part_a,
         part_b=args.part_b,
         recurse=not args.no_recursive,
+        mirror=args.mirror,
         first_loop=fl,
         second_loop=sl,
         do_second_loop=not args.no_second_loop,

@@ -401,3 +401,25 @@ def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
     again = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "16 files: 16 decoded" in again.stdout
+
+
+def test_difpy_shows_a_line_per_stage_and_snakemake_only_when_verbose(imgs, capsys):
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar"]) == 0
+    said = capsys.readouterr()
+    lines = (said.out + said.err).splitlines()
+    stages = [line.split(":")[1].strip() for line in lines if line.startswith("fast-diff: ") and "job" in line]
+    assert stages[:2] == ["index", "thumbnails"] and "merge" in stages
+    assert not any("Select jobs to execute" in line or "localrule" in line for line in lines)
+    assert len(lines) < 30
+    (log,) = (imgs.parent / "out").glob("difPy_*_log.txt")
+    assert "Finished jobid" in log.read_text()  # Snakemake's whole output, kept
+    assert difpy.main(["-D", "imgs", "-Z", "out2", "-s", "similar", "-p", "False"]) == 0
+    said = capsys.readouterr()
+    assert not [line for line in (said.out + said.err).splitlines() if " job" in line and "steps" in line]
+
+
+def test_difpy_verbose_shows_snakemakes_own_output(imgs, capfd):
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-v", "-s", "similar"]) == 0
+    said = capfd.readouterr()
+    assert "Select jobs to execute" in said.out + said.err
+    assert not [line for line in (said.out + said.err).splitlines() if line.startswith("fast-diff: index:")]

@@ -134,3 +134,53 @@ def test_progress_lines_come_at_the_interval_with_rate_and_time_left():
         now[0] += 0.5
         progress.add()
     assert len(lines) == 4 and lines[-1].startswith("80 of 100 files")  # none once all are done
+
+
+def test_stage_progress_writes_one_line_per_stage():
+    import io
+
+    from fast_diff_py._progress import StageProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    stages = StageProgress(out, clock=lambda: now[0])
+    feed = [
+        "Building DAG of jobs...",
+        "Finished jobid: 3 (Rule: index_files)",
+        "1 of 6 steps (17%) done",
+        "Finished jobid: 5 (Rule: make_thumbnails)",
+        "2 of 6 steps (33%) done",
+        "Finished jobid: 6 (Rule: make_thumbnails)",
+        "3 of 6 steps (50%) done",
+        "Finished jobid: 7 (Rule: make_digests)",
+        "4 of 6 steps (67%) done",
+        "Finished jobid: 2 (Rule: merge_database)",
+        "6 of 6 steps (100%) done",
+    ]
+    for i, line in enumerate(feed):
+        now[0] = float(i)
+        stages.feed(line + "\n")
+    stages.close()
+    assert out.getvalue().splitlines() == [
+        "fast-diff: index: 1 job, 3.0 s; 1 of 6 steps (17%)",
+        "fast-diff: thumbnails: 3 jobs, 6.0 s; 4 of 6 steps (67%)",
+        "fast-diff: merge: 1 job, 1.0 s; 6 of 6 steps (100%)",
+    ]
+
+
+def test_stage_progress_rewrites_its_line_on_a_terminal():
+    import io
+
+    from fast_diff_py._progress import StageProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    stages = StageProgress(out, clock=lambda: 0.0)
+    for line in ["Finished jobid: 1 (Rule: compare_blocks)", "1 of 3 steps (33%) done"]:
+        stages.feed(line)
+    assert out.getvalue() == "\r\x1b[Kfast-diff: compare: 1 job; 1 of 3 steps (33%)"
+    stages.close()
+    assert out.getvalue().endswith("\r\x1b[Kfast-diff: compare: 1 job, 0.0 s; 1 of 3 steps (33%)\n")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._config import load_schema
 from ._errors import ConfigError
-from ._formats import report_path, summary_path
+from ._formats import log_path, report_path, summary_path
 from ._queries import FastDiffDB
 from ._summary import format_summary, read_summary
 from ._workflow import run_workflow, stage_targets
@@ -166,7 +166,7 @@ class Config:
         """The workflow configuration (config/config.yaml keys) with absolute paths."""
         fl, sl = self.first_loop, self.second_loop
         work = os.path.abspath(self.thumb_dir)
-        own = [work, os.path.abspath(self.db_path), os.path.abspath(self.config_path)]
+        own = [work, os.path.abspath(self.db_path), log_path(self.db_path), os.path.abspath(self.config_path)]
         return {
             "part_a": [os.path.abspath(p) for p in self.part_a],
             "part_b": [os.path.abspath(p) for p in self.part_b],
@@ -248,6 +248,7 @@ class FastDifPy:
         purge: bool = False,
         cores: int | None = None,
         verbose: bool = False,
+        progress: bool = False,
         **kwargs: Any,
     ):
         if config is None:
@@ -257,6 +258,7 @@ class FastDifPy:
         self.config = config
         self.cores = cores
         self.verbose = verbose
+        self.progress = progress  # one line per stage on standard error
         self._db: FastDiffDB | None = None
         if purge:
             self._purge()
@@ -268,7 +270,14 @@ class FastDifPy:
             _spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"), _spec(self.gpu_diff, "gpu_diff")
         )
         cores = self.cores or self.config.second_loop.cpu_proc
-        run_workflow(cfg, self.config.thumb_dir, stage_targets(cfg, stage), cores=cores, verbose=self.verbose)
+        run_workflow(
+            cfg,
+            self.config.thumb_dir,
+            stage_targets(cfg, stage),
+            cores=cores,
+            verbose=self.verbose,
+            progress=self.progress,
+        )
 
     def full_index(self) -> None:
         """Index the partitions."""

@@ -66,6 +66,7 @@ __all__ = [
     "shard_ids",
     "report_path",
     "summary_path",
+    "log_path",
     "shard_name",
 ]
 
@@ -157,6 +158,12 @@ def ours(path: str | os.PathLike[str]) -> bool:
             return p.is_file() and not p.is_symlink() and SUMMARY_MARK.encode() in fh.read(200)
     except OSError:
         return False
+
+
+def log_path(db_path: str | os.PathLike[str]) -> str:
+    """Where ``fastdiffpy`` and the API keep Snakemake's whole output of the run that wrote
+    ``db_path`` (its working folder goes at the end): beside it, ``<db_path>.log``."""
+    return os.path.abspath(os.fspath(db_path)) + ".log"
 
 
 def report_path(db_path: str | os.PathLike[str]) -> str:

@@ -17,9 +17,18 @@ import yaml
 from ._config import validate_config
 from ._errors import RunError, WorkflowError
 from ._io import process_running
+from ._progress import StageProgress
 from ._summary import PRINT_ENV
 
-__all__ = ["SNAKEFILE", "RunError", "WorkflowError", "run_workflow", "snakemake_command", "stage_targets"]
+__all__ = [
+    "SNAKEFILE",
+    "RunError",
+    "WorkflowError",
+    "latest_snakemake_log",
+    "run_workflow",
+    "snakemake_command",
+    "stage_targets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +90,15 @@ def run_workflow(
     cores: int | None = None,
     extra_args: Sequence[str] = (),
     verbose: bool = False,
+    progress: bool = False,
 ) -> None:
     """Validate ``config``, write it to ``workdir/config.yaml`` and run snakemake there.
 
     Finished jobs are kept between calls, so a call after an interruption resumes. A lock
     left by a process that no longer runs (a killed earlier call) is removed first.
+    ``verbose`` shows Snakemake's own output; else, with ``progress``, one line per stage
+    goes to standard error (``StageProgress``). Snakemake's whole output is always in its log
+    (``workdir/.snakemake/log/``).
     """
     if not SNAKEFILE.is_file():
         raise RunError(
@@ -103,13 +116,12 @@ def run_workflow(
     cmd = [
         *base,
         "--rerun-incomplete",
-        *([] if verbose else ["--quiet", "all"]),
         *extra_args,
         "--cores",
         str(cores or os.cpu_count() or 1),
         *targets,
     ]
-    logger.info("running %s", " ".join(cmd))
+    logger.debug("running %s", " ".join(cmd))
     pid_file = workdir / ".fast_diff.pid"
     pid_file.write_text(str(os.getpid()))
     started = time.time()
@@ -124,7 +136,11 @@ def run_workflow(
             stderr=None if verbose else subprocess.STDOUT,
         )
         try:
-            output, _ = proc.communicate()
+            if verbose:
+                output = ""
+                proc.wait()
+            else:
+                output = _read_output(proc, StageProgress() if progress else None)
         except KeyboardInterrupt:
             # Snakemake got the same Ctrl-C: let it stop its jobs and release its lock
             try:
@@ -141,6 +157,28 @@ def run_workflow(
             f"snakemake failed with exit code {proc.returncode} in {workdir}"
             f"{_job_errors(workdir / config['results_dir'] / 'logs', started)}{tail}"
         )
+
+
+def latest_snakemake_log(workdir: str | os.PathLike[str]) -> Path | None:
+    """The log Snakemake wrote of the latest run in ``workdir`` (its whole output)."""
+    logs = sorted(Path(workdir, ".snakemake", "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
+def _read_output(proc: subprocess.Popen, stages: StageProgress | None) -> str:
+    """Snakemake's output, read line by line as it comes (fed to ``stages`` when given)."""
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if stages is not None:
+                stages.feed(line)
+        proc.wait()
+    finally:
+        if stages is not None:
+            stages.close()
+    return "".join(lines)
 
 
 def _job_errors(logs: Path, since: float) -> str:

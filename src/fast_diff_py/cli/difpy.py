@@ -32,6 +32,7 @@ from .._formats import report_path, summary_path
 from .._journal import Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
+from .._workflow import latest_snakemake_log
 
 logger = logging.getLogger("difpy")
 
@@ -146,7 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-sd", "--silent_del", type=boolean, default=False, help="delete without asking for confirmation")
     p.add_argument(
-        "-p", "--show_progress", type=boolean, default=True, help="show the workflow's progress (default True)"
+        "-p", "--show_progress", type=boolean, default=True, help="show a progress line per stage (default True)"
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Snakemake's own output instead of the progress lines (not a difPy option)",
     )
     p.add_argument(
         "-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1, help="CPU cores to use (default: all)"
@@ -232,7 +239,9 @@ def run(args: argparse.Namespace) -> int:
     config = settings.to_workflow()
     t0 = time.time()
     # one Snakemake run (its start-up is paid once); difPy's build ends with the last thumbnail
-    FastDifPy(config=settings, cores=args.processes, verbose=args.show_progress).commit()
+    FastDifPy(
+        config=settings, cores=args.processes, verbose=args.verbose, progress=args.show_progress and not args.verbose
+    ).commit()
     t2 = time.time()
     thumbnails = [p.stat().st_mtime for p in (Path(config["results_dir"]) / "thumbnails").glob("*.parquet")]
     t1 = min(max(thumbnails, default=t0), t2)
@@ -266,6 +275,9 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
+    run_log = latest_snakemake_log(progress)
+    if run_log is not None:  # Snakemake's whole output outlives the progress folder
+        shutil.copyfile(run_log, out_dir / f"difPy_{stamp}_log.txt")
     summary = read_summary(summary_path(config["db_path"]))
     if summary is not None:  # the progress folder goes: the gallery and summary go beside the results
         gallery = replace_report(report_path(config["db_path"]), out_dir / f"difPy_{stamp}_report")

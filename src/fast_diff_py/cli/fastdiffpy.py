@@ -11,12 +11,15 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
+from .._formats import log_path
+from .._workflow import latest_snakemake_log
 
 logger = logging.getLogger("fastdiffpy")
 
@@ -53,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-p", "--purge", action="store_true", help="discard earlier progress and start afresh")
     p.add_argument("-C", "--cpu_proc", type=int, help="CPU cores to use (default: all)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the workflow's progress and debug logs")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Snakemake's own output and debug logs (default: a line per stage)",
+    )
     p.add_argument("-H", "--hash", action="store_true", help="hash the thumbnails")
     p.add_argument("-S", "--shift_amount", type=int, help="bits to shift pixels before hashing (-7..7, default 4)")
     p.add_argument(
@@ -187,11 +195,15 @@ def load_task(path: str) -> Config:
 def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) -> str:
     """Run every stage (resuming), then remove the progress; returns the database path."""
     cfg.retain_progress, cfg.delete_db, cfg.delete_thumb = True, False, False
-    fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose)
+    fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose, progress=not verbose)
     Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.config_path).write_text(json.dumps(cfg.to_dict(), indent=1))
     # one Snakemake run for every stage (its start-up is paid once): the database needs them all
     fdo.commit()
+    # Snakemake's whole output outlives the working folder
+    run_log = latest_snakemake_log(cfg.thumb_dir)
+    if run_log is not None:
+        shutil.copyfile(run_log, log_path(cfg.db_path))
     fdo.config.retain_progress = False
     fdo.config.delete_thumb = True
     fdo.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -117,7 +118,10 @@ def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_pat
     assert out.returncode == 0, out.stderr
     assert f"database: {tmp_path / 'o' / 'fast_diff_py.db'}" in out.stdout
     assert (tmp_path / "o" / "summary.json").is_file()
-    assert out.stderr.count("running ") == 1  # one Snakemake run for all stages
+    # one Snakemake run for all stages: its step count starts once, each stage has one line
+    assert len(re.findall(r"; 1 of \d+ steps", out.stderr)) == 1, out.stderr
+    stages = [line.split(":")[1].strip() for line in out.stderr.splitlines() if line.startswith("fast-diff: ")]
+    assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery", "summary"], out.stderr
 
 
 def test_the_api_returns_and_logs_the_summary(tmp_path, caplog):

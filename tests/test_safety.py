@@ -601,3 +601,22 @@ def test_a_users_report_folder_or_summary_beside_the_database_is_never_replaced(
     with pytest.raises(OutputError):
         write_summary({}, photos / "summary.json")
     assert (photos / "summary.json").read_text() == '{"mine": true}\n'
+
+
+def test_the_run_log_never_replaces_a_users_file(tmp_path):
+    from fast_diff_py._workflow import RUN_LOG_MARK, keep_run_log
+
+    work = tmp_path / "work"
+    (work / ".snakemake" / "log").mkdir(parents=True)
+    (work / ".snakemake" / "log" / "2026-12-02T000000.snakemake.log").write_text("Finished jobid: 1\n")
+    mine = tmp_path / "fast_diff_py.db.log"
+    mine.write_text("my own notes\n")
+    assert keep_run_log(work, mine) is None
+    assert mine.read_text() == "my own notes\n"
+    link = tmp_path / "link.log"
+    link.symlink_to(mine)
+    assert keep_run_log(work, link) is None and mine.read_text() == "my own notes\n"
+    ours = tmp_path / "ours.log"
+    assert keep_run_log(work, ours) == ours
+    assert ours.read_text().startswith(RUN_LOG_MARK) and "Finished jobid: 1" in ours.read_text()
+    assert keep_run_log(work, ours) == ours  # a log fast-diff wrote is replaced

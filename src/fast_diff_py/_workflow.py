@@ -24,6 +24,7 @@ __all__ = [
     "SNAKEFILE",
     "RunError",
     "WorkflowError",
+    "keep_run_log",
     "latest_snakemake_log",
     "run_workflow",
     "snakemake_command",
@@ -163,6 +164,31 @@ def latest_snakemake_log(workdir: str | os.PathLike[str]) -> Path | None:
     """The log Snakemake wrote of the latest run in ``workdir`` (its whole output)."""
     logs = sorted(Path(workdir, ".snakemake", "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
     return logs[-1] if logs else None
+
+
+# the first line of a run's log kept by keep_run_log: only a file that starts with it is replaced
+RUN_LOG_MARK = "# fast-diff: Snakemake's output of one run"
+
+
+def keep_run_log(workdir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path | None:
+    """Copy Snakemake's log of the latest run in ``workdir`` to ``dest`` (it outlives the
+    working folder), marked as fast-diff's; a file at ``dest`` that fast-diff did not write
+    is left alone (a warning names it). Returns the path written, or None."""
+    source, dest = latest_snakemake_log(workdir), Path(dest)
+    if source is None:
+        return None
+    if os.path.lexists(dest):
+        try:
+            with open(dest, encoding="utf-8", errors="replace") as fh:
+                ours = fh.readline().startswith(RUN_LOG_MARK) and dest.is_file() and not dest.is_symlink()
+        except OSError:
+            ours = False
+        if not ours:
+            logger.warning("left %s alone (not a log fast-diff wrote); the run's log is not kept", dest)
+            return None
+    text = source.read_text(encoding="utf-8", errors="replace")
+    dest.write_text(f"{RUN_LOG_MARK} (from {source})\n{text}", encoding="utf-8")
+    return dest
 
 
 def _read_output(proc: subprocess.Popen, stages: StageProgress | None) -> str:

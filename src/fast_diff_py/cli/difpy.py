@@ -32,7 +32,7 @@ from .._formats import report_path, summary_path
 from .._journal import Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
-from .._workflow import latest_snakemake_log
+from .._workflow import keep_run_log
 
 logger = logging.getLogger("difpy")
 
@@ -275,9 +275,7 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
-    run_log = latest_snakemake_log(progress)
-    if run_log is not None:  # Snakemake's whole output outlives the progress folder
-        shutil.copyfile(run_log, out_dir / f"difPy_{stamp}_log.txt")
+    keep_run_log(progress, out_dir / f"difPy_{stamp}_log.txt")
     summary = read_summary(summary_path(config["db_path"]))
     if summary is not None:  # the progress folder goes: the gallery and summary go beside the results
         gallery = replace_report(report_path(config["db_path"]), out_dir / f"difPy_{stamp}_report")

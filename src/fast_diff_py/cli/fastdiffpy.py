@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
-from .._workflow import latest_snakemake_log
+from .._workflow import keep_run_log
 
 logger = logging.getLogger("fastdiffpy")
 
@@ -201,9 +200,7 @@ def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) 
     # one Snakemake run for every stage (its start-up is paid once): the database needs them all
     fdo.commit()
     # Snakemake's whole output outlives the working folder
-    run_log = latest_snakemake_log(cfg.thumb_dir)
-    if run_log is not None:
-        shutil.copyfile(run_log, log_path(cfg.db_path))
+    keep_run_log(cfg.thumb_dir, log_path(cfg.db_path))
     fdo.config.retain_progress = False
     fdo.config.delete_thumb = True
     fdo.cleanup()

@@ -13,7 +13,8 @@ earlier one under any rotation: the originals are distinct beyond doubt.
 A fraction ``--dup-fraction`` of the originals gets one near-duplicate each, the transforms
 taken in turn: exact copy, JPEG quality 70, 50 % resize, rotations by 90, 180 and 270
 degrees, PNG re-save, 4 % brighter, 2 % crop (``--transforms`` picks others: HEIC, AVIF
-and BMP copies, mirror images). A few broken files are added (zero bytes,
+and BMP copies, mirror images, 1 and 3 % crops, crops off one side or a corner, and distinct
+look-alike framings of the same scene). A few broken files are added (zero bytes,
 truncated JPEG, text named .jpg). ``--partitions 2`` splits the originals between folders
 ``a`` and ``b`` and puts each duplicate in the other folder, as fast-diff-py's two-partition
 mode expects.
@@ -51,6 +52,11 @@ TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", 
 # copies as phones and editors write them (--transforms): HEIC (pillow-heif) and AVIF at
 # quality 90, a BMP; mirror images (left-right, as a front camera; upside-down flip)
 PHONE_TRANSFORMS = ["heic", "avif", "bmp", "mirror", "flip"]
+# trimmed copies (crop_tolerance): 1 and 3 % of each side (half at each end), 2 % off one
+# side, 2 % off two adjacent sides; "lookalike" is no copy: two further *distinct* photos of
+# the same scene (92 % crops from opposite corners, a framing 8 % apart from the original
+# and 16 % from each other), the near neighbours precision is measured against
+CROP_TRANSFORMS = ["crop1", "crop3", "crop2side", "crop2corner", "lookalike"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
 VARIANTS = 3 * 2 * 2 * len(PERMUTATIONS)  # scale x grid offset x mirror x channel order
@@ -181,6 +187,14 @@ def derive(img: np.ndarray, transform: str, path: Path) -> Path:
     elif transform == "crop2":
         dy, dx = max(1, round(h * 0.01)), max(1, round(w * 0.01))
         img = img[dy : h - dy, dx : w - dx]
+    elif transform in ("crop1", "crop3"):
+        share = 0.005 if transform == "crop1" else 0.015
+        dy, dx = max(1, round(h * share)), max(1, round(w * share))
+        img = img[dy : h - dy, dx : w - dx]
+    elif transform == "crop2side":
+        img = img[:, : w - round(w * 0.02)]
+    elif transform == "crop2corner":
+        img = img[round(h * 0.02) :, round(w * 0.02) :]
     cv2.imwrite(str(path), np.ascontiguousarray(img), q90)
     return path
 
@@ -192,6 +206,14 @@ def write_one(job: tuple) -> list[dict]:
     if transform is None:
         return []
     dup = dup_folder / f"{name}_{transform}.jpg"
+    if transform == "lookalike":  # two distinct framings of the scene, no copy of the original
+        img = cv2.imread(str(orig))
+        h, w = img.shape[:2]
+        ch, cw = round(h * 0.92), round(w * 0.92)
+        for corner, (y, x) in (("tl", (0, 0)), ("br", (h - ch, w - cw))):
+            frame = cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(dup_folder / f"{name}_lookalike_{corner}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        return []
     if transform == "copy":
         shutil.copyfile(orig, dup)
     else:
@@ -219,11 +241,12 @@ def main() -> None:
     ap.add_argument(
         "--transforms",
         default=",".join(TRANSFORMS),
-        help=f"comma list of the near-duplicates made, taken in turn (also: {', '.join(PHONE_TRANSFORMS)})",
+        help="comma list of the near-duplicates made, taken in turn "
+        f"(also: {', '.join(PHONE_TRANSFORMS + CROP_TRANSFORMS)})",
     )
     args = ap.parse_args()
     transforms = args.transforms.split(",")
-    unknown = set(transforms) - set(TRANSFORMS) - set(PHONE_TRANSFORMS)
+    unknown = set(transforms) - set(TRANSFORMS) - set(PHONE_TRANSFORMS) - set(CROP_TRANSFORMS)
     if unknown:
         raise SystemExit(f"unknown transforms: {', '.join(sorted(unknown))}")
     tw, th = map(int, args.tile.split("x"))

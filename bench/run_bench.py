@@ -126,6 +126,9 @@ class Corpus:
             "recall": tp / len(self.pairs),
             "found": len(found),
             "per_transform": {t: sum(v) / len(v) for t, v in per.items()},
+            # distinct framings of one scene (make_wallpaper_corpus --transforms lookalike)
+            "lookalike_found": sum(1 for p in found if any("_lookalike_" in f for f in p)),
+            "lookalikes": sum(1 for f in self.files if "_lookalike_" in f),
         }
 
     def subset(self, m: int, where: Path) -> tuple[list[Path], int]:
@@ -432,6 +435,11 @@ def main() -> None:
             print(
                 f"  {tool} recall per transform: "
                 + ", ".join(f"{t} {v:.2f}" for t, v in rs[0]["per_transform"].items())
+            )
+        if rs[0].get("lookalikes"):
+            print(
+                f"  {tool}: {rs[0]['lookalike_found']} pairs found with one of the {rs[0]['lookalikes']} "
+                "look-alike framings (distinct photos: each one is a false match)"
             )
     if "fast-diff compat" in runs and "fast-diff-py" in runs:
         r = med("fast-diff compat", "compare_pairs_per_s") / med("fast-diff-py", "compare_pairs_per_s")

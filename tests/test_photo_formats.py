@@ -33,6 +33,15 @@ def encode(img: np.ndarray, ext: str, orientation: int = 1) -> bytes:
         out = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(img[:, :, ::-1])).save(out, format="HEIF", quality=90, exif=exif.tobytes())
         return out.getvalue()
+    if ext in (".tif", ".tiff") and orientation != 1:  # the Orientation tag of the TIFF's own IFD0
+        from PIL import Image
+
+        tiff = Image.fromarray(np.ascontiguousarray(img[:, :, ::-1]))
+        tags = tiff.getexif()
+        tags[0x0112] = orientation
+        out = io.BytesIO()
+        tiff.save(out, format="TIFF", exif=tags)
+        return out.getvalue()
     params = {
         ".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95],
         ".webp": [cv2.IMWRITE_WEBP_QUALITY, 101],  # above 100: lossless
@@ -70,7 +79,7 @@ def upright() -> np.ndarray:
     return photo(11, h=96, w=160)
 
 
-@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".avif", ".heic"])
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".avif", ".heic", ".tiff"])
 def test_every_orientation_tag_gives_the_same_thumbnail(tmp_path, ext):
     thumbs = {}
     for tag, stored in STORED_FOR_TAG.items():
@@ -79,7 +88,7 @@ def test_every_orientation_tag_gives_the_same_thumbnail(tmp_path, ext):
         thumbs[tag], px, py = decode_thumbnail(str(path), 32)
         assert (px, py) == (96, 160), (ext, tag, px, py)
     for tag, thumb in thumbs.items():
-        if ext in (".png", ".webp"):  # lossless: the same pixels
+        if ext in (".png", ".webp", ".tiff"):  # lossless: the same pixels
             assert np.array_equal(thumb, thumbs[1]), (ext, tag)
         else:  # each file is encoded on its own: only the codec's noise differs
             assert naive_dif(thumb, thumbs[1], rotate=False) < 3, (ext, tag, naive_dif(thumb, thumbs[1], False))

@@ -22,6 +22,7 @@ from fast_diff_py import (
     make_plan,
     make_thumbnails,
     match_hashes,
+    naive_crop_dif,
     naive_dif,
     needs_digests,
     prunes,
@@ -29,6 +30,7 @@ from fast_diff_py import (
 )
 
 SIZE = 16
+CROP_TOLERANCE = 0.12  # crops of 4, 8 and 12 % of each side: visible at 16 x 16
 
 
 def _has_torch() -> bool:
@@ -55,6 +57,9 @@ def corpus(tmp_path_factory) -> dict:
             write(root / "B" / f"{i:02d}_mirror.png", np.ascontiguousarray(base[:, ::-1] if i % 2 else base[::-1]))
         if i in (2, 7):  # exact copies: dif 0 whatever the resize does
             write(root / "B" / f"{i:02d}_copy.png", base)
+        if i % 4 == 2:  # trimmed copies: 4 % of each side, two rows and columns off each end
+            h, w = base.shape[:2]
+            write(root / "B" / f"{i:02d}_trimmed.png", base[h // 25 : h - h // 25, w // 25 : w - w // 25].copy())
     # thumbnail-sized images constant on the pruning grid's cells, and copies 3 levels
     # brighter: the grid bound equals their true difference (27), so pruning is at its edge
     for i in range(3):
@@ -80,40 +85,61 @@ def corpus(tmp_path_factory) -> dict:
             shard_size=5,
         )
         shards = sorted((work / "index").glob("shard_*.parquet"))
-        metas, thumbs = [], []
+        metas, thumbs, crops, crop_sums = [], [], [], []
         for s in shards:
             t, m = work / "thumbs" / f"{s.stem}.npy", work / "thumbs" / f"{s.stem}.parquet"
-            make_thumbnails(s, t, m, size=SIZE, compute_hash=True, shift_amount=2)
+            c, cs = work / "thumbs" / f"{s.stem}.crops.npy", work / "thumbs" / f"{s.stem}.crops.parquet"
+            make_thumbnails(
+                s,
+                t,
+                m,
+                size=SIZE,
+                compute_hash=True,
+                shift_amount=2,
+                crop_tolerance=CROP_TOLERANCE,
+                out_crops=c,
+                out_crop_sums=cs,
+            )
             metas.append(str(m))
             thumbs.append(str(t))
+            crops.append(str(c))
+            crop_sums.append(str(cs))
         out[tag] = {
             "work": work,
             "index": [str(s) for s in shards],
             "meta": metas,
             "thumbs": thumbs,
+            "crops": crops,
+            "crop_sums": crop_sums,
             "has_b": bool(part_b),
         }
     return out
 
 
 def all_images(run):
-    """key -> (thumbnail, part_b, (px, py), hashes) for decoded images."""
+    """key -> (thumbnail, part_b, (px, py), hashes, crops) for decoded images."""
     images = {}
-    for index, meta, thumbs in zip(run["index"], run["meta"], run["thumbs"]):
-        stack = np.load(thumbs)
+    for index, meta, thumbs, crops in zip(run["index"], run["meta"], run["thumbs"], run["crops"]):
+        stack, crop_stack = np.load(thumbs), np.load(crops)
         parts = pq.read_table(index).column("part_b").to_pylist()
         for row, part in zip(pq.read_table(meta).to_pylist(), parts):
             if row["success"] == 1:
                 hashes = {row[h] for h in ("hash_0", "hash_90", "hash_180", "hash_270")} - {None}
-                images[row["key"]] = (stack[row["thumb_row"]], part, (row["px"], row["py"]), hashes)
+                images[row["key"]] = (
+                    stack[row["thumb_row"]],
+                    part,
+                    (row["px"], row["py"]),
+                    hashes,
+                    crop_stack[row["thumb_row"]],
+                )
     return images
 
 
-def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror=False):
+def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror=False, crop=False):
     images = all_images(run)
     rows = {}
     for ka, kb in itertools.combinations(sorted(images), 2):
-        (ta, pa_, sa, ha), (tb, pb, sb, hb) = images[ka], images[kb]
+        (ta, pa_, sa, ha, ca), (tb, pb, sb, hb, cb) = images[ka], images[kb]
         if run["has_b"] and (pa_, pb) != (0, 1):
             continue
         if skip_hash and ha & hb:
@@ -129,7 +155,7 @@ def naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror=F
                 if keep_aspect:
                     rows[(ka, kb)] = (-1.0, PairStatus.NON_MATCHING_ASPECT)
                 continue
-        d = naive_dif(ta, tb, rotate, mirror)
+        d = naive_crop_dif(ta, tb, ca, cb, rotate, mirror) if crop else naive_dif(ta, tb, rotate, mirror)
         if d <= threshold:
             rows[(ka, kb)] = (d, PairStatus.COMPUTED)
     return rows
@@ -145,7 +171,18 @@ def digests(run, tmp, rotate=True, mirror=False):
 
 
 def staged_pairs(
-    run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend="numpy", tile=1024, mirror=False
+    run,
+    tmp,
+    threshold,
+    rotate,
+    skip_hash,
+    aspect,
+    keep_aspect,
+    block_size,
+    backend="numpy",
+    tile=1024,
+    mirror=False,
+    crop=False,
 ):
     plan = tmp / "plan"
     # the workflow's own decisions, from the configuration these arguments make
@@ -153,6 +190,7 @@ def staged_pairs(
         "second_loop": {"diff_threshold": threshold, "keep_non_matching_aspects": keep_aspect},
         "cpu_diff": None,
         "gpu_diff": None,
+        "crop_tolerance": CROP_TOLERANCE if crop else 0,
     }
     make_plan(
         run["meta"],
@@ -164,6 +202,7 @@ def staged_pairs(
         has_part_b=run["has_b"],
         prune=prunes(config),
         digest_paths=digests(run, tmp, rotate, mirror) if needs_digests(config) else None,
+        crop_sums_paths=run["crop_sums"] if crop else None,
     )
     rows = {}
     files = []
@@ -183,6 +222,7 @@ def staged_pairs(
             keep_non_matching_aspects=keep_aspect,
             backend=backend,
             tile=tile,
+            crop_paths=run["crops"] if crop else None,
         )
         files.append(out)
     if skip_hash:
@@ -204,6 +244,7 @@ def staged_pairs(
     threshold=st.one_of(st.sampled_from([0.0, 15.0, 27.0, 30.0, 200.0, 3 * 255.0**2]), st.floats(0, 3000)),
     rotate=st.booleans(),
     mirror=st.booleans(),
+    crop=st.booleans(),
     skip_hash=st.booleans(),
     aspect=st.sampled_from([None, 0, 1, 1.2]),
     keep_aspect=st.booleans(),
@@ -212,12 +253,26 @@ def staged_pairs(
     backend=st.sampled_from(["numpy", "torch"] if _has_torch() else ["numpy"]),
 )
 def test_staged_equals_naive(
-    corpus, tmp_path_factory, tag, threshold, rotate, mirror, skip_hash, aspect, keep_aspect, block_size, tile, backend
+    corpus,
+    tmp_path_factory,
+    tag,
+    threshold,
+    rotate,
+    mirror,
+    crop,
+    skip_hash,
+    aspect,
+    keep_aspect,
+    block_size,
+    tile,
+    backend,
 ):
     run = corpus[tag]
     tmp = tmp_path_factory.mktemp("staged")
-    expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror)
-    got = staged_pairs(run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile, mirror)
+    expected = naive_pairs(run, threshold, rotate, skip_hash, aspect, keep_aspect, mirror, crop)
+    got = staged_pairs(
+        run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile, mirror, crop
+    )
     assert got == expected
 
 
@@ -373,3 +428,16 @@ def test_one_compare_job_per_block(corpus, tmp_path, tag):
         one_by_one += pq.read_table(tmp_path / f"{b}.parquet").to_pylist()
     row = pq.read_table(tmp_path / "row.parquet").to_pylist()
     assert row == one_by_one and len(row) > len(bs)
+
+
+def test_trimmed_copies_are_closer_with_their_crops(corpus):
+    """The corpus's trimmed copies match their originals far better through a crop, so the
+    staged test above sees pairs that only crop tolerance finds."""
+    images = all_images(corpus["a"])
+    closer = 0
+    for ka, kb in itertools.combinations(sorted(images), 2):
+        (ta, _, _, _, ca), (tb, _, _, _, cb) = images[ka], images[kb]
+        plain, cropped = naive_dif(ta, tb), naive_crop_dif(ta, tb, ca, cb)
+        assert cropped <= plain
+        closer += cropped < plain / 2
+    assert closer >= 3

@@ -485,9 +485,11 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
     events = []
     monkeypatch.setattr(thumbnails, "READ_AHEAD_FILES", 3)
     monkeypatch.setattr(thumbnails, "advise", lambda path: events.append(("advise", path)))
-    decode = thumbnails.decode_thumbnail
+    decode = thumbnails.decode_thumbnail_and_crops
     monkeypatch.setattr(
-        thumbnails, "decode_thumbnail", lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k)
+        thumbnails,
+        "decode_thumbnail_and_crops",
+        lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k),
     )
     make_thumbnails(
         tmp_path / "index/shard_00000.parquet",

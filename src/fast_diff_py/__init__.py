@@ -16,7 +16,10 @@ _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig"],
     "_report": ["make_report"],
     "_summary": ["current_summary", "format_summary", "print_summary", "read_summary", "summarize", "write_summary"],
+    "_crops": ["crop_thumbnails", "naive_crop_dif"],
     "_formats": [
+        "CROP_STACK_SUFFIX",
+        "CROP_SUMS_SUFFIX",
         "DB_RECEIPT",
         "DIF_PER_MSE",
         "DIGEST_DIR",
@@ -78,7 +81,7 @@ _EXPORTS = {
     "_kernel": ["block_dif", "naive_dif"],
     "_plan": ["block_pair_ids", "block_partners", "make_plan"],
     "_queries": ["FastDiffDB", "SQLiteDB"],
-    "_decode": ["decode_image", "decode_thumbnail"],
+    "_decode": ["decode_image", "decode_thumbnail", "decode_thumbnail_and_crops"],
     "_hashing": ["hash_thumbnail"],
     "_thumbnails": ["make_digests", "make_thumbnails"],
     "_workflow": ["run_workflow"],
@@ -105,6 +108,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
+    from ._crops import crop_thumbnails, naive_crop_dif  # noqa: F401
     from ._db import build_database, database_problem, forget_changed_database, write_receipt  # noqa: F401
     from ._decisions import (  # noqa: F401
         compare_mem_mb,
@@ -116,7 +120,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         thumbnail_mem_mb,
         thumbnail_runtime_min,
     )
-    from ._decode import decode_image, decode_thumbnail  # noqa: F401
+    from ._decode import decode_image, decode_thumbnail, decode_thumbnail_and_crops  # noqa: F401
     from ._difpy import difpy_parameters, difpy_report, write_difpy_files  # noqa: F401
     from ._errors import (  # noqa: F401
         ConfigError,
@@ -130,6 +134,8 @@ if TYPE_CHECKING:  # for type checkers and editors
         WorkflowError,
     )
     from ._formats import (  # noqa: F401
+        CROP_STACK_SUFFIX,
+        CROP_SUMS_SUFFIX,
         DB_RECEIPT,
         DIF_PER_MSE,
         DIGEST_DIR,

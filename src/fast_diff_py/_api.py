@@ -123,6 +123,7 @@ class Config:
     recurse: bool = _default("recursive")
     rotate: bool = _default("rotate")
     mirror: bool = _default("mirror")
+    crop_tolerance: float = _default("crop_tolerance")
     ignore_names: list[str] = field(default_factory=list)
     ignore_paths: list[str] = field(default_factory=list)
     allowed_file_extensions: list[str] = field(default_factory=lambda: list(_DEFAULT_EXTENSIONS))
@@ -173,6 +174,7 @@ class Config:
             "recursive": self.recurse,
             "rotate": self.rotate,
             "mirror": self.mirror,
+            "crop_tolerance": self.crop_tolerance,
             "ignore_names": list(self.ignore_names),
             "ignore_paths": [os.path.abspath(p) for p in self.ignore_paths],
             "exclude_paths": own,

@@ -197,8 +197,39 @@ class _Block:
     thumbs: np.ndarray  # the thumbnails, in brightness order
     tiles: list[tuple[int, int]]
     ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
+    crops: np.ndarray | None = None  # crop thumbnails (n x V x S x S x 3), brightness order
     _grid: np.ndarray | None = None
     _have: np.ndarray | None = None
+    _variants: dict[int, _Block] | None = None
+
+    def variant(self, k: int) -> _Block:
+        """The block with crop ``k`` of each image in place of its thumbnail (same rows)."""
+        assert self.crops is not None
+        if self._variants is None:
+            self._variants = {}
+        if k not in self._variants:
+            thumbs = np.ascontiguousarray(self.crops[:, k])
+            self._variants[k] = _Block(
+                id=self.id,
+                table=self.table,
+                perm=self.perm,
+                sums=channel_sums(thumbs),
+                keys=self.keys,
+                sizes=self.sizes,
+                thumbs=thumbs,
+                tiles=self.tiles,
+                ranges=self.ranges,
+            )
+        return self._variants[k]
+
+    def comparisons(self, other: _Block) -> list[tuple[_Block, _Block]]:
+        """The thumbnail pairings whose least ``dif`` is a pair's: the thumbnails, and with
+        crops each image's crops against the other's thumbnail, both ways."""
+        pairs = [(self, other)]
+        if self.crops is not None and other.crops is not None:
+            for k in range(self.crops.shape[1]):
+                pairs += [(self.variant(k), other), (self, other.variant(k))]
+        return pairs
 
     def grids(self, idx: np.ndarray, cells: int) -> np.ndarray:
         """Grid sums of the images ``idx``, each computed once, when a tile first needs it:
@@ -214,7 +245,13 @@ class _Block:
         return grid[idx]
 
 
-def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], block: int, tile: int) -> _Block:
+def _load_block(
+    plan_dir: str | os.PathLike[str],
+    thumb_paths: Sequence[str],
+    block: int,
+    tile: int,
+    crop_paths: Sequence[str] | None = None,
+) -> _Block:
     # brightness order inside each block, so that tiles cover narrow ranges of sums
     table = read_block(plan_dir, block)
     sums = table_sums(table)
@@ -223,6 +260,19 @@ def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], bl
     feat = with_total(sums)
     n = len(table)
     tiles = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
+    crops = None
+    low, high = feat, feat
+    if crop_paths:
+        crops = load_thumbnails(table, crop_paths, perm)
+        if len(crops) and crops.ndim != 5:
+            raise IntermediateError(f"crop stacks {list(crop_paths)!r} are not of shape (n, V, S, S, 3)")
+        if len(crops):
+            # a tile's ranges cover its images' crops too
+            crop_feat = with_total(channel_sums(crops.reshape(-1, *crops.shape[2:])).reshape(n, -1, 3))
+            low = np.minimum(feat, crop_feat.min(axis=1))
+            high = np.maximum(feat, crop_feat.max(axis=1))
+        else:
+            crops = None
     return _Block(
         id=block,
         table=table,
@@ -232,7 +282,8 @@ def _load_block(plan_dir: str | os.PathLike[str], thumb_paths: Sequence[str], bl
         sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
         thumbs=_checked(load_thumbnails(table, thumb_paths, perm), sums, table, thumb_paths, perm),
         tiles=tiles,
-        ranges=[(feat[i0:i1].min(axis=0), feat[i0:i1].max(axis=0)) for i0, i1 in tiles],
+        ranges=[(low[i0:i1].min(axis=0), high[i0:i1].max(axis=0)) for i0, i1 in tiles],
+        crops=crops,
     )
 
 
@@ -272,6 +323,7 @@ def compare_blocks(
     backend: Backend = "auto",
     tile: int = TILE,
     mirror: bool = False,
+    crop_paths: Sequence[str] | None = None,
 ) -> int:
     """Compare block ``block_a`` with each of ``blocks_b`` in turn and write the stored pairs
     to ``out`` (a row group per block pair). Returns the number of rows written. ``dif`` is
@@ -292,6 +344,9 @@ def compare_blocks(
     The pairs are worked through in tiles of ``tile x tile`` (whole blocks with torch), with
     each block ordered by brightness: a tile whose per-channel sum ranges are too far apart
     is skipped whole, and memory does not grow with the block size.
+
+    ``crop_paths`` (the shards' crop stacks, crop_tolerance) make ``dif`` the least over the
+    thumbnails and each image's crops against the other's thumbnail (``fast_diff_py._crops``).
     """
     if backend not in ("auto", "numpy", "torch"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
@@ -299,6 +354,10 @@ def compare_blocks(
         raise ValueError(f"tile must be >= 1, got {tile}")
     chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
     user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
+    if user_diff is not None and crop_paths:
+        raise ValueError(
+            "crop thumbnails (crop_tolerance) apply to the built-in difference, not to cpu_diff or gpu_diff"
+        )
     use_torch = user_diff is None and _use_torch(backend)
     what = f"block {block_a} x {list(blocks_b)}"
     if user_diff is not None:
@@ -320,13 +379,13 @@ def compare_blocks(
         user_diff=user_diff,
         use_torch=use_torch,
     )
-    first = _load_block(plan_dir, thumb_paths, block_a, tile)
+    first = _load_block(plan_dir, thumb_paths, block_a, tile, crop_paths)
     written = 0
     progress = Progress(len(blocks_b), "block pairs", logger)
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
             for b in blocks_b:
-                second = first if b == block_a else _load_block(plan_dir, thumb_paths, b, tile)
+                second = first if b == block_a else _load_block(plan_dir, thumb_paths, b, tile, crop_paths)
                 table = _compare_loaded(first, second, options)
                 writer.write_table(table)
                 written += len(table)
@@ -450,30 +509,49 @@ def _compare_tile(
     if out_of_range:
         return found
     candidates = asked & aspect_ok
-    if options.user_diff is None:
-        candidates &= channel_bound_mask(A.sums[i0:i1], B.sums[j0:j1], size, options.threshold)
-    n_candidates = int(np.count_nonzero(candidates))
-    counts.channel += n_candidates
-    if not n_candidates:
+    if options.user_diff is not None:
+        n_candidates = int(np.count_nonzero(candidates))
+        counts.channel += n_candidates
+        if n_candidates:
+            found.append((*_user_difs(A, B, rows, cols, candidates, options), PairStatus.COMPUTED))
         return found
-    if options.user_diff is None:
-        i, j, d = _exact_difs(
-            A,
-            B,
-            rows,
-            cols,
-            candidates,
-            grid_cells(size),
-            options.threshold,
-            options.rotate,
-            options.use_torch,
-            counts,
-            options.mirror,
-        )
-    else:
-        i, j, d = _user_difs(A, B, rows, cols, candidates, options)
-    found.append((i, j, d, PairStatus.COMPUTED))
+    parts = []
+    for X, Y in A.comparisons(B):
+        # the channel bound per pairing: a crop has sums of its own
+        pairing = candidates & channel_bound_mask(X.sums[i0:i1], Y.sums[j0:j1], size, options.threshold)
+        n_candidates = int(np.count_nonzero(pairing))
+        counts.channel += n_candidates
+        if n_candidates:
+            parts.append(
+                _exact_difs(
+                    X,
+                    Y,
+                    rows,
+                    cols,
+                    pairing,
+                    grid_cells(size),
+                    options.threshold,
+                    options.rotate,
+                    options.use_torch,
+                    counts,
+                    options.mirror,
+                )
+            )
+    if parts:
+        found.append((*_least(parts), PairStatus.COMPUTED))
     return found
+
+
+def _least(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs found by one or more pairings, each once with its least ``dif``."""
+    if len(parts) == 1:
+        return parts[0]
+    i, j, d = (np.concatenate(x) for x in zip(*parts))
+    order = np.lexsort((d, j, i))
+    i, j, d = i[order], j[order], d[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[first], j[first], d[first]
 
 
 def _user_difs(

@@ -90,6 +90,12 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True, check_p
             "gpu_diff): mirror applies to the built-in difference only; compare mirror images "
             "in your function instead"
         )
+    if config["crop_tolerance"] and (config["cpu_diff"] or config["gpu_diff"]):
+        raise ConfigError(
+            f"config key 'crop_tolerance' is {config['crop_tolerance']} but a user difference function is "
+            "set (cpu_diff or gpu_diff): crop tolerance applies to the built-in difference only; set "
+            "crop_tolerance: 0"
+        )
     _check_memory(config)
     if check_paths:
         check_folders(config["part_a"], config["part_b"])

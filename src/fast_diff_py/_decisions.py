@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._crops import CROP_VARIANTS
+
 __all__ = [
     "block_size_for",
     "compare_mem_mb",
@@ -30,9 +32,9 @@ def prunes(config: Config) -> bool:
 
 def needs_digests(config: Config) -> bool:
     """Whether the plan groups images by canonical digest (make_digests runs): only at
-    diff_threshold 0, where equal digests are the only pairs that can match, and only when
-    pruning."""
-    return config["second_loop"]["diff_threshold"] == 0 and prunes(config)
+    diff_threshold 0, where equal digests are the only pairs that can match, only when
+    pruning, and not with crop tolerance (a crop may match at 0 whatever the digests)."""
+    return config["second_loop"]["diff_threshold"] == 0 and prunes(config) and not config.get("crop_tolerance")
 
 
 def digests_from_hashes(config: Config) -> bool:
@@ -43,8 +45,9 @@ def digests_from_hashes(config: Config) -> bool:
 
 
 def job_memory(config: Config) -> dict[str, int]:
-    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold."""
-    thumb = 3 * config["compression_target"] ** 2
+    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold,
+    crop thumbnails (crop_tolerance) included."""
+    thumb = 3 * config["compression_target"] ** 2 * (1 + (CROP_VARIANTS if config.get("crop_tolerance") else 0))
     return {"make_thumbnails": config["shard_size"] * thumb, "compare_blocks": 2 * config["block_size"] * thumb}
 
 
@@ -61,11 +64,13 @@ def compare_mem_mb(config: Config, gpu: bool = False) -> int:
     """The memory (MB) a compare job declares: two blocks of uint8 thumbnails and their grid
     sums; the numpy kernel works through tiles of 1024 x 1024 pairs (centred float32 copies,
     float64 score tiles), the torch kernel through whole blocks (block_size^2 masks and
-    scores on the host)."""
+    scores on the host). Crop thumbnails (crop_tolerance) add their stacks and a copy of
+    each crop in turn."""
     d = 3 * config["compression_target"] ** 2
     n = config["block_size"]
     tile = n if gpu else min(n, 1024)
-    return 500 + (2 * n * d + 2 * n * 1536 + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20
+    crops = (CROP_VARIANTS + 1) * 2 * n * (d + 1536) if config.get("crop_tolerance") else 0
+    return 500 + (2 * n * d + 2 * n * 1536 + crops + 2 * tile * d * 4 * 2 + 8 * tile * tile * 8) // 2**20
 
 
 def block_size_for(compression_target: int) -> int:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from ._crops import crop_thumbnails, cubic_crop_thumbnails
 from ._errors import ImageReadError
 from ._files import MAX_FILE_BYTES, FileIdentity, read_file
 
@@ -18,6 +19,7 @@ __all__ = [
     "Method",
     "decode_image",
     "decode_thumbnail",
+    "decode_thumbnail_and_crops",
     "halved",
     "header_size",
     "reduced_scale",
@@ -297,7 +299,24 @@ def decode_thumbnail(
     max_pixels: int = MAX_IMAGE_PIXELS,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[np.ndarray, int, int]:
-    """Decode ``path`` and return ``(thumbnail, px, py)``.
+    """Decode ``path`` and return ``(thumbnail, px, py)`` (see ``decode_thumbnail_and_crops``)."""
+    thumb, _, px, py = decode_thumbnail_and_crops(
+        path, size, method, expected=expected, max_pixels=max_pixels, max_bytes=max_bytes
+    )
+    return thumb, px, py
+
+
+def decode_thumbnail_and_crops(
+    path: str,
+    size: int,
+    method: Method = "quality",
+    crops: tuple[float, ...] = (),
+    *,
+    expected: FileIdentity | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Decode ``path`` and return ``(thumbnail, crop thumbnails, px, py)``.
 
     The thumbnail is the image as ``cv2.imdecode(..., IMREAD_COLOR)`` reads it (3-channel
     uint8 BGR: grey expanded, alpha dropped, 16-bit scaled to 8, EXIF orientation applied)
@@ -310,6 +329,9 @@ def decode_thumbnail(
       1/2, 1/4 or 1/8 size by DCT scaling first (see ``reduced_scale``), and the image is
       halved by 2 x 2 means while it stays large enough (``halved``) before ``INTER_AREA``:
       a fraction of the cost, and the same copies found.
+
+    The crop thumbnails are one per fraction of ``crops``, made as ``fast_diff_py._crops``
+    defines them for the method.
 
     The decoding is ``decode_image``'s: OpenCV's pixels, through simplejpeg for plain JPEGs.
     The file is read by ``read_file`` (``expected`` and ``max_bytes`` are its checks).
@@ -328,7 +350,12 @@ def decode_thumbnail(
     px, py = int(img.shape[0]) * scale, int(img.shape[1]) * scale
     if method == "quality":
         img = halved(img, size)
+    # the crops (crop_tolerance): area means of the halved image, bicubic samples for compat
+    if method == "compat":
+        cropped = cubic_crop_thumbnails(img, size, crops)
+    else:
+        cropped = crop_thumbnails(img if method == "quality" or not crops else halved(img, size), size, crops)
     if img.shape[:2] != (size, size):
         interpolation = cv2.INTER_CUBIC if method == "compat" else cv2.INTER_AREA
         img = cv2.resize(img, dsize=(size, size), interpolation=interpolation)
-    return np.ascontiguousarray(img), px, py
+    return np.ascontiguousarray(img), cropped, px, py

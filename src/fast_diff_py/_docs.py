@@ -98,6 +98,8 @@ _FORMATS_FILES = {
     "INDEX_SCHEMA": "`index/shard_<s>.parquet`: one row per path found",
     "FILE_LIST_SCHEMA": "`file_list` (given instead of folders): one row per file",
     "META_SCHEMA": "`thumbnails/shard_<s>.parquet`: one row per path of the shard, in its order",
+    "CROP_SUMS_SCHEMA": "`thumbnails/shard_<s>.crops.parquet` (`crop_tolerance` only): one row per decoded "
+    "file, beside `shard_<s>.crops.npy` (decoded files x 3 crops x S x S x 3)",
     "DIGEST_SCHEMA": "`digests/shard_<s>.parquet` (`diff_threshold: 0` only): one row per decoded file",
     "BLOCKS_SCHEMA": "`plan/blocks.parquet`: one row per decoded file, by block and key, a row group per block",
     "BLOCK_PAIRS_SCHEMA": "`plan/block_pairs.parquet`: the pairs of blocks that can hold a match",

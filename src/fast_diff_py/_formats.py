@@ -10,6 +10,8 @@ and status codes from here.
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
       thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
+      thumbnails/shard_<s>.crops.npy N x V x S x S x 3 uint8 crop thumbnails (crop_tolerance only)
+      thumbnails/shard_<s>.crops.parquet  CROP_SUMS_SCHEMA: their channel sums (crop_tolerance only)
       digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
       plan/                          blocks and block partners (_plan)
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
@@ -26,6 +28,8 @@ from enum import IntEnum
 from pathlib import Path
 
 import pyarrow as pa
+
+from ._crops import CROP_VARIANTS
 
 __all__ = [
     "DB_RECEIPT",
@@ -55,6 +59,10 @@ __all__ = [
     "BLOCKS_SCHEMA",
     "BLOCK_PAIRS_SCHEMA",
     "COLUMN_MEANINGS",
+    "CROP_STACK_SUFFIX",
+    "CROP_SUMS_SCHEMA",
+    "CROP_SUMS_SUFFIX",
+    "crop_sum_columns",
     "PLAN_DIR",
     "PairStatus",
     "ROOTS_FILE",
@@ -126,6 +134,9 @@ SUMMARY_FILE = "summary.json"
 REPORT_DIR = "report"
 REPORT_INDEX = "index.html"
 _SHARD_PREFIX = "shard_"
+# a thumbnail shard's crop thumbnails and their sums (crop_tolerance > 0 only)
+CROP_STACK_SUFFIX = ".crops.npy"
+CROP_SUMS_SUFFIX = ".crops.parquet"
 
 
 def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
@@ -241,6 +252,16 @@ META_SCHEMA = pa.schema(
     ]
 )
 
+
+def crop_sum_columns(variants: int = CROP_VARIANTS) -> list[list[str]]:
+    """The columns of CROP_SUMS_SCHEMA holding crop k's channel sums, per crop."""
+    return [[f"crop{k}_sum_{c}" for c in range(3)] for k in range(1, variants + 1)]
+
+
+# one row per decoded file of a shard, in the order of its crop stack (make_thumbnails with
+# crop_tolerance): the channel sums of each crop thumbnail, the plan's pruning features
+CROP_SUMS_SCHEMA = pa.schema([("key", pa.int64()), *[(c, pa.int64()) for cols in crop_sum_columns() for c in cols]])
+
 # one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
 # rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
 # answer diff_threshold 0 without products
@@ -311,6 +332,14 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         **_HASHES,
         **_IDENTITY,
         "file_size": "size in bytes of the version that was read, -1 where unread",
+    },
+    "CROP_SUMS_SCHEMA": {
+        "key": "the path's key (decoded files only, in the order of the crop stack)",
+        **{
+            c: f"sum of crop {k + 1}'s {('first', 'second', 'third')[i]} channel (crop_tolerance)"
+            for k, cols in enumerate(crop_sum_columns())
+            for i, c in enumerate(cols)
+        },
     },
     "DIGEST_SCHEMA": {
         "key": "the path's key (decoded files only)",

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import BLOCK_PAIRS_SCHEMA, BLOCKS_SCHEMA, HASH_COLUMNS, FileStatus
+from ._formats import BLOCK_PAIRS_SCHEMA, BLOCKS_SCHEMA, HASH_COLUMNS, FileStatus, crop_sum_columns
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_limit, range_bound, with_total
 
@@ -57,6 +57,7 @@ def make_plan(
     has_part_b: bool,
     prune: bool = True,
     digest_paths: list[str] | None = None,
+    crop_sums_paths: list[str] | None = None,
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block) and
     ``out_dir/block_pairs.parquet`` (the block pairs to compare). Returns the pair count.
@@ -68,12 +69,17 @@ def make_plan(
     thumbnails equal up to a rotation; ``digest_paths``, one ``make_digests`` file per shard)
     and only blocks sharing a digest are paired, so the number of jobs grows linearly with
     the number of images.
+
+    With crop thumbnails (``crop_sums_paths``, one per shard: crop_tolerance) a block's
+    ranges of sums also cover its images' crops, so that the bound holds for every
+    comparison the crops add; no digests then (a crop can match at 0 whatever the digests).
     """
     table = _decoded(meta_paths, index_paths)
     features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
-    if prune and threshold == 0:
+    spread = _crop_spread(crop_sums_paths, keys, features) if crop_sums_paths else None
+    if prune and threshold == 0 and spread is None:
         canonical = _digests(digest_paths, keys)
         block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
         pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
@@ -81,7 +87,7 @@ def make_plan(
     else:
         limit = channel_limit(size, threshold) if prune else np.inf
         block, pairs_a, pairs_b, candidates = plan_pairs(
-            features, part_b, keys, block_size=block_size, limit=limit, has_part_b=has_part_b
+            features, part_b, keys, block_size=block_size, limit=limit, has_part_b=has_part_b, spread=spread
         )
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
@@ -104,6 +110,26 @@ def make_plan(
     return len(pairs_a)
 
 
+def _crop_spread(crop_sums_paths: list[str], keys: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (in the order of ``keys``), the least and the greatest ``with_total``
+    features over the image and its crops."""
+    table = pa.concat_tables([read_parquet(p) for p in crop_sums_paths])
+    by_key = {k: i for i, k in enumerate(table.column("key").to_pylist())}
+    missing = [k for k in keys.tolist() if k not in by_key]
+    if missing:
+        raise ValueError(
+            f"no crop sums for {len(missing)} decoded images (key {missing[0]} first): "
+            "crop_sums_paths must cover every shard"
+        )
+    rows = np.asarray([by_key[k] for k in keys.tolist()], np.intp)
+    lo, hi = features.copy(), features.copy()
+    for names in crop_sum_columns():
+        crop = with_total(np.stack([table.column(c).to_numpy() for c in names], axis=1)[rows])
+        np.minimum(lo, crop, out=lo)
+        np.maximum(hi, crop, out=hi)
+    return lo, hi
+
+
 def _digests(digest_paths: list[str] | None, keys: np.ndarray) -> np.ndarray:
     """The canonical digest of each of ``keys``, from the shards' ``make_digests`` files."""
     if digest_paths is None:
@@ -123,13 +149,19 @@ def _digests(digest_paths: list[str] | None, keys: np.ndarray) -> np.ndarray:
 
 
 def assign_blocks(
-    order_key: np.ndarray, part_b: np.ndarray, keys: np.ndarray, features: np.ndarray, block_size: int
+    order_key: np.ndarray,
+    part_b: np.ndarray,
+    keys: np.ndarray,
+    features: np.ndarray,
+    block_size: int,
+    spread: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sort each partition by ``order_key`` (ties by key) and cut it into blocks.
 
     Returns each image's block, and per block its partition and the minima and maxima of
-    ``features`` over its members.
+    ``features`` over its members (of ``spread``'s per-image minima and maxima when given).
     """
+    low, high = spread if spread is not None else (features, features)
     block = np.empty(len(keys), np.int32)
     block_part: list[int] = []
     lo: list[np.ndarray] = []
@@ -141,8 +173,8 @@ def assign_blocks(
             members = idx[start : start + block_size]
             block[members] = len(block_part)
             block_part.append(part)
-            lo.append(features[members].min(axis=0))
-            hi.append(features[members].max(axis=0))
+            lo.append(low[members].min(axis=0))
+            hi.append(high[members].max(axis=0))
     width = features.shape[1]
     return (
         block,
@@ -153,15 +185,23 @@ def assign_blocks(
 
 
 def plan_pairs(
-    features: np.ndarray, part_b: np.ndarray, keys: np.ndarray, *, block_size: int, limit: float, has_part_b: bool
+    features: np.ndarray,
+    part_b: np.ndarray,
+    keys: np.ndarray,
+    *,
+    block_size: int,
+    limit: float,
+    has_part_b: bool,
+    spread: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[int], list[int], int]:
     """Blocks ordered by total pixel sum and the block pairs whose ``range_bound`` is within
     ``limit`` (``channel_limit``; ``inf`` keeps them all).
 
     ``features`` are ``with_total`` sums. Returns each image's block, the pairs' A and B
-    blocks, and the number of block pairs there were to consider.
+    blocks, and the number of block pairs there were to consider. ``spread``: per image, the
+    least and greatest features over the image and its crops (see ``make_plan``).
     """
-    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size)
+    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size, spread)
     a_blocks = np.flatnonzero(block_part == 0)
     b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
     pairs_a, pairs_b = [], []

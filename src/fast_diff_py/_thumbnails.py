@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._decode import MAX_IMAGE_PIXELS, Method, decode_thumbnail
+from ._crops import crop_fractions
+from ._decode import MAX_IMAGE_PIXELS, Method, decode_thumbnail_and_crops
 from ._errors import ImageReadError
 from ._files import MAX_FILE_BYTES, READ_AHEAD_BYTES, READ_AHEAD_FILES, FileIdentity, advise, read_ahead
-from ._formats import DIGEST_SCHEMA, HASH_COLUMNS, META_SCHEMA, FileStatus
+from ._formats import CROP_SUMS_SCHEMA, DIGEST_SCHEMA, HASH_COLUMNS, META_SCHEMA, FileStatus, crop_sum_columns
 from ._hashing import canonical, canonical_digests, default_hash, hash_stack
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
@@ -49,14 +50,23 @@ def make_thumbnails(
     threads: int = 1,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     max_file_bytes: int = MAX_FILE_BYTES,
+    crop_tolerance: float = 0.0,
+    out_crops: str | os.PathLike[str] | None = None,
+    out_crop_sums: str | os.PathLike[str] | None = None,
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard.
 
     Writes ``out_thumbs`` (uint8, N x size x size x 3, one row per decoded file) and
     ``out_meta`` (one row per file of the shard, schema META_SCHEMA). Files that fail get
     ``success = 0`` and their error (a file no longer the version indexed among them);
-    disallowed files and second names of a file (``same_as``) ``success = -1``.
+    disallowed files and second names of a file (``same_as``) ``success = -1``. With
+    ``crop_tolerance`` also ``out_crops`` (uint8, N x CROP_VARIANTS x size x size x 3: the
+    crop thumbnails of ``fast_diff_py._crops``, rows as in ``out_thumbs``) and
+    ``out_crop_sums`` (CROP_SUMS_SCHEMA).
     """
+    fractions = crop_fractions(crop_tolerance)
+    if fractions and (out_crops is None or out_crop_sums is None):
+        raise ValueError("crop_tolerance > 0 writes crop thumbnails: pass out_crops and out_crop_sums")
     fn = resolve(hash_fn) if hash_fn else default_hash
     index = read_parquet(index_shard, columns=_INDEX_COLUMNS).to_pylist()
     cv2.setNumThreads(1)
@@ -64,15 +74,27 @@ def make_thumbnails(
     # once per process, at the first decode)
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_image_pixels))
     thumbnail = functools.partial(
-        _thumbnail_row, size=size, method=method, max_pixels=max_image_pixels, max_bytes=max_file_bytes
+        _thumbnail_row,
+        size=size,
+        method=method,
+        crops=fractions,
+        max_pixels=max_image_pixels,
+        max_bytes=max_file_bytes,
     )
-    stack, rows = _decode_shard(index, thumbnail, size, threads)
+    stack, crops, rows = _decode_shard(index, thumbnail, size, len(fractions), threads)
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
     hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else None
     with atomic_path(out_thumbs) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, stack)
+    if fractions:
+        assert out_crops is not None and out_crop_sums is not None
+        with atomic_path(out_crops) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, crops)
+        with atomic_path(out_crop_sums) as tmp:
+            pq.write_table(_crop_sums_table(rows, crops), tmp)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
 
@@ -83,9 +105,10 @@ def _to_read(row: dict) -> bool:
 
 
 def _thumbnail_row(
-    row: dict, *, size: int, method: Method, max_pixels: int, max_bytes: int
-) -> tuple[np.ndarray | None, dict]:
-    """One file of the index: its thumbnail (None where there is none) and its meta row."""
+    row: dict, *, size: int, method: Method, crops: tuple[float, ...], max_pixels: int, max_bytes: int
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict]:
+    """One file of the index: its thumbnail and crop thumbnails (None where there is none)
+    and its meta row."""
     out = {
         "key": row["key"],
         "success": int(FileStatus.NOT_COMPUTED),
@@ -106,10 +129,11 @@ def _thumbnail_row(
         return None, out
     expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
     try:
-        thumb, out["px"], out["py"] = decode_thumbnail(
+        thumb, cropped, out["px"], out["py"] = decode_thumbnail_and_crops(
             native(row["path"], row["path_bytes"]),
             size,
             method,
+            crops,
             expected=expected,
             max_pixels=max_pixels,
             max_bytes=max_bytes,
@@ -123,14 +147,15 @@ def _thumbnail_row(
         out.update(success=int(FileStatus.ERROR), error=f"cannot decode image: {type(exc).__name__}: {exc}")
         return None, out
     out.update(success=int(FileStatus.SUCCESS), **expected._asdict())
-    return thumb, out
+    return (thumb, cropped), out
 
 
 def _decode_run(
     rows: list[dict],
     first: int,
     buf: np.ndarray,
-    thumbnail: Callable[[dict], tuple[np.ndarray | None, dict]],
+    crop_buf: np.ndarray,
+    thumbnail: Callable[[dict], tuple[tuple[np.ndarray, np.ndarray] | None, dict]],
     progress: Progress,
 ) -> list[dict]:
     """Thumbnails of a run of consecutive files into ``buf[first:]``; their meta rows.
@@ -144,30 +169,36 @@ def _decode_run(
         for j in ahead:
             if read[j]:
                 advise(native(rows[j]["path"], rows[j]["path_bytes"]))
-        thumb, meta = thumbnail(row)
-        if thumb is not None:
-            buf[first + i] = thumb
+        made, meta = thumbnail(row)
+        if made is not None:
+            buf[first + i], crop_buf[first + i] = made
         out.append(meta)
         progress.add()
     return out
 
 
 def _decode_shard(
-    index: list[dict], thumbnail: Callable[[dict], tuple[np.ndarray | None, dict]], size: int, threads: int
-) -> tuple[np.ndarray, list[dict]]:
+    index: list[dict],
+    thumbnail: Callable[[dict], tuple[tuple[np.ndarray, np.ndarray] | None, dict]],
+    size: int,
+    variants: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """The stack of the decoded files' thumbnails, in index order, and every file's meta row.
 
     Decoding releases the GIL: threads take contiguous runs of files (one task per file would
     spend more on the executor than on a small JPEG). The stack is one buffer of a row per
     file, allocated but untouched (no memory) until a thumbnail is written into it; the
-    decoded rows are then moved together."""
+    decoded rows are then moved together. The crop thumbnails (``variants`` per file) the
+    same way."""
     buf = np.empty((len(index), size, size, 3), np.uint8)
+    crop_buf = np.empty((len(index), variants, size, size, 3), np.uint8)
     n_threads = max(1, threads)
     step = max(1, -(-len(index) // (4 * n_threads)))
     progress = Progress(len(index), "files", logger)
     with ThreadPoolExecutor(n_threads) as pool:
         runs = pool.map(
-            lambda first: _decode_run(index[first : first + step], first, buf, thumbnail, progress),
+            lambda first: _decode_run(index[first : first + step], first, buf, crop_buf, thumbnail, progress),
             range(0, len(index), step),
         )
         rows = [meta for run in runs for meta in run]
@@ -175,7 +206,9 @@ def _decode_shard(
     for target, source in enumerate(i for i, ok in enumerate(decoded) if ok):
         if target != source:
             buf[target] = buf[source]
-    return buf[: sum(decoded)], rows
+            crop_buf[target] = crop_buf[source]
+    n = sum(decoded)
+    return buf[:n], crop_buf[:n], rows
 
 
 def _meta_table(rows: list[dict], stack: np.ndarray, hashes: Sequence[tuple[str | None, ...]] | None) -> pa.Table:
@@ -196,6 +229,18 @@ def _meta_table(rows: list[dict], stack: np.ndarray, hashes: Sequence[tuple[str 
                 values[row] = h[c]
         columns[name] = values
     return pa.table(columns, schema=META_SCHEMA)
+
+
+def _crop_sums_table(rows: list[dict], crops: np.ndarray) -> pa.Table:
+    """The shard's crop sums (CROP_SUMS_SCHEMA): a row per decoded file, in stack order."""
+    keys = [r["key"] for r in rows if r["success"] == FileStatus.SUCCESS]
+    n, variants = crops.shape[:2]
+    sums = channel_sums(crops.reshape(n * variants, *crops.shape[2:])).reshape(n, variants, 3)
+    columns: dict[str, object] = {"key": keys}
+    for k, names in enumerate(crop_sum_columns(variants)):
+        for c, name in enumerate(names):
+            columns[name] = sums[:, k, c]
+    return pa.table(columns, schema=CROP_SUMS_SCHEMA)
 
 
 def make_digests(

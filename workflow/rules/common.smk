@@ -133,6 +133,32 @@ def get_thumb_meta(wildcards):
     return [f"{THUMBS}/{fdp.shard_file(s)}" for s in get_shards()]
 
 
+def get_crop_stacks(wildcards):
+    # crop thumbnails exist with crop_tolerance only
+    if not config["crop_tolerance"]:
+        return []
+    return [
+        f"{THUMBS}/{fdp.shard_file(s, fdp.CROP_STACK_SUFFIX)}" for s in get_shards()
+    ]
+
+
+def get_crop_sums(wildcards):
+    if not config["crop_tolerance"]:
+        return []
+    return [f"{THUMBS}/{fdp.shard_file(s, fdp.CROP_SUMS_SUFFIX)}" for s in get_shards()]
+
+
+def crop_outputs():
+    # make_thumbnails' crop outputs, named only with crop_tolerance: runs without it keep
+    # their shards
+    if not config["crop_tolerance"]:
+        return {}
+    return {
+        "crops": f"{THUMBS}/{fdp.shard_file('{shard}', fdp.CROP_STACK_SUFFIX)}",
+        "crop_sums": f"{THUMBS}/{fdp.shard_file('{shard}', fdp.CROP_SUMS_SUFFIX)}",
+    }
+
+
 def get_digests(wildcards):
     # the plan for diff_threshold 0 groups images by digest; other thresholds need none
     if fdp.needs_digests(config):

@@ -3,6 +3,7 @@ checkpoint plan_blocks:
         index=get_index_shards,
         meta=get_thumb_meta,
         digests=get_digests,
+        crop_sums=get_crop_sums,
     output:
         plan_dir=directory(PLAN),
     log:
@@ -25,6 +26,7 @@ rule compare_blocks:
     input:
         plan_dir=PLAN,
         thumbs=get_thumb_stacks,
+        crops=get_crop_stacks,
     output:
         pairs=f"{RESULTS}/{fdp.PAIR_DIR}/{{a}}.parquet",
     log:

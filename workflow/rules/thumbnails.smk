@@ -2,6 +2,7 @@ rule make_thumbnails:
     input:
         shard=f"{INDEX}/{fdp.shard_file('{shard}')}",
     output:
+        **crop_outputs(),
         thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
         meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
     log:
@@ -15,6 +16,11 @@ rule make_thumbnails:
         mem_mb=get_thumbnail_mem_mb,
         runtime=get_thumbnail_runtime,
     params:
+        **(
+            {"crop_tolerance": config["crop_tolerance"]}
+            if config["crop_tolerance"]
+            else {}
+        ),
         size=config["compression_target"],
         method=config["thumbnail_method"],
         compute_hash=FIRST["compute_hash"],

@@ -27,4 +27,5 @@ compare_blocks(
     cpu_diff=p.cpu_diff,
     gpu_diff=p.gpu_diff,
     backend=p.backend,
+    crop_paths=list(snakemake.input.crops),
 )

@@ -24,4 +24,7 @@ make_thumbnails(
     threads=snakemake.threads,
     max_image_pixels=p.max_image_pixels,
     max_file_bytes=p.max_file_bytes,
+    crop_tolerance=p.get("crop_tolerance", 0.0),
+    out_crops=snakemake.output.get("crops"),
+    out_crop_sums=snakemake.output.get("crop_sums"),
 )

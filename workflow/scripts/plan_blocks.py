@@ -17,4 +17,5 @@ make_plan(
     has_part_b=p.has_part_b,
     prune=p.prune,
     digest_paths=list(snakemake.input.digests),
+    crop_sums_paths=list(snakemake.input.crop_sums),
 )

@@ -25,6 +25,7 @@ from pathlib import Path
 from .._actions import act
 from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
 from .._config import load_schema
+from .._crops import MAX_CROP_TOLERANCE
 from .._decisions import block_size_for
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
@@ -49,6 +50,19 @@ def boolean(text: str) -> bool:
     if value in ("no", "false", "f", "n", "0"):
         return False
     raise argparse.ArgumentTypeError(f"boolean value expected (True/False, yes/no, 1/0), got {text!r}")
+
+
+def crop_tolerance(text: str) -> float:
+    """A share of each side between 0 and MAX_CROP_TOLERANCE."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and {MAX_CROP_TOLERANCE}, got {text!r}"
+        ) from None
+    if not 0 <= value <= MAX_CROP_TOLERANCE:
+        raise argparse.ArgumentTypeError(f"crop tolerance must be between 0 and {MAX_CROP_TOLERANCE}, got {text!r}")
+    return value
 
 
 def similarity(text: str) -> int | float:
@@ -130,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         "not a difPy option)",
     )
     p.add_argument(
+        "-ct",
+        "--crop_tolerance",
+        type=crop_tolerance,
+        default=0.0,
+        help="also match images trimmed by up to this share of each side, e.g. 0.03 (default 0: off; "
+        "not a difPy option)",
+    )
+    p.add_argument(
         "-dim",
         "--same_dim",
         type=boolean,
@@ -189,6 +211,7 @@ def run_config(args: argparse.Namespace, progress: Path) -> Config:
         recurse=args.recursive,
         rotate=args.rotate,
         mirror=args.mirror,
+        crop_tolerance=args.crop_tolerance,
         allowed_file_extensions=list(DEFAULT_EXTENSIONS) if args.limit_extensions else ["*"],
         compression_target=args.px_size,
         # thumbnail_method stays the default (quality): Pillow's bicubic shrink, which difPy
@@ -221,6 +244,8 @@ def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
     }
     if args.mirror:  # named only when set: the folders of earlier runs keep their names
         key["mirror"] = True
+    if args.crop_tolerance:
+        key["crop_tolerance"] = args.crop_tolerance
     key["directory"] = [os.path.abspath(d) for d in args.directory]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return out_dir / ".difpy_progress" / digest

@@ -19,6 +19,7 @@ from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
 from .._workflow import keep_run_log
+from .difpy import crop_tolerance
 
 logger = logging.getLogger("fastdiffpy")
 
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also match mirror images (left and right swapped) and their rotations; "
         "dif is then the minimum over the eight turns and reflections",
+    )
+    p.add_argument(
+        "--crop-tolerance",
+        type=crop_tolerance,
+        default=0.0,
+        help="also match images trimmed by up to this share of each side, e.g. 0.03 (default 0: off)",
     )
     p.add_argument(
         "-l",
@@ -167,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         part_b=args.part_b,
         recurse=not args.no_recursive,
         mirror=args.mirror,
+        crop_tolerance=args.crop_tolerance,
         first_loop=fl,
         second_loop=sl,
         do_second_loop=not args.no_second_loop,

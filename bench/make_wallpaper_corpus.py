@@ -53,9 +53,9 @@ TRANSFORMS = ["copy", "jpeg70", "resize50", "rot90", "rot180", "rot270", "png", 
 # quality 90, a BMP; mirror images (left-right, as a front camera; upside-down flip)
 PHONE_TRANSFORMS = ["heic", "avif", "bmp", "mirror", "flip"]
 # trimmed copies (crop_tolerance): 1 and 3 % of each side (half at each end), 2 % off one
-# side, 2 % off two adjacent sides; "lookalike" is no copy: two further *distinct* photos of
-# the same scene (92 % crops from opposite corners, a framing 8 % apart from the original
-# and 16 % from each other), the near neighbours precision is measured against
+# side, 2 % off two adjacent sides; "lookalike" is no copy: the original and two further
+# *distinct* photos are three framings of one scene (92 % crops, shifted by 8 % from one
+# another, none inside another), the near neighbours precision is measured against
 CROP_TRANSFORMS = ["crop1", "crop3", "crop2side", "crop2corner", "lookalike"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 PERMUTATIONS = [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 2, 1), (1, 2, 0), (2, 0, 1)]
@@ -206,13 +206,16 @@ def write_one(job: tuple) -> list[dict]:
     if transform is None:
         return []
     dup = dup_folder / f"{name}_{transform}.jpg"
-    if transform == "lookalike":  # two distinct framings of the scene, no copy of the original
-        img = cv2.imread(str(orig))
-        h, w = img.shape[:2]
+    if transform == "lookalike":
+        # three distinct framings of one scene, none inside another: 92 % crops of the tile
+        # from its top-left (written as the original), top-right and bottom-right corners,
+        # each shifted by 8 % of the tile from the next; no copy, so no pair in the truth
+        h, w = tile.shape[:2]
         ch, cw = round(h * 0.92), round(w * 0.92)
-        for corner, (y, x) in (("tl", (0, 0)), ("br", (h - ch, w - cw))):
-            frame = cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(dup_folder / f"{name}_lookalike_{corner}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        for corner, (y, x) in (("", (0, 0)), ("_lookalike_tr", (0, w - cw)), ("_lookalike_br", (h - ch, w - cw))):
+            frame = cv2.resize(tile[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
+            target = orig if not corner else dup_folder / f"{name}{corner}.jpg"
+            cv2.imwrite(str(target), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         return []
     if transform == "copy":
         shutil.copyfile(orig, dup)

@@ -518,7 +518,8 @@ def _compare_tile(
     parts = []
     for X, Y in A.comparisons(B):
         # the channel bound per pairing: a crop has sums of its own
-        pairing = candidates & channel_bound_mask(X.sums[i0:i1], Y.sums[j0:j1], size, options.threshold)
+        pairing = channel_bound_mask(X.sums[i0:i1], Y.sums[j0:j1], size, options.threshold)
+        pairing &= candidates
         n_candidates = int(np.count_nonzero(pairing))
         counts.channel += n_candidates
         if n_candidates:

@@ -92,8 +92,10 @@ def dup_folder(tmp_path: Path) -> dict:
 
 @pytest.fixture(autouse=True)
 def _own_trash(monkeypatch, tmp_path):
-    """Deleted files go to a trash of the test's own, not the user's."""
+    """Deleted files go to a trash of the test's own, not the user's; the API's and
+    fastdiffpy's working folders to a cache of the test's own."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("FAST_DIFF_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(autouse=True)

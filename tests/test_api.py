@@ -182,3 +182,35 @@ def test_options_without_effect_warn_once(tmp_path):
         SecondLoopConfig(gpu_proc=2)
     with pytest.warns(UserWarning, match=r"Config.log_level = 10 has no effect"):
         Config(part_a=str(tmp_path), log_level=10)
+
+
+def test_working_files_stay_out_of_the_searched_folders(tmp_path, monkeypatch):
+    """Left to its defaults, a run writes nothing into the folders it searches: database,
+    thumbnails and task file live in a folder of its own under the cache, the same for the
+    same folders (so that a rerun resumes) and another for other folders."""
+    from fast_diff_py import Config, FastDifPy
+    from fast_diff_py._api import work_dir
+
+    photos = tmp_path / "photos"
+    write(photos / "a.png", photo(1))
+    write(photos / "b.png", photo(1))
+    before = sorted(p.relative_to(photos) for p in photos.rglob("*"))
+    cfg = Config(part_a=[str(photos)])
+    own = Path(work_dir([str(photos)]))
+    assert own.parent == tmp_path / "cache"  # FAST_DIFF_CACHE (conftest)
+    for path in (cfg.db_path, cfg.thumb_dir, cfg.config_path):
+        assert Path(path).parent == own
+    assert Config(part_a=[str(photos)]).db_path == cfg.db_path
+    assert Config(part_a=[str(photos)], part_b=[str(tmp_path)]).db_path != cfg.db_path
+    fdo = FastDifPy(config=cfg)
+    fdo.commit()
+    assert sqlite3.connect(cfg.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+    fdo.cleanup()
+    assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before
+    # without FAST_DIFF_CACHE: XDG_CACHE_HOME, then ~/.cache
+    monkeypatch.delenv("FAST_DIFF_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Path(work_dir([str(photos)])).parent == tmp_path / "xdg" / "fast-diff"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Path(work_dir([str(photos)])).parent == tmp_path / "home" / ".cache" / "fast-diff"

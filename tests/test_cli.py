@@ -223,11 +223,15 @@ def _interrupted_fastdiffpy(tmp_path: Path):
 
 def test_fastdiffpy_recovers(tmp_path):
     a, cfg, fdo = _interrupted_fastdiffpy(tmp_path)
+    Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.config_path).write_text(json.dumps(cfg.to_dict()))
     fdo.full_index()  # ... and then the run was interrupted
-    assert fastdiffpy.main(["-R", str(a)]) == 0
-    con = sqlite3.connect(a / "fast_diff_py.db")
+    # the progress lies in the run's own folder of the cache, none of it among the photos
+    assert Path(cfg.config_path).parent == Path(fastdiffpy.work_dir([str(a)]))
+    assert fastdiffpy.main(["-R", str(Path(cfg.config_path).parent)]) == 0
+    con = sqlite3.connect(cfg.db_path)
     assert con.execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+    assert sorted(p.name for p in a.iterdir()) == ["1.png", "2.png"]
 
 
 def test_difpy_flags_reach_the_workflow(tmp_path):
@@ -338,8 +342,8 @@ def test_fastdiffpy_purge_and_verbose(tmp_path, capfd):
     a = tmp_path / "A"
     write(a / "1.png", photo(1))
     write(a / "2.png", photo(1))
-    stale = a / ".temp_thumb" / "stale.txt"
-    stale.parent.mkdir()
+    stale = Path(fastdiffpy.work_dir([str(a)])) / ".temp_thumb" / "stale.txt"
+    stale.parent.mkdir(parents=True)
     stale.write_text("left by an earlier run")
     assert fastdiffpy.main(["-a", str(a), "-p", "-v", "-T", "1"]) == 0
     assert not stale.exists()
@@ -351,7 +355,7 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     a, _, fdo = _interrupted_fastdiffpy(tmp_path)
     fdo.full_index()
     fdo.first_loop()  # ... and then the run was interrupted
-    stack = next((a / ".temp_thumb" / "work" / "thumbnails").glob("*.npy"))
+    stack = next((Path(fdo.config.thumb_dir) / "work" / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
     seen = []
     real = fastdiffpy.FastDifPy.cleanup
@@ -363,7 +367,7 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     monkeypatch.setattr(fastdiffpy.FastDifPy, "cleanup", cleanup)
     assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
     assert seen == [before]  # the thumbnails of the interrupted run were kept
-    assert sqlite3.connect(a / "fast_diff_py.db").execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+    assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
 
 
 @pytest.mark.parametrize("tool", ["difpy", "fastdiffpy"])

@@ -447,7 +447,15 @@ def test_fast_diffs_own_files_among_the_photos_are_no_rows(tmp_path):
     a = tmp_path / "A"
     write(a / "1.png", photo(1))
     write(a / "2.png", photo(1))
-    fdo = FastDifPy(config=Config(part_a=str(a)))  # database, progress and task file in A
+    # database, progress and task file in A, where fast-diff-py put them
+    fdo = FastDifPy(
+        config=Config(
+            part_a=str(a),
+            db_path=str(a / ".fast_diff.db"),
+            thumb_dir=str(a / ".temp_thumb"),
+            config_path=str(a / ".task.json"),
+        )
+    )
     Path(fdo.config.config_path).write_text("{}")
     fdo.full_index()
     fdo.first_loop()
@@ -585,8 +593,13 @@ def test_a_users_report_folder_or_summary_beside_the_database_is_never_replaced(
     write(photos / "report" / "mine.png", photo(2))  # the user's own folder named report
     (photos / "summary.json").write_text('{"mine": true}\n')
     before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
-    # the API's default database lies among the photos: its gallery and summary would too
-    fdo = FastDifPy(part_a=str(photos), thumb_dir=str(tmp_path / "work"), config_path=str(tmp_path / "task.json"))
+    # a database among the photos (fast-diff-py's default place): its gallery and summary would be too
+    fdo = FastDifPy(
+        part_a=str(photos),
+        db_path=str(photos / ".fast_diff.db"),
+        thumb_dir=str(tmp_path / "work"),
+        config_path=str(tmp_path / "task.json"),
+    )
     with pytest.raises(RunError) as caught:
         fdo.commit()
     assert "is not a fast-diff gallery: left as it is" in str(caught.value)

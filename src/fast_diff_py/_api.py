@@ -29,7 +29,7 @@ from ._workflow import run_workflow, stage_targets
 if TYPE_CHECKING:
     from ._decode import Method
 
-__all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy"]
+__all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy", "work_dir"]
 
 logger = logging.getLogger(__name__)
 # the few lines a run ends with (commit): a logger of their own, so a program can show them plainly
@@ -56,6 +56,22 @@ _NO_EFFECT = {
     "configure Python logging for the API's own messages",
 }
 _warned: set[tuple[str, str]] = set()
+
+
+def work_dir(part_a: Iterable[str], part_b: Iterable[str] = ()) -> str:
+    """Where a run over these folders keeps its files when told nothing else: a folder of its
+    own under the user's cache (``$FAST_DIFF_CACHE``, else ``$XDG_CACHE_HOME/fast-diff``, else
+    ``~/.cache/fast-diff``), named after the folders, so that the same folders find their
+    progress again and the searched folders are left alone."""
+    import hashlib
+    import json
+
+    cache = os.environ.get("FAST_DIFF_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fast-diff"
+    )
+    folders = [[os.path.abspath(p) for p in part_a], [os.path.abspath(p) for p in part_b]]
+    name = hashlib.sha1(json.dumps(folders).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(cache, name)
 
 
 def _warn_no_effect(obj: object) -> None:
@@ -113,9 +129,10 @@ class Config:
     """Everything one run needs (fast-diff-py's names).
 
     ``db_path``, ``thumb_dir`` and ``config_path``, when not given (empty or None), are
-    ``.fast_diff.db``, ``.temp_thumb`` and ``.task.json`` in the first folder of ``part_a``,
-    as in fast-diff-py;
-    ``thumb_dir`` holds all intermediate files of the workflow and is never indexed.
+    ``fast_diff.db``, ``temp_thumb`` and ``task.json`` in the run's own folder under the
+    user's cache (``work_dir``), never in the searched folders (fast-diff-py put them in the
+    first folder of ``part_a``); ``thumb_dir`` holds all intermediate files of the workflow,
+    and none of the three is ever indexed.
     """
 
     part_a: list[str] | str
@@ -151,10 +168,11 @@ class Config:
         self.part_b = [os.fspath(p) for p in self.part_b]
         if not self.part_a:
             raise ConfigError("Config.part_a must name at least one folder")
-        root = self.part_a[0]
-        self.db_path = self.db_path or os.path.join(root, ".fast_diff.db")
-        self.thumb_dir = self.thumb_dir or os.path.join(root, ".temp_thumb")
-        self.config_path = self.config_path or os.path.join(root, ".task.json")
+        if not (self.db_path and self.thumb_dir and self.config_path):
+            root = work_dir(self.part_a, self.part_b)
+            self.db_path = self.db_path or os.path.join(root, "fast_diff.db")
+            self.thumb_dir = self.thumb_dir or os.path.join(root, "temp_thumb")
+            self.config_path = self.config_path or os.path.join(root, "task.json")
         for name in ("first_loop", "second_loop"):
             value = getattr(self, name)
             if isinstance(value, dict):

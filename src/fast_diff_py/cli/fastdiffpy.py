@@ -1,8 +1,10 @@
 """``fastdiffpy``: fast-diff-py 1.0.4's command line, producing the SQLite database.
 
 Runs the Snakemake workflow underneath. Progress lives in the temporary folder (``-t``,
-default the first folder of ``-a``); run the same command again after an interruption and it
-resumes, unless ``-p`` purges the progress first.
+default a folder of the run's own under the user's cache, named after the searched folders:
+``work_dir``); run the same command again after an interruption and it resumes, unless
+``-p`` purges the progress first. The searched folders are never written to unless ``-t`` or
+``-o`` says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, work_dir
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
@@ -102,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="accepted for compatibility and ignored: jobs load what they need themselves",
     )
-    p.add_argument("-t", "--temp_dir", help="folder for progress and thumbnails (default: first folder of -a)")
+    p.add_argument(
+        "-t",
+        "--temp_dir",
+        help="folder for progress and thumbnails (default: a folder of this run's own under "
+        "~/.cache/fast-diff, or $FAST_DIFF_CACHE)",
+    )
     p.add_argument(
         "-o",
         "--output_dir",
@@ -160,7 +167,7 @@ def output_path(output_dir: str | None, temp_dir: str) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    temp = args.temp_dir or args.part_a[0]
+    temp = args.temp_dir or work_dir(args.part_a, args.part_b or [])
     fl = FirstLoopConfig(compute_hash=args.hash, compress=not args.no_compress)
     sl = SecondLoopConfig(skip_matching_hash=args.skip_matching_hash, match_aspect_by=args.match_aspect)
     if args.shift_amount is not None:

@@ -30,7 +30,8 @@ def test_a_run_writes_the_documented_files(tmp_path):
     expected = {
         "index/roots.parquet": _formats.ROOTS_SCHEMA,
         "index/shard_*.parquet": _formats.INDEX_SCHEMA,
-        "thumbnails/shard_*.parquet": _formats.META_SCHEMA,
+        "thumbnails/shard_*[0-9].parquet": _formats.META_SCHEMA,
+        "thumbnails/shard_*[0-9].previews.parquet": _formats.PREVIEW_SCHEMA,
         "plan/blocks.parquet": _formats.BLOCKS_SCHEMA,
         "plan/block_pairs.parquet": _formats.BLOCK_PAIRS_SCHEMA,
         "pairs/*.parquet": _formats.PAIR_SCHEMA,
@@ -41,7 +42,7 @@ def test_a_run_writes_the_documented_files(tmp_path):
         for path in files:
             assert pq.read_schema(path).remove_metadata().equals(schema), (path, pq.read_schema(path))
     size = fdp.validate_config(config)["compression_target"]
-    for stack in work.glob("thumbnails/shard_*.npy"):
+    for stack in work.glob("thumbnails/shard_*[0-9].npy"):
         thumbs = np.load(stack, mmap_mode="r")
         assert thumbs.dtype == np.uint8 and thumbs.shape[1:] == (size, size, 3)
     con = sqlite3.connect(tmp_path / "results" / "fast_diff.db")

@@ -90,6 +90,39 @@ def test_the_gallery_holds_every_group_with_its_files(example):
     assert [g["dif"] for g in page] == sorted(g["dif"] for g in page)
 
 
+def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_path, caplog):
+    """The thumbnail jobs make each decoded file's gallery thumbnail from their own decoding;
+    the gallery uses them and reads no photo again (here the photos are gone), and decodes a
+    file again only where no preview is given."""
+    previews = sorted((example / "work" / "thumbnails").glob("*.previews.parquet"))
+    assert previews
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(previews[0]).to_pylist()
+    assert len(table) == 13  # the decoded files of the example images
+    for row in table:
+        img = cv2.imdecode(np.frombuffer(row["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and max(img.shape[:2]) <= 160 and min(img.shape[:2]) >= 32
+    gone = tmp_path / "db.sqlite"
+    shutil.copy(example / "fast_diff.db", gone)  # its paths lead to photos that are now gone
+    con = sqlite3.connect(gone)
+    con.execute("UPDATE directory SET path = path || '.gone'")
+    con.commit()
+    con.close()
+    with_previews = make_report(gone, tmp_path / "with", 200.0, previews=previews).parent
+    without = make_report(gone, tmp_path / "without", 200.0).parent
+    page = loaded(with_previews / "data/groups-00001.js", "page")
+    assert all(f["thumb"] and (with_previews / f["thumb"]).is_file() for g in page for f in g["files"])
+    assert all(f["thumb"] is None for g in loaded(without / "data/groups-00001.js", "page") for f in g["files"])
+    # damaged previews: named in the log, and the files decoded again (here they are gone)
+    bad = tmp_path / "bad.previews.parquet"
+    bad.write_bytes(b"PAR1 garbage PAR1")
+    with caplog.at_level("WARNING"):
+        damaged = make_report(gone, tmp_path / "damaged", 200.0, previews=[bad]).parent
+    assert "bad.previews.parquet" in caplog.text
+    assert all(f["thumb"] is None for g in loaded(damaged / "data/groups-00001.js", "page") for f in g["files"])
+
+
 @needs_browser
 def test_the_gallery_opens_in_a_browser_with_every_pair_and_image(example, tmp_path):
     index = example / "report" / "index.html"

@@ -553,7 +553,9 @@ def test_a_damaged_parquet_intermediate_is_named_and_remade(tmp_path, dup_folder
     run_workflow(work, config)
     db = work / "results" / "fast_diff.db"
     good = pairs(db)
-    damaged = next((work / "results" / "work" / stage).glob("*.parquet"))
+    # a shard's own file (not one beside it, as thumbnails/shard_<s>.previews.parquet)
+    damaged = next(p for p in sorted((work / "results" / "work" / stage).glob("*.parquet")) if p.stem.count(".") == 0)
+    damaged = next(iter(sorted((work / "results" / "work" / stage).glob("shard_*[0-9].parquet"))), damaged)
     damaged.write_bytes(b"PAR1 garbage PAR1")
     # make the stage's readers run again: the merge reads every intermediate
     (work / "results" / "work" / "database.json").unlink()

@@ -20,6 +20,7 @@ _EXPORTS = {
     "_formats": [
         "CROP_STACK_SUFFIX",
         "CROP_SUMS_SUFFIX",
+        "PREVIEW_SUFFIX",
         "DB_RECEIPT",
         "DIF_PER_MSE",
         "DIGEST_DIR",
@@ -146,6 +147,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         META_VERSION,
         PAIR_DIR,
         PLAN_DIR,
+        PREVIEW_SUFFIX,
         REPORT_DIR,
         REPORT_INDEX,
         REPORT_RECEIPT,

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._formats import THUMBNAIL_DIR, shard_file
+from ._formats import THUMBNAIL_DIR, shard_file, shard_ids
 from ._io import open_stack, read_parquet
 from ._journal import Journal, Outcome, delete_file, move_file
 from ._paths import native
@@ -66,7 +66,8 @@ class StoredThumbnails:
     def __init__(self, results_dir: str | os.PathLike[str]):
         self._where: dict[int, tuple[Path, int]] = {}
         self._stacks: dict[Path, np.ndarray] = {}  # each shard's stack, mapped once
-        for meta in sorted(Path(results_dir, THUMBNAIL_DIR).glob(shard_file("*"))):
+        folder = Path(results_dir, THUMBNAIL_DIR)
+        for meta in (folder / shard_file(s) for s in shard_ids(folder)):
             table = read_parquet(meta, columns=["key", "thumb_row"])
             for key, row in zip(table.column("key").to_pylist(), table.column("thumb_row").to_pylist()):
                 if row >= 0:

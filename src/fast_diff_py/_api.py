@@ -372,11 +372,17 @@ class FastDifPy:
         """Write the gallery of the database (``commit`` writes one beside it,
         ``report/index.html``) into ``out_dir`` (default: that folder), grouping pairs with
         ``dif <= threshold`` (default: the threshold); returns the path of its page."""
+        import glob
+
+        from ._formats import PREVIEW_SUFFIX, THUMBNAIL_DIR
         from ._report import make_report
 
         out = out_dir or report_path(self.config.db_path)
         threshold = self.config.second_loop.diff_threshold if threshold is None else threshold
-        return os.fspath(make_report(self.config.db_path, out, threshold, threads=self.cores or 1))
+        # the thumbnail jobs' gallery thumbnails, while the working files are there
+        thumbs = os.path.join(glob.escape(self.config.to_workflow()["results_dir"]), THUMBNAIL_DIR)
+        previews = sorted(glob.glob(os.path.join(thumbs, "*" + PREVIEW_SUFFIX)))
+        return os.fspath(make_report(self.config.db_path, out, threshold, threads=self.cores or 1, previews=previews))
 
     def summary(self) -> dict[str, Any] | None:
         """What the last ``commit`` found (``summary.json`` beside the database): files found,

@@ -18,8 +18,11 @@ __all__ = [
     "METHODS",
     "Method",
     "decode_image",
+    "PREVIEW_SIDE",
+    "Decoded",
     "decode_thumbnail",
     "decode_thumbnail_and_crops",
+    "preview_jpeg",
     "halved",
     "header_size",
     "reduced_scale",
@@ -281,6 +284,33 @@ def decode_image(
     return img, scale
 
 
+# the longer side of a gallery thumbnail (a preview), in pixels
+PREVIEW_SIDE = 160
+
+
+def preview_jpeg(img: np.ndarray) -> bytes | None:
+    """The gallery's thumbnail of a decoded image: shrunk (2 x 2 means while PREVIEW_SIDE
+    pixels remain on the short side, then ``INTER_AREA``) so that its longer side is at most
+    PREVIEW_SIDE, as a JPEG of quality 85; None if OpenCV cannot encode it."""
+    img = halved(img, PREVIEW_SIDE // 2)
+    scale = PREVIEW_SIDE / max(img.shape[:2])
+    if scale < 1:
+        dsize = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+        img = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else None
+
+
+class Decoded(NamedTuple):
+    """What ``decode_thumbnail_and_crops`` makes of one file."""
+
+    thumb: np.ndarray  # S x S x 3
+    crops: np.ndarray  # V x S x S x 3, the crop thumbnails asked for
+    px: int
+    py: int
+    preview: bytes | None  # the gallery's thumbnail (preview_jpeg), when asked for
+
+
 def halved(img: np.ndarray, size: int, min_ratio: int = HALVING_MIN_RATIO) -> np.ndarray:
     """``img`` halved by 2 x 2 means while both sides are even and the halved short side
     keeps ``min_ratio`` pixels per thumbnail pixel (the quality method's step between
@@ -300,10 +330,8 @@ def decode_thumbnail(
     max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[np.ndarray, int, int]:
     """Decode ``path`` and return ``(thumbnail, px, py)`` (see ``decode_thumbnail_and_crops``)."""
-    thumb, _, px, py = decode_thumbnail_and_crops(
-        path, size, method, expected=expected, max_pixels=max_pixels, max_bytes=max_bytes
-    )
-    return thumb, px, py
+    made = decode_thumbnail_and_crops(path, size, method, expected=expected, max_pixels=max_pixels, max_bytes=max_bytes)
+    return made.thumb, made.px, made.py
 
 
 def decode_thumbnail_and_crops(
@@ -312,11 +340,13 @@ def decode_thumbnail_and_crops(
     method: Method = "quality",
     crops: tuple[float, ...] = (),
     *,
+    preview: bool = False,
     expected: FileIdentity | None = None,
     max_pixels: int = MAX_IMAGE_PIXELS,
     max_bytes: int = MAX_FILE_BYTES,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Decode ``path`` and return ``(thumbnail, crop thumbnails, px, py)``.
+) -> Decoded:
+    """Decode ``path`` and return its thumbnail, crop thumbnails, ``px, py`` and, with
+    ``preview``, the gallery's thumbnail (``preview_jpeg``), all from one decoding.
 
     The thumbnail is the image as ``cv2.imdecode(..., IMREAD_COLOR)`` reads it (3-channel
     uint8 BGR: grey expanded, alpha dropped, 16-bit scaled to 8, EXIF orientation applied)
@@ -350,6 +380,7 @@ def decode_thumbnail_and_crops(
     px, py = int(img.shape[0]) * scale, int(img.shape[1]) * scale
     if method == "quality":
         img = halved(img, size)
+    gallery = preview_jpeg(img) if preview else None
     # the crops (crop_tolerance): area means of the halved image, bicubic samples for compat
     if method == "compat":
         cropped = cubic_crop_thumbnails(img, size, crops)
@@ -358,4 +389,4 @@ def decode_thumbnail_and_crops(
     if img.shape[:2] != (size, size):
         interpolation = cv2.INTER_CUBIC if method == "compat" else cv2.INTER_AREA
         img = cv2.resize(img, dsize=(size, size), interpolation=interpolation)
-    return np.ascontiguousarray(img), cropped, px, py
+    return Decoded(np.ascontiguousarray(img), cropped, px, py, gallery)

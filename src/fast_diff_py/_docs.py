@@ -98,6 +98,7 @@ _FORMATS_FILES = {
     "INDEX_SCHEMA": "`index/shard_<s>.parquet`: one row per path found",
     "FILE_LIST_SCHEMA": "`file_list` (given instead of folders): one row per file",
     "META_SCHEMA": "`thumbnails/shard_<s>.parquet`: one row per path of the shard, in its order",
+    "PREVIEW_SCHEMA": "`thumbnails/shard_<s>.previews.parquet`: one row per decoded file, the gallery's thumbnails",
     "CROP_SUMS_SCHEMA": "`thumbnails/shard_<s>.crops.parquet` (`crop_tolerance` only): one row per decoded "
     "file, beside `shard_<s>.crops.npy` (decoded files x 3 crops x S x S x 3)",
     "DIGEST_SCHEMA": "`digests/shard_<s>.parquet` (`diff_threshold: 0` only): one row per decoded file",

@@ -10,6 +10,7 @@ and status codes from here.
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
       thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
+      thumbnails/shard_<s>.previews.parquet  PREVIEW_SCHEMA: the gallery's thumbnails
       thumbnails/shard_<s>.crops.npy N x V x S x S x 3 uint8 crop thumbnails (crop_tolerance only)
       thumbnails/shard_<s>.crops.parquet  CROP_SUMS_SCHEMA: their channel sums (crop_tolerance only)
       digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
@@ -62,6 +63,8 @@ __all__ = [
     "CROP_STACK_SUFFIX",
     "CROP_SUMS_SCHEMA",
     "CROP_SUMS_SUFFIX",
+    "PREVIEW_SCHEMA",
+    "PREVIEW_SUFFIX",
     "crop_sum_columns",
     "PLAN_DIR",
     "PairStatus",
@@ -137,6 +140,8 @@ _SHARD_PREFIX = "shard_"
 # a thumbnail shard's crop thumbnails and their sums (crop_tolerance > 0 only)
 CROP_STACK_SUFFIX = ".crops.npy"
 CROP_SUMS_SUFFIX = ".crops.parquet"
+# a thumbnail shard's gallery thumbnails, made from the same decoding
+PREVIEW_SUFFIX = ".previews.parquet"
 
 
 def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
@@ -193,8 +198,10 @@ def shard_file(shard: str, suffix: str = ".parquet") -> str:
 
 
 def shard_ids(folder: str | os.PathLike[str]) -> list[str]:
-    """The ids of the shards in ``folder``, sorted."""
-    return sorted(p.name[len(_SHARD_PREFIX) : -len(".parquet")] for p in Path(folder).glob(shard_file("*")))
+    """The ids of the shards in ``folder`` (``shard_<id>.parquet``; not the files beside a
+    shard, such as ``shard_<id>.previews.parquet``), sorted."""
+    ids = (p.name[len(_SHARD_PREFIX) : -len(".parquet")] for p in Path(folder).glob(shard_file("*")))
+    return sorted(i for i in ids if "." not in i)
 
 
 # one row per path found (and folder that could not be listed), keys in walk order
@@ -261,6 +268,10 @@ def crop_sum_columns(variants: int = CROP_VARIANTS) -> list[list[str]]:
 # one row per decoded file of a shard, in the order of its crop stack (make_thumbnails with
 # crop_tolerance): the channel sums of each crop thumbnail, the plan's pruning features
 CROP_SUMS_SCHEMA = pa.schema([("key", pa.int64()), *[(c, pa.int64()) for cols in crop_sum_columns() for c in cols]])
+
+# one row per decoded file of a shard, in stack order (make_thumbnails): the gallery's
+# thumbnail of each, so that the gallery need not read and decode its files again
+PREVIEW_SCHEMA = pa.schema([("key", pa.int64()), ("jpeg", pa.binary())])
 
 # one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
 # rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
@@ -332,6 +343,10 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         **_HASHES,
         **_IDENTITY,
         "file_size": "size in bytes of the version that was read, -1 where unread",
+    },
+    "PREVIEW_SCHEMA": {
+        "key": "the path's key (decoded files only)",
+        "jpeg": "the gallery's thumbnail: a JPEG whose longer side is at most 160 pixels, null if none could be made",
     },
     "CROP_SUMS_SCHEMA": {
         "key": "the path's key (decoded files only, in the order of the crop stack)",

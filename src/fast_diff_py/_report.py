@@ -4,7 +4,9 @@
 file system (no server, no network): the page loads ``data/meta.js`` and then one page of
 groups at a time (``data/groups-<n>.js``), so a collection of 100,000 groups opens as fast as
 one of ten. Thumbnails are made from the images themselves (``thumbs/<key>.jpg``), not from
-the comparison thumbnails. Files that could not be read are listed on pages of their own.
+the comparison thumbnails: the thumbnail jobs make them from the same decoding (previews,
+``preview_jpeg``), and a file without one is read and decoded again. Files that could not be
+read are listed on pages of their own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 GROUPS_PER_PAGE = 100
 BROKEN_PER_PAGE = 1000
-THUMB_SIDE = 160  # the longer side of a gallery thumbnail, in pixels
 
 
 def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, str]:
@@ -44,25 +46,41 @@ def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, st
 
 
 def _thumbnail(path: str) -> bytes | None:
-    """A JPEG of the image at ``path`` whose longer side is THUMB_SIDE (None where the file
-    cannot be read now): decoded as the comparison decodes it, JPEGs at reduced scale."""
-    from ._decode import decode_image
+    """The gallery's thumbnail of the image at ``path`` (``preview_jpeg``), read and decoded
+    again (None where the file cannot be read now), JPEGs at reduced scale."""
+    from ._decode import PREVIEW_SIDE, decode_image, preview_jpeg
     from ._errors import ImageReadError
     from ._files import read_file
 
     try:
         data, _ = read_file(path)
         # a JPEG decoded at the DCT scale that keeps about the thumbnail's short side
-        img, _ = decode_image(data, reduce_for=THUMB_SIDE // 4)
+        img, _ = decode_image(data, reduce_for=PREVIEW_SIDE // 4)
+        return preview_jpeg(img)
     except (ImageReadError, OSError, cv2.error) as exc:
         logger.warning("%r: no thumbnail: %s", path, exc)
         return None
-    scale = THUMB_SIDE / max(img.shape[:2])
-    if scale < 1:
-        size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return buf.tobytes() if ok else None
+
+
+def _previews(paths: Sequence[str | os.PathLike[str]], keys: set[int]) -> dict[int, bytes]:
+    """The thumbnail jobs' previews of ``keys`` (PREVIEW_SCHEMA files), by key."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    found: dict[int, bytes] = {}
+    wanted = pa.array(sorted(keys), pa.int64())
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:  # the gallery then decodes those files again
+            logger.warning("%r: previews not read: %s", os.fspath(path), exc)
+            continue
+        table = table.filter(pc.is_in(table.column("key"), value_set=wanted))
+        for key, jpeg in zip(table.column("key").to_pylist(), table.column("jpeg").to_pylist()):
+            if jpeg is not None:
+                found[key] = jpeg
+    return found
 
 
 def _date(created: float | None) -> str:
@@ -123,11 +141,17 @@ def _write_js(path: Path, call: str, *args: Any) -> None:
 
 
 def make_report(
-    db_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], threshold: float, *, threads: int = 1
+    db_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    threshold: float,
+    *,
+    threads: int = 1,
+    previews: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
     previous gallery left there) and return the path of its ``index.html``. Groups join the
-    stored pairs with ``dif <= threshold``."""
+    stored pairs with ``dif <= threshold``. ``previews`` (the thumbnail jobs' PREVIEW_SCHEMA
+    files) give the thumbnails they hold; the other files are read and decoded again."""
     out = Path(out_dir)
     _check_ours(out)
     con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
@@ -145,9 +169,10 @@ def make_report(
         (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
         (tmp / "thumbs").mkdir()
         members = [f for g in groups for f in g["files"]]
+        made = _previews(previews, {f["key"] for f in members}) if previews and members else {}
 
         def thumbnail(f: dict[str, Any]) -> None:
-            jpeg = _thumbnail(native(f["path"], f["raw"]))
+            jpeg = made.get(f["key"]) or _thumbnail(native(f["path"], f["raw"]))
             if jpeg is not None:
                 (tmp / "thumbs" / f"{f['key']}.jpg").write_bytes(jpeg)
             f["thumb"] = f"thumbs/{f['key']}.jpg" if jpeg is not None else None
@@ -184,7 +209,14 @@ def make_report(
         _write_js(tmp / "data" / "meta.js", "FD.meta", meta)
         page = (Path(__file__).with_name("report.html")).read_text("utf-8")
         (tmp / REPORT_INDEX).write_text(page.replace("{title}", html.escape(os.path.basename(db_path))), "utf-8")
-    logger.info("gallery of %d groups (%d files), %d unreadable files: %s", len(groups), len(members), len(broken), out)
+    logger.info(
+        "gallery of %d groups (%d files, %d thumbnails from the thumbnail jobs), %d unreadable files: %s",
+        len(groups),
+        len(members),
+        len(made),
+        len(broken),
+        out,
+    )
     return out / REPORT_INDEX
 
 

@@ -18,7 +18,15 @@ from ._crops import crop_fractions
 from ._decode import MAX_IMAGE_PIXELS, Method, decode_thumbnail_and_crops
 from ._errors import ImageReadError
 from ._files import MAX_FILE_BYTES, READ_AHEAD_BYTES, READ_AHEAD_FILES, FileIdentity, advise, read_ahead
-from ._formats import CROP_SUMS_SCHEMA, DIGEST_SCHEMA, HASH_COLUMNS, META_SCHEMA, FileStatus, crop_sum_columns
+from ._formats import (
+    CROP_SUMS_SCHEMA,
+    DIGEST_SCHEMA,
+    HASH_COLUMNS,
+    META_SCHEMA,
+    PREVIEW_SCHEMA,
+    FileStatus,
+    crop_sum_columns,
+)
 from ._hashing import canonical, canonical_digests, default_hash, hash_stack
 from ._io import atomic_path, read_parquet
 from ._kernel import channel_sums
@@ -53,6 +61,7 @@ def make_thumbnails(
     crop_tolerance: float = 0.0,
     out_crops: str | os.PathLike[str] | None = None,
     out_crop_sums: str | os.PathLike[str] | None = None,
+    out_previews: str | os.PathLike[str] | None = None,
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard.
 
@@ -62,7 +71,8 @@ def make_thumbnails(
     disallowed files and second names of a file (``same_as``) ``success = -1``. With
     ``crop_tolerance`` also ``out_crops`` (uint8, N x CROP_VARIANTS x size x size x 3: the
     crop thumbnails of ``fast_diff_py._crops``, rows as in ``out_thumbs``) and
-    ``out_crop_sums`` (CROP_SUMS_SCHEMA).
+    ``out_crop_sums`` (CROP_SUMS_SCHEMA). With ``out_previews`` also the gallery's thumbnail of
+    each decoded file (PREVIEW_SCHEMA), from the same decoding.
     """
     fractions = crop_fractions(crop_tolerance)
     if fractions and (out_crops is None or out_crop_sums is None):
@@ -78,6 +88,7 @@ def make_thumbnails(
         size=size,
         method=method,
         crops=fractions,
+        preview=out_previews is not None,
         max_pixels=max_image_pixels,
         max_bytes=max_file_bytes,
     )
@@ -95,6 +106,11 @@ def make_thumbnails(
                 np.save(fh, crops)
         with atomic_path(out_crop_sums) as tmp:
             pq.write_table(_crop_sums_table(rows, crops), tmp)
+    if out_previews is not None:
+        decoded = [r for r in rows if r["success"] == FileStatus.SUCCESS]
+        previews = {"key": [r["key"] for r in decoded], "jpeg": [r.get("preview") for r in decoded]}
+        with atomic_path(out_previews) as tmp:
+            pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
 
@@ -105,7 +121,14 @@ def _to_read(row: dict) -> bool:
 
 
 def _thumbnail_row(
-    row: dict, *, size: int, method: Method, crops: tuple[float, ...], max_pixels: int, max_bytes: int
+    row: dict,
+    *,
+    size: int,
+    method: Method,
+    crops: tuple[float, ...],
+    preview: bool,
+    max_pixels: int,
+    max_bytes: int,
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict]:
     """One file of the index: its thumbnail and crop thumbnails (None where there is none)
     and its meta row."""
@@ -129,11 +152,12 @@ def _thumbnail_row(
         return None, out
     expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
     try:
-        thumb, cropped, out["px"], out["py"] = decode_thumbnail_and_crops(
+        thumb, cropped, out["px"], out["py"], out["preview"] = decode_thumbnail_and_crops(
             native(row["path"], row["path_bytes"]),
             size,
             method,
             crops,
+            preview=preview,
             expected=expected,
             max_pixels=max_pixels,
             max_bytes=max_bytes,

@@ -133,6 +133,10 @@ def get_thumb_meta(wildcards):
     return [f"{THUMBS}/{fdp.shard_file(s)}" for s in get_shards()]
 
 
+def get_previews(wildcards):
+    return [f"{THUMBS}/{fdp.shard_file(s, fdp.PREVIEW_SUFFIX)}" for s in get_shards()]
+
+
 def get_crop_stacks(wildcards):
     # crop thumbnails exist with crop_tolerance only
     if not config["crop_tolerance"]:

@@ -1,6 +1,7 @@
 rule make_report:
     input:
         receipt=DB_RECEIPT,
+        previews=get_previews,
     output:
         # the gallery itself (REPORT, beside the database) is no output: see REPORT_RECEIPT
         receipt=REPORT_RECEIPT,

@@ -5,6 +5,7 @@ rule make_thumbnails:
         **crop_outputs(),
         thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
         meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
+        previews=f"{THUMBS}/{fdp.shard_file('{shard}', fdp.PREVIEW_SUFFIX)}",
     log:
         f"{LOGS}/thumbnails/make_thumbnails_{{shard}}.log",
     benchmark:

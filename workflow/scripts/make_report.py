@@ -7,6 +7,6 @@ start_job(snakemake.log[0])
 from fast_diff_py import make_report
 
 p = snakemake.params
-index = make_report(p.db, p.report, p.threshold, threads=snakemake.threads)
+index = make_report(p.db, p.report, p.threshold, threads=snakemake.threads, previews=list(snakemake.input.previews))
 with open(snakemake.output.receipt, "w") as fh:
     fh.write(f"{index}\n")

@@ -27,4 +27,5 @@ make_thumbnails(
     crop_tolerance=p.get("crop_tolerance", 0.0),
     out_crops=snakemake.output.get("crops"),
     out_crop_sums=snakemake.output.get("crop_sums"),
+    out_previews=snakemake.output.previews,
 )

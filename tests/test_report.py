@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from conftest import REPO, run_workflow
 
 from fast_diff_py import make_report
@@ -121,6 +122,26 @@ def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_p
         damaged = make_report(gone, tmp_path / "damaged", 200.0, previews=[bad]).parent
     assert "bad.previews.parquet" in caplog.text
     assert all(f["thumb"] is None for g in loaded(damaged / "data/groups-00001.js", "page") for f in g["files"])
+
+
+def test_snakemakes_report_holds_the_gallery(example, tmp_path):
+    """``snakemake --report`` shows the gallery (registered with report(), with its caption
+    and the workflow's description): the whole folder, every thumbnail included."""
+    import zipfile
+
+    work = example.parent
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    zipped = tmp_path / "report.zip"
+    run_workflow(work, config, "--report", str(zipped))
+    names = zipfile.ZipFile(zipped).namelist()
+    gallery = [n for n in names if n.endswith("/index.html") and "/data/raw/" in n]
+    assert len(gallery) == 1
+    folder = gallery[0].rsplit("/", 1)[0]
+    thumbs = sorted(p.name for p in (example / "report" / "thumbs").iterdir())
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(folder + "/thumbs/")) == thumbs
+    assert f"{folder}/data/groups-00001.js" in names
+    page = zipfile.ZipFile(zipped).read("report/report.html").decode()
+    assert "Gallery" in page and "difPy" in page and "fast-diff found duplicate" in page
 
 
 @needs_browser

@@ -14,7 +14,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig", "work_dir"],
-    "_report": ["make_report"],
+    "_report": ["link_gallery", "make_report"],
     "_summary": ["current_summary", "format_summary", "print_summary", "read_summary", "summarize", "write_summary"],
     "_crops": ["crop_thumbnails", "naive_crop_dif"],
     "_formats": [
@@ -168,7 +168,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
-    from ._report import make_report  # noqa: F401
+    from ._report import link_gallery, make_report  # noqa: F401
     from ._summary import (  # noqa: F401
         current_summary,
         format_summary,

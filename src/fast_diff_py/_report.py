@@ -31,7 +31,7 @@ from ._io import atomic_path
 from ._paths import native
 from ._summary import _groups
 
-__all__ = ["GROUPS_PER_PAGE", "keep_rank", "make_report", "replace_report"]
+__all__ = ["GROUPS_PER_PAGE", "keep_rank", "link_gallery", "make_report", "replace_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -235,4 +235,21 @@ def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str
     if target.exists():
         shutil.rmtree(target)
     shutil.move(os.fspath(source), target)
+    return target / REPORT_INDEX
+
+
+def link_gallery(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """A copy of the gallery folder ``source`` at ``target`` (a folder of the workflow's own,
+    replaced whole), its files hard links where the file system allows, else copies."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link)
     return target / REPORT_INDEX

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -366,3 +367,31 @@ def test_cores_are_shared_out_among_the_jobs_of_a_stage(tmp_path, dup_folder):
     assert db_rows(tmp_path / "one" / "results" / "fast_diff.db") == db_rows(
         tmp_path / "many" / "results" / "fast_diff.db"
     )
+
+
+def test_files_added_at_the_end_remake_only_the_last_shards_thumbnails(tmp_path):
+    """A rerun after new files that sort last (a camera's next import) makes the thumbnails
+    of the shard they join only (Snakemake compares the checksums of the rewritten index
+    shards). The database equals a run from scratch over the same files; a file that sorts
+    first shifts every key, and every shard is made again."""
+    photos = tmp_path / "photos"
+    for i in range(12):
+        write(photos / f"IMG_{i:04d}.png", photo(i % 5, 40, 50))
+    config = {"part_a": [str(photos)], "shard_size": 4, "second_loop": {"diff_threshold": 30}}
+    work = tmp_path / "w"
+
+    def thumbnail_jobs(proc) -> list[str]:
+        out = proc.stdout + proc.stderr
+        return sorted(re.findall(r"rule make_thumbnails:\n(?:\s+\w+:.*\n)*?\s+wildcards: shard=(\d+)", out))
+
+    assert thumbnail_jobs(run_workflow(work, config)) == ["00000", "00001", "00002"]
+    write(photos / "IMG_9999.png", photo(1, 40, 50))  # a copy of IMG_0001 and IMG_0006, sorting last
+    assert thumbnail_jobs(run_workflow(work, config)) == ["00002"]
+    fresh = tmp_path / "fresh"
+    run_workflow(fresh, config)
+    assert db_rows(work / "results" / "fast_diff.db") == db_rows(fresh / "results" / "fast_diff.db")
+    names = set(pairs_by_name(work / "results" / "fast_diff.db"))
+    assert ("IMG_0001.png", "IMG_9999.png") in names
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config, "--dry-run"))
+    write(photos / "AAA_first.png", photo(2, 40, 50))  # 14 files: shards of 4, 4, 4 and 2
+    assert thumbnail_jobs(run_workflow(work, config)) == ["00000", "00001", "00002", "00003"]

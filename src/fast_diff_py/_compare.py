@@ -7,7 +7,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -197,28 +197,28 @@ class _Block:
     thumbs: np.ndarray  # the thumbnails, in brightness order
     tiles: list[tuple[int, int]]
     ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
-    crops: np.ndarray | None = None  # crop thumbnails (n x V x S x S x 3), brightness order
+    crops: np.ndarray | None = None  # crop thumbnails (V x n x S x S x 3), brightness order
+    crop_sums: np.ndarray | None = None  # their channel sums (V x n x 3)
     _grid: np.ndarray | None = None
     _have: np.ndarray | None = None
     _variants: dict[int, _Block] | None = None
 
     def variant(self, k: int) -> _Block:
         """The block with crop ``k`` of each image in place of its thumbnail (same rows)."""
-        assert self.crops is not None
+        assert self.crops is not None and self.crop_sums is not None
         if self._variants is None:
             self._variants = {}
         if k not in self._variants:
-            thumbs = np.ascontiguousarray(self.crops[:, k])
-            self._variants[k] = _Block(
-                id=self.id,
-                table=self.table,
-                perm=self.perm,
-                sums=channel_sums(thumbs),
-                keys=self.keys,
-                sizes=self.sizes,
-                thumbs=thumbs,
-                tiles=self.tiles,
-                ranges=self.ranges,
+            # its own grid sums; no crops of its own
+            self._variants[k] = replace(
+                self,
+                sums=self.crop_sums[k],
+                thumbs=self.crops[k],
+                crops=None,
+                crop_sums=None,
+                _grid=None,
+                _have=None,
+                _variants=None,
             )
         return self._variants[k]
 
@@ -227,7 +227,7 @@ class _Block:
         crops each image's crops against the other's thumbnail, both ways."""
         pairs = [(self, other)]
         if self.crops is not None and other.crops is not None:
-            for k in range(self.crops.shape[1]):
+            for k in range(len(self.crops)):
                 pairs += [(self.variant(k), other), (self, other.variant(k))]
         return pairs
 
@@ -260,19 +260,21 @@ def _load_block(
     feat = with_total(sums)
     n = len(table)
     tiles = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
-    crops = None
+    crops = crop_sums = None
     low, high = feat, feat
     if crop_paths:
-        crops = load_thumbnails(table, crop_paths, perm)
-        if len(crops) and crops.ndim != 5:
+        stacked = load_thumbnails(table, crop_paths, perm)
+        if len(stacked) and stacked.ndim != 5:
             raise IntermediateError(f"crop stacks {list(crop_paths)!r} are not of shape (n, V, S, S, 3)")
-        if len(crops):
+        if len(stacked):
+            # crop by crop, each a contiguous stack of the block's rows
+            crops = np.ascontiguousarray(stacked.transpose(1, 0, 2, 3, 4))
+            del stacked
+            crop_sums = channel_sums(crops.reshape(-1, *crops.shape[2:])).reshape(len(crops), n, 3)
             # a tile's ranges cover its images' crops too
-            crop_feat = with_total(channel_sums(crops.reshape(-1, *crops.shape[2:])).reshape(n, -1, 3))
-            low = np.minimum(feat, crop_feat.min(axis=1))
-            high = np.maximum(feat, crop_feat.max(axis=1))
-        else:
-            crops = None
+            crop_feat = with_total(crop_sums)
+            low = np.minimum(feat, crop_feat.min(axis=0))
+            high = np.maximum(feat, crop_feat.max(axis=0))
     return _Block(
         id=block,
         table=table,
@@ -284,6 +286,7 @@ def _load_block(
         tiles=tiles,
         ranges=[(low[i0:i1].min(axis=0), high[i0:i1].max(axis=0)) for i0, i1 in tiles],
         crops=crops,
+        crop_sums=crop_sums,
     )
 
 

@@ -64,8 +64,8 @@ def compare_mem_mb(config: Config, gpu: bool = False) -> int:
     """The memory (MB) a compare job declares: two blocks of uint8 thumbnails and their grid
     sums; the numpy kernel works through tiles of 1024 x 1024 pairs (centred float32 copies,
     float64 score tiles), the torch kernel through whole blocks (block_size^2 masks and
-    scores on the host). Crop thumbnails (crop_tolerance) add their stacks and a copy of
-    each crop in turn."""
+    scores on the host). Crop thumbnails (crop_tolerance) add their stacks, read and then
+    laid out crop by crop (two copies while a block loads), and their grid sums."""
     d = 3 * config["compression_target"] ** 2
     n = config["block_size"]
     tile = n if gpu else min(n, 1024)

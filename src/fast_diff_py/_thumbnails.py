@@ -96,14 +96,10 @@ def make_thumbnails(
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
     hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else None
-    with atomic_path(out_thumbs) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, stack)
+    _save_stack(out_thumbs, stack)
     if fractions:
         assert out_crops is not None and out_crop_sums is not None
-        with atomic_path(out_crops) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, crops)
+        _save_stack(out_crops, crops)
         with atomic_path(out_crop_sums) as tmp:
             pq.write_table(_crop_sums_table(rows, crops), tmp)
     if out_previews is not None:
@@ -113,6 +109,13 @@ def make_thumbnails(
             pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
+
+
+def _save_stack(path: str | os.PathLike[str], stack: np.ndarray) -> None:
+    """Write ``stack`` as an ``.npy`` file, whole or not at all."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, stack)
 
 
 def _to_read(row: dict) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from fast_diff_py import block_partners, make_plan
+from fast_diff_py import block_partners, make_plan, shard_file, shard_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,9 +70,11 @@ def main() -> None:
     work = args.work.resolve()
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     results = work / cfg.get("results_dir", "results/work")
-    index = sorted(str(p) for p in (results / "index").glob("shard_*.parquet"))
-    meta = sorted(str(p) for p in (results / "thumbnails").glob("shard_*.parquet"))
-    digests = sorted(str(p) for p in (results / "digests").glob("shard_*.parquet")) or None  # threshold 0
+    shards = shard_ids(results / "index")
+    index = [str(results / "index" / shard_file(s)) for s in shards]
+    meta = [str(results / "thumbnails" / shard_file(s)) for s in shards]
+    stacks = [str(results / "thumbnails" / shard_file(s, ".npy")) for s in shards]
+    digests = [str(results / "digests" / shard_file(s)) for s in shards] if (results / "digests").is_dir() else None
     files = sum(pq.read_metadata(p).num_rows for p in index)
     size = cfg.get("compression_target", 64)
     threshold = cfg.get("second_loop", {}).get("diff_threshold", 200)
@@ -92,7 +94,15 @@ def main() -> None:
         for b in map(int, args.block_sizes.split(",")):
             shutil.rmtree(plan)
             n_pairs = make_plan(
-                meta, index, plan, size=size, block_size=b, threshold=threshold, has_part_b=has_b, digest_paths=digests
+                meta,
+                index,
+                plan,
+                size=size,
+                block_size=b,
+                threshold=threshold,
+                has_part_b=has_b,
+                digest_paths=digests,
+                thumb_paths=stacks,
             )
             conf = work / f"config.block{b}.yaml"
             conf.write_text(yaml.safe_dump({**cfg, "block_size": b}))

@@ -34,6 +34,7 @@ def test_a_run_writes_the_documented_files(tmp_path):
         "thumbnails/shard_*[0-9].previews.parquet": _formats.PREVIEW_SCHEMA,
         "plan/blocks.parquet": _formats.BLOCKS_SCHEMA,
         "plan/block_pairs.parquet": _formats.BLOCK_PAIRS_SCHEMA,
+        "plan/blocks/block_[0-9]*.parquet": _formats.BLOCKS_SCHEMA,
         "pairs/*.parquet": _formats.PAIR_SCHEMA,
     }
     for pattern, schema in expected.items():
@@ -45,6 +46,11 @@ def test_a_run_writes_the_documented_files(tmp_path):
     for stack in work.glob("thumbnails/shard_*[0-9].npy"):
         thumbs = np.load(stack, mmap_mode="r")
         assert thumbs.dtype == np.uint8 and thumbs.shape[1:] == (size, size, 3)
+    blocks = sorted(work.glob("plan/blocks/block_[0-9]*.parquet"))
+    for rows in blocks:  # a block's thumbnails beside its rows, row for row
+        thumbs = np.load(rows.with_suffix(".npy"), mmap_mode="r")
+        assert thumbs.dtype == np.uint8 and thumbs.shape == (pq.read_metadata(rows).num_rows, size, size, 3)
+    assert sum(pq.read_metadata(p).num_rows for p in blocks) == pq.read_metadata(work / "plan/blocks.parquet").num_rows
     con = sqlite3.connect(tmp_path / "results" / "fast_diff.db")
     try:
         assert con.execute("PRAGMA user_version").fetchone()[0] == _formats.USER_VERSION

@@ -203,6 +203,8 @@ def staged_pairs(
         prune=prunes(config),
         digest_paths=digests(run, tmp, rotate, mirror) if needs_digests(config) else None,
         crop_sums_paths=run["crop_sums"] if crop else None,
+        thumb_paths=run["thumbs"],
+        crop_paths=run["crops"] if crop else None,
     )
     rows = {}
     files = []
@@ -210,7 +212,6 @@ def staged_pairs(
         out = tmp / f"pairs_{a}.parquet"
         compare_blocks(
             plan,
-            run["thumbs"],
             a,
             partners,
             out,
@@ -222,7 +223,7 @@ def staged_pairs(
             keep_non_matching_aspects=keep_aspect,
             backend=backend,
             tile=tile,
-            crop_paths=run["crops"] if crop else None,
+            crops=crop,
         )
         files.append(out)
     if skip_hash:
@@ -353,13 +354,14 @@ def test_custom_difference_function(corpus, tmp_path):
         threshold=50.0,
         has_part_b=False,
         prune=False,
+        thumb_paths=run["thumbs"],
     )
     images = all_images(run)
     rows = {}
     for pair in block_pair_ids(tmp_path / "plan"):
         a, b = map(int, pair.split("_"))
         out = tmp_path / f"{pair}.parquet"
-        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, out, threshold=50.0, cpu_diff="diffs:mean_abs")
+        compare_block_pair(tmp_path / "plan", a, b, out, threshold=50.0, cpu_diff="diffs:mean_abs")
         rows.update({(r["key_a"], r["key_b"]): r["dif"] for r in pq.read_table(out).to_pylist()})
     from diffs import mean_abs
 
@@ -384,12 +386,13 @@ def test_gpu_diff_replaces_cpu_diff_where_a_gpu_is_seen(corpus, tmp_path, monkey
         threshold=1e9,
         has_part_b=False,
         prune=False,
+        thumb_paths=run["thumbs"],
     )
     kw = dict(threshold=1e9, cpu_diff="diffs:mean_abs", gpu_diff="diffs:coarse_gpu")
     monkeypatch.setattr(compare, "gpu_available", lambda: False)
-    compare_block_pair(tmp_path / "plan", run["thumbs"], 0, 0, tmp_path / "cpu.parquet", **kw)
+    compare_block_pair(tmp_path / "plan", 0, 0, tmp_path / "cpu.parquet", **kw)
     monkeypatch.setattr(compare, "gpu_available", lambda: True)
-    compare_block_pair(tmp_path / "plan", run["thumbs"], 0, 0, tmp_path / "gpu.parquet", **kw)
+    compare_block_pair(tmp_path / "plan", 0, 0, tmp_path / "gpu.parquet", **kw)
     cpu = pq.read_table(tmp_path / "cpu.parquet").column("dif").to_pylist()
     gpu = pq.read_table(tmp_path / "gpu.parquet").column("dif").to_pylist()
     assert len(cpu) == len(gpu) > 0 and set(gpu) == {7.0} and set(cpu) != {7.0}
@@ -412,7 +415,14 @@ def test_one_compare_job_per_block(corpus, tmp_path, tag):
     and the same rows as comparing the block pairs one at a time."""
     run = corpus[tag]
     n_pairs = make_plan(
-        run["meta"], run["index"], tmp_path / "plan", size=SIZE, block_size=3, threshold=1e9, has_part_b=run["has_b"]
+        run["meta"],
+        run["index"],
+        tmp_path / "plan",
+        size=SIZE,
+        block_size=3,
+        threshold=1e9,
+        has_part_b=run["has_b"],
+        thumb_paths=run["thumbs"],
     )
     blocks = pq.read_table(tmp_path / "plan" / "blocks.parquet")
     n_a = len({b for b, p in zip(blocks.column("block").to_pylist(), blocks.column("part_b").to_pylist()) if not p})
@@ -421,10 +431,10 @@ def test_one_compare_job_per_block(corpus, tmp_path, tag):
     assert [f"{a}_{b}" for a, bs in partners.items() for b in bs] == block_pair_ids(tmp_path / "plan")
     a, bs = max(partners.items(), key=lambda item: len(item[1]))
     kw = dict(threshold=1e9, rotate=True)
-    compare_blocks(tmp_path / "plan", run["thumbs"], a, bs, tmp_path / "row.parquet", **kw)
+    compare_blocks(tmp_path / "plan", a, bs, tmp_path / "row.parquet", **kw)
     one_by_one = []
     for b in bs:
-        compare_block_pair(tmp_path / "plan", run["thumbs"], a, b, tmp_path / f"{b}.parquet", **kw)
+        compare_block_pair(tmp_path / "plan", a, b, tmp_path / f"{b}.parquet", **kw)
         one_by_one += pq.read_table(tmp_path / f"{b}.parquet").to_pylist()
     row = pq.read_table(tmp_path / "row.parquet").to_pylist()
     assert row == one_by_one and len(row) > len(bs)

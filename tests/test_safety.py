@@ -399,6 +399,25 @@ def test_a_thumbnail_stack_damaged_in_place_is_refused_and_remade(tmp_path, dup_
     assert pairs(db) == good
 
 
+def test_a_block_stack_of_the_plan_damaged_in_place_is_refused_and_the_plan_remade(tmp_path, dup_folder):
+    work = tmp_path / "w"
+    config = {"part_a": [str(dup_folder["root"])], "block_size": 4}
+    run_workflow(work, config)
+    db = work / "results" / "fast_diff.db"
+    good = pairs(db)
+    plan = work / "results" / "work" / "plan"
+    arr = np.load(next((plan / "blocks").glob("*.npy")), mmap_mode="r+")
+    arr[:] = 255
+    arr.flush()
+    del arr
+    proc = run_workflow(work, config, check=False)
+    assert proc.returncode != 0
+    assert "changed since it was written" in proc.stdout + proc.stderr and "removed the plan" in proc.stderr
+    assert not plan.exists() and pairs(db) == good
+    run_workflow(work, config)  # the plan is made again
+    assert pairs(db) == good
+
+
 def test_a_fifo_swapped_in_after_indexing_is_an_error_row(tmp_path):
     from fast_diff_py import FileStatus, make_thumbnails, write_index
     from fast_diff_py._io import read_parquet
@@ -491,7 +510,7 @@ def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, 
     del arr
     assert difpy.main(argv) == 1
     err = capsys.readouterr().err
-    assert "IntermediateError: thumbnail stack(s)" in err and "compare_blocks" in err
+    assert "IntermediateError: thumbnail stack(s)" in err and "plan_blocks" in err
     assert "Traceback" not in err
     assert difpy.main(argv) == 0  # the same command again: the stack is made anew
 

@@ -369,6 +369,36 @@ def test_cores_are_shared_out_among_the_jobs_of_a_stage(tmp_path, dup_folder):
     )
 
 
+@pytest.mark.parametrize("crop", [0, 0.03])
+def test_a_compare_job_declares_only_its_blocks_files(tmp_path, dup_folder, crop):
+    """A compare job's inputs are the plan's files of its block and of the blocks paired with
+    it (rows, thumbnails, and crops with crop_tolerance), and no shard stack: what Snakemake
+    stages for it where nodes share no disk. The pairs are those of a run in one block."""
+    from fast_diff_py import CROP_STACK_SUFFIX, block_file, block_partners
+
+    base = {"part_a": [str(dup_folder["root"])], "second_loop": {"diff_threshold": 400}, "crop_tolerance": crop}
+    proc = run_workflow(tmp_path / "blocks", {**base, "block_size": 3})
+    plan = Path("results", "work", "plan")  # as the jobs list it, in their working folder
+    declared = {}
+    for job in proc.stderr.split("\n\n"):
+        lines = dict(
+            line.strip().split(": ", 1) for line in job.splitlines() if line.startswith("    ") and ": " in line
+        )
+        if re.search(r"^(local)?rule compare_blocks:$", job, re.M):
+            declared[int(lines["wildcards"].removeprefix("a="))] = set(lines["input"].split(", "))
+    partners = block_partners(tmp_path / "blocks" / plan)
+    assert set(declared) == set(partners) and len(partners) > 1
+    suffixes = [".parquet", ".npy", *([CROP_STACK_SUFFIX] if crop else [])]
+    for a, files in declared.items():
+        blocks = {a, *partners[a]}
+        files.remove(str(plan / "block_pairs.parquet"))
+        assert files == {str(plan / "blocks" / block_file(b, suffix)) for b in blocks for suffix in suffixes}, a
+    run_workflow(tmp_path / "one", {**base, "block_size": 100})
+    assert db_rows(tmp_path / "blocks" / "results" / "fast_diff.db") == db_rows(
+        tmp_path / "one" / "results" / "fast_diff.db"
+    )
+
+
 def test_files_added_at_the_end_remake_only_the_last_shards_thumbnails(tmp_path):
     """A rerun after new files that sort last (a camera's next import) makes the thumbnails
     of the shard they join only (Snakemake compares the checksums of the rewritten index

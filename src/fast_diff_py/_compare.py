@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
-from ._formats import HASH_COLUMNS, PAIR_SCHEMA, PairStatus
-from ._io import atomic_path, open_stack, remove_damaged
+from ._formats import BLOCK_DIR, CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus, block_file
+from ._io import atomic_path, remove_damaged
 from ._kernel import (
     DifFunction,
     block_dif,
@@ -31,7 +31,7 @@ from ._kernel import (
     range_bound,
     with_total,
 )
-from ._plan import read_block, table_sums
+from ._plan import block_stack, read_block, table_sums
 from ._plugins import resolve
 from ._progress import Progress
 
@@ -42,7 +42,6 @@ __all__ = [
     "compare_blocks",
     "gpu_available",
     "hash_match_pairs",
-    "load_thumbnails",
     "match_hashes",
 ]
 
@@ -50,24 +49,6 @@ logger = logging.getLogger(__name__)
 
 # the built-in kernels: numpy, torch (CUDA when seen, else CPU), or torch on CUDA and else numpy
 Backend = Literal["auto", "numpy", "torch"]
-
-
-def load_thumbnails(block: pa.Table, thumb_paths: Sequence[str], order: np.ndarray | None = None) -> np.ndarray:
-    """Gather a block's thumbnails (in ``order`` of the block's rows when given) from the
-    shard stacks, reading one shard at a time: memory is the block plus one shard."""
-    shards = block.column("shard").to_numpy()
-    rows = block.column("thumb_row").to_numpy()
-    if order is not None:
-        shards, rows = shards[order], rows[order]
-    out = None
-    for s in np.unique(shards):
-        stack = open_stack(thumb_paths[s])  # unmapped again below
-        if out is None:
-            out = np.empty((len(shards), *stack.shape[1:]), np.uint8)
-        sel = np.flatnonzero(shards == s)
-        out[sel] = stack[rows[sel]]
-        del stack  # a mapped page counts as resident while mapped
-    return out if out is not None else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def aspect_mask(size_a: np.ndarray, size_b: np.ndarray, match_aspect_by: float | None) -> np.ndarray:
@@ -245,13 +226,7 @@ class _Block:
         return grid[idx]
 
 
-def _load_block(
-    plan_dir: str | os.PathLike[str],
-    thumb_paths: Sequence[str],
-    block: int,
-    tile: int,
-    crop_paths: Sequence[str] | None = None,
-) -> _Block:
+def _load_block(plan_dir: str | os.PathLike[str], block: int, tile: int, crops: bool = False) -> _Block:
     # brightness order inside each block, so that tiles cover narrow ranges of sums
     table = read_block(plan_dir, block)
     sums = table_sums(table)
@@ -260,21 +235,23 @@ def _load_block(
     feat = with_total(sums)
     n = len(table)
     tiles = [(i0, min(i0 + tile, n)) for i0 in range(0, n, tile)]
-    crops = crop_sums = None
+    crop_stack = crop_sums = None
     low, high = feat, feat
-    if crop_paths:
-        stacked = load_thumbnails(table, crop_paths, perm)
-        if len(stacked) and stacked.ndim != 5:
-            raise IntermediateError(f"crop stacks {list(crop_paths)!r} are not of shape (n, V, S, S, 3)")
-        if len(stacked):
-            # crop by crop, each a contiguous stack of the block's rows
-            crops = np.ascontiguousarray(stacked.transpose(1, 0, 2, 3, 4))
-            del stacked
-            crop_sums = channel_sums(crops.reshape(-1, *crops.shape[2:])).reshape(len(crops), n, 3)
-            # a tile's ranges cover its images' crops too
-            crop_feat = with_total(crop_sums)
-            low = np.minimum(feat, crop_feat.min(axis=0))
-            high = np.maximum(feat, crop_feat.max(axis=0))
+    if crops and n:
+        stacked = block_stack(plan_dir, block, CROP_STACK_SUFFIX)
+        if stacked.ndim != 5 or len(stacked) != n:
+            raise IntermediateError(
+                f"crop stack {os.path.join(plan_dir, BLOCK_DIR, block_file(block, CROP_STACK_SUFFIX))!r} is not of "
+                f"shape ({n}, V, S, S, 3)"
+            )
+        # crop by crop, each a contiguous stack of the block's rows
+        crop_stack = np.ascontiguousarray(stacked[perm].transpose(1, 0, 2, 3, 4))
+        del stacked
+        crop_sums = channel_sums(crop_stack.reshape(-1, *crop_stack.shape[2:])).reshape(len(crop_stack), n, 3)
+        # a tile's ranges cover its images' crops too
+        crop_feat = with_total(crop_sums)
+        low = np.minimum(feat, crop_feat.min(axis=0))
+        high = np.maximum(feat, crop_feat.max(axis=0))
     return _Block(
         id=block,
         table=table,
@@ -282,36 +259,36 @@ def _load_block(
         sums=sums,
         keys=table.column("key").to_numpy()[perm],
         sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
-        thumbs=_checked(load_thumbnails(table, thumb_paths, perm), sums, table, thumb_paths, perm),
+        thumbs=_thumbnails(plan_dir, block, perm, sums),
         tiles=tiles,
         ranges=[(low[i0:i1].min(axis=0), high[i0:i1].max(axis=0)) for i0, i1 in tiles],
-        crops=crops,
+        crops=crop_stack,
         crop_sums=crop_sums,
     )
 
 
-def _checked(
-    x: np.ndarray, sums: np.ndarray, table: pa.Table, thumb_paths: Sequence[str], perm: np.ndarray
-) -> np.ndarray:
-    """``x`` when its thumbnails still have the channel sums their thumbnail job recorded;
-    else the damaged stacks are removed (so that the next run makes them again) and
-    IntermediateError names them."""
-    bad = np.flatnonzero((channel_sums(x) != sums).any(axis=1))
-    if not len(bad):
+def _thumbnails(plan_dir: str | os.PathLike[str], block: int, perm: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """The block's thumbnails in ``perm`` order, when they still have the channel sums their
+    thumbnail jobs recorded; else the plan is removed (so that the next run makes it again)
+    and IntermediateError names the stack."""
+    if not len(perm):
+        return np.zeros((0, 1, 1, 3), np.uint8)
+    stack = block_stack(plan_dir, block)
+    x = np.asarray(stack[perm]) if len(stack) == len(perm) else None
+    del stack
+    bad = len(perm) if x is None else int((channel_sums(x) != sums).any(axis=1).sum())
+    if x is not None and not bad:
         return x
-    shards = sorted(set(table.column("shard").to_numpy()[perm][bad].tolist()))
-    damaged = [thumb_paths[s] for s in shards]
-    remove_damaged(damaged)
+    path = os.path.join(plan_dir, BLOCK_DIR, block_file(block, ".npy"))
+    remove_damaged([path])
     raise IntermediateError(
-        f"thumbnail stack(s) {', '.join(map(repr, damaged))} changed since they were written "
-        f"({len(bad)} thumbnails differ from their recorded sums); removed them: run the same "
-        "command again to make them anew"
+        f"thumbnail stack {path!r} changed since it was written ({bad} thumbnails differ from "
+        "their recorded sums); removed the plan: run the same command again to make it anew"
     )
 
 
 def compare_blocks(
     plan_dir: str | os.PathLike[str],
-    thumb_paths: Sequence[str],
     block_a: int,
     blocks_b: Sequence[int],
     out: str | os.PathLike[str],
@@ -326,10 +303,12 @@ def compare_blocks(
     backend: Backend = "auto",
     tile: int = TILE,
     mirror: bool = False,
-    crop_paths: Sequence[str] | None = None,
+    crops: bool = False,
 ) -> int:
     """Compare block ``block_a`` with each of ``blocks_b`` in turn and write the stored pairs
-    to ``out`` (a row group per block pair). Returns the number of rows written. ``dif`` is
+    to ``out`` (a row group per block pair), reading the blocks' files in ``plan_dir``
+    (``block_file``: rows, thumbnails and, with ``crops``, crop thumbnails) and no others.
+    Returns the number of rows written. ``dif`` is
     the minimum over the four turns (``rotate``) and, with ``mirror``, their mirror images.
 
     Block A stays in memory while the others are read one at a time, so memory is that of
@@ -348,8 +327,9 @@ def compare_blocks(
     each block ordered by brightness: a tile whose per-channel sum ranges are too far apart
     is skipped whole, and memory does not grow with the block size.
 
-    ``crop_paths`` (the shards' crop stacks, crop_tolerance) make ``dif`` the least over the
-    thumbnails and each image's crops against the other's thumbnail (``fast_diff_py._crops``).
+    ``crops`` (crop_tolerance; the plan holds the blocks' crop thumbnails) makes ``dif`` the
+    least over the thumbnails and each image's crops against the other's thumbnail
+    (``fast_diff_py._crops``).
     """
     if backend not in ("auto", "numpy", "torch"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
@@ -357,7 +337,7 @@ def compare_blocks(
         raise ValueError(f"tile must be >= 1, got {tile}")
     chosen = gpu_diff if gpu_diff and gpu_available() else cpu_diff
     user_diff = resolve(chosen) if chosen else None  # fail early on a bad name
-    if user_diff is not None and crop_paths:
+    if user_diff is not None and crops:
         raise ValueError(
             "crop thumbnails (crop_tolerance) apply to the built-in difference, not to cpu_diff or gpu_diff"
         )
@@ -382,13 +362,13 @@ def compare_blocks(
         user_diff=user_diff,
         use_torch=use_torch,
     )
-    first = _load_block(plan_dir, thumb_paths, block_a, tile, crop_paths)
+    first = _load_block(plan_dir, block_a, tile, crops)
     written = 0
     progress = Progress(len(blocks_b), "block pairs", logger)
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
             for b in blocks_b:
-                second = first if b == block_a else _load_block(plan_dir, thumb_paths, b, tile, crop_paths)
+                second = first if b == block_a else _load_block(plan_dir, b, tile, crops)
                 table = _compare_loaded(first, second, options)
                 writer.write_table(table)
                 written += len(table)
@@ -400,14 +380,13 @@ def compare_blocks(
 
 def compare_block_pair(
     plan_dir: str | os.PathLike[str],
-    thumb_paths: Sequence[str],
     block_a: int,
     block_b: int,
     out: str | os.PathLike[str],
     **options,
 ) -> int:
     """Compare block ``block_a`` with ``block_b`` (see :func:`compare_blocks`)."""
-    return compare_blocks(plan_dir, thumb_paths, block_a, [block_b], out, **options)
+    return compare_blocks(plan_dir, block_a, [block_b], out, **options)
 
 
 @dataclass(frozen=True)

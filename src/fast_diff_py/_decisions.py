@@ -16,6 +16,7 @@ __all__ = [
     "digests_from_hashes",
     "job_memory",
     "needs_digests",
+    "plan_mem_mb",
     "prunes",
     "thumbnail_mem_mb",
     "thumbnail_runtime_min",
@@ -58,6 +59,13 @@ def thumbnail_mem_mb(config: Config, threads: int) -> int:
     larger ones)."""
     per_thread = min(config["max_file_bytes"], 50 << 20) + 3 * min(config["max_image_pixels"], 50_000_000)
     return 400 + (job_memory(config)["make_thumbnails"] + max(1, threads) * per_thread) // 2**20
+
+
+def plan_mem_mb(config: Config, files: int) -> int:
+    """The memory (MB) the plan job declares: the metadata of up to ``files`` decoded files
+    (sums, hashes, keys and blocks, with the copies sorting makes), and one block's
+    thumbnails and crop thumbnails, gathered from the shards and written out block by block."""
+    return 500 + (files * 1024 + job_memory(config)["compare_blocks"]) // 2**20
 
 
 def compare_mem_mb(config: Config, gpu: bool = False) -> int:

@@ -102,7 +102,9 @@ _FORMATS_FILES = {
     "CROP_SUMS_SCHEMA": "`thumbnails/shard_<s>.crops.parquet` (`crop_tolerance` only): one row per decoded "
     "file, beside `shard_<s>.crops.npy` (decoded files x 3 crops x S x S x 3)",
     "DIGEST_SCHEMA": "`digests/shard_<s>.parquet` (`diff_threshold: 0` only): one row per decoded file",
-    "BLOCKS_SCHEMA": "`plan/blocks.parquet`: one row per decoded file, by block and key, a row group per block",
+    "BLOCKS_SCHEMA": "`plan/blocks.parquet`: one row per decoded file, by block and key; and each block's rows "
+    "in `plan/blocks/block_<b>.parquet`, beside its thumbnails `plan/blocks/block_<b>.npy` (rows x S x S x 3) "
+    "and, with `crop_tolerance`, crops `plan/blocks/block_<b>.crops.npy` (rows x 3 x S x S x 3), in the same order",
     "BLOCK_PAIRS_SCHEMA": "`plan/block_pairs.parquet`: the pairs of blocks that can hold a match",
     "PAIR_SCHEMA": "`pairs/<a>.parquet` (also `pairs_gpu/`, and `hash_pairs.parquet`): the pairs "
     "within the threshold found by the compare job of block `a`, by (key_a, key_b)",

@@ -14,7 +14,11 @@ and status codes from here.
       thumbnails/shard_<s>.crops.npy N x V x S x S x 3 uint8 crop thumbnails (crop_tolerance only)
       thumbnails/shard_<s>.crops.parquet  CROP_SUMS_SCHEMA: their channel sums (crop_tolerance only)
       digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
-      plan/                          blocks and block partners (_plan)
+      plan/blocks.parquet            BLOCKS_SCHEMA: every decoded file with its block (_plan)
+      plan/block_pairs.parquet       BLOCK_PAIRS_SCHEMA: the pairs of blocks to compare
+      plan/blocks/block_<b>.parquet  BLOCKS_SCHEMA: block b's rows, by key
+      plan/blocks/block_<b>.npy      n x S x S x 3 uint8: block b's thumbnails, in those rows' order
+      plan/blocks/block_<b>.crops.npy  n x V x S x S x 3 uint8: their crops (crop_tolerance only)
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
       database.json                  DB_RECEIPT: which database db_path holds
     db_path                          SQLite, PRAGMA user_version = USER_VERSION (_db)
@@ -58,6 +62,8 @@ __all__ = [
     "PAIR_DIR",
     "PAIR_SCHEMA",
     "BLOCKS_SCHEMA",
+    "BLOCK_DIR",
+    "block_file",
     "BLOCK_PAIRS_SCHEMA",
     "COLUMN_MEANINGS",
     "CROP_STACK_SUFFIX",
@@ -120,6 +126,8 @@ INDEX_DIR = "index"
 THUMBNAIL_DIR = "thumbnails"
 DIGEST_DIR = "digests"
 PLAN_DIR = "plan"
+# the plan's files of each block (block_file), a compare job's inputs
+BLOCK_DIR = "blocks"
 PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"
@@ -137,6 +145,7 @@ SUMMARY_FILE = "summary.json"
 REPORT_DIR = "report"
 REPORT_INDEX = "index.html"
 _SHARD_PREFIX = "shard_"
+_BLOCK_PREFIX = "block_"
 # a thumbnail shard's crop thumbnails and their sums (crop_tolerance > 0 only)
 CROP_STACK_SUFFIX = ".crops.npy"
 CROP_SUMS_SUFFIX = ".crops.parquet"
@@ -195,6 +204,13 @@ def shard_name(number: int) -> str:
 def shard_file(shard: str, suffix: str = ".parquet") -> str:
     """The file name of shard ``shard`` (an id, or a pattern such as ``{shard}`` or ``*``)."""
     return f"{_SHARD_PREFIX}{shard}{suffix}"
+
+
+def block_file(block: int | str, suffix: str = ".parquet") -> str:
+    """The file name of block ``block``'s rows (``.parquet``), thumbnails (``.npy``) or crop
+    thumbnails (CROP_STACK_SUFFIX) in the plan's BLOCK_DIR: a compare job reads only its
+    blocks'."""
+    return f"{_BLOCK_PREFIX}{block}{suffix}"
 
 
 def shard_ids(folder: str | os.PathLike[str]) -> list[str]:
@@ -282,7 +298,7 @@ DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
 PAIR_SCHEMA = pa.schema([("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())])
 
 # the comparison plan (_plan): one row per decoded image with its block, sorted by (block,
-# key) and written a row group per block; and the pairs of blocks to compare
+# key), in blocks.parquet and block by block (block_file); and the pairs of blocks to compare
 BLOCKS_SCHEMA = pa.schema(
     [
         *[META_SCHEMA.field(name) for name in ("key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2")],
@@ -364,7 +380,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "key": "the path's key (decoded files only)",
         "px": "width in pixels",
         "py": "height in pixels",
-        "thumb_row": "row in its shard's .npy stack",
+        "thumb_row": "row in its shard's .npy stack (thumbnails/)",
         "sum_0": "first channel's sum",
         "sum_1": "second channel's sum",
         "sum_2": "third channel's sum",

@@ -107,9 +107,12 @@ def damaged_parquet(path: str | os.PathLike[str], exc: Exception) -> Exception:
     from ._formats import FOLDER_STATE
 
     how = _remake().get(path.parent.name)
-    if how is None or not (results / FOLDER_STATE).exists():
+    plan = _plan_of(path)
+    if plan is not None:
+        shutil.rmtree(plan, ignore_errors=True)
+    elif how is None or not (results / FOLDER_STATE).exists():
         return IntermediateError(f"{os.fspath(path)!r} cannot be read as Parquet ({exc})")
-    if how == "shard":
+    elif how == "shard":
         remove_damaged([path.with_suffix(".npy")])
     elif how == "file":
         path.unlink(missing_ok=True)
@@ -140,10 +143,26 @@ def open_stack(path: str | os.PathLike[str]):
         ) from exc
 
 
+def _plan_of(path: Path) -> Path | None:
+    """The plan folder of a workflow's results that ``path`` (a block's file) is in, if so."""
+    from ._formats import BLOCK_DIR, FOLDER_STATE, PLAN_DIR
+
+    folder = path.parent.parent if path.parent.name == BLOCK_DIR else path.parent
+    if folder.name == PLAN_DIR and (folder.parent / FOLDER_STATE).exists():
+        return folder
+    return None
+
+
 def remove_damaged(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Remove damaged intermediates (a stack and its metadata) so that Snakemake remakes them."""
+    """Remove damaged intermediates so that Snakemake remakes them: a shard's stack and its
+    metadata; for a file of a workflow's plan folder, the whole plan (its files are a compare
+    job's inputs, and only the plan job makes them)."""
     for path in paths:
         path = Path(path)
+        plan = _plan_of(path)
+        if plan is not None:
+            shutil.rmtree(plan, ignore_errors=True)
+            continue
         for p in (path, path.with_suffix(".parquet")):
             if p.exists():
                 p.unlink()

@@ -12,16 +12,37 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import BLOCK_PAIRS_SCHEMA, BLOCKS_SCHEMA, HASH_COLUMNS, FileStatus, crop_sum_columns
-from ._io import atomic_path, read_parquet
-from ._kernel import channel_limit, range_bound, with_total
+from ._errors import IntermediateError
+from ._formats import (
+    BLOCK_DIR,
+    BLOCK_PAIRS_SCHEMA,
+    BLOCKS_SCHEMA,
+    CROP_STACK_SUFFIX,
+    HASH_COLUMNS,
+    FileStatus,
+    block_file,
+    crop_sum_columns,
+)
+from ._io import atomic_path, open_stack, read_parquet, remove_damaged
+from ._kernel import channel_limit, channel_sums, range_bound, with_total
 
-__all__ = ["make_plan", "plan_pairs", "assign_blocks", "read_block", "block_pair_ids", "block_partners"]
+__all__ = [
+    "make_plan",
+    "plan_pairs",
+    "assign_blocks",
+    "read_block",
+    "block_pair_ids",
+    "block_partners",
+    "load_thumbnails",
+    "block_stack",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +79,15 @@ def make_plan(
     prune: bool = True,
     digest_paths: list[str] | None = None,
     crop_sums_paths: list[str] | None = None,
+    thumb_paths: Sequence[str] | None = None,
+    crop_paths: Sequence[str] | None = None,
 ) -> int:
-    """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block) and
-    ``out_dir/block_pairs.parquet`` (the block pairs to compare). Returns the pair count.
+    """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block),
+    ``out_dir/block_pairs.parquet`` (the block pairs to compare) and, block by block in
+    ``out_dir/blocks`` (``block_file``), its rows and, from the shards' stacks ``thumb_paths`` (and crop stacks
+    ``crop_paths``), its thumbnails (and crops) in the same order: a compare job then reads
+    exactly the thumbnails it compares. Without ``thumb_paths`` the plan holds no
+    thumbnails (for studies of the plan alone). Returns the pair count.
 
     Without partition B every unordered pair of A-blocks (a block with itself included) is
     listed; with B, every A-block x B-block pair. ``prune=False`` lists them all.
@@ -91,15 +118,16 @@ def make_plan(
         )
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
+    blocks = table.take(order).select(BLOCKS_SCHEMA.names).cast(BLOCKS_SCHEMA)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        # a row group per block's worth of rows, so a compare job reads only its own
-        blocks = table.take(order).select(BLOCKS_SCHEMA.names).cast(BLOCKS_SCHEMA)
         pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
             pa.table({"block_a": pairs_a, "block_b": pairs_b}, schema=BLOCK_PAIRS_SCHEMA),
             tmp / "block_pairs.parquet",
         )
+        (tmp / BLOCK_DIR).mkdir()
+        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
         len(table),
@@ -108,6 +136,56 @@ def make_plan(
         candidates,
     )
     return len(pairs_a)
+
+
+def _write_blocks(
+    blocks: pa.Table, out: Path, thumb_paths: Sequence[str] | None, crop_paths: Sequence[str] | None
+) -> None:
+    """Each block's rows, and its thumbnails and crops gathered from the shards' stacks, in
+    files of its own: one block in memory at a time."""
+    ids = blocks.column("block").to_numpy()
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
+        rows = blocks.slice(int(lo), int(hi - lo))
+        b = int(ids[lo])
+        pq.write_table(rows, out / block_file(b))
+        if thumb_paths is not None:
+            np.save(out / block_file(b, ".npy"), _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths))
+        if crop_paths:
+            np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
+
+
+def load_thumbnails(rows: pa.Table, stack_paths: Sequence[str]) -> np.ndarray:
+    """The thumbnails of ``rows`` (their ``shard`` and ``thumb_row``), in their order,
+    gathered from the shards' stacks ``stack_paths`` one shard at a time: memory is the rows'
+    thumbnails plus what one mapped shard keeps resident."""
+    shards = rows.column("shard").to_numpy()
+    at = rows.column("thumb_row").to_numpy()
+    out = None
+    for s in np.unique(shards):
+        stack = open_stack(stack_paths[s])  # unmapped again below
+        if out is None:
+            out = np.empty((len(shards), *stack.shape[1:]), np.uint8)
+        sel = np.flatnonzero(shards == s)
+        out[sel] = stack[at[sel]]
+        del stack  # a mapped page counts as resident while mapped
+    return out if out is not None else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def _unchanged(thumbs: np.ndarray, rows: pa.Table, thumb_paths: Sequence[str]) -> np.ndarray:
+    """``thumbs`` when they still have the channel sums their thumbnail jobs recorded; else
+    the damaged shard stacks are removed (so that the next run makes them again) and
+    IntermediateError names them."""
+    bad = np.flatnonzero((channel_sums(thumbs) != table_sums(rows)).any(axis=1))
+    if not len(bad):
+        return thumbs
+    damaged = [thumb_paths[s] for s in sorted(set(rows.column("shard").to_numpy()[bad].tolist()))]
+    remove_damaged(damaged)
+    raise IntermediateError(
+        f"thumbnail stack(s) {', '.join(map(repr, damaged))} changed since they were written "
+        f"({len(bad)} thumbnails differ from their recorded sums); removed them: run the same "
+        "command again to make them anew"
+    )
 
 
 def _crop_spread(crop_sums_paths: list[str], keys: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,17 +346,11 @@ def _read_partners(path: str, version: tuple[int, int, int]) -> dict[int, tuple[
 
 
 def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:
-    """The rows of one block, in key order (reading only the row groups that hold it)."""
-    pf = pq.ParquetFile(os.path.join(plan_dir, "blocks.parquet"))
-    column = pf.schema_arrow.get_field_index("block")
-    groups = []
-    for g in range(pf.num_row_groups):
-        stats = pf.metadata.row_group(g).column(column).statistics
-        if stats is None or not stats.has_min_max or stats.min <= block <= stats.max:
-            groups.append(g)
-    table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
-    # the file is sorted by block: the block's rows are one run (sliced without pyarrow's
-    # compute module, whose import a compare job would pay for nothing else)
-    blocks = table.column("block").to_numpy()
-    lo, hi = np.searchsorted(blocks, [block, block + 1])
-    return table.slice(lo, hi - lo)
+    """The rows of one block, in key order (its own file, ``block_file``)."""
+    return read_parquet(os.path.join(plan_dir, BLOCK_DIR, block_file(block)))
+
+
+def block_stack(plan_dir: str | os.PathLike[str], block: int, suffix: str = ".npy") -> np.ndarray:
+    """One block's thumbnails (``.npy``) or crops (CROP_STACK_SUFFIX), mapped read-only, in
+    the order of ``read_block``'s rows."""
+    return open_stack(os.path.join(plan_dir, BLOCK_DIR, block_file(block, suffix)))

@@ -109,6 +109,11 @@ def get_shards():
     return fdp.shard_ids(checkpoints.index_files.get().output.index_dir)
 
 
+def get_roots(wildcards):
+    checkpoints.index_files.get()  # written by the index job, beside its shards
+    return f"{INDEX}/{fdp.ROOTS_FILE}"
+
+
 def get_index_shards(wildcards):
     return [f"{INDEX}/{fdp.shard_file(s)}" for s in get_shards()]
 
@@ -172,7 +177,29 @@ def get_digests(wildcards):
 
 def get_block_partners():
     # one compare job per A block, with every block its brightness range can match
-    return fdp.block_partners(checkpoints.plan_blocks.get().output.plan_dir)
+    pairs = checkpoints.plan_blocks.get().output.pairs
+    return fdp.block_partners(os.path.dirname(pairs))
+
+
+def get_partners(wildcards):
+    return get_block_partners()[int(wildcards.a)]
+
+
+def get_block_files(wildcards):
+    # block a and its partners: rows, thumbnails and (crop_tolerance) crops
+    blocks = dict.fromkeys([int(wildcards.a), *get_partners(wildcards)])
+    files = {
+        "rows": [f"{PLAN}/{fdp.BLOCK_DIR}/{fdp.block_file(b)}" for b in blocks],
+        "thumbs": [
+            f"{PLAN}/{fdp.BLOCK_DIR}/{fdp.block_file(b, '.npy')}" for b in blocks
+        ],
+    }
+    if config["crop_tolerance"]:
+        files["crops"] = [
+            f"{PLAN}/{fdp.BLOCK_DIR}/{fdp.block_file(b, fdp.CROP_STACK_SUFFIX)}"
+            for b in blocks
+        ]
+    return files
 
 
 def get_compare_jobs():
@@ -204,6 +231,12 @@ def get_thumbnail_mem_mb(wildcards, threads, attempt):
 
 def get_thumbnail_runtime(wildcards, threads, attempt):
     return fdp.thumbnail_runtime_min(config, threads, attempt)
+
+
+def get_plan_mem_mb(wildcards, input, attempt):
+    # the index shards bound the number of decoded files
+    files = len(input.index) * config["shard_size"]
+    return attempt * fdp.plan_mem_mb(config, files)
 
 
 def get_compare_mem_mb(gpu=False):

@@ -4,14 +4,20 @@ checkpoint plan_blocks:
         meta=get_thumb_meta,
         digests=get_digests,
         crop_sums=get_crop_sums,
+        thumbs=get_thumb_stacks,
+        crops=get_crop_stacks,
     output:
-        plan_dir=directory(PLAN),
+        blocks=directory(f"{PLAN}/{fdp.BLOCK_DIR}"),
+        table=f"{PLAN}/blocks.parquet",
+        pairs=f"{PLAN}/block_pairs.parquet",
     log:
         f"{LOGS}/compare/plan_blocks.log",
     benchmark:
         f"{BENCHMARKS}/compare/plan_blocks.tsv"
     conda:
         "../envs/cpu.yaml"
+    resources:
+        mem_mb=get_plan_mem_mb,
     params:
         size=config["compression_target"],
         block_size=config["block_size"],
@@ -22,11 +28,11 @@ checkpoint plan_blocks:
         "../scripts/plan_blocks.py"
 
 
+# A job reads its blocks' files of the plan and no other: their rows, thumbnails and crops.
 rule compare_blocks:
     input:
-        plan_dir=PLAN,
-        thumbs=get_thumb_stacks,
-        crops=get_crop_stacks,
+        unpack(get_block_files),
+        pairs=f"{PLAN}/block_pairs.parquet",
     output:
         pairs=f"{RESULTS}/{fdp.PAIR_DIR}/{{a}}.parquet",
     log:
@@ -40,6 +46,7 @@ rule compare_blocks:
         mem_mb=get_compare_mem_mb(),
         runtime=get_compare_runtime,
     params:
+        partners=get_partners,
         threshold=SECOND["diff_threshold"],
         rotate=config["rotate"],
         mirror=config["mirror"],

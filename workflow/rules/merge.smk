@@ -1,5 +1,6 @@
 rule merge_database:
     input:
+        roots=get_roots,
         index=get_index_shards,
         meta=get_thumb_meta,
         pairs=get_pair_files,
@@ -15,7 +16,6 @@ rule merge_database:
         "../envs/cpu.yaml"
     params:
         db=config["db_path"],
-        roots=f"{INDEX}/{fdp.ROOTS_FILE}",
     script:
         "../scripts/merge_database.py"
 

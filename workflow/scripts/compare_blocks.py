@@ -7,16 +7,14 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import block_partners, compare_blocks
+from fast_diff_py import compare_blocks
 
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
-block = int(snakemake.wildcards.a)
 compare_blocks(
-    snakemake.input.plan_dir,
-    list(snakemake.input.thumbs),
-    block,
-    block_partners(snakemake.input.plan_dir)[block],
+    os.path.dirname(snakemake.input.pairs),  # the plan folder, its block files in blocks/
+    int(snakemake.wildcards.a),
+    p.partners,
     snakemake.output.pairs,
     threshold=p.threshold,
     rotate=p.rotate,
@@ -27,5 +25,5 @@ compare_blocks(
     cpu_diff=p.cpu_diff,
     gpu_diff=p.gpu_diff,
     backend=p.backend,
-    crop_paths=list(snakemake.input.crops),
+    crops=bool(getattr(snakemake.input, "crops", None)),
 )

@@ -8,7 +8,7 @@ from fast_diff_py import build_database, write_receipt
 
 build_database(
     snakemake.params.db,
-    roots_path=snakemake.params.roots,
+    roots_path=snakemake.input.roots,
     index_paths=list(snakemake.input.index),
     meta_paths=list(snakemake.input.meta),
     pair_paths=list(snakemake.input.pairs),

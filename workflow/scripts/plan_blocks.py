@@ -1,5 +1,7 @@
 """Snakemake adapter: order images into blocks and list the block pairs to compare."""
 
+import os
+
 from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
@@ -10,7 +12,7 @@ p = snakemake.params
 make_plan(
     list(snakemake.input.meta),
     list(snakemake.input.index),
-    snakemake.output.plan_dir,
+    os.path.dirname(snakemake.output.pairs),  # the plan folder, written whole
     size=p.size,
     block_size=p.block_size,
     threshold=p.threshold,
@@ -18,4 +20,6 @@ make_plan(
     prune=p.prune,
     digest_paths=list(snakemake.input.digests),
     crop_sums_paths=list(snakemake.input.crop_sums),
+    thumb_paths=list(snakemake.input.thumbs),
+    crop_paths=list(snakemake.input.crops),
 )

@@ -61,7 +61,7 @@ def _decoded(meta_paths: list[str], index_paths: list[str]) -> pa.Table:
         meta = read_parquet(meta_path, columns=["success", *_BLOCK_COLUMNS])
         part_b = read_parquet(index_path, columns=["part_b"]).column("part_b")
         meta = meta.append_column("part_b", part_b)
-        meta = meta.filter(np.asarray(meta.column("success")) == int(FileStatus.SUCCESS))
+        meta = meta.filter(meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
         meta = meta.drop_columns(["success"])
         parts.append(meta.append_column("shard", pa.array(np.full(len(meta), shard, np.int32))))
     return pa.concat_tables(parts)

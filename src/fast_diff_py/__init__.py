@@ -38,10 +38,12 @@ _EXPORTS = {
         "PAIR_DIR",
         "PLAN_DIR",
         "BLOCK_DIR",
+        "REUSE_DIR",
         "PairStatus",
         "ROOTS_FILE",
         "THUMBNAIL_DIR",
         "shard_file",
+        "shard_name",
         "block_file",
         "report_path",
         "shard_ids",
@@ -156,6 +158,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         REPORT_DIR,
         REPORT_INDEX,
         REPORT_RECEIPT,
+        REUSE_DIR,
         ROOTS_FILE,
         SUMMARY_FILE,
         SUMMARY_RECEIPT,
@@ -166,6 +169,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         report_path,
         shard_file,
         shard_ids,
+        shard_name,
         summary_path,
     )
     from ._hashing import hash_thumbnail  # noqa: F401

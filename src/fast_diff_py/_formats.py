@@ -13,6 +13,7 @@ and status codes from here.
       thumbnails/shard_<s>.previews.parquet  PREVIEW_SCHEMA: the gallery's thumbnails
       thumbnails/shard_<s>.crops.npy N x V x S x S x 3 uint8 crop thumbnails (crop_tolerance only)
       thumbnails/shard_<s>.crops.parquet  CROP_SUMS_SCHEMA: their channel sums (crop_tolerance only)
+      thumbnails/reuse/<s>/          REUSE_DIR: what shard s's last job made, by file version (_reuse)
       digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
       plan/blocks.parquet            BLOCKS_SCHEMA: every decoded file with its block (_plan)
       plan/block_pairs.parquet       BLOCK_PAIRS_SCHEMA: the pairs of blocks to compare
@@ -63,6 +64,7 @@ __all__ = [
     "PAIR_SCHEMA",
     "BLOCKS_SCHEMA",
     "BLOCK_DIR",
+    "REUSE_DIR",
     "block_file",
     "BLOCK_PAIRS_SCHEMA",
     "COLUMN_MEANINGS",
@@ -124,6 +126,9 @@ USER_VERSION = 0x66640001
 # folders and files under results_dir
 INDEX_DIR = "index"
 THUMBNAIL_DIR = "thumbnails"
+# in THUMBNAIL_DIR, a folder per shard: what its last job made, taken again for files of the
+# same version (_reuse); no Snakemake output, so that it outlives the outputs it links to
+REUSE_DIR = "reuse"
 DIGEST_DIR = "digests"
 PLAN_DIR = "plan"
 # the plan's files of each block (block_file), a compare job's inputs

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._crops import crop_fractions
-from ._decode import MAX_IMAGE_PIXELS, Method, decode_thumbnail_and_crops
+from ._decode import MAX_IMAGE_PIXELS, PREVIEW_SIDE, Method, decode_thumbnail_and_crops
 from ._errors import ImageReadError
 from ._files import MAX_FILE_BYTES, READ_AHEAD_BYTES, READ_AHEAD_FILES, FileIdentity, advise, read_ahead
 from ._formats import (
@@ -33,13 +33,26 @@ from ._kernel import channel_sums
 from ._paths import native
 from ._plugins import resolve
 from ._progress import Progress
+from ._reuse import Previous, fingerprint, keep
 
 __all__ = ["make_digests", "make_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
 # the index columns a thumbnail job reads
-_INDEX_COLUMNS = ["key", "path", "path_bytes", "file_size", "allowed", "error", "same_as", "dev", "inode", "mtime_ns"]
+_INDEX_COLUMNS = [
+    "key",
+    "path",
+    "path_bytes",
+    "file_size",
+    "created",
+    "allowed",
+    "error",
+    "same_as",
+    "dev",
+    "inode",
+    "mtime_ns",
+]
 # the meta columns taken from each file's row as the job made it
 _ROW_COLUMNS = ("key", "success", "error", "px", "py", *FileIdentity._fields)
 
@@ -62,6 +75,8 @@ def make_thumbnails(
     out_crops: str | os.PathLike[str] | None = None,
     out_crop_sums: str | os.PathLike[str] | None = None,
     out_previews: str | os.PathLike[str] | None = None,
+    reuse_dir: str | os.PathLike[str] | None = None,
+    reuse_from: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard.
 
@@ -73,6 +88,11 @@ def make_thumbnails(
     crop thumbnails of ``fast_diff_py._crops``, rows as in ``out_thumbs``) and
     ``out_crop_sums`` (CROP_SUMS_SCHEMA). With ``out_previews`` also the gallery's thumbnail of
     each decoded file (PREVIEW_SCHEMA), from the same decoding.
+
+    With ``reuse_dir`` (and ``out_previews``) the job keeps what it made there, and takes
+    from what the last jobs kept in ``reuse_dir`` and ``reuse_from`` (the neighbouring
+    shards' folders) every file of the same version instead of decoding it again
+    (``fast_diff_py._reuse``): the outputs are those of decoding every file.
     """
     fractions = crop_fractions(crop_tolerance)
     if fractions and (out_crops is None or out_crop_sums is None):
@@ -83,6 +103,16 @@ def make_thumbnails(
     # OpenCV's own bound for the formats whose headers header_size does not read (it is read
     # once per process, at the first decode)
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_image_pixels))
+    reusing = reuse_dir is not None and out_previews is not None
+    made_as = fingerprint(
+        size=size,
+        method=method,
+        crops=fractions,
+        preview=PREVIEW_SIDE,
+        max_image_pixels=max_image_pixels,
+        max_file_bytes=max_file_bytes,
+    )
+    previous = Previous([reuse_dir, *reuse_from] if reuse_dir is not None and reusing else [], made_as)
     thumbnail = functools.partial(
         _thumbnail_row,
         size=size,
@@ -91,8 +121,12 @@ def make_thumbnails(
         preview=out_previews is not None,
         max_pixels=max_image_pixels,
         max_bytes=max_file_bytes,
+        previous=previous,
     )
     stack, crops, rows = _decode_shard(index, thumbnail, size, len(fractions), threads)
+    if reusing:
+        taken = sum(1 for r in rows if r.pop("reused", False))
+        logger.info("%d of %d files taken from the last run's thumbnails (the same version)", taken, len(rows))
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
     hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else None
@@ -109,6 +143,9 @@ def make_thumbnails(
             pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
+    if reusing:
+        assert reuse_dir is not None and out_previews is not None
+        keep(reuse_dir, index, rows, stack, crops, out_thumbs, out_crops if fractions else None, out_previews, made_as)
 
 
 def _save_stack(path: str | os.PathLike[str], stack: np.ndarray) -> None:
@@ -132,9 +169,10 @@ def _thumbnail_row(
     preview: bool,
     max_pixels: int,
     max_bytes: int,
+    previous: Previous | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict]:
     """One file of the index: its thumbnail and crop thumbnails (None where there is none)
-    and its meta row."""
+    and its meta row; taken from ``previous`` where it holds this version of the file."""
     out = {
         "key": row["key"],
         "success": int(FileStatus.NOT_COMPUTED),
@@ -154,6 +192,11 @@ def _thumbnail_row(
     if not row["allowed"]:
         return None, out
     expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
+    kept = previous.lookup(row, size, len(crops)) if previous else None
+    if kept is not None:
+        thumb, cropped, out["px"], out["py"], out["preview"] = kept
+        out.update(success=int(FileStatus.SUCCESS), reused=True, **expected._asdict())
+        return (thumb, cropped), out
     try:
         thumb, cropped, out["px"], out["py"], out["preview"] = decode_thumbnail_and_crops(
             native(row["path"], row["path_bytes"]),

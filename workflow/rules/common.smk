@@ -130,6 +130,16 @@ def get_thumbnail_threads(wildcards):
     return threads_per_job(get_cores(), len(get_shards()), most=8)
 
 
+def get_neighbour_reuse(wildcards):
+    # what the shards before and after kept: files move across a shard's ends
+    n = int(wildcards.shard)
+    return [
+        f"{THUMBS}/{fdp.REUSE_DIR}/{fdp.shard_name(s)}"
+        for s in (n - 1, n + 1)
+        if s >= 0
+    ]
+
+
 def get_thumb_stacks(wildcards):
     return [f"{THUMBS}/{fdp.shard_file(s, '.npy')}" for s in get_shards()]
 

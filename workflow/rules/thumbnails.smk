@@ -31,6 +31,9 @@ rule make_thumbnails:
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
         meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
+        # what this shard's last job made, taken again for files of the same version
+        reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}",
+        reuse_from=get_neighbour_reuse,
     script:
         "../scripts/make_thumbnails.py"
 

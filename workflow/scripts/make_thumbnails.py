@@ -28,4 +28,6 @@ make_thumbnails(
     out_crops=snakemake.output.get("crops"),
     out_crop_sums=snakemake.output.get("crop_sums"),
     out_previews=snakemake.output.previews,
+    reuse_dir=p.reuse,
+    reuse_from=p.reuse_from,
 )

@@ -1,0 +1,158 @@
+"""Reruns after the collection changed, against a run from scratch, on one corpus.
+
+On a copy of a corpus made of hard links (the corpus itself is never written), with the
+configuration of ``difpy -s similar``: a run from scratch; a rerun with nothing changed;
+then in turn 1 % new files (spread over the folders, a third of them named to sort first,
+a tenth exact copies of photos there, the rest new photos: mirrored and brightened copies,
+which match nothing at ``similar``), 1 % of the files removed, and 1 % replaced by other
+photos (a new file under the old name), each followed by a plain rerun. Printed: seconds,
+the ratio to the run from scratch, the files decoded again, and, with ``--check``, whether
+the database equals one made from scratch over the same files.
+
+    .venv/bin/python bench/growing.py /tmp/wall-64k --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_bench import REPO, Corpus, workflow_config  # noqa: E402
+
+
+def run(work: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--quiet",
+            "all",
+            "--cores",
+            str(os.cpu_count()),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
+def decoded_again(work: Path, results: str) -> tuple[int, int]:
+    """Files decoded by the last thumbnail jobs (not taken from kept thumbnails), of all."""
+    decoded = total = 0
+    for log in (work / results / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+        if log.stat().st_mtime < getattr(decoded_again, "since", 0):
+            continue
+        for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
+            decoded, total = decoded + int(b) - int(a), total + int(b)
+    return decoded, total
+
+
+def rows(db: Path) -> list:
+    con = sqlite3.connect(db)
+    try:
+        return [con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in ("directory", "dif_table")]
+    finally:
+        con.close()
+
+
+def new_photo(source: Path, target: Path, seed: int) -> None:
+    img = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    img = cv2.flip(img, 1)
+    img = cv2.convertScaleAbs(img, alpha=1.0, beta=20 + seed % 30)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(cv2.imencode(target.suffix, img)[1].tobytes())
+    os.replace(tmp, target)  # a new file: never written through a link into the corpus
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--check", action="store_true", help="compare each database with one from scratch")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    corpus = Corpus(args.corpus)
+    tmp = Path(tempfile.mkdtemp(prefix="fastdiff-growing-"))
+    photos = tmp / "photos"
+    for folder in corpus.folders:  # hard links: the corpus is only read
+        shutil.copytree(folder, photos / folder.name, copy_function=os.link)
+    grown = Corpus.__new__(Corpus)
+    grown.folders = [photos / f.name for f in corpus.folders]
+    grown.two = corpus.two
+    cfg = workflow_config(grown, "difpy", 200.0, {})
+    work = tmp / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    results = cfg["results_dir"]
+
+    def images() -> list[Path]:
+        return sorted(p for f in grown.folders for p in f.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+
+    def step(name: str, base: float | None) -> float:
+        decoded_again.since = time.time()  # type: ignore[attr-defined]
+        secs = run(work)
+        again, total = decoded_again(work, results)
+        line = f"{name:28s} {secs:7.2f} s"
+        if base:
+            line += f"  {secs / base:6.3f} of scratch"
+        line += f"  decoded {again} of {total} files in the jobs that ran"
+        if args.check and base:
+            fresh = tmp / "fresh"
+            shutil.rmtree(fresh, ignore_errors=True)
+            fresh.mkdir()
+            (fresh / "config.yaml").write_text(yaml.safe_dump(cfg))
+            run(fresh)
+            same = rows(work / cfg["db_path"]) == rows(fresh / cfg["db_path"])
+            line += f"  database {'equals' if same else 'DIFFERS from'} a run from scratch"
+        print(line, flush=True)
+        return secs
+
+    n = len(images())
+    k = max(1, round(n * args.fraction))
+    print(f"{n} images in {len(grown.folders)} folders; {k} files per change ({args.fraction:.0%})")
+    scratch = step("from scratch", None)
+    step("nothing changed", scratch)
+    # 1 % new: a third sorting first, a tenth exact copies
+    present = images()
+    for i in range(k):
+        source = rng.choice(present)
+        name = f"{'000_' if i % 3 == 0 else ''}new_{i:05d}{source.suffix}"
+        target = source.parent / name
+        if i % 10 == 0:
+            shutil.copyfile(source, target)
+        else:
+            new_photo(source, target, i)
+    step(f"{k} files added", scratch)
+    for path in rng.sample(images(), k):
+        path.unlink()
+    step(f"{k} files removed", scratch)
+    for path in rng.sample(images(), k):
+        new_photo(rng.choice(images()), path, rng.randrange(1000))
+    step(f"{k} files replaced", scratch)
+    print(f"work folder: {tmp}")
+
+
+if __name__ == "__main__":
+    main()

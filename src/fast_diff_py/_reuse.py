@@ -1,0 +1,242 @@
+"""Thumbnails made once per file version.
+
+A thumbnail job keeps what it made for its shard (hard links to its outputs, in a folder of
+the shard's own under ``thumbnails/reuse/``) with the version of each file it decoded: path,
+device, inode, size, modification time and inode change time as indexed. The next job for
+that shard (the index changed: files added, removed or changed anywhere before or in it)
+takes the thumbnail, crop thumbnails, gallery preview and pixel size of every file whose
+version is the same from what that shard and its two neighbours kept, now and one run before
+(files added or removed before a shard move files across its ends), instead of decoding it
+again, as long as they would be
+made the same way (``fingerprint``: the settings that shape them and the versions of the
+decoders). Hashes and sums are computed again from the thumbnails, as for decoded files.
+
+The inode change time changes with every write to a file and cannot be set back, so a file
+rewritten in place with its old size and modification time restored is decoded again. Only
+the job of a shard writes that shard's folder; a neighbour reading it meanwhile reads the old
+version whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._io import atomic_path
+from ._kernel import channel_sums
+
+__all__ = ["Previous", "fingerprint", "keep"]
+
+logger = logging.getLogger(__name__)
+
+# what a kept shard records of each decoded file (its version as indexed, and what the
+# decoding gave beside the thumbnail)
+_ROWS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("path_bytes", pa.binary()),
+        ("created", pa.float64()),
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("file_size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("px", pa.int64()),
+        ("py", pa.int64()),
+        # the channel sums of its thumbnail and of each crop, as made: what is taken again
+        # must still have them (the kept files share their data with the shard's outputs)
+        ("sums", pa.list_(pa.int64())),
+    ]
+)
+_VERSION = ("path", "path_bytes", "created", "dev", "inode", "file_size", "mtime_ns")
+_ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT = "rows.parquet", "thumbs.npy", "crops.npy", "previews", "fingerprint"
+# the version a folder held before: a neighbour that reads the folder just after its job
+# replaced it still finds the files that moved across the shards' common end
+_CARRY = "before"
+
+
+def fingerprint(**settings: Any) -> str:
+    """A digest of what shapes a file's thumbnails: ``settings`` and the versions of
+    fast-diff and of the decoders."""
+    from . import __version__
+    from ._formats import META_VERSION
+
+    versions = {"fast-diff": __version__, "meta": META_VERSION}
+    for dist in ("opencv-python-headless", "opencv-python", "simplejpeg", "pillow-heif", "numpy"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    text = json.dumps({"settings": settings, "versions": versions}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _version(row: dict) -> tuple:
+    return tuple(row[c] for c in _VERSION)
+
+
+class Previous:
+    """What the last jobs of some shards kept, looked up by file version. A folder that holds
+    nothing, was made another way, or cannot be read whole is left out (its files are decoded
+    then); each is read from one version, even while its own job replaces it."""
+
+    def __init__(self, folders: Sequence[str | os.PathLike[str]], fingerprint: str) -> None:
+        self._at: dict[tuple, tuple[_Kept, int]] = {}
+        for folder in folders:
+            for where in (Path(folder), Path(folder) / _CARRY):
+                kept = _Kept.read(where, fingerprint)
+                if kept is not None:
+                    for i, r in enumerate(kept.rows):
+                        self._at.setdefault(_version(r), (kept, i))
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def lookup(
+        self, row: dict, size: int, variants: int
+    ) -> tuple[np.ndarray, np.ndarray, int, int, bytes | None] | None:  # noqa: E501
+        """The thumbnail, crops, ``px, py`` and preview kept for the file version of index row
+        ``row``; None when there are none (or not of this ``size`` and number of crops)."""
+        found = self._at.get(_version(row))
+        if found is None:
+            return None
+        kept, i = found
+        thumb = np.array(kept.thumbs[i])
+        if thumb.shape != (size, size, 3):
+            return None
+        if variants:
+            if kept.crops is None or kept.crops.shape[1:] != (variants, size, size, 3):
+                return None
+            cropped = np.array(kept.crops[i])
+        else:
+            cropped = np.empty((0, size, size, 3), np.uint8)
+        sums = channel_sums(np.concatenate([thumb[None], cropped])).ravel().tolist()
+        if sums != kept.rows[i]["sums"]:
+            logger.warning("the thumbnail kept for %r changed since it was made: decoding the file", row["path"])
+            return None
+        return thumb, cropped, kept.rows[i]["px"], kept.rows[i]["py"], kept.previews[i]
+
+
+@dataclass
+class _Kept:
+    rows: list[dict]
+    thumbs: np.ndarray
+    crops: np.ndarray | None
+    previews: list[bytes | None]
+
+    @classmethod
+    def read(cls, folder: Path, fingerprint: str) -> _Kept | None:
+        # every file opened through the folder's own descriptor: when its job replaces the
+        # folder meanwhile, the files of the old one are gone (an error: not used), never
+        # mixed with the new one's
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            with _open(_FINGERPRINT, fd) as fh:
+                if fh.read().decode() != fingerprint:
+                    logger.info("thumbnails kept in %r were made another way: decoding its files", os.fspath(folder))
+                    return None
+            with _open(_ROWS, fd) as fh:
+                rows = pq.read_table(fh).to_pylist()
+            with _open(_PREVIEWS, fd) as fh:
+                previews = pq.read_table(fh).column("jpeg").to_pylist()
+            thumbs = _map(_THUMBS, fd)
+            try:
+                crops = _map(_CROPS, fd)
+            except FileNotFoundError:
+                crops = None
+        except Exception as exc:  # noqa: BLE001 - a damaged store is only no help
+            if not isinstance(exc, FileNotFoundError):
+                logger.warning("thumbnails kept in %r cannot be read (%s): decoding its files", os.fspath(folder), exc)
+            return None
+        finally:
+            os.close(fd)
+        if not (len(rows) == len(thumbs) == len(previews)) or (crops is not None and len(crops) != len(rows)):
+            logger.warning("thumbnails kept in %r do not match their rows: decoding its files", os.fspath(folder))
+            return None
+        return cls(rows, thumbs, crops, previews)
+
+
+def _open(name: str, fd: int):
+    return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=fd), "rb")
+
+
+def _map(name: str, fd: int) -> np.ndarray:
+    """An ``.npy`` file mapped read-only, opened in folder ``fd``."""
+    with _open(name, fd) as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if fortran or dtype != np.uint8:
+            raise ValueError(f"{name}: not a C-ordered uint8 stack")
+        if not np.prod(shape):
+            return np.zeros(shape, np.uint8)
+        return np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=shape)
+
+
+def keep(
+    folder: str | os.PathLike[str],
+    index: list[dict],
+    rows: list[dict],
+    stack: np.ndarray,
+    crop_stack: np.ndarray,
+    thumbs: str | os.PathLike[str],
+    crops: str | os.PathLike[str] | None,
+    previews: str | os.PathLike[str],
+    fingerprint: str,
+) -> None:
+    """Keep a shard's outputs (hard links where the file system has them, else copies) with
+    the version of each file decoded (``index``: the shard's index rows; ``rows``: the meta
+    rows the job made of them, in the same order; ``stack`` and ``crop_stack``, the decoded
+    files' thumbnails and crops as written), in place of what was kept before, which is kept
+    one run longer beside it."""
+    from ._formats import FileStatus
+
+    decoded = [(i, r) for i, r in zip(index, rows, strict=True) if r["success"] == FileStatus.SUCCESS]
+    n, views = len(decoded), 1 + crop_stack.shape[1]
+    both = np.concatenate([stack[:, None], crop_stack], axis=1)  # n x views x S x S x 3
+    sums = channel_sums(both.reshape(n * views, *both.shape[2:])).reshape(n, views * 3)
+    table = pa.table(
+        {
+            **{c: [i[c] for i, _ in decoded] for c in ("path", "path_bytes", "created")},
+            **{c: [r[c] for _, r in decoded] for c in ("dev", "inode", "file_size", "mtime_ns", "px", "py")},
+            "sums": sums.tolist(),
+        },
+        schema=_ROWS_SCHEMA,
+    )
+    try:
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            (tmp / _CARRY).mkdir()
+            for name in (_ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT):
+                if (Path(folder) / name).is_file():
+                    _link(Path(folder) / name, tmp / _CARRY / name)
+            _link(thumbs, tmp / _THUMBS)
+            if crops is not None:
+                _link(crops, tmp / _CROPS)
+            _link(previews, tmp / _PREVIEWS)
+            pq.write_table(table, tmp / _ROWS)
+            (tmp / _FINGERPRINT).write_text(fingerprint)
+    except OSError as exc:  # the shard's outputs are written: keeping them is only a help
+        logger.warning("cannot keep the thumbnails in %r for the next run (%s)", os.fspath(folder), exc)
+
+
+def _link(source: str | os.PathLike[str], target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, target)

@@ -1,0 +1,180 @@
+"""Growing and changing collections: a rerun decodes only the files it has not seen in that
+version, and its database equals a run from scratch over the same files."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from conftest import db_rows, photo, run_workflow, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fast_diff_py._reuse import Previous, fingerprint
+
+CONFIG = {"shard_size": 4, "second_loop": {"diff_threshold": 30}}
+
+
+def taken(work: Path) -> tuple[int, int]:
+    """Files taken from the last run's thumbnails, and files of the shards, over the
+    thumbnail jobs of the last run (their logs are rewritten by each job)."""
+    done = total = 0
+    for log in (work / "results" / "work" / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+        for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
+            done, total = done + int(a), total + int(b)
+    return done, total
+
+
+def same_as_fresh(tmp_path: Path, work: Path, config: dict) -> bool:
+    fresh = tmp_path / "fresh"
+    shutil.rmtree(fresh, ignore_errors=True)
+    run_workflow(fresh, config)
+    return db_rows(work / "results" / "fast_diff.db") == db_rows(fresh / "results" / "fast_diff.db")
+
+
+def test_a_file_sorting_first_decodes_only_itself(tmp_path):
+    """Every shard is made again (the keys shift), but only the new file is decoded."""
+    photos = tmp_path / "photos"
+    for i in range(10):
+        write(photos / f"IMG_{i:04d}.png", photo(i % 4, 40, 50))
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    shutil.copy(photos / "IMG_0001.png", photos / "AAA_copy.png")
+    run_workflow(work, config)
+    assert taken(work) == (10, 11)
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_a_file_rewritten_with_its_old_size_and_times_is_decoded_again(tmp_path):
+    """Same name, same size, the modification time set back: the inode change time tells."""
+    import cv2
+
+    def png(img: np.ndarray, length: int) -> bytes:
+        data = cv2.imencode(".png", img)[1].tobytes()
+        return data + bytes(length - len(data))  # PNG decoders stop at its end
+
+    photos = tmp_path / "photos"
+    for i in range(6):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    target = photos / "IMG_0002.png"
+    old, new = photo(2, 40, 50), photo(2, 40, 50)
+    new[:20] = 255 - new[:20]
+    length = 64 + max(len(cv2.imencode(".png", x)[1]) for x in (old, new))
+    target.write_bytes(png(old, length))
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    before = target.stat()
+    with open(target, "r+b") as fh:  # in place: the same inode
+        fh.write(png(new, length))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    run_workflow(work, config)
+    # the first shard made again, its other three files taken; the second shard's job did not
+    # run again (its log is the first run's, which had nothing to take)
+    assert taken(work) == (3, 6)
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_other_settings_decode_every_file_again(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(5):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    smaller = {**config, "compression_target": 32}
+    run_workflow(work, smaller)
+    assert taken(work) == (0, 5)
+    assert same_as_fresh(tmp_path, work, smaller)
+
+
+def test_a_damaged_store_is_only_no_help(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(5):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    reuse = work / "results" / "work" / "thumbnails" / "reuse"
+    for rows in reuse.glob("*/rows.parquet"):
+        rows.write_bytes(b"PAR1 not a table PAR1")
+    for stack in reuse.glob("*/thumbs.npy"):  # kept thumbnails that are not the files'
+        stack.unlink()
+        np.save(stack, np.zeros((4, 50, 50, 3), np.uint8))
+    write(photos / "AAA.png", photo(9, 40, 50))
+    run_workflow(work, config)
+    assert taken(work)[0] == 0
+    assert "cannot be read" in "".join(
+        p.read_text() for p in (work / "results" / "work" / "logs" / "thumbnails").glob("*.log")
+    )
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_the_fingerprint_follows_the_settings():
+    base = dict(size=50, method="quality", crops=(), preview=160, max_image_pixels=10, max_file_bytes=10)
+    assert fingerprint(**base) == fingerprint(**base)
+    for key, value in [("size", 64), ("method", "area"), ("crops", (0.01,)), ("max_image_pixels", 9)]:
+        assert fingerprint(**{**base, key: value}) != fingerprint(**base)
+    assert len(Previous([], fingerprint(**base))) == 0
+
+
+def test_kept_rows_name_the_file_versions(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    (photos / "broken.png").write_bytes(b"not a png")
+    work = tmp_path / "w"
+    run_workflow(work, {**CONFIG, "part_a": [str(photos)]})
+    kept = pq.read_table(work / "results" / "work" / "thumbnails" / "reuse" / "00000" / "rows.parquet").to_pylist()
+    assert sorted(Path(r["path"]).name for r in kept) == ["IMG_0000.png", "IMG_0001.png", "IMG_0002.png"]
+    for r in kept:  # the version as indexed: the inode change time included
+        st_ = Path(r["path"]).stat()
+        assert (r["inode"], r["file_size"], r["mtime_ns"]) == (st_.st_ino, st_.st_size, st_.st_mtime_ns)
+        assert r["created"] == st_.st_ctime
+
+
+OPERATIONS = ["copy", "new", "delete", "replace", "touch", "rename", "subfolder", "part_b"]
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10**6)), min_size=2, max_size=3))
+def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_factory, steps):
+    """Add a copy, add a new image, delete, replace contents, touch without a change, rename,
+    add into a new subfolder or into part_b: after each, a plain rerun gives the database of
+    a run from scratch over the same files."""
+    tmp_path = tmp_path_factory.mktemp("seq")
+    a, b = tmp_path / "A", tmp_path / "B"
+    for i in range(7):
+        write(a / f"IMG_{i:04d}.png", photo(i % 5, 40, 50))
+    write(b / "b_0.png", photo(1, 40, 50))
+    config = {**CONFIG, "part_a": [str(a)], "part_b": [str(b)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    for op, seed in steps:
+        files = sorted(p for p in a.rglob("*.png"))
+        pick = files[seed % len(files)] if files else None
+        if op == "copy" and pick:
+            shutil.copy(pick, a / f"c{seed}.png")
+        elif op == "new":
+            write(a / f"n{seed}.png", photo(seed, 40, 50))
+        elif op == "delete" and pick and len(files) > 2:
+            pick.unlink()
+        elif op == "replace" and pick:
+            write(pick, photo(seed + 7, 40, 50))
+        elif op == "touch" and pick:
+            os.utime(pick)
+        elif op == "rename" and pick:
+            pick.rename(pick.with_name(f"r{seed}.png"))
+        elif op == "subfolder":
+            write(a / f"sub{seed}" / "x.png", photo(seed % 5, 40, 50))
+        elif op == "part_b":
+            write(b / f"b{seed}.png", photo(seed % 5, 40, 50))
+        run_workflow(work, config)
+        assert same_as_fresh(tmp_path, work, config), (op, seed)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from conftest import db_rows, photo, run_workflow, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,12 +37,14 @@ def same_as_fresh(tmp_path: Path, work: Path, config: dict) -> bool:
     return db_rows(work / "results" / "fast_diff.db") == db_rows(fresh / "results" / "fast_diff.db")
 
 
-def test_a_file_sorting_first_decodes_only_itself(tmp_path):
-    """Every shard is made again (the keys shift), but only the new file is decoded."""
+@pytest.mark.parametrize("crop", [0, 0.03])
+def test_a_file_sorting_first_decodes_only_itself(tmp_path, crop):
+    """Every shard is made again (the keys shift), but only the new file is decoded; crop
+    thumbnails (crop_tolerance) are taken with the thumbnails."""
     photos = tmp_path / "photos"
     for i in range(10):
         write(photos / f"IMG_{i:04d}.png", photo(i % 4, 40, 50))
-    config = {**CONFIG, "part_a": [str(photos)]}
+    config = {**CONFIG, "part_a": [str(photos)], "crop_tolerance": crop}
     work = tmp_path / "w"
     run_workflow(work, config)
     shutil.copy(photos / "IMG_0001.png", photos / "AAA_copy.png")

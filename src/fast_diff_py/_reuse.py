@@ -205,9 +205,9 @@ def keep(
     from ._formats import FileStatus
 
     decoded = [(i, r) for i, r in zip(index, rows, strict=True) if r["success"] == FileStatus.SUCCESS]
-    n, views = len(decoded), 1 + crop_stack.shape[1]
-    both = np.concatenate([stack[:, None], crop_stack], axis=1)  # n x views x S x S x 3
-    sums = channel_sums(both.reshape(n * views, *both.shape[2:])).reshape(n, views * 3)
+    n, variants = len(decoded), crop_stack.shape[1]
+    crop_sums = channel_sums(crop_stack.reshape(n * variants, *stack.shape[1:])).reshape(n, variants * 3)
+    sums = np.concatenate([channel_sums(stack), crop_sums], axis=1)
     table = pa.table(
         {
             **{c: [i[c] for i, _ in decoded] for c in ("path", "path_bytes", "created")},

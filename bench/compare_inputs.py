@@ -24,22 +24,15 @@ import yaml
 
 from fast_diff_py import CROP_STACK_SUFFIX
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_bench import snakemake_command  # noqa: E402
 
 
 def declared_inputs(work: Path) -> dict[int, list[Path]]:
     """Each compare job's input files (block id -> paths), from Snakemake's dry run."""
     out = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "workflow" / "Snakefile"),
-            "--directory",
-            str(work),
-            "--configfile",
-            str(work / "config.yaml"),
+            *snakemake_command(work),
             "--dry-run",
             "--forcerun",
             "compare_blocks",

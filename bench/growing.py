@@ -30,22 +30,14 @@ import cv2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import REPO, Corpus, workflow_config  # noqa: E402
+from run_bench import Corpus, snakemake_command, workflow_config  # noqa: E402
 
 
 def run(work: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "workflow" / "Snakefile"),
-            "--directory",
-            str(work),
-            "--configfile",
-            str(work / "config.yaml"),
+            *snakemake_command(work),
             "--quiet",
             "all",
             "--cores",
@@ -57,11 +49,12 @@ def run(work: Path) -> float:
     return time.perf_counter() - start
 
 
-def decoded_again(work: Path, results: str) -> tuple[int, int]:
-    """Files decoded by the last thumbnail jobs (not taken from kept thumbnails), of all."""
+def decoded_again(work: Path, results: str, since: float) -> tuple[int, int]:
+    """Files decoded by the thumbnail jobs that ran after ``since`` (not taken from kept
+    thumbnails), of all their files."""
     decoded = total = 0
     for log in (work / results / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
-        if log.stat().st_mtime < getattr(decoded_again, "since", 0):
+        if log.stat().st_mtime < since:
             continue
         for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
             decoded, total = decoded + int(b) - int(a), total + int(b)
@@ -111,9 +104,9 @@ def main() -> None:
         return sorted(p for f in grown.folders for p in f.iterdir() if p.suffix.lower() in (".jpg", ".png"))
 
     def step(name: str, base: float | None) -> float:
-        decoded_again.since = time.time()  # type: ignore[attr-defined]
+        since = time.time()
         secs = run(work)
-        again, total = decoded_again(work, results)
+        again, total = decoded_again(work, results, since)
         line = f"{name:28s} {secs:7.2f} s"
         if base:
             line += f"  {secs / base:6.3f} of scratch"

@@ -194,6 +194,21 @@ def stage_times(work: Path) -> dict[str, dict]:
     }
 
 
+def snakemake_command(work: Path) -> list[str]:
+    """Snakemake on this checkout's workflow, in ``work`` with its ``config.yaml``."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+    ]
+
+
 def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, tmp: Path, overrides: dict) -> dict:
     work = tmp / f"fast-diff-{mode}"
     shutil.rmtree(work, ignore_errors=True)
@@ -202,15 +217,7 @@ def run_fast_diff(corpus: Corpus, mode: str, cores: int, fdp_threshold: float, t
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     wall, peak, _ = measured(
         [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "workflow" / "Snakefile"),
-            "--directory",
-            str(work),
-            "--configfile",
-            str(work / "config.yaml"),
+            *snakemake_command(work),
             "--quiet",
             "all",
             "--cores",

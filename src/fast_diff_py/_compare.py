@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
-from ._formats import BLOCK_DIR, CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus, block_file
+from ._formats import CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus
 from ._io import atomic_path, remove_damaged
 from ._kernel import (
     DifFunction,
@@ -31,7 +31,7 @@ from ._kernel import (
     range_bound,
     with_total,
 )
-from ._plan import block_stack, read_block, table_sums
+from ._plan import block_path, block_stack, read_block, table_sums
 from ._plugins import resolve
 from ._progress import Progress
 
@@ -241,8 +241,7 @@ def _load_block(plan_dir: str | os.PathLike[str], block: int, tile: int, crops: 
         stacked = block_stack(plan_dir, block, CROP_STACK_SUFFIX)
         if stacked.ndim != 5 or len(stacked) != n:
             raise IntermediateError(
-                f"crop stack {os.path.join(plan_dir, BLOCK_DIR, block_file(block, CROP_STACK_SUFFIX))!r} is not of "
-                f"shape ({n}, V, S, S, 3)"
+                f"crop stack {block_path(plan_dir, block, CROP_STACK_SUFFIX)!r} is not of shape ({n}, V, S, S, 3)"
             )
         # crop by crop, each a contiguous stack of the block's rows
         crop_stack = np.ascontiguousarray(stacked[perm].transpose(1, 0, 2, 3, 4))
@@ -279,7 +278,7 @@ def _thumbnails(plan_dir: str | os.PathLike[str], block: int, perm: np.ndarray, 
     bad = len(perm) if x is None else int((channel_sums(x) != sums).any(axis=1).sum())
     if x is not None and not bad:
         return x
-    path = os.path.join(plan_dir, BLOCK_DIR, block_file(block, ".npy"))
+    path = block_path(plan_dir, block, ".npy")
     remove_damaged([path])
     raise IntermediateError(
         f"thumbnail stack {path!r} changed since it was written ({bad} thumbnails differ from "

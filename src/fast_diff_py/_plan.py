@@ -345,12 +345,17 @@ def _read_partners(path: str, version: tuple[int, int, int]) -> dict[int, tuple[
     return {a: tuple(bs) for a, bs in partners.items()}
 
 
+def block_path(plan_dir: str | os.PathLike[str], block: int, suffix: str = ".parquet") -> str:
+    """Where the plan in ``plan_dir`` keeps one block's rows, thumbnails or crops."""
+    return os.path.join(plan_dir, BLOCK_DIR, block_file(block, suffix))
+
+
 def read_block(plan_dir: str | os.PathLike[str], block: int) -> pa.Table:
     """The rows of one block, in key order (its own file, ``block_file``)."""
-    return read_parquet(os.path.join(plan_dir, BLOCK_DIR, block_file(block)))
+    return read_parquet(block_path(plan_dir, block))
 
 
 def block_stack(plan_dir: str | os.PathLike[str], block: int, suffix: str = ".npy") -> np.ndarray:
     """One block's thumbnails (``.npy``) or crops (CROP_STACK_SUFFIX), mapped read-only, in
     the order of ``read_block``'s rows."""
-    return open_stack(os.path.join(plan_dir, BLOCK_DIR, block_file(block, suffix)))
+    return open_stack(block_path(plan_dir, block, suffix))

@@ -25,6 +25,7 @@ _EXPORTS = {
         "DIF_PER_MSE",
         "DIGEST_DIR",
         "FOLDER_STATE",
+        "STORAGE_LISTING",
         "REPORT_DIR",
         "REPORT_INDEX",
         "REPORT_RECEIPT",
@@ -89,6 +90,14 @@ _EXPORTS = {
     "_queries": ["FastDiffDB", "SQLiteDB"],
     "_decode": ["decode_image", "decode_thumbnail", "decode_thumbnail_and_crops"],
     "_hashing": ["hash_thumbnail"],
+    "_storage": [
+        "fetch",
+        "list_storage",
+        "photos_to_read",
+        "print_stored_summary",
+        "record_storage_listing",
+        "storage_query",
+    ],
     "_thumbnails": ["make_digests", "make_thumbnails"],
     "_workflow": ["run_workflow"],
 }
@@ -160,6 +169,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         REPORT_RECEIPT,
         REUSE_DIR,
         ROOTS_FILE,
+        STORAGE_LISTING,
         SUMMARY_FILE,
         SUMMARY_RECEIPT,
         THUMBNAIL_DIR,
@@ -179,6 +189,14 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
     from ._report import link_gallery, make_report  # noqa: F401
+    from ._storage import (  # noqa: F401
+        fetch,
+        list_storage,
+        photos_to_read,
+        print_stored_summary,
+        record_storage_listing,
+        storage_query,
+    )
     from ._summary import (  # noqa: F401
         current_summary,
         format_summary,

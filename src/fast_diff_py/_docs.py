@@ -97,6 +97,8 @@ _FORMATS_FILES = {
     "ROOTS_SCHEMA": "`index/roots.parquet`: the searched folders (`dir_index_lookup`)",
     "INDEX_SCHEMA": "`index/shard_<s>.parquet`: one row per path found",
     "FILE_LIST_SCHEMA": "`file_list` (given instead of folders): one row per file",
+    "STORAGE_LISTING_SCHEMA": "`storage_listing.parquet` (photos in a Snakemake storage only): one row per "
+    "file of the searched folders, listed where the DAG is built; the index job's input",
     "META_SCHEMA": "`thumbnails/shard_<s>.parquet`: one row per path of the shard, in its order",
     "PREVIEW_SCHEMA": "`thumbnails/shard_<s>.previews.parquet`: one row per decoded file, the gallery's thumbnails",
     "CROP_SUMS_SCHEMA": "`thumbnails/shard_<s>.crops.parquet` (`crop_tolerance` only): one row per decoded "

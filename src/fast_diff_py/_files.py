@@ -40,9 +40,18 @@ class FileIdentity(NamedTuple):
     def of(cls, st: os.stat_result) -> FileIdentity:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
+    def _known(self) -> tuple[bool, ...]:
+        # a copy staged from a storage is known by its size only: no device, inode or time
+        # of its own (dev -1, mtime_ns -1)
+        return (self.dev >= 0, self.dev >= 0, True, self.mtime_ns >= 0)
+
     def differences(self, other: FileIdentity) -> list[str]:
-        """The fields that differ, as ``name a -> b``."""
-        return [f"{name} {a} -> {b}" for name, a, b in zip(self._fields, self, other) if a != b]
+        """The fields known here that differ, as ``name a -> b``."""
+        return [
+            f"{name} {a} -> {b}"
+            for name, a, b, known in zip(self._fields, self, other, self._known())
+            if known and a != b
+        ]
 
 
 def read_file(
@@ -69,7 +78,7 @@ def read_file(
         if not stat.S_ISREG(st.st_mode):
             raise ImageReadError(f"not a regular file (mode {stat.filemode(st.st_mode)})")
         found = FileIdentity.of(st)
-        if expected is not None and found != expected:
+        if expected is not None and expected.differences(found):
             raise ImageReadError(
                 "file changed since it was indexed ("
                 + ", ".join(expected.differences(found))

@@ -6,6 +6,8 @@ and status codes from here.
 
     results_dir/
       folders.state                  FOLDER_STATE: digest of the folders (index input)
+      storage_listing.parquet        STORAGE_LISTING_SCHEMA: the folders' files in a storage (_storage;
+                                     the index input instead of FOLDER_STATE there)
       index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
@@ -44,6 +46,8 @@ __all__ = [
     "DIGEST_SCHEMA",
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
+    "STORAGE_LISTING",
+    "STORAGE_LISTING_SCHEMA",
     "REPORT_DIR",
     "REPORT_MARKER",
     "REPORT_RECEIPT",
@@ -138,6 +142,8 @@ GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"
 ROOTS_FILE = "roots.parquet"
 FOLDER_STATE = "folders.state"
+# the searched folders' files in a Snakemake storage, listed where the DAG is built (_storage)
+STORAGE_LISTING = "storage_listing.parquet"
 DB_RECEIPT = "database.json"
 # written by make_report and summarize_run once the gallery and the summary beside the
 # database are written (those are no Snakemake outputs: Snakemake would delete a user's
@@ -255,6 +261,18 @@ INDEX_SCHEMA = pa.schema(
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
 
 # the file_list a caller supplies instead of folders (path_bytes optional)
+# one row per file of the searched folders in a storage, in the order of a walk (_storage)
+STORAGE_LISTING_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("part_b", pa.int8()),
+        ("dir_index", pa.int32()),
+        ("file_size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("allowed", pa.int8()),
+    ]
+)
+
 FILE_LIST_SCHEMA = pa.schema(
     [("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()), ("path_bytes", pa.binary())]
 )
@@ -344,6 +362,14 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         **_IDENTITY,
         "via_link": "1 where the path is a symbolic link or lies in a folder reached through one",
         "same_as": "the key of another path of the same file (a link): recorded, never compared or acted on",
+    },
+    "STORAGE_LISTING_SCHEMA": {
+        "path": "the searched folder as configured, joined with the object's path below it",
+        "part_b": "1 for a file of part_b",
+        "dir_index": "number of its searched folder (ROOTS_SCHEMA)",
+        "file_size": "the object's size in bytes",
+        "mtime_ns": "the object's time in the storage, in nanoseconds; -1 where it has none",
+        "allowed": "1 to compare it, 0 to record it only (an ignored name or extension)",
     },
     "FILE_LIST_SCHEMA": {
         "path": "path of one file to compare",

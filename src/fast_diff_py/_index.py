@@ -304,8 +304,14 @@ def _walks(
     allowed_file_extensions: list[str],
     file_list: str | os.PathLike[str] | None,
     exclude_paths: Iterable[str] = (),
+    listing: str | os.PathLike[str] | None = None,
 ) -> list[Iterable[FileEntry]]:
-    """The entries write_index indexes, in key order: the file list's, or both walks."""
+    """The entries write_index indexes, in key order: a storage listing's, the file list's,
+    or both walks."""
+    if listing:
+        from ._storage import listed_entries
+
+        return [listed_entries(listing)]
     common: dict[str, Any] = dict(
         recursive=recursive,
         ignore_names=ignore_names,
@@ -381,23 +387,35 @@ def write_index(
     shard_size: int,
     file_list: str | os.PathLike[str] | None = None,
     exclude_paths: Iterable[str] = (),
+    listing: str | os.PathLike[str] | None = None,
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
     Keys are 1, 2, ... in walk order, partition A first. Every shard holds ``shard_size``
     rows but the last, which holds fewer, or up to a quarter more where the rest is that
     small; there is always at least one shard. Returns the file count.
-    With ``file_list`` the listed files are used instead of walking the folders.
+    With ``file_list`` the listed files are used instead of walking the folders; with
+    ``listing`` (folders in a Snakemake storage: ``_storage``) the files listed there.
     """
+    from ._storage import listed_roots
+
     walks = _walks(
-        part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions, file_list, exclude_paths
+        part_a,
+        part_b,
+        recursive,
+        ignore_names,
+        ignore_paths,
+        allowed_file_extensions,
+        file_list,
+        exclude_paths,
+        listing,
     )
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         roots = pa.table(
             {
                 "dir_index": list(range(len(part_a) + len(part_b))),
-                "path": [_norm(p) for p in part_a + part_b],
+                "path": [_norm(p) for p in part_a + part_b] if not listing else listed_roots(listing),
                 "part_b": [0] * len(part_a) + [1] * len(part_b),
             },
             schema=ROOTS_SCHEMA,

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import cv2
 
@@ -147,11 +148,16 @@ def make_report(
     *,
     threads: int = 1,
     previews: Sequence[str | os.PathLike[str]] = (),
+    storage: tuple[str, str] | None = None,
 ) -> Path:
     """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
     previous gallery left there) and return the path of its ``index.html``. Groups join the
     stored pairs with ``dif <= threshold``. ``previews`` (the thumbnail jobs' PREVIEW_SCHEMA
-    files) give the thumbnails they hold; the other files are read and decoded again."""
+    files) give the thumbnails they hold; the other files are read and decoded again.
+
+    With ``storage`` (``(prefix, folder)``: the photos and the gallery in a Snakemake storage,
+    the gallery's folder below ``prefix``) each image links to its photo by a path relative to
+    that folder, which holds wherever the storage is copied or served."""
     out = Path(out_dir)
     _check_ours(out)
     con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
@@ -160,7 +166,9 @@ def make_report(
         broken = con.execute(
             "SELECT path, error FROM directory WHERE success = ? ORDER BY key", (int(FileStatus.ERROR),)
         ).fetchall()
-        roots = [os.path.abspath(r[0]) for r in con.execute("SELECT path FROM dir_index_lookup ORDER BY dir_index")]
+        roots = [r[0] for r in con.execute("SELECT path FROM dir_index_lookup ORDER BY dir_index")]
+        if storage is None:
+            roots = [os.path.abspath(r) for r in roots]
         files = con.execute("SELECT COUNT(*) FROM directory").fetchone()[0]
     finally:
         con.close()
@@ -181,9 +189,15 @@ def make_report(
         with ThreadPoolExecutor(max(1, threads)) as pool:
             list(pool.map(thumbnail, members))
         for f in members:
-            where = os.path.abspath(native(f["path"], f.pop("raw")))
-            f["url"] = Path(where).as_uri()
-            f["abs"] = os.path.abspath(f["path"])  # what the folder filter matches
+            if storage is None:
+                where = os.path.abspath(native(f["path"], f.pop("raw")))
+                f["url"] = Path(where).as_uri()
+                f["abs"] = os.path.abspath(f["path"])  # what the folder filter matches
+            else:
+                f.pop("raw")
+                prefix, folder = storage
+                f["url"] = quote(os.path.relpath(f["path"], folder).replace(os.sep, "/"))
+                f["abs"] = f"{prefix.rstrip('/')}/{os.path.normpath(f['path'])}"
         pages = []
         for n, start in enumerate(range(0, len(groups), GROUPS_PER_PAGE), 1):
             chunk = groups[start : start + GROUPS_PER_PAGE]

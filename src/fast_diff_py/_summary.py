@@ -247,5 +247,6 @@ def format_summary(
     if s.get("gallery"):
         lines.append(f"  gallery: {s['gallery']}")
     if summary_path is not None:
-        lines.append(f"  summary: {os.path.abspath(summary_path)}")
+        where = os.fspath(summary_path)
+        lines.append(f"  summary: {where if '://' in where else os.path.abspath(where)}")
     return "\n".join(lines)

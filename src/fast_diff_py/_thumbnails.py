@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -77,6 +77,7 @@ def make_thumbnails(
     out_previews: str | os.PathLike[str] | None = None,
     reuse_dir: str | os.PathLike[str] | None = None,
     reuse_from: Sequence[str | os.PathLike[str]] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard.
 
@@ -93,12 +94,23 @@ def make_thumbnails(
     from what the last jobs kept in ``reuse_dir`` and ``reuse_from`` (the neighbouring
     shards' folders) every file of the same version instead of decoding it again
     (``fast_diff_py._reuse``): the outputs are those of decoding every file.
+
+    With ``sources`` (path -> file, for every path the job reads: ``_storage.photos_to_read``)
+    each photo is read from the file given for its path, a copy Snakemake staged from a
+    storage, known to be the version indexed by its size.
     """
     fractions = crop_fractions(crop_tolerance)
     if fractions and (out_crops is None or out_crop_sums is None):
         raise ValueError("crop_tolerance > 0 writes crop thumbnails: pass out_crops and out_crop_sums")
     fn = resolve(hash_fn) if hash_fn else default_hash
     index = read_parquet(index_shard, columns=_INDEX_COLUMNS).to_pylist()
+    if sources is not None:
+        for row in index:
+            if _to_read(row):
+                try:
+                    row["source"] = sources[row["path"]]
+                except KeyError:
+                    raise ValueError(f"{row['path']!r} of {os.fspath(index_shard)!r}: no staged copy given") from None
     cv2.setNumThreads(1)
     # OpenCV's own bound for the formats whose headers header_size does not read (it is read
     # once per process, at the first decode)
@@ -160,6 +172,11 @@ def _to_read(row: dict) -> bool:
     return bool(row["allowed"]) and not row["error"] and row["same_as"] is None
 
 
+def _source(row: dict) -> str:
+    """The file to read for an index row: its staged copy, or the path itself."""
+    return row.get("source") or native(row["path"], row["path_bytes"])
+
+
 def _thumbnail_row(
     row: dict,
     *,
@@ -191,7 +208,10 @@ def _thumbnail_row(
         return None, out
     if not row["allowed"]:
         return None, out
-    expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
+    if "source" in row:  # a staged copy: known by its size
+        expected = FileIdentity(-1, 0, row["file_size"], -1)
+    else:
+        expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
     kept = previous.lookup(row, size, len(crops)) if previous else None
     if kept is not None:
         thumb, cropped, out["px"], out["py"], out["preview"] = kept
@@ -199,7 +219,7 @@ def _thumbnail_row(
         return (thumb, cropped), out
     try:
         thumb, cropped, out["px"], out["py"], out["preview"] = decode_thumbnail_and_crops(
-            native(row["path"], row["path_bytes"]),
+            _source(row),
             size,
             method,
             crops,
@@ -238,7 +258,7 @@ def _decode_run(
     for i, (row, ahead) in enumerate(zip(rows, read_ahead(sizes, READ_AHEAD_FILES, READ_AHEAD_BYTES))):
         for j in ahead:
             if read[j]:
-                advise(native(rows[j]["path"], rows[j]["path_bytes"]))
+                advise(_source(rows[j]))
         made, meta = thumbnail(row)
         if made is not None:
             buf[first + i], crop_buf[first + i] = made

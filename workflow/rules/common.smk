@@ -23,7 +23,11 @@ except ImportError as error:
         f"pip install fast-diff (or pip install -e . in a checkout) [{error}]"
     ) from None
 
-fdp.validate_config(config)
+# With a default storage (--default-storage-provider: nodes that share no disk) the searched
+# folders, the intermediate files and the products are in the storage (fast_diff_py._storage)
+STORAGE = workflow.storage_registry.default_storage_provider
+STORAGE_PREFIX = workflow.storage_settings.default_storage_prefix
+fdp.validate_config(config, check_paths=STORAGE is None)
 
 from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
 from snakemake.exceptions import WorkflowError
@@ -32,7 +36,10 @@ from snakemake.exceptions import WorkflowError
 # Once the run is over: what it found; and Snakemake would still wait up to a second for
 # its scheduler's timer.
 onsuccess:
-    fdp.print_summary(SUMMARY, DB_RECEIPT)
+    if STORAGE is None:
+        fdp.print_summary(SUMMARY, DB_RECEIPT)
+    else:
+        fdp.print_stored_summary(STORAGE, STORAGE_PREFIX, SUMMARY)
     cancel_pending_timers()
 
 
@@ -68,6 +75,8 @@ SUMMARY_RECEIPT = f"{RESULTS}/{fdp.SUMMARY_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
+# in a storage, the folders' files as listed there instead
+STORAGE_LISTING = f"{RESULTS}/{fdp.STORAGE_LISTING}"
 
 
 def check_gpu_partition():
@@ -88,8 +97,20 @@ def check_gpu_partition():
 
 if workflow.is_main_process:
     check_gpu_partition()
-    fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
-    fdp.record_folder_state(FOLDER_STATE, config)
+    if STORAGE is None:
+        fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
+        fdp.record_folder_state(FOLDER_STATE, config)
+    else:
+        fdp.record_storage_listing(
+            STORAGE,
+            STORAGE_PREFIX,
+            STORAGE_LISTING,
+            fdp.list_storage(
+                STORAGE,
+                STORAGE_PREFIX,
+                **{**config, "exclude_paths": fdp.own_paths(config)},
+            ),
+        )
 
 
 wildcard_constraints:
@@ -105,8 +126,35 @@ def get_file_list(wildcards):
     return [config["file_list"]] if config["file_list"] else []
 
 
+def get_folder_state(wildcards):
+    # what the index is made from besides the configuration: the folders' digest, or their
+    # listing in the storage
+    if STORAGE is None:
+        return {"state": FOLDER_STATE}
+    return {"listing": STORAGE_LISTING}
+
+
+def get_photos(wildcards):
+    # in a storage, a thumbnail job's photos are its inputs, for Snakemake to stage
+    if STORAGE is None:
+        return {}
+    shard = f"{index_dir()}/{fdp.shard_file(wildcards.shard)}"
+    return {"photos": fdp.photos_to_read(shard)}
+
+
+def in_storage(**files):
+    # files that are no Snakemake outputs (the database, and the summary and gallery beside
+    # it: see DB_RECEIPT) but must be where nodes share no disk: then they are
+    return files if STORAGE is not None else {}
+
+
+def index_dir():
+    # the index job's folder, as the DAG reads it (a local copy where it is in a storage)
+    return fdp.fetch(checkpoints.index_files.get().output.index_dir)
+
+
 def get_shards():
-    return fdp.shard_ids(checkpoints.index_files.get().output.index_dir)
+    return fdp.shard_ids(index_dir())
 
 
 def get_roots(wildcards):
@@ -187,7 +235,7 @@ def get_digests(wildcards):
 
 def get_block_partners():
     # one compare job per A block, with every block its brightness range can match
-    pairs = checkpoints.plan_blocks.get().output.pairs
+    pairs = fdp.fetch(checkpoints.plan_blocks.get().output.pairs)
     return fdp.block_partners(os.path.dirname(pairs))
 
 

@@ -1,7 +1,7 @@
 checkpoint index_files:
     input:
         get_file_list,
-        state=FOLDER_STATE,
+        unpack(get_folder_state),
     output:
         index_dir=directory(INDEX),
     log:

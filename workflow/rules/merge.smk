@@ -5,6 +5,7 @@ rule merge_database:
         meta=get_thumb_meta,
         pairs=get_pair_files,
     output:
+        **in_storage(db=config["db_path"]),
         # db_path itself is no output: Snakemake would delete it before the job, and the
         # previous database must survive a failed build (the job replaces it atomically)
         receipt=DB_RECEIPT,
@@ -22,9 +23,11 @@ rule merge_database:
 
 rule summarize_run:
     input:
+        **in_storage(db=config["db_path"]),
         receipt=DB_RECEIPT,
         report=REPORT_RECEIPT,
     output:
+        **in_storage(summary=SUMMARY),
         # summary.json itself (SUMMARY, beside the database) is no output: see SUMMARY_RECEIPT
         receipt=SUMMARY_RECEIPT,
     log:
@@ -32,6 +35,14 @@ rule summarize_run:
     conda:
         "../envs/cpu.yaml"
     params:
+        **in_storage(
+            shown={
+                "database": STORAGE_PREFIX
+                and fdp.storage_query(STORAGE_PREFIX, config["db_path"]),
+                "gallery": STORAGE_PREFIX
+                and fdp.storage_query(STORAGE_PREFIX, f"{REPORT}/{fdp.REPORT_INDEX}"),
+            }
+        ),
         db=config["db_path"],
         summary=SUMMARY,
         threshold=SECOND["diff_threshold"],

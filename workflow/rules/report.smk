@@ -1,8 +1,10 @@
 rule make_report:
     input:
+        **in_storage(db=config["db_path"]),
         receipt=DB_RECEIPT,
         previews=get_previews,
     output:
+        **in_storage(report=directory(REPORT)),
         # the gallery itself (REPORT, beside the database) is no output: see REPORT_RECEIPT;
         # its copy (hard links) in results_dir is, for snakemake --report
         receipt=REPORT_RECEIPT,
@@ -23,5 +25,7 @@ rule make_report:
         db=config["db_path"],
         report=REPORT,
         threshold=SECOND["diff_threshold"],
+        # in a storage, images link to their photos relative to the gallery's folder there
+        **in_storage(storage=[STORAGE_PREFIX, REPORT]),
     script:
         "../scripts/make_report.py"

@@ -1,5 +1,6 @@
 rule make_thumbnails:
     input:
+        unpack(get_photos),
         shard=f"{INDEX}/{fdp.shard_file('{shard}')}",
     output:
         **crop_outputs(),
@@ -22,6 +23,7 @@ rule make_thumbnails:
             if config["crop_tolerance"]
             else {}
         ),
+        **({"staged": True} if STORAGE is not None else {}),
         size=config["compression_target"],
         method=config["thumbnail_method"],
         compute_hash=FIRST["compute_hash"],
@@ -31,8 +33,9 @@ rule make_thumbnails:
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
         meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
-        # what this shard's last job made, taken again for files of the same version
-        reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}",
+        # what this shard's last job made, taken again for files of the same version (on a
+        # disk that outlives the jobs)
+        reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}" if STORAGE is None else None,
         reuse_from=get_neighbour_reuse,
     script:
         "../scripts/make_thumbnails.py"

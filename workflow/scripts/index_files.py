@@ -18,4 +18,5 @@ write_index(
     shard_size=p.shard_size,
     file_list=p.file_list,
     exclude_paths=p.exclude_paths,
+    listing=snakemake.input.get("listing"),
 )

@@ -7,10 +7,15 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import make_thumbnails
+from fast_diff_py import make_thumbnails, photos_to_read
 
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
+sources = None
+if p.get("staged"):  # photos staged from a storage: each path's copy
+    photos = snakemake.input.get("photos", [])
+    photos = [photos] if isinstance(photos, str) else list(photos)
+    sources = dict(zip(photos_to_read(snakemake.input.shard), photos, strict=True))
 make_thumbnails(
     snakemake.input.shard,
     snakemake.output.thumbs,
@@ -30,4 +35,5 @@ make_thumbnails(
     out_previews=snakemake.output.previews,
     reuse_dir=p.reuse,
     reuse_from=p.reuse_from,
+    sources=sources,
 )

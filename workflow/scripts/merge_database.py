@@ -6,11 +6,13 @@ start_job(snakemake.log[0])
 
 from fast_diff_py import build_database, write_receipt
 
+# in a storage the database is an output (rule merge_database)
+db = snakemake.output.get("db", snakemake.params.db)
 build_database(
-    snakemake.params.db,
+    db,
     roots_path=snakemake.input.roots,
     index_paths=list(snakemake.input.index),
     meta_paths=list(snakemake.input.meta),
     pair_paths=list(snakemake.input.pairs),
 )
-write_receipt(snakemake.output.receipt, snakemake.params.db)
+write_receipt(snakemake.output.receipt, db)

@@ -6,8 +6,9 @@ then in turn 1 % new files (spread over the folders, a third of them named to so
 a tenth exact copies of photos there, the rest new photos: mirrored and brightened copies,
 which match nothing at ``similar``), 1 % of the files removed, and 1 % replaced by other
 photos (a new file under the old name), each followed by a plain rerun. Printed: seconds,
-the ratio to the run from scratch, the files decoded again, and, with ``--check``, whether
-the database equals one made from scratch over the same files.
+the ratio to the run from scratch, the files decoded again, the compare jobs that ran and
+the pairs taken from the last run, and, with ``--check``, whether the database equals one
+made from scratch over the same files.
 
     .venv/bin/python bench/growing.py /tmp/wall-64k --check
 """
@@ -61,6 +62,21 @@ def decoded_again(work: Path, results: str, since: float) -> tuple[int, int]:
     return decoded, total
 
 
+def compare_work(work: Path, results: str, since: float) -> str:
+    """The compare jobs that ran after ``since``, and the pairs the plan took from the last
+    run instead (fast_diff_py._carry)."""
+    logs = work / results / "logs" / "compare"
+    jobs = sum(1 for log in logs.glob("compare_blocks_*.log") if log.stat().st_mtime >= since)
+    plan = logs / "plan_blocks.log"
+    found = None
+    if plan.exists() and plan.stat().st_mtime >= since:
+        found = re.search(
+            r"(\d+) of (\d+) decoded files unchanged since the kept run: (\d+) of their pairs", plan.read_text()
+        )
+    carried = f", {found[3]} pairs of {found[1]} unchanged files taken again" if found else ""
+    return f"{jobs} compare jobs{carried}"
+
+
 def rows(db: Path) -> list:
     con = sqlite3.connect(db)
     try:
@@ -110,7 +126,7 @@ def main() -> None:
         line = f"{name:28s} {secs:7.2f} s"
         if base:
             line += f"  {secs / base:6.3f} of scratch"
-        line += f"  decoded {again} of {total} files in the jobs that ran"
+        line += f"  decoded {again} of {total} files in the jobs that ran; {compare_work(work, results, since)}"
         if args.check and base:
             fresh = tmp / "fresh"
             shutil.rmtree(fresh, ignore_errors=True)

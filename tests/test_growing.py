@@ -120,6 +120,87 @@ def test_a_damaged_store_is_only_no_help(tmp_path):
     assert same_as_fresh(tmp_path, work, config)
 
 
+def plan_log(work: Path) -> str:
+    return (work / "results" / "work" / "logs" / "compare" / "plan_blocks.log").read_text()
+
+
+def compare_jobs_run(proc) -> int:
+    return len(re.findall(r"^\s*(?:local)?rule compare_blocks:", proc.stdout + proc.stderr, re.M))
+
+
+def _photos(root: Path, n: int) -> None:
+    for i in range(n):  # pairs of near copies, spread over brightness so that the plan prunes
+        j = i // 2
+        img = np.clip(photo(j, 40, 50).astype(int) * (0.3 + 2 * j / n) + 2 * (i % 2), 0, 255)
+        write(root / f"IMG_{i:04d}.png", img.astype(np.uint8))
+
+
+def test_a_rerun_compares_only_the_pairs_with_an_added_file(tmp_path):
+    """Pairs of two files seen before are taken from what the last run kept: the compare jobs
+    that run are those of the added file's block, and every pair they compare has it."""
+    photos = tmp_path / "photos"
+    _photos(photos, 16)
+    config = {**CONFIG, "part_a": [str(photos)], "block_size": 4}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    before = db_rows(work / "results" / "fast_diff.db")["dif_table"]
+    assert len(before) >= 4
+    shutil.copy(photos / "IMG_0005.png", photos / "AAA_copy.png")  # sorts first: every key shifts
+    proc = run_workflow(work, config)
+    assert "16 of 17 decoded files unchanged since the kept run" in plan_log(work)
+    plan = work / "results" / "work" / "plan"
+    new_key = 1
+    carried = pq.read_table(plan / "carried_pairs.parquet").to_pylist()
+    assert len(carried) == len(before) and all(new_key not in (r["key_a"], r["key_b"]) for r in carried)
+    new_blocks = {
+        int(f.stem.split("_")[1])
+        for f in (plan / "blocks").glob("block_*.parquet")
+        if new_key in pq.read_table(f).column("key").to_pylist()
+    }
+    assert compare_jobs_run(proc) == len(new_blocks) == 1
+    computed = pq.read_table(work / "results" / "work" / "pairs" / f"{new_blocks.pop()}.parquet").to_pylist()
+    assert computed and all(new_key in (r["key_a"], r["key_b"]) for r in computed)
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_kept_pairs_answer_a_lower_threshold_only(tmp_path):
+    photos = tmp_path / "photos"
+    _photos(photos, 12)
+    config = {**CONFIG, "part_a": [str(photos)], "block_size": 4, "second_loop": {"diff_threshold": 60}}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    write(photos / "new.png", photo(99, 40, 50))
+    lower = {**config, "second_loop": {"diff_threshold": 20}}
+    run_workflow(work, lower)
+    assert "12 of 13 decoded files unchanged" in plan_log(work)
+    assert same_as_fresh(tmp_path, work, lower)
+    higher = {**config, "second_loop": {"diff_threshold": 300}}  # above what the last run kept
+    run_workflow(work, higher)
+    assert "below the threshold 300" in plan_log(work)
+    assert "unchanged since the kept run" not in plan_log(work)
+    assert same_as_fresh(tmp_path, work, higher)
+
+
+def test_kept_pairs_of_other_settings_or_damaged_are_not_taken(tmp_path):
+    photos = tmp_path / "photos"
+    _photos(photos, 8)
+    config = {**CONFIG, "part_a": [str(photos)], "block_size": 4}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    unrotated = {**config, "rotate": False}
+    run_workflow(work, unrotated)
+    assert "made under other settings: every pair is compared" in plan_log(work)
+    assert same_as_fresh(tmp_path, work, unrotated)
+    kept = work / "results" / "work" / "kept_pairs" / "pairs.parquet"
+    data = bytearray(kept.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    kept.write_bytes(bytes(data))
+    write(photos / "new.png", photo(99, 40, 50))
+    run_workflow(work, unrotated)
+    assert "pairs.parquet changed since they were written" in plan_log(work)
+    assert same_as_fresh(tmp_path, work, unrotated)
+
+
 def test_the_fingerprint_follows_the_settings():
     base = dict(size=50, method="quality", crops=(), preview=160, max_image_pixels=10, max_file_bytes=10)
     assert fingerprint(**base) == fingerprint(**base)

@@ -3,9 +3,13 @@ naive computation over every pair."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import photo, write
@@ -18,6 +22,7 @@ from fast_diff_py import (
     block_partners,
     compare_block_pair,
     compare_blocks,
+    keep_pairs,
     make_digests,
     make_plan,
     make_thumbnails,
@@ -183,6 +188,7 @@ def staged_pairs(
     tile=1024,
     mirror=False,
     crop=False,
+    kept=None,
 ):
     plan = tmp / "plan"
     # the workflow's own decisions, from the configuration these arguments make
@@ -205,9 +211,10 @@ def staged_pairs(
         crop_sums_paths=run["crop_sums"] if crop else None,
         thumb_paths=run["thumbs"],
         crop_paths=run["crops"] if crop else None,
+        kept=kept,
     )
     rows = {}
-    files = []
+    files = [plan / "carried_pairs.parquet"]  # the pairs taken from a last run (kept)
     for a, partners in block_partners(plan).items():  # one job per A block, as in the workflow
         out = tmp / f"pairs_{a}.parquet"
         compare_blocks(
@@ -275,6 +282,81 @@ def test_staged_equals_naive(
         run, tmp, threshold, rotate, skip_hash, aspect, keep_aspect, block_size, backend, tile, mirror, crop
     )
     assert got == expected
+
+
+def _forget(store: Path, rng: np.random.Generator, added: float, changed: float) -> set[int]:
+    """Make the kept store of a full run that of a run before ``added`` of its files were
+    added (forgotten) and ``changed`` changed (another size); returns their keys."""
+    meta = json.loads((store / "kept.json").read_text())
+    files = pq.read_table(store / "files.parquet")
+    draw = rng.random(len(files))
+    keep = draw >= added
+    size = files.column("file_size").to_numpy().copy()
+    size[draw >= 1 - changed] += 1
+    files = files.set_column(files.schema.get_field_index("file_size"), "file_size", pa.array(size))
+    pq.write_table(files.filter(pa.array(keep)), store / "files.parquet")
+    with open(store / "files.parquet", "rb") as fh:
+        meta["files_sha1"] = hashlib.file_digest(fh, "sha1").hexdigest()
+    (store / "kept.json").write_text(json.dumps(meta))
+    keys = files.column("key").to_numpy()
+    return set(keys[~keep].tolist()) | set(keys[draw >= 1 - changed].tolist())
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    tag=st.sampled_from(["a", "ab"]),
+    kept_threshold=st.sampled_from([30.0, 200.0, 3000.0]),
+    lower=st.floats(0.05, 1),
+    rotate=st.booleans(),
+    mirror=st.booleans(),
+    crop=st.booleans(),
+    skip_hash=st.booleans(),
+    aspect=st.sampled_from([None, 1.2]),
+    block_size=st.integers(1, 40),
+    added=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    changed=st.sampled_from([0.0, 0.1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pairs_kept_from_a_last_run_give_the_pairs_of_comparing_all(
+    corpus,
+    tmp_path_factory,
+    tag,
+    kept_threshold,
+    lower,
+    rotate,
+    mirror,
+    crop,
+    skip_hash,
+    aspect,
+    block_size,
+    added,
+    changed,
+    seed,
+):
+    """A run that takes the pairs of unchanged files from a last run's kept store (at a
+    threshold at least its own) and compares only the rest stores the pairs of comparing
+    every pair, whatever was added or changed since."""
+    run = corpus[tag]
+    tmp = tmp_path_factory.mktemp("carry")
+    options = (rotate, skip_hash, aspect, False)
+    (tmp / "last").mkdir()
+    staged_pairs(run, tmp / "last", kept_threshold, *options, block_size, mirror=mirror, crop=crop)
+    store = tmp / "kept"
+    last = tmp / "last"
+    pair_files = [str(p) for p in [*last.glob("pairs_*.parquet"), *last.glob("hash.parquet")]]
+    pair_files.append(str(last / "plan" / "carried_pairs.parquet"))
+    keep_pairs(store, run["index"], run["meta"], pair_files, pairs_fingerprint="same", threshold=kept_threshold)
+    new = _forget(store, np.random.default_rng(seed), added, changed)
+    threshold = kept_threshold * lower
+    (tmp / "now").mkdir()
+    got = staged_pairs(
+        run, tmp / "now", threshold, *options, block_size, mirror=mirror, crop=crop, kept=(store, "same")
+    )
+    assert got == naive_pairs(run, threshold, *options, mirror, crop)
+    compared = [r for f in (tmp / "now").glob("pairs_*.parquet") for r in pq.read_table(f).to_pylist()]
+    assert all(r["key_a"] in new or r["key_b"] in new for r in compared)  # only pairs with a new file
 
 
 def test_pruning_skips_block_pairs(corpus, tmp_path):

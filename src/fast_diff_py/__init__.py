@@ -25,6 +25,8 @@ _EXPORTS = {
         "DIF_PER_MSE",
         "DIGEST_DIR",
         "FOLDER_STATE",
+        "CARRIED_PAIRS",
+        "KEPT_PAIRS_DIR",
         "STORAGE_LISTING",
         "REPORT_DIR",
         "REPORT_INDEX",
@@ -50,6 +52,7 @@ _EXPORTS = {
         "shard_ids",
         "summary_path",
     ],
+    "_carry": ["keep_pairs", "pairs_fingerprint"],
     "_compare": ["compare_block_pair", "compare_blocks", "match_hashes"],
     "_config": ["check_folders", "load_schema", "validate_config"],
     "_decisions": [
@@ -121,6 +124,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, work_dir  # noqa: F401
+    from ._carry import keep_pairs, pairs_fingerprint  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
     from ._crops import crop_thumbnails, naive_crop_dif  # noqa: F401
@@ -151,6 +155,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     )
     from ._formats import (  # noqa: F401
         BLOCK_DIR,
+        CARRIED_PAIRS,
         CROP_STACK_SUFFIX,
         CROP_SUMS_SUFFIX,
         DB_RECEIPT,
@@ -160,6 +165,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         GPU_PAIR_DIR,
         HASH_PAIRS,
         INDEX_DIR,
+        KEPT_PAIRS_DIR,
         META_VERSION,
         PAIR_DIR,
         PLAN_DIR,

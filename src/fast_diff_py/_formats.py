@@ -19,11 +19,13 @@ and status codes from here.
       digests/shard_<s>.parquet      DIGEST_SCHEMA (diff_threshold 0 only)
       plan/blocks.parquet            BLOCKS_SCHEMA: every decoded file with its block (_plan)
       plan/block_pairs.parquet       BLOCK_PAIRS_SCHEMA: the pairs of blocks to compare
+      plan/carried_pairs.parquet     PAIR_SCHEMA: CARRIED_PAIRS, the kept pairs of unchanged files (_carry)
       plan/blocks/block_<b>.parquet  BLOCKS_SCHEMA: block b's rows, by key
       plan/blocks/block_<b>.npy      n x S x S x 3 uint8: block b's thumbnails, in those rows' order
       plan/blocks/block_<b>.crops.npy  n x V x S x S x 3 uint8: their crops (crop_tolerance only)
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
       database.json                  DB_RECEIPT: which database db_path holds
+      kept_pairs/                    KEPT_PAIRS_DIR: the last run's files and pairs, for the next (_carry)
     db_path                          SQLite, PRAGMA user_version = USER_VERSION (_db)
     <folder of db_path>/summary.json SUMMARY_FILE: what the run found (_summary)
     <folder of db_path>/report/      REPORT_DIR: the gallery, REPORT_INDEX to open (_report)
@@ -46,6 +48,8 @@ __all__ = [
     "DIGEST_SCHEMA",
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
+    "CARRIED_PAIRS",
+    "KEPT_PAIRS_DIR",
     "STORAGE_LISTING",
     "STORAGE_LISTING_SCHEMA",
     "REPORT_DIR",
@@ -137,6 +141,11 @@ DIGEST_DIR = "digests"
 PLAN_DIR = "plan"
 # the plan's files of each block (block_file), a compare job's inputs
 BLOCK_DIR = "blocks"
+# in PLAN_DIR, the pairs of two files unchanged since the last run, taken from KEPT_PAIRS_DIR
+CARRIED_PAIRS = "carried_pairs.parquet"
+# the last run's decoded files and stored pairs (_carry); no Snakemake output, so that it
+# outlives the outputs of the next run's jobs
+KEPT_PAIRS_DIR = "kept_pairs"
 PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"

@@ -24,8 +24,10 @@ from ._formats import (
     BLOCK_DIR,
     BLOCK_PAIRS_SCHEMA,
     BLOCKS_SCHEMA,
+    CARRIED_PAIRS,
     CROP_STACK_SUFFIX,
     HASH_COLUMNS,
+    PAIR_SCHEMA,
     FileStatus,
     block_file,
     crop_sum_columns,
@@ -54,13 +56,17 @@ def table_sums(table: pa.Table) -> np.ndarray:
     return np.stack([table.column(f"sum_{c}").to_numpy() for c in range(3)], axis=1).astype(np.int64)
 
 
-def _decoded(meta_paths: list[str], index_paths: list[str]) -> pa.Table:
-    """Decoded images of all shards with their shard id and partition."""
+def _decoded(meta_paths: list[str], index_paths: list[str], versions: bool = False) -> pa.Table:
+    """Decoded images of all shards with their shard id and partition (and, with
+    ``versions``, the index's other VERSION_COLUMNS)."""
+    from ._carry import VERSION_COLUMNS
+
     parts = []
     for shard, (meta_path, index_path) in enumerate(zip(meta_paths, index_paths, strict=True)):
         meta = read_parquet(meta_path, columns=["success", *_BLOCK_COLUMNS])
-        part_b = read_parquet(index_path, columns=["part_b"]).column("part_b")
-        meta = meta.append_column("part_b", part_b)
+        index = read_parquet(index_path, columns=VERSION_COLUMNS if versions else ["part_b"])
+        for name in index.column_names:
+            meta = meta.append_column(name, index.column(name))
         meta = meta.filter(meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
         meta = meta.drop_columns(["success"])
         parts.append(meta.append_column("shard", pa.array(np.full(len(meta), shard, np.int32))))
@@ -81,6 +87,7 @@ def make_plan(
     crop_sums_paths: list[str] | None = None,
     thumb_paths: Sequence[str] | None = None,
     crop_paths: Sequence[str] | None = None,
+    kept: tuple[str | os.PathLike[str] | None, str | None] | None = None,
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block),
     ``out_dir/block_pairs.parquet`` (the block pairs to compare) and, block by block in
@@ -100,21 +107,41 @@ def make_plan(
     With crop thumbnails (``crop_sums_paths``, one per shard: crop_tolerance) a block's
     ranges of sums also cover its images' crops, so that the bound holds for every
     comparison the crops add; no digests then (a crop can match at 0 whatever the digests).
+
+    With ``kept`` (``(folder, pairs_fingerprint)`` of the pairs a last run kept:
+    ``fast_diff_py._carry``) the pairs of two files unchanged since then are taken from there
+    into ``out_dir/carried_pairs.parquet`` (PAIR_SCHEMA) instead of being planned: the
+    unchanged and the other files are cut into blocks apart, and only block pairs with a
+    block of other files are listed (those first, as the A side where the partitions
+    allow). Not for the digest plan of threshold 0.
     """
-    table = _decoded(meta_paths, index_paths)
+    table = _decoded(meta_paths, index_paths, versions=kept is not None)
     features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
     spread = _crop_spread(crop_sums_paths, keys, features) if crop_sums_paths else None
+    carried = PAIR_SCHEMA.empty_table()
     if prune and threshold == 0 and spread is None:
         canonical = _digests(digest_paths, keys)
         block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
         pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
         candidates = _all_pairs(block_part, has_part_b)
     else:
+        unchanged = None
+        if kept is not None:
+            from ._carry import carried_pairs
+
+            unchanged, carried = carried_pairs(*kept, threshold, table, has_part_b)
         limit = channel_limit(size, threshold) if prune else np.inf
         block, pairs_a, pairs_b, candidates = plan_pairs(
-            features, part_b, keys, block_size=block_size, limit=limit, has_part_b=has_part_b, spread=spread
+            features,
+            part_b,
+            keys,
+            block_size=block_size,
+            limit=limit,
+            has_part_b=has_part_b,
+            spread=spread,
+            unchanged=unchanged if unchanged is not None and unchanged.any() else None,
         )
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
@@ -126,6 +153,7 @@ def make_plan(
             pa.table({"block_a": pairs_a, "block_b": pairs_b}, schema=BLOCK_PAIRS_SCHEMA),
             tmp / "block_pairs.parquet",
         )
+        pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
         _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths)
     logger.info(
@@ -233,8 +261,11 @@ def assign_blocks(
     features: np.ndarray,
     block_size: int,
     spread: tuple[np.ndarray, np.ndarray] | None = None,
+    unchanged: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sort each partition by ``order_key`` (ties by key) and cut it into blocks.
+    """Sort each partition by ``order_key`` (ties by key) and cut it into blocks; with
+    ``unchanged`` (a mask), each partition's other images first, then its unchanged ones,
+    in blocks apart.
 
     Returns each image's block, and per block its partition and the minima and maxima of
     ``features`` over its members (of ``spread``'s per-image minima and maxima when given).
@@ -244,8 +275,12 @@ def assign_blocks(
     block_part: list[int] = []
     lo: list[np.ndarray] = []
     hi: list[np.ndarray] = []
-    for part in (0, 1):
-        idx = np.flatnonzero(part_b == part)
+    groups = [part_b == part for part in (0, 1)]
+    if unchanged is not None:
+        groups = [g & which for g in groups for which in (~unchanged, unchanged)]
+    for group in groups:
+        idx = np.flatnonzero(group)
+        part = int(part_b[idx[0]]) if len(idx) else 0
         idx = idx[np.lexsort((keys[idx], order_key[idx]))]
         for start in range(0, len(idx), block_size):
             members = idx[start : start + block_size]
@@ -271,6 +306,7 @@ def plan_pairs(
     limit: float,
     has_part_b: bool,
     spread: tuple[np.ndarray, np.ndarray] | None = None,
+    unchanged: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[int], list[int], int]:
     """Blocks ordered by total pixel sum and the block pairs whose ``range_bound`` is within
     ``limit`` (``channel_limit``; ``inf`` keeps them all).
@@ -278,13 +314,20 @@ def plan_pairs(
     ``features`` are ``with_total`` sums. Returns each image's block, the pairs' A and B
     blocks, and the number of block pairs there were to consider. ``spread``: per image, the
     least and greatest features over the image and its crops (see ``make_plan``).
+    ``unchanged``: images whose pairs with each other are known (``fast_diff_py._carry``):
+    no pair of two of their blocks is listed.
     """
-    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size, spread)
+    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size, spread, unchanged)
+    known = np.zeros(len(block_part), bool)  # blocks of unchanged images
+    if unchanged is not None:
+        known[block[unchanged]] = True
     a_blocks = np.flatnonzero(block_part == 0)
     b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
     pairs_a, pairs_b = [], []
     for i in a_blocks:
         js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
+        if known[i]:
+            js = js[~known[js]]
         if np.isfinite(limit):
             js = js[range_bound(lo[i], hi[i], lo[js], hi[js]) <= limit]
         pairs_a.extend([int(i)] * len(js))

@@ -75,6 +75,10 @@ SUMMARY_RECEIPT = f"{RESULTS}/{fdp.SUMMARY_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
+# the pairs a run kept for the next (on a disk that outlives the jobs), and the settings
+# they hold under
+KEPT_PAIRS = f"{RESULTS}/{fdp.KEPT_PAIRS_DIR}" if STORAGE is None else None
+PAIRS_FINGERPRINT = fdp.pairs_fingerprint(config, HAS_PART_B)
 # in a storage, the folders' files as listed there instead
 STORAGE_LISTING = f"{RESULTS}/{fdp.STORAGE_LISTING}"
 
@@ -240,7 +244,8 @@ def get_block_partners():
 
 
 def get_partners(wildcards):
-    return get_block_partners()[int(wildcards.a)]
+    # none for a block that no longer has a job (a plan made again: its job leaves the DAG)
+    return get_block_partners().get(int(wildcards.a), [])
 
 
 def get_block_files(wildcards):
@@ -272,6 +277,7 @@ def get_pair_files(wildcards):
     if not config["do_second_loop"]:
         return []
     files = [f"{RESULTS}/{PAIRS}/{a}.parquet" for a in get_compare_jobs()]
+    files.append(f"{PLAN}/{fdp.CARRIED_PAIRS}")
     if SECOND["skip_matching_hash"]:
         files.append(f"{RESULTS}/{fdp.HASH_PAIRS}")
     return files

@@ -10,6 +10,7 @@ checkpoint plan_blocks:
         blocks=directory(f"{PLAN}/{fdp.BLOCK_DIR}"),
         table=f"{PLAN}/blocks.parquet",
         pairs=f"{PLAN}/block_pairs.parquet",
+        carried=f"{PLAN}/{fdp.CARRIED_PAIRS}",
     log:
         f"{LOGS}/compare/plan_blocks.log",
     benchmark:
@@ -24,6 +25,9 @@ checkpoint plan_blocks:
         threshold=SECOND["diff_threshold"],
         has_part_b=HAS_PART_B,
         prune=get_prune(),
+        # the pairs the last run kept, taken again for files unchanged since
+        kept=KEPT_PAIRS,
+        pairs_fingerprint=PAIRS_FINGERPRINT,
     script:
         "../scripts/plan_blocks.py"
 

@@ -17,6 +17,10 @@ rule merge_database:
         "../envs/cpu.yaml"
     params:
         db=config["db_path"],
+        # what the next run takes again (fast_diff_py._carry)
+        kept=KEPT_PAIRS if config["do_second_loop"] else None,
+        pairs_fingerprint=PAIRS_FINGERPRINT,
+        threshold=SECOND["diff_threshold"],
     script:
         "../scripts/merge_database.py"
 

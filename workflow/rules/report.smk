@@ -22,10 +22,10 @@ rule make_report:
         "../envs/cpu.yaml"
     threads: 2
     params:
+        **in_storage(storage=[STORAGE_PREFIX, REPORT]),
         db=config["db_path"],
         report=REPORT,
         threshold=SECOND["diff_threshold"],
         # in a storage, images link to their photos relative to the gallery's folder there
-        **in_storage(storage=[STORAGE_PREFIX, REPORT]),
     script:
         "../scripts/make_report.py"

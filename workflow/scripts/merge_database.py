@@ -4,7 +4,7 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import build_database, write_receipt
+from fast_diff_py import build_database, keep_pairs, write_receipt
 
 # in a storage the database is an output (rule merge_database)
 db = snakemake.output.get("db", snakemake.params.db)
@@ -15,4 +15,14 @@ build_database(
     meta_paths=list(snakemake.input.meta),
     pair_paths=list(snakemake.input.pairs),
 )
+p = snakemake.params
+if p.kept:  # for the next run: the pairs of files that will not have changed
+    keep_pairs(
+        p.kept,
+        list(snakemake.input.index),
+        list(snakemake.input.meta),
+        list(snakemake.input.pairs),
+        pairs_fingerprint=p.pairs_fingerprint,
+        threshold=p.threshold,
+    )
 write_receipt(snakemake.output.receipt, db)

@@ -22,4 +22,5 @@ make_plan(
     crop_sums_paths=list(snakemake.input.crop_sums),
     thumb_paths=list(snakemake.input.thumbs),
     crop_paths=list(snakemake.input.crops),
+    kept=(p.kept, p.pairs_fingerprint),
 )

@@ -3,6 +3,7 @@ that it pages through many groups."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -87,8 +88,16 @@ def test_the_gallery_holds_every_group_with_its_files(example):
         for f in group["files"]:
             if not f["best"]:
                 assert f["dif"] == pairs[frozenset((f["path"], best[0]["path"]))]
-            assert (example / "report" / f["thumb"]).is_file()
+            assert jpeg_of(f["thumb"]) is not None
     assert [g["dif"] for g in page] == sorted(g["dif"] for g in page)
+
+
+def jpeg_of(thumb: str | None) -> np.ndarray | None:
+    """The image of a gallery thumbnail: a JPEG inside its page (a data URI)."""
+    prefix = "data:image/jpeg;base64,"
+    if not thumb or not thumb.startswith(prefix):
+        return None
+    return cv2.imdecode(np.frombuffer(base64.b64decode(thumb[len(prefix) :]), np.uint8), cv2.IMREAD_COLOR)
 
 
 def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_path, caplog):
@@ -113,7 +122,7 @@ def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_p
     with_previews = make_report(gone, tmp_path / "with", 200.0, previews=previews).parent
     without = make_report(gone, tmp_path / "without", 200.0).parent
     page = loaded(with_previews / "data/groups-00001.js", "page")
-    assert all(f["thumb"] and (with_previews / f["thumb"]).is_file() for g in page for f in g["files"])
+    assert all(jpeg_of(f["thumb"]) is not None for g in page for f in g["files"])
     assert all(f["thumb"] is None for g in loaded(without / "data/groups-00001.js", "page") for f in g["files"])
     # damaged previews: named in the log, and the files decoded again (here they are gone)
     bad = tmp_path / "bad.previews.parquet"
@@ -137,8 +146,8 @@ def test_snakemakes_report_holds_the_gallery(example, tmp_path):
     gallery = [n for n in names if n.endswith("/index.html") and "/data/raw/" in n]
     assert len(gallery) == 1
     folder = gallery[0].rsplit("/", 1)[0]
-    thumbs = sorted(p.name for p in (example / "report" / "thumbs").iterdir())
-    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(folder + "/thumbs/")) == thumbs
+    pages = sorted(p.name for p in (example / "report" / "data").iterdir())
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(folder + "/data/")) == pages
     assert f"{folder}/data/groups-00001.js" in names
     page = zipfile.ZipFile(zipped).read("report/report.html").decode()
     assert "Gallery" in page and "difPy" in page and "fast-diff found duplicate" in page

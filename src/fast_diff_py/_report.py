@@ -11,6 +11,7 @@ read are listed on pages of their own.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import logging
@@ -73,7 +74,8 @@ def _previews(paths: Sequence[str | os.PathLike[str]], keys: set[int]) -> dict[i
     wanted = pa.array(sorted(keys), pa.int64())
     for path in paths:
         try:
-            table = pq.read_table(path)
+            with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
+                table = pf.read()
         except (OSError, pa.ArrowException) as exc:  # the gallery then decodes those files again
             logger.warning("%r: previews not read: %s", os.fspath(path), exc)
             continue
@@ -175,19 +177,14 @@ def make_report(
     with atomic_path(out) as tmp:
         (tmp / "data").mkdir(parents=True)
         (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
-        (tmp / "thumbs").mkdir()
         members = [f for g in groups for f in g["files"]]
         made = _previews(previews, {f["key"] for f in members}) if previews and members else {}
-
-        def thumbnail(f: dict[str, Any]) -> None:
-            jpeg = made.get(f["key"]) or _thumbnail(native(f["path"], f["raw"]))
-            if jpeg is not None:
-                (tmp / "thumbs" / f"{f['key']}.jpg").write_bytes(jpeg)
-            f["thumb"] = f"thumbs/{f['key']}.jpg" if jpeg is not None else None
-
+        # the files the thumbnail jobs left no preview of are read and decoded again
+        missing = [f for f in members if f["key"] not in made]
         cv2.setNumThreads(1)
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            list(pool.map(thumbnail, members))
+            again = pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing)
+            made.update((f["key"], jpeg) for f, jpeg in zip(missing, again) if jpeg is not None)
         for f in members:
             if storage is None:
                 where = os.path.abspath(native(f["path"], f.pop("raw")))
@@ -201,7 +198,13 @@ def make_report(
         pages = []
         for n, start in enumerate(range(0, len(groups), GROUPS_PER_PAGE), 1):
             chunk = groups[start : start + GROUPS_PER_PAGE]
+            # each thumbnail inside its page (a data URI): one file per page, not per image
+            for f in (f for g in chunk for f in g["files"]):
+                jpeg = made.pop(f["key"], None)
+                f["thumb"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii") if jpeg else None
             _write_js(tmp / "data" / f"groups-{n:05d}.js", "FD.page", n, chunk)
+            for f in (f for g in chunk for f in g["files"]):
+                f["thumb"] = None  # written: the page's memory goes
             pages.append({"groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]})
         broken_pages = 0
         for n, start in enumerate(range(0, len(broken), BROKEN_PER_PAGE), 1):

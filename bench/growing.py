@@ -2,12 +2,13 @@
 
 On a copy of a corpus made of hard links (the corpus itself is never written), with the
 configuration of ``difpy -s similar``: a run from scratch; a rerun with nothing changed;
-then in turn 1 % new files (spread over the folders, a third of them named to sort first,
-a tenth exact copies of photos there, the rest new photos: mirrored and brightened copies,
-which match nothing at ``similar``), 1 % of the files removed, and 1 % replaced by other
-photos (a new file under the old name), each followed by a plain rerun. Printed: seconds,
-the ratio to the run from scratch, the files decoded again, the compare jobs that ran and
-the pairs taken from the last run, and, with ``--check``, whether the database equals one
+one new file that sorts first; then in turn 1 % new files (spread over the folders, a third
+of them named to sort first, a tenth exact copies of photos there, the rest new photos:
+mirrored and brightened copies, which match nothing at ``similar``), 1 % of the files
+removed, and 1 % replaced by other photos (a new file under the old name), each followed
+by a plain rerun. Printed: seconds, the ratio to the run from scratch, the thumbnail jobs
+that ran and the files they decoded, the compare jobs that ran and the pairs taken from the
+last run, and, with ``--check``, whether the database equals one
 made from scratch over the same files.
 
     .venv/bin/python bench/growing.py /tmp/wall-64k --check
@@ -50,16 +51,18 @@ def run(work: Path) -> float:
     return time.perf_counter() - start
 
 
-def decoded_again(work: Path, results: str, since: float) -> tuple[int, int]:
+def decoded_again(work: Path, results: str, since: float) -> tuple[int, int, int, int]:
     """Files decoded by the thumbnail jobs that ran after ``since`` (not taken from kept
-    thumbnails), of all their files."""
-    decoded = total = 0
-    for log in (work / results / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+    thumbnails), of all their files; those jobs, of all shards."""
+    decoded = total = jobs = 0
+    logs = list((work / results / "logs" / "thumbnails").glob("make_thumbnails_*.log"))
+    for log in logs:
         if log.stat().st_mtime < since:
             continue
+        jobs += 1
         for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
             decoded, total = decoded + int(b) - int(a), total + int(b)
-    return decoded, total
+    return decoded, total, jobs, len(logs)
 
 
 def compare_work(work: Path, results: str, since: float) -> str:
@@ -122,11 +125,14 @@ def main() -> None:
     def step(name: str, base: float | None) -> float:
         since = time.time()
         secs = run(work)
-        again, total = decoded_again(work, results, since)
+        again, total, jobs, shards = decoded_again(work, results, since)
         line = f"{name:28s} {secs:7.2f} s"
         if base:
             line += f"  {secs / base:6.3f} of scratch"
-        line += f"  decoded {again} of {total} files in the jobs that ran; {compare_work(work, results, since)}"
+        line += (
+            f"  {jobs} of {shards} thumbnail jobs, decoded {again} of their {total} files; "
+            f"{compare_work(work, results, since)}"
+        )
         if args.check and base:
             fresh = tmp / "fresh"
             shutil.rmtree(fresh, ignore_errors=True)
@@ -143,6 +149,10 @@ def main() -> None:
     print(f"{n} images in {len(grown.folders)} folders; {k} files per change ({args.fraction:.0%})")
     scratch = step("from scratch", None)
     step("nothing changed", scratch)
+    # one new file that sorts first: every key shifts
+    first = images()[0]
+    new_photo(first, first.parent / f"000_first{first.suffix}", 7)
+    step("1 file added, sorting first", scratch)
     # 1 % new: a third sorting first, a tenth exact copies
     present = images()
     for i in range(k):

@@ -33,7 +33,7 @@ def real_sums(work: Path) -> np.ndarray:
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     thumbs = work / cfg.get("results_dir", "results/work") / "thumbnails"
     parts = []
-    for shard in shard_ids(thumbs):
+    for shard in shard_ids(thumbs.parent / "index"):
         t = pq.read_table(thumbs / shard_file(shard), columns=["success", "sum_0", "sum_1", "sum_2"]).to_pydict()
         ok = np.asarray(t["success"]) == 1
         parts.append(np.stack([np.asarray(t[f"sum_{c}"])[ok] for c in range(3)], axis=1))

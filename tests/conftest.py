@@ -54,6 +54,27 @@ def run_workflow(
     return proc
 
 
+def shard_inputs(index_dir: Path) -> list[Path]:
+    """The thumbnail jobs' inputs of the index in ``index_dir`` (its shards' rows without
+    keys), in walk order."""
+    from fast_diff_py import SHARD_FILES_SUFFIX, shard_file, shard_ids
+
+    return [Path(index_dir) / shard_file(s, SHARD_FILES_SUFFIX) for s in shard_ids(index_dir)]
+
+
+def shard_contents(work: Path) -> dict[str, bytes]:
+    """Each shard's thumbnail job input of the workflow run in ``work``, by shard id."""
+    return {p.name: p.read_bytes() for p in shard_inputs(work / "results" / "work" / "index")}
+
+
+def thumbnail_jobs(proc) -> list[str]:
+    """The shards whose thumbnail jobs a workflow run (run_workflow's result) ran."""
+    import re
+
+    out = proc.stdout + proc.stderr
+    return sorted(re.findall(r"rule make_thumbnails:\n(?:\s+\w+:.*\n)*?\s+wildcards: shard=(\d+)", out))
+
+
 def db_rows(db: Path) -> dict[str, list[tuple]]:
     """Every row of the product's tables, in key order."""
     con = sqlite3.connect(db)

@@ -29,7 +29,9 @@ def test_a_run_writes_the_documented_files(tmp_path):
     work = tmp_path / "results" / "work"
     expected = {
         "index/roots.parquet": _formats.ROOTS_SCHEMA,
-        "index/shard_*.parquet": _formats.INDEX_SCHEMA,
+        "index/shard_*[0-9].parquet": _formats.INDEX_SCHEMA,
+        "index/shard_*[0-9].files.parquet": _formats.SHARD_FILES_SCHEMA,
+        "index/shards.parquet": _formats.SHARDS_SCHEMA,
         "thumbnails/shard_*[0-9].parquet": _formats.META_SCHEMA,
         "thumbnails/shard_*[0-9].previews.parquet": _formats.PREVIEW_SCHEMA,
         "plan/blocks.parquet": _formats.BLOCKS_SCHEMA,

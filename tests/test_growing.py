@@ -11,20 +11,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import db_rows, photo, run_workflow, write
+from conftest import db_rows, photo, run_workflow, shard_contents, thumbnail_jobs, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fast_diff_py import shard_ids
 from fast_diff_py._reuse import Previous, fingerprint
 
 CONFIG = {"shard_size": 4, "second_loop": {"diff_threshold": 30}}
 
 
-def taken(work: Path) -> tuple[int, int]:
+def taken(work: Path, proc) -> tuple[int, int]:
     """Files taken from the last run's thumbnails, and files of the shards, over the
-    thumbnail jobs of the last run (their logs are rewritten by each job)."""
+    thumbnail jobs of the run ``proc`` (run_workflow's result)."""
     done = total = 0
-    for log in (work / "results" / "work" / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+    logs = work / "results" / "work" / "logs" / "thumbnails"
+    for log in (logs / f"make_thumbnails_{shard}.log" for shard in thumbnail_jobs(proc)):
         for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
             done, total = done + int(a), total + int(b)
     return done, total
@@ -39,17 +41,22 @@ def same_as_fresh(tmp_path: Path, work: Path, config: dict) -> bool:
 
 @pytest.mark.parametrize("crop", [0, 0.03])
 def test_a_file_sorting_first_decodes_only_itself(tmp_path, crop):
-    """Every shard is made again (the keys shift), but only the new file is decoded; crop
-    thumbnails (crop_tolerance) are taken with the thumbnails."""
+    """Only the shards the new file changes are made again (a neighbour too, where the file
+    moves a shard's end), and only the new file is decoded: the others are taken from what
+    the shards' jobs kept; crop thumbnails (crop_tolerance) with the thumbnails."""
     photos = tmp_path / "photos"
-    for i in range(10):
+    for i in range(24):
         write(photos / f"IMG_{i:04d}.png", photo(i % 4, 40, 50))
     config = {**CONFIG, "part_a": [str(photos)], "crop_tolerance": crop}
     work = tmp_path / "w"
     run_workflow(work, config)
+    before = shard_contents(work)
     shutil.copy(photos / "IMG_0001.png", photos / "AAA_copy.png")
-    run_workflow(work, config)
-    assert taken(work) == (10, 11)
+    proc = run_workflow(work, config)
+    ran = thumbnail_jobs(proc)
+    assert 1 <= len(ran) < len(shard_contents(work)) and len(before) >= 2
+    done, total = taken(work, proc)
+    assert done == total - 1
     assert same_as_fresh(tmp_path, work, config)
 
 
@@ -78,10 +85,10 @@ def test_a_file_rewritten_with_its_old_size_and_times_is_decoded_again(tmp_path)
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = target.stat()
     assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
-    run_workflow(work, config)
-    # the first shard made again, its other three files taken; the second shard's job did not
-    # run again (its log is the first run's, which had nothing to take)
-    assert taken(work) == (3, 6)
+    proc = run_workflow(work, config)
+    # the shard of the file made again, its other files taken; no other shard's job ran
+    done, total = taken(work, proc)
+    assert len(thumbnail_jobs(proc)) == 1 and done == total - 1
     assert same_as_fresh(tmp_path, work, config)
 
 
@@ -93,8 +100,7 @@ def test_other_settings_decode_every_file_again(tmp_path):
     work = tmp_path / "w"
     run_workflow(work, config)
     smaller = {**config, "compression_target": 32}
-    run_workflow(work, smaller)
-    assert taken(work) == (0, 5)
+    assert taken(work, run_workflow(work, smaller)) == (0, 5)
     assert same_as_fresh(tmp_path, work, smaller)
 
 
@@ -112,8 +118,7 @@ def test_a_damaged_store_is_only_no_help(tmp_path):
         stack.unlink()
         np.save(stack, np.zeros((4, 50, 50, 3), np.uint8))
     write(photos / "AAA.png", photo(9, 40, 50))
-    run_workflow(work, config)
-    assert taken(work)[0] == 0
+    assert taken(work, run_workflow(work, config))[0] == 0
     assert "cannot be read" in "".join(
         p.read_text() for p in (work / "results" / "work" / "logs" / "thumbnails").glob("*.log")
     )
@@ -216,7 +221,9 @@ def test_kept_rows_name_the_file_versions(tmp_path):
     (photos / "broken.png").write_bytes(b"not a png")
     work = tmp_path / "w"
     run_workflow(work, {**CONFIG, "part_a": [str(photos)]})
-    kept = pq.read_table(work / "results" / "work" / "thumbnails" / "reuse" / "00000" / "rows.parquet").to_pylist()
+    reuse = work / "results" / "work" / "thumbnails" / "reuse"
+    shards = shard_ids(work / "results" / "work" / "index")
+    kept = [r for s in shards for r in pq.read_table(reuse / s / "rows.parquet").to_pylist()]
     assert sorted(Path(r["path"]).name for r in kept) == ["IMG_0000.png", "IMG_0001.png", "IMG_0002.png"]
     for r in kept:  # the version as indexed: the inode change time included
         st_ = Path(r["path"]).stat()
@@ -262,3 +269,52 @@ def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_fact
             write(b / f"b{seed}.png", photo(seed % 5, 40, 50))
         run_workflow(work, config)
         assert same_as_fresh(tmp_path, work, config), (op, seed)
+
+
+def _index_of(folder: Path, ids: list[str]) -> None:
+    import pyarrow as pa
+
+    from fast_diff_py._formats import SHARDS_FILE, SHARDS_SCHEMA
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"shard": ids, "files": [1] * len(ids)}, schema=SHARDS_SCHEMA), folder / SHARDS_FILE)
+
+
+def test_a_shard_job_reads_its_neighbours_and_the_shards_gone(tmp_path):
+    from fast_diff_py._reuse import reuse_folders
+
+    root = tmp_path / "reuse"
+    for s in ("1", "2", "3", "4", "9", "8"):
+        (root / s).mkdir(parents=True)
+    (root / "stray.txt").write_text("not a shard")
+    _index_of(tmp_path / "index", ["3", "1", "2", "4"])  # walk order, not sorted
+    found = [Path(p).name for p in reuse_folders(tmp_path / "index", "1", root)]
+    assert found == ["3", "2", "8", "9"]  # neighbours in walk order, then the shards gone
+    assert [Path(p).name for p in reuse_folders(tmp_path / "index", "3", root)] == ["1", "8", "9"]
+    assert [Path(p).name for p in reuse_folders(tmp_path / "index", "4", tmp_path / "none")] == ["2"]
+
+
+def test_the_files_of_shards_gone_are_removed_and_no_others(tmp_path):
+    from fast_diff_py._reuse import forget_shards
+
+    thumbs, logs, root = tmp_path / "thumbnails", tmp_path / "logs", tmp_path / "thumbnails" / "reuse"
+    for s in ("11", "22", "33"):
+        (root / s).mkdir(parents=True)
+        for name in (f"shard_{s}.npy", f"shard_{s}.parquet", f"shard_{s}.previews.parquet"):
+            (thumbs / name).write_bytes(b"x")
+        logs.mkdir(exist_ok=True)
+        (logs / f"make_thumbnails_{s}.log").write_text("log")
+    (thumbs / "notes.txt").write_text("a file of another name stays")
+    _index_of(tmp_path / "index", ["22", "11"])
+    assert forget_shards(tmp_path / "index", [thumbs, logs, tmp_path / "missing"], root) == 1
+    assert sorted(p.name for p in thumbs.iterdir() if p.is_file()) == [
+        "notes.txt",
+        "shard_11.npy",
+        "shard_11.parquet",
+        "shard_11.previews.parquet",
+        "shard_22.npy",
+        "shard_22.parquet",
+        "shard_22.previews.parquet",
+    ]
+    assert sorted(p.name for p in root.iterdir()) == ["11", "22"]
+    assert sorted(p.name for p in logs.iterdir()) == ["make_thumbnails_11.log", "make_thumbnails_22.log"]

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fast_diff_py import walk_partition, write_index
+from fast_diff_py import SHARD_FILES_SUFFIX, shard_file, shard_ids, walk_partition, write_index
+from fast_diff_py._formats import SHARD_FILES_SCHEMA
+from fast_diff_py._index import FileEntry, _ends_shard, _shards
 
 EXT = [".jpg", ".png"]
 
@@ -103,8 +107,10 @@ def test_write_index_keys_and_shards(tmp_path):
         shard_size=3,
     )
     assert n == 8
-    shards = sorted((tmp_path / "idx").glob("shard_*.parquet"))
-    assert [pq.read_metadata(s).num_rows for s in shards] == [3, 3, 2]
+    shards = [tmp_path / "idx" / shard_file(s) for s in shard_ids(tmp_path / "idx")]
+    assert all(1 <= pq.read_metadata(s).num_rows <= 9 for s in shards)
+    counts = pq.read_table(tmp_path / "idx" / "shards.parquet").column("files").to_pylist()
+    assert counts == [pq.read_metadata(s).num_rows for s in shards]
     rows = [r for s in shards for r in pq.read_table(s).to_pylist()]
     assert [r["key"] for r in rows] == list(range(1, 9))
     assert [r["part_b"] for r in rows] == [0] * 6 + [1] * 2
@@ -123,43 +129,69 @@ def test_write_index_keys_and_shards(tmp_path):
         allowed_file_extensions=EXT,
         shard_size=3,
     )
-    again = [r for s in sorted((tmp_path / "idx2").glob("shard_*")) for r in pq.read_table(s).to_pylist()]
+    again = [
+        r for s in shard_ids(tmp_path / "idx2") for r in pq.read_table(tmp_path / "idx2" / shard_file(s)).to_pylist()
+    ]  # noqa: E501
     assert [(r["key"], r["path"]) for r in again] == [(r["key"], r["path"]) for r in rows]
+    assert shard_ids(tmp_path / "idx2") == shard_ids(tmp_path / "idx")
+    for shard in shards:  # beside each shard, its rows without keys
+        files = pq.read_table(shard.with_name(shard.name.replace(".parquet", SHARD_FILES_SUFFIX)))
+        assert files.schema.remove_metadata().equals(SHARD_FILES_SCHEMA)
+        index = pq.read_table(shard)
+        for name in SHARD_FILES_SCHEMA.names[:-1]:
+            assert files.column(name).equals(index.column(name)), name
+        assert files.column("alias").to_pylist() == [int(k is not None) for k in index.column("same_as").to_pylist()]
 
 
-@pytest.mark.parametrize(
-    "files,shard_size,rows",
-    [
-        (9, 4, [4, 5]),
-        (10, 4, [4, 4, 2]),
-        (8, 4, [4, 4]),
-        (3, 4, [3]),
-        (4, 4, [4]),
-        (16, 8, [8, 8]),
-        (17, 8, [8, 9]),
-        (18, 8, [8, 10]),
-        (19, 8, [8, 8, 3]),
-    ],
+def entry(path: str) -> FileEntry:
+    return FileEntry(path, os.path.basename(path), 0, 0, 1, 0.0, 1, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    paths=st.lists(st.text("abcdef/", min_size=1, max_size=8), unique=True, max_size=300),
+    shard_size=st.integers(1, 40),
 )
-def test_a_small_rest_joins_the_last_shard(tmp_path, files, shard_size, rows):
-    tree(tmp_path / "r", [f"{i:02d}.jpg" for i in range(files)])
-    assert (
-        write_index(
-            tmp_path / "idx",
-            part_a=[str(tmp_path / "r")],
-            part_b=[],
-            recursive=True,
-            ignore_names=[],
-            ignore_paths=[],
-            allowed_file_extensions=EXT,
-            shard_size=shard_size,
-        )
-        == files
+def test_shards_hold_every_path_in_order_within_their_bounds(paths, shard_size):
+    shards = list(_shards([[entry(p) for p in paths]], shard_size))
+    assert [e.path for s in shards for e in s] == paths
+    assert len(shards) >= 1
+    assert all(1 <= len(s) <= 3 * shard_size for s in shards[:-1]) and len(shards[-1]) <= 3 * shard_size
+    # a shard ends where its last path says (or at the longest), wherever it starts
+    assert all(_ends_shard(s[-1].filename, shard_size) or len(s) == 3 * shard_size for s in shards[:-1])
+
+
+def index_files(root, name, shard_size):
+    """The files-shard bytes of an index of the tree in ``root / "r"``, by shard id."""
+    write_index(
+        root / name,
+        part_a=[str(root / "r")],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=EXT,
+        shard_size=shard_size,
     )
-    shards = sorted((tmp_path / "idx").glob("shard_*.parquet"))
-    assert [pq.read_metadata(s).num_rows for s in shards] == rows
-    keys = [k for s in shards for k in pq.read_table(s).column("key").to_pylist()]
-    assert keys == list(range(1, files + 1))
+    return {s: (root / name / shard_file(s, SHARD_FILES_SUFFIX)).read_bytes() for s in shard_ids(root / name)}
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last", "removed first", "removed middle"])
+def test_a_path_added_or_removed_changes_the_shard_it_falls_into_not_the_others(tmp_path, where):
+    files = [f"{d}/{i:04d}.jpg" for d in ("a", "b", "c") for i in range(150)]
+    tree(tmp_path / "r", files)
+    before = index_files(tmp_path, "before", 20)
+    if where.startswith("removed"):
+        (tmp_path / "r" / files[0 if where == "removed first" else 225]).unlink()
+    else:
+        tree(tmp_path / "r", [{"first": "0000.jpg", "middle": "b/0099x.jpg", "last": "zzz.jpg"}[where]])
+    after = index_files(tmp_path, "after", 20)
+    assert 10 <= len(before) <= 45
+    # a shard's files, and so its thumbnail job, are the same but for the shard the change
+    # falls into (a path that ends a shard splits it in two, or joins two)
+    kept = {s for s, data in after.items() if before.get(s) == data}
+    assert len(after) - len(kept) <= 2, (len(before), len(after), len(kept))
+    assert len(before) - len(kept) <= 2
 
 
 def test_empty_partition_still_has_a_shard(tmp_path):
@@ -177,4 +209,6 @@ def test_empty_partition_still_has_a_shard(tmp_path):
         )
         == 0
     )
-    assert pq.read_metadata(tmp_path / "idx" / "shard_00000.parquet").num_rows == 0
+    (shard,) = shard_ids(tmp_path / "idx")
+    assert pq.read_metadata(tmp_path / "idx" / shard_file(shard)).num_rows == 0
+    assert pq.read_metadata(tmp_path / "idx" / shard_file(shard, SHARD_FILES_SUFFIX)).num_rows == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import photo, write
+from conftest import photo, shard_inputs, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +31,8 @@ from fast_diff_py import (
     naive_dif,
     needs_digests,
     prunes,
+    shard_file,
+    shard_ids,
     write_index,
 )
 
@@ -89,13 +91,13 @@ def corpus(tmp_path_factory) -> dict:
             allowed_file_extensions=[".png"],
             shard_size=5,
         )
-        shards = sorted((work / "index").glob("shard_*.parquet"))
+        shards = [work / "index" / shard_file(s) for s in shard_ids(work / "index")]
         metas, thumbs, crops, crop_sums = [], [], [], []
-        for s in shards:
+        for s, files in zip(shards, shard_inputs(work / "index")):
             t, m = work / "thumbs" / f"{s.stem}.npy", work / "thumbs" / f"{s.stem}.parquet"
             c, cs = work / "thumbs" / f"{s.stem}.crops.npy", work / "thumbs" / f"{s.stem}.crops.parquet"
             make_thumbnails(
-                s,
+                files,
                 t,
                 m,
                 size=SIZE,
@@ -127,10 +129,11 @@ def all_images(run):
     for index, meta, thumbs, crops in zip(run["index"], run["meta"], run["thumbs"], run["crops"]):
         stack, crop_stack = np.load(thumbs), np.load(crops)
         parts = pq.read_table(index).column("part_b").to_pylist()
-        for row, part in zip(pq.read_table(meta).to_pylist(), parts):
+        keys = pq.read_table(index).column("key").to_pylist()
+        for row, part, key in zip(pq.read_table(meta).to_pylist(), parts, keys, strict=True):
             if row["success"] == 1:
                 hashes = {row[h] for h in ("hash_0", "hash_90", "hash_180", "hash_270")} - {None}
-                images[row["key"]] = (
+                images[key] = (
                     stack[row["thumb_row"]],
                     part,
                     (row["px"], row["py"]),

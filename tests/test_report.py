@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import REPO, run_workflow
 
-from fast_diff_py import make_report
+from fast_diff_py import _report, make_report
 from fast_diff_py._report import GROUPS_PER_PAGE, keep_rank
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -100,7 +100,7 @@ def jpeg_of(thumb: str | None) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(base64.b64decode(thumb[len(prefix) :]), np.uint8), cv2.IMREAD_COLOR)
 
 
-def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_path, caplog):
+def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_path, caplog, monkeypatch):
     """The thumbnail jobs make each decoded file's gallery thumbnail from their own decoding;
     the gallery uses them and reads no photo again (here the photos are gone), and decodes a
     file again only where no preview is given."""
@@ -113,22 +113,22 @@ def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_p
     for row in table:
         img = cv2.imdecode(np.frombuffer(row["jpeg"], np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and max(img.shape[:2]) <= 160 and min(img.shape[:2]) >= 32
-    gone = tmp_path / "db.sqlite"
-    shutil.copy(example / "fast_diff.db", gone)  # its paths lead to photos that are now gone
-    con = sqlite3.connect(gone)
-    con.execute("UPDATE directory SET path = path || '.gone'")
-    con.commit()
-    con.close()
-    with_previews = make_report(gone, tmp_path / "with", 200.0, previews=previews).parent
-    without = make_report(gone, tmp_path / "without", 200.0).parent
+    # a photo read again is recorded, and gives nothing (as if it were gone)
+    read_again = []
+    monkeypatch.setattr(_report, "_thumbnail", lambda path: read_again.append(path))
+    db = example / "fast_diff.db"
+    with_previews = make_report(db, tmp_path / "with", 200.0, previews=previews).parent
     page = loaded(with_previews / "data/groups-00001.js", "page")
     assert all(jpeg_of(f["thumb"]) is not None for g in page for f in g["files"])
+    assert read_again == []
+    without = make_report(db, tmp_path / "without", 200.0).parent
     assert all(f["thumb"] is None for g in loaded(without / "data/groups-00001.js", "page") for f in g["files"])
-    # damaged previews: named in the log, and the files decoded again (here they are gone)
+    assert sorted(read_again) == sorted(f["path"] for g in page for f in g["files"])
+    # damaged previews: named in the log, and the files decoded again
     bad = tmp_path / "bad.previews.parquet"
     bad.write_bytes(b"PAR1 garbage PAR1")
     with caplog.at_level("WARNING"):
-        damaged = make_report(gone, tmp_path / "damaged", 200.0, previews=[bad]).parent
+        damaged = make_report(db, tmp_path / "damaged", 200.0, previews=[bad]).parent
     assert "bad.previews.parquet" in caplog.text
     assert all(f["thumb"] is None for g in loaded(damaged / "data/groups-00001.js", "page") for f in g["files"])
 

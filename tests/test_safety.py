@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo, run_workflow, write
+from conftest import photo, run_workflow, shard_inputs, write
 
 from fast_diff_py import ConfigError, validate_config
 from fast_diff_py.cli import difpy
@@ -443,7 +443,7 @@ def test_a_fifo_swapped_in_after_indexing_is_an_error_row(tmp_path):
     (root / "b.png").unlink()
     os.mkfifo(root / "b.png")
     t0 = time.monotonic()
-    make_thumbnails(tmp_path / "index/shard_00000.parquet", tmp_path / "t.npy", tmp_path / "t.parquet", size=16)
+    make_thumbnails(shard_inputs(tmp_path / "index")[0], tmp_path / "t.npy", tmp_path / "t.parquet", size=16)
     assert time.monotonic() - t0 < 30
     meta = read_parquet(tmp_path / "t.parquet").to_pylist()
     assert [m["success"] for m in meta] == [FileStatus.SUCCESS, FileStatus.ERROR]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, photo, write
+from conftest import REPO, photo, shard_inputs, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -413,7 +413,7 @@ def test_make_digests_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch)
         shard_size=10,
     )
     make_thumbnails(
-        tmp_path / "index/shard_00000.parquet",
+        shard_inputs(tmp_path / "index")[0],
         tmp_path / "t.npy",
         tmp_path / "t.parquet",
         size=16,
@@ -421,12 +421,12 @@ def test_make_digests_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch)
         **hashing,
     )
     meta = pq.read_table(tmp_path / "t.parquet")
-    decoded_keys = [r["key"] for r in meta.to_pylist() if r["thumb_row"] >= 0]
+    decoded_rows = [i for i, r in enumerate(meta.to_pylist()) if r["thumb_row"] >= 0]
     free = hashing.get("compute_hash") and not hashing.get("shift_amount") and "hash_fn" not in hashing
     for from_hashes in (False, True) if free else (False,):
         make_digests(tmp_path / "t.npy", tmp_path / "t.parquet", tmp_path / "d.parquet", from_hashes=from_hashes)
         table = pq.read_table(tmp_path / "d.parquet")
-        assert table.column("key").to_pylist() == decoded_keys
+        assert table.column("row").to_pylist() == decoded_rows
         digests = table.column("canonical").to_pylist()
         assert digests == canonical_digests(np.load(tmp_path / "t.npy"))
         assert digests[0] == digests[1] != digests[2]
@@ -480,7 +480,7 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
         ignore_names=[],
         ignore_paths=[],
         allowed_file_extensions=[".png"],
-        shard_size=20,
+        shard_size=100,
     )
     events = []
     monkeypatch.setattr(thumbnails, "READ_AHEAD_FILES", 3)
@@ -492,14 +492,14 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
         lambda path, *a, **k: events.append(("decode", path)) or decode(path, *a, **k),
     )
     make_thumbnails(
-        tmp_path / "index/shard_00000.parquet",
+        shard_inputs(tmp_path / "index")[0],
         tmp_path / "t.npy",
         tmp_path / "t.parquet",
         size=8,
         method="area",
         threads=1,
     )
-    index = pq.read_table(tmp_path / "index/shard_00000.parquet").to_pylist()
+    index = pq.read_table(shard_inputs(tmp_path / "index")[0]).to_pylist()
     readable = [r["path"] for r in index if r["allowed"]]
     assert len(readable) == 12 and str(root / "07.txt") not in readable
     assert [p for e, p in events if e == "decode"] == [p for e, p in events if e == "advise"] == readable
@@ -534,7 +534,7 @@ def test_make_thumbnails_records_every_file(tmp_path):
         shard_size=10,
     )
     make_thumbnails(
-        tmp_path / "index/shard_00000.parquet",
+        shard_inputs(tmp_path / "index")[0],
         tmp_path / "t.npy",
         tmp_path / "t.parquet",
         size=16,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, write
+from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, shard_contents, thumbnail_jobs, write
 
 from fast_diff_py import decode_thumbnail, naive_dif
 
@@ -188,21 +188,21 @@ def _start(workdir: Path, config: dict) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize(
-    "sig, wait_for",
+    "sig, wait_for, count",
     [
-        (signal.SIGKILL, "results/work/index"),
-        (signal.SIGKILL, "results/work/thumbnails/shard_00002.npy"),
-        (signal.SIGKILL, "results/work/pairs"),
-        (signal.SIGINT, "results/work/thumbnails/shard_00001.parquet"),
+        (signal.SIGKILL, "results/work/index", 1),
+        (signal.SIGKILL, "results/work/thumbnails/shard_*[0-9].npy", 3),
+        (signal.SIGKILL, "results/work/pairs", 1),
+        (signal.SIGINT, "results/work/thumbnails/shard_*[0-9].parquet", 2),
     ],
 )
-def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for):
+def test_resume_after_interrupt(tmp_path, uninterrupted, sig, wait_for, count):
     config, expected = uninterrupted
     assert len(expected["dif_table"]) >= 8
     work = tmp_path / "resumed"
     proc = _start(work, config)
     deadline = time.time() + 120
-    while not (work / wait_for).exists() and proc.poll() is None and time.time() < deadline:
+    while len(list(work.glob(wait_for))) < count and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, sig)  # the whole job tree, as a crash or Ctrl-C would
     proc.wait(timeout=60)
@@ -399,29 +399,34 @@ def test_a_compare_job_declares_only_its_blocks_files(tmp_path, dup_folder, crop
     )
 
 
-def test_files_added_at_the_end_remake_only_the_last_shards_thumbnails(tmp_path):
-    """A rerun after new files that sort last (a camera's next import) makes the thumbnails
-    of the shard they join only (Snakemake compares the checksums of the rewritten index
-    shards). The database equals a run from scratch over the same files; a file that sorts
-    first shifts every key, and every shard is made again."""
+@pytest.mark.parametrize("name", ["IMG_9999.png", "AAA_first.png", "IMG_0011b.png"])
+def test_a_file_added_remakes_only_its_shards_thumbnails(tmp_path, name):
+    """A rerun after a new file, wherever it sorts (a camera's next import, a name that sorts
+    first, one in the middle), runs the thumbnail job of the shard it falls into (and of a
+    neighbour where it splits or joins shards), not the others: every key after it shifts,
+    but a shard's input holds no keys. The database equals a run from scratch."""
     photos = tmp_path / "photos"
-    for i in range(12):
+    for i in range(24):
         write(photos / f"IMG_{i:04d}.png", photo(i % 5, 40, 50))
     config = {"part_a": [str(photos)], "shard_size": 4, "second_loop": {"diff_threshold": 30}}
     work = tmp_path / "w"
-
-    def thumbnail_jobs(proc) -> list[str]:
-        out = proc.stdout + proc.stderr
-        return sorted(re.findall(r"rule make_thumbnails:\n(?:\s+\w+:.*\n)*?\s+wildcards: shard=(\d+)", out))
-
-    assert thumbnail_jobs(run_workflow(work, config)) == ["00000", "00001", "00002"]
-    write(photos / "IMG_9999.png", photo(1, 40, 50))  # a copy of IMG_0001 and IMG_0006, sorting last
-    assert thumbnail_jobs(run_workflow(work, config)) == ["00002"]
+    first = run_workflow(work, config)
+    before = shard_contents(work)
+    assert thumbnail_jobs(first) == sorted(s.split("_")[1].split(".")[0] for s in before)
+    assert len(before) >= 4
+    write(photos / name, photo(1, 40, 50))  # a copy of IMG_0001, IMG_0006, ...
+    proc = run_workflow(work, config)
+    after = shard_contents(work)
+    changed = sorted(s.split("_")[1].split(".")[0] for s, data in after.items() if before.get(s) != data)
+    assert thumbnail_jobs(proc) == changed
+    assert 1 <= len(changed) <= 2 < len(after)
     fresh = tmp_path / "fresh"
     run_workflow(fresh, config)
     assert db_rows(work / "results" / "fast_diff.db") == db_rows(fresh / "results" / "fast_diff.db")
-    names = set(pairs_by_name(work / "results" / "fast_diff.db"))
-    assert ("IMG_0001.png", "IMG_9999.png") in names
+    assert {("IMG_0001.png", name), (name, "IMG_0001.png")} & set(pairs_by_name(work / "results" / "fast_diff.db"))
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config, "--dry-run"))
-    write(photos / "AAA_first.png", photo(2, 40, 50))  # 14 files: shards of 4, 4, 4 and 2
-    assert thumbnail_jobs(run_workflow(work, config)) == ["00000", "00001", "00002", "00003"]
+    # the files of shards no longer in the index are gone
+    thumbs = work / "results" / "work" / "thumbnails"
+    ids = {s.split("_")[1].split(".")[0] for s in after}
+    assert {p.name.split("_")[1].split(".")[0] for p in thumbs.glob("shard_*")} == ids
+    assert {p.name for p in (thumbs / "reuse").iterdir()} == ids

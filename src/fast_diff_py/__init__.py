@@ -45,8 +45,8 @@ _EXPORTS = {
         "PairStatus",
         "ROOTS_FILE",
         "THUMBNAIL_DIR",
+        "SHARD_FILES_SUFFIX",
         "shard_file",
-        "shard_name",
         "block_file",
         "report_path",
         "shard_ids",
@@ -69,6 +69,7 @@ _EXPORTS = {
     "_db": ["build_database", "database_problem", "forget_changed_database", "write_receipt"],
     "_difpy": ["difpy_parameters", "difpy_report", "write_difpy_files"],
     "_jobs": ["start_job"],
+    "_reuse": ["forget_shards", "reuse_folders"],
     "_errors": [
         "ConfigError",
         "DatabaseError",
@@ -175,6 +176,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         REPORT_RECEIPT,
         REUSE_DIR,
         ROOTS_FILE,
+        SHARD_FILES_SUFFIX,
         STORAGE_LISTING,
         SUMMARY_FILE,
         SUMMARY_RECEIPT,
@@ -185,7 +187,6 @@ if TYPE_CHECKING:  # for type checkers and editors
         report_path,
         shard_file,
         shard_ids,
-        shard_name,
         summary_path,
     )
     from ._hashing import hash_thumbnail  # noqa: F401
@@ -195,6 +196,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
     from ._report import link_gallery, make_report  # noqa: F401
+    from ._reuse import forget_shards, reuse_folders  # noqa: F401
     from ._storage import (  # noqa: F401
         fetch,
         list_storage,

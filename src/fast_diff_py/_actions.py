@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._formats import THUMBNAIL_DIR, shard_file, shard_ids
+from ._formats import INDEX_DIR, SHARDS_FILE, THUMBNAIL_DIR, shard_file, shard_ids
 from ._io import open_stack, read_parquet
 from ._journal import Journal, Outcome, delete_file, move_file
 from ._paths import native
@@ -66,10 +66,15 @@ class StoredThumbnails:
     def __init__(self, results_dir: str | os.PathLike[str]):
         self._where: dict[int, tuple[Path, int]] = {}
         self._stacks: dict[Path, np.ndarray] = {}  # each shard's stack, mapped once
-        folder = Path(results_dir, THUMBNAIL_DIR)
-        for meta in (folder / shard_file(s) for s in shard_ids(folder)):
-            table = read_parquet(meta, columns=["key", "thumb_row"])
-            for key, row in zip(table.column("key").to_pylist(), table.column("thumb_row").to_pylist()):
+        folder, index = Path(results_dir, THUMBNAIL_DIR), Path(results_dir, INDEX_DIR)
+        # none kept: every file is then refused (check)
+        for shard in shard_ids(index) if (index / SHARDS_FILE).is_file() else []:
+            meta = folder / shard_file(shard)
+            if not meta.is_file():
+                continue
+            table = read_parquet(meta, columns=["thumb_row"])
+            keys = read_parquet(index / shard_file(shard), columns=["key"]).column("key")
+            for key, row in zip(keys.to_pylist(), table.column("thumb_row").to_pylist(), strict=True):
                 if row >= 0:
                     self._where[key] = (meta.with_suffix(".npy"), row)
 

@@ -578,8 +578,8 @@ def match_hashes(
 
     frames = []
     for meta_path, index_path in zip(meta_paths, index_paths, strict=True):
-        meta = pl.read_parquet(meta_path, columns=["key", "success", *HASH_COLUMNS])
-        part = pl.read_parquet(index_path, columns=["part_b"])
+        meta = pl.read_parquet(meta_path, columns=["success", *HASH_COLUMNS])
+        part = pl.read_parquet(index_path, columns=["key", "part_b"])
         frames.append(pl.concat([meta, part], how="horizontal").filter(pl.col("success") == 1))
     long = (
         pl.concat(frames)

@@ -270,8 +270,8 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         index = read_parquet(
             index_path, columns=["key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b"]
         )
-        meta = read_parquet(meta_path, columns=["key", "error", "success", "px", "py", *HASH_COLUMNS])
-        if not index.column("key").equals(meta.column("key")):
+        meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *HASH_COLUMNS])
+        if len(meta) != len(index):  # one row per row of the index shard, in its order
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
         cols = {name: index.column(name) for name in index.column_names}
         cols.update({name: meta.column(name) for name in meta.column_names})

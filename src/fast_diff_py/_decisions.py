@@ -46,10 +46,12 @@ def digests_from_hashes(config: Config) -> bool:
 
 
 def job_memory(config: Config) -> dict[str, int]:
-    """Bytes of thumbnails a thumbnail job (its shard) and a compare job (two blocks) hold,
-    crop thumbnails (crop_tolerance) included."""
+    """Bytes of thumbnails a thumbnail job (its shard, of the longest) and a compare job (two
+    blocks) hold, crop thumbnails (crop_tolerance) included."""
+    from ._formats import LONGEST_SHARD
+
     thumb = 3 * config["compression_target"] ** 2 * (1 + (CROP_VARIANTS if config.get("crop_tolerance") else 0))
-    return {"make_thumbnails": config["shard_size"] * thumb, "compare_blocks": 2 * config["block_size"] * thumb}
+    return {"make_thumbnails": LONGEST_SHARD * config["shard_size"] * thumb, "compare_blocks": 2 * config["block_size"] * thumb}
 
 
 def thumbnail_mem_mb(config: Config, threads: int) -> int:
@@ -97,8 +99,11 @@ SHORTEST_JOB_MIN = 10
 
 
 def thumbnail_runtime_min(config: Config, threads: int, attempt: int = 1) -> int:
-    """Minutes a thumbnail job of ``threads`` threads asks for: a whole shard of photos."""
-    seconds = config["shard_size"] * SECONDS_PER_PHOTO / max(1, threads)
+    """Minutes a thumbnail job of ``threads`` threads asks for: a whole shard of photos, of
+    the longest."""
+    from ._formats import LONGEST_SHARD
+
+    seconds = LONGEST_SHARD * config["shard_size"] * SECONDS_PER_PHOTO / max(1, threads)
     return attempt * max(SHORTEST_JOB_MIN, math.ceil(seconds / 60))
 
 

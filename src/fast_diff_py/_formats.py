@@ -9,7 +9,10 @@ and status codes from here.
       storage_listing.parquet        STORAGE_LISTING_SCHEMA: the folders' files in a storage (_storage;
                                      the index input instead of FOLDER_STATE there)
       index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
+      index/shards.parquet           SHARDS_SCHEMA: the shards' ids in walk order (shard_ids)
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
+      index/shard_<s>.files.parquet  SHARD_FILES_SCHEMA: the same rows without keys, a
+                                     thumbnail job's input (the same while its files are)
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
       thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
       thumbnails/shard_<s>.previews.parquet  PREVIEW_SCHEMA: the gallery's thumbnails
@@ -67,6 +70,11 @@ __all__ = [
     "INDEX_DIR",
     "INDEX_SCHEMA",
     "META_SCHEMA",
+    "SHARD_FILES_SCHEMA",
+    "SHARD_FILES_SUFFIX",
+    "SHARDS_FILE",
+    "SHARDS_SCHEMA",
+    "LONGEST_SHARD",
     "META_VERSION",
     "PAIR_DIR",
     "PAIR_SCHEMA",
@@ -94,7 +102,6 @@ __all__ = [
     "report_path",
     "summary_path",
     "log_path",
-    "shard_name",
 ]
 
 
@@ -122,8 +129,8 @@ HASH_COLUMNS = ("hash_0", "hash_90", "hash_180", "hash_270")
 # the meaning of a shard's thumbnails and metadata (_thumbnails.py); the thumbnail rule
 # passes it as a param, so that Snakemake makes again the shards an older definition wrote
 # (2: the canonical digest is the least SHA-1 of the rotations, was BLAKE2b of their sum;
-# 3: quality halves; 4: the file identity of every row)
-META_VERSION = 4
+# 3: quality halves; 4: the file identity of every row; 5: rows of the shard, not keys)
+META_VERSION = 5
 
 # dif sums the squared differences of the three channels; difPy's mse averages them
 DIF_PER_MSE = 3
@@ -150,6 +157,12 @@ PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"
 ROOTS_FILE = "roots.parquet"
+# in INDEX_DIR, the shards in walk order
+SHARDS_FILE = "shards.parquet"
+# an index shard holds shard_size paths on average, at most this many times as many
+LONGEST_SHARD = 3
+# beside an index shard, its files without keys: what a thumbnail job reads
+SHARD_FILES_SUFFIX = ".files.parquet"
 FOLDER_STATE = "folders.state"
 # the searched folders' files in a Snakemake storage, listed where the DAG is built (_storage)
 STORAGE_LISTING = "storage_listing.parquet"
@@ -216,11 +229,6 @@ def report_path(db_path: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.dirname(os.fspath(db_path)) or ".", REPORT_DIR)
 
 
-def shard_name(number: int) -> str:
-    """The id of the ``number``-th shard: fixed width, so that ids sort as numbers."""
-    return f"{number:05d}"
-
-
 def shard_file(shard: str, suffix: str = ".parquet") -> str:
     """The file name of shard ``shard`` (an id, or a pattern such as ``{shard}`` or ``*``)."""
     return f"{_SHARD_PREFIX}{shard}{suffix}"
@@ -233,11 +241,11 @@ def block_file(block: int | str, suffix: str = ".parquet") -> str:
     return f"{_BLOCK_PREFIX}{block}{suffix}"
 
 
-def shard_ids(folder: str | os.PathLike[str]) -> list[str]:
-    """The ids of the shards in ``folder`` (``shard_<id>.parquet``; not the files beside a
-    shard, such as ``shard_<id>.previews.parquet``), sorted."""
-    ids = (p.name[len(_SHARD_PREFIX) : -len(".parquet")] for p in Path(folder).glob(shard_file("*")))
-    return sorted(i for i in ids if "." not in i)
+def shard_ids(index_dir: str | os.PathLike[str]) -> list[str]:
+    """The ids of the shards of the index in ``index_dir``, in walk order (SHARDS_FILE)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(Path(index_dir, SHARDS_FILE), columns=["shard"]).column("shard").to_pylist()
 
 
 # one row per path found (and folder that could not be listed), keys in walk order
@@ -266,6 +274,26 @@ INDEX_SCHEMA = pa.schema(
         ("same_as", pa.int64()),
     ]
 )
+# one row per path of an index shard, in its order, without what depends on the other shards
+# (keys, and the key an alias names): a thumbnail job's input, the same bytes while the
+# shard's files are the same
+SHARD_FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("path_bytes", pa.binary()),
+        ("file_size", pa.int64()),
+        ("created", pa.float64()),
+        ("allowed", pa.int8()),
+        ("error", pa.string()),
+        ("dev", pa.int64()),
+        ("inode", pa.uint64()),
+        ("mtime_ns", pa.int64()),
+        # 1 where same_as is set: another name of a file read under its own
+        ("alias", pa.int8()),
+    ]
+)
+# one row per shard of the index, in walk order: its id and number of paths
+SHARDS_SCHEMA = pa.schema([("shard", pa.string()), ("files", pa.int64())])
 # one row per folder of part_a, then part_b (dir_index_lookup)
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
 
@@ -286,10 +314,10 @@ FILE_LIST_SCHEMA = pa.schema(
     [("path", pa.string()), ("part_b", pa.int8()), ("allowed", pa.int8()), ("path_bytes", pa.binary())]
 )
 
-# one row per path of a thumbnail shard, in the index shard's order
+# one row per path of a thumbnail shard, in the index shard's order (its keys are the index
+# shard's: a shard's thumbnails stay valid while its files do, whatever the other shards hold)
 META_SCHEMA = pa.schema(
     [
-        ("key", pa.int64()),
         ("success", pa.int8()),
         ("error", pa.string()),
         ("px", pa.int64()),
@@ -315,16 +343,18 @@ def crop_sum_columns(variants: int = CROP_VARIANTS) -> list[list[str]]:
 
 # one row per decoded file of a shard, in the order of its crop stack (make_thumbnails with
 # crop_tolerance): the channel sums of each crop thumbnail, the plan's pruning features
-CROP_SUMS_SCHEMA = pa.schema([("key", pa.int64()), *[(c, pa.int64()) for cols in crop_sum_columns() for c in cols]])
+# (row: the file's row in its shard)
+CROP_SUMS_SCHEMA = pa.schema([("row", pa.int32()), *[(c, pa.int64()) for cols in crop_sum_columns() for c in cols]])
 
 # one row per decoded file of a shard, in stack order (make_thumbnails): the gallery's
 # thumbnail of each, so that the gallery need not read and decode its files again
-PREVIEW_SCHEMA = pa.schema([("key", pa.int64()), ("jpeg", pa.binary())])
+# (by path, as the database's directory.path)
+PREVIEW_SCHEMA = pa.schema([("path", pa.string()), ("jpeg", pa.binary())])
 
 # one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
 # rotations (canonical_digests), equal for images whose dif is 0, which lets the planner
 # answer diff_threshold 0 without products
-DIGEST_SCHEMA = pa.schema([("key", pa.int64()), ("canonical", pa.string())])
+DIGEST_SCHEMA = pa.schema([("row", pa.int32()), ("canonical", pa.string())])
 
 # one row per stored pair, sorted by (key_a, key_b)
 PAIR_SCHEMA = pa.schema([("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", pa.float64()), ("success", pa.int8())])
@@ -333,7 +363,8 @@ PAIR_SCHEMA = pa.schema([("key_a", pa.int64()), ("key_b", pa.int64()), ("dif", p
 # key), in blocks.parquet and block by block (block_file); and the pairs of blocks to compare
 BLOCKS_SCHEMA = pa.schema(
     [
-        *[META_SCHEMA.field(name) for name in ("key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2")],
+        INDEX_SCHEMA.field("key"),
+        *[META_SCHEMA.field(name) for name in ("px", "py", "thumb_row", "sum_0", "sum_1", "sum_2")],
         *[META_SCHEMA.field(h) for h in HASH_COLUMNS],
         ("part_b", pa.int8()),
         ("shard", pa.int32()),
@@ -372,6 +403,20 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "via_link": "1 where the path is a symbolic link or lies in a folder reached through one",
         "same_as": "the key of another path of the same file (a link): recorded, never compared or acted on",
     },
+    "SHARD_FILES_SCHEMA": {
+        "path": "as in the index shard, row for row",
+        "path_bytes": "as in the index shard",
+        "file_size": "as in the index shard",
+        "created": "as in the index shard",
+        "allowed": "as in the index shard",
+        "error": "as in the index shard",
+        **_IDENTITY,
+        "alias": "1 where the index shard's same_as is set (another name of a file read under its own)",
+    },
+    "SHARDS_SCHEMA": {
+        "shard": "the shard's id (from its first path: the same in every run while that path starts it)",
+        "files": "its number of paths (its keys follow those of the shards before it)",
+    },
     "STORAGE_LISTING_SCHEMA": {
         "path": "the searched folder as configured, joined with the object's path below it",
         "part_b": "1 for a file of part_b",
@@ -387,7 +432,6 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "path_bytes": "optional: the exact name where it is not valid UTF-8",
     },
     "META_SCHEMA": {
-        "key": "the path's key",
         "success": "FileStatus: 1 decoded, 0 error, -1 not read (not allowed, a link to another row)",
         "error": "why the file could not be decoded, else null",
         "px": "width of the image in pixels, -1 if not decoded",
@@ -401,11 +445,11 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "file_size": "size in bytes of the version that was read, -1 where unread",
     },
     "PREVIEW_SCHEMA": {
-        "key": "the path's key (decoded files only)",
+        "path": "the file's path (decoded files only), as directory.path",
         "jpeg": "the gallery's thumbnail: a JPEG whose longer side is at most 160 pixels, null if none could be made",
     },
     "CROP_SUMS_SCHEMA": {
-        "key": "the path's key (decoded files only, in the order of the crop stack)",
+        "row": "the file's row in its shard (decoded files only, in the order of the crop stack)",
         **{
             c: f"sum of crop {k + 1}'s {('first', 'second', 'third')[i]} channel (crop_tolerance)"
             for k, cols in enumerate(crop_sum_columns())
@@ -413,7 +457,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         },
     },
     "DIGEST_SCHEMA": {
-        "key": "the path's key (decoded files only)",
+        "row": "the file's row in its shard (decoded files only)",
         "canonical": "least SHA-1 of the unshifted thumbnail's rotations: equal for images whose dif is 0",
     },
     "BLOCKS_SCHEMA": {
@@ -426,7 +470,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "sum_2": "third channel's sum",
         **_HASHES,
         "part_b": "1 for a file of part_b",
-        "shard": "number of its thumbnail shard (in sorted order)",
+        "shard": "number of its thumbnail shard (in walk order: index/shards.parquet)",
         "block": "the comparison block it belongs to",
     },
     "BLOCK_PAIRS_SCHEMA": {

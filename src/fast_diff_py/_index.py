@@ -18,13 +18,17 @@ import pyarrow.parquet as pq
 from ._formats import (
     FILE_LIST_SCHEMA,
     INDEX_SCHEMA,
+    LONGEST_SHARD,
     ROOTS_FILE,
     ROOTS_SCHEMA,
+    SHARD_FILES_SCHEMA,
+    SHARD_FILES_SUFFIX,
+    SHARDS_FILE,
+    SHARDS_SCHEMA,
     ours,
     report_path,
     shard_file,
     shard_ids,
-    shard_name,
     summary_path,
 )
 from ._io import atomic_path, read_parquet
@@ -36,6 +40,7 @@ __all__ = [
     "folder_state",
     "own_paths",
     "record_folder_state",
+    "keyed_rows",
     "shard_paths",
     "walk_partition",
     "write_file_list",
@@ -242,14 +247,14 @@ def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
     return pa.table(cols, schema=INDEX_SCHEMA)
 
 
-def _mark_aliases(index_dir: Path) -> int:
+def _mark_aliases(index_dir: Path, ids: list[str]) -> int:
     """Give every path of a file named more than once (symbolic or hard links) but one the
-    key of that one in ``same_as``, rewriting the shards that hold such paths.
+    key of that one in ``same_as``, rewriting the shards (``ids``) that hold such paths.
 
     The file's own name is its first path that is neither a link nor under a linked folder,
     else its first path. Returns the number of aliases.
     """
-    shards = sorted(index_dir.glob(shard_file("*")))
+    shards = [index_dir / shard_file(s) for s in ids]
     cols = ["key", "dev", "inode", "via_link", "path"]
     tables = [read_parquet(p, columns=cols) for p in shards]
     if not tables:
@@ -391,9 +396,10 @@ def write_index(
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
-    Keys are 1, 2, ... in walk order, partition A first. Every shard holds ``shard_size``
-    rows but the last, which holds fewer, or up to a quarter more where the rest is that
-    small; there is always at least one shard. Returns the file count.
+    Keys are 1, 2, ... in walk order, partition A first. The shards (``_shards``:
+    ``shard_size`` rows on average, cut where the paths say) are named by their first path and
+    listed in walk order in ``out_dir/shards.parquet``; beside each, its rows without keys
+    (SHARD_FILES_SCHEMA), a thumbnail job's input. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders; with
     ``listing`` (folders in a Snakemake storage: ``_storage``) the files listed there.
     """
@@ -421,37 +427,84 @@ def write_index(
             schema=ROOTS_SCHEMA,
         )
         pq.write_table(roots, tmp / ROOTS_FILE)
-        shard, key = 0, 1
-
-        def write(rows: list[FileEntry]) -> None:
-            nonlocal shard, key
-            pq.write_table(_table(rows, key), tmp / shard_file(shard_name(shard)))
+        ids: list[str] = []
+        key = 1
+        for rows in _shards(walks, shard_size):
+            ids.append(_shard_id(rows[0].path if rows else "", ids))
+            pq.write_table(_table(rows, key), tmp / shard_file(ids[-1]))
             key += len(rows)
-            shard += 1
-
-        pending: list[FileEntry] | None = None  # the last full batch, held back for the rest
-        batch: list[FileEntry] = []
-        for walk in walks:
-            for entry in walk:
-                batch.append(entry)
-                if len(batch) == shard_size:
-                    if pending is not None:
-                        write(pending)
-                    pending, batch = batch, []
-        # a rest of up to a quarter shard joins the last full one instead of being a job of
-        # its own
-        if pending is not None and len(batch) <= shard_size // 4:
-            batch = pending + batch
-            pending = None
-        if pending is not None:
-            write(pending)
-        if batch or shard == 0:
-            write(batch)
-        _mark_aliases(tmp)
-        logger.info("indexed %d files into %d shards", key - 1, shard)
+        _mark_aliases(tmp, ids)
+        files = []
+        for shard in ids:
+            table = read_parquet(tmp / shard_file(shard))
+            files.append(len(table))
+            pq.write_table(_files_table(table), tmp / shard_file(shard, SHARD_FILES_SUFFIX))
+        pq.write_table(pa.table({"shard": ids, "files": files}, schema=SHARDS_SCHEMA), tmp / SHARDS_FILE)
+        logger.info("indexed %d files into %d shards", key - 1, len(ids))
     return key - 1
 
 
 def shard_paths(index_dir: str | os.PathLike[str]) -> list[str]:
-    """The shard ids written by write_index, sorted."""
+    """The shard ids written by write_index, in walk order."""
     return shard_ids(index_dir)
+
+
+def keyed_rows(
+    paths: Iterable[str | os.PathLike[str]],
+    index_paths: Iterable[str | os.PathLike[str]],
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """Files of the shards (one per index shard, in the same order) whose rows name their
+    file by its ``row`` in the shard, as one table that names it by its key instead."""
+    parts = []
+    for path, index_path in zip(paths, index_paths, strict=True):
+        table = read_parquet(path, columns=None if columns is None else ["row", *columns])
+        keys = read_parquet(index_path, columns=["key"]).column("key").to_numpy()
+        key = pa.array(keys[table.column("row").to_numpy().astype(np.intp)], pa.int64())
+        parts.append(table.drop_columns(["row"]).append_column("key", key))
+    return pa.concat_tables(parts)
+
+
+def _shards(walks: Iterable[Iterable[FileEntry]], shard_size: int) -> Iterator[list[FileEntry]]:
+    """The entries of ``walks`` in order, cut into shards where their names say: a shard ends
+    after a file whose name's hash is a multiple of ``shard_size`` (one in that many, so
+    shards hold ``shard_size`` paths on average), and after ``LONGEST_SHARD * shard_size``
+    paths at the latest (names only: the same folder cut the same way wherever it lies). A shard's end
+    depends on its own paths only, not on where it starts (as a least length would make it),
+    so a path added or removed changes the shard it falls into (split in two where the path
+    ends it, joined with the next where it ended it), not the others.
+    At least one shard, empty where nothing was found."""
+    most = LONGEST_SHARD * shard_size
+    shard: list[FileEntry] = []
+    empty = True
+    for walk in walks:
+        for entry in walk:
+            shard.append(entry)
+            if len(shard) >= most or _ends_shard(entry.filename, shard_size):
+                yield shard
+                shard, empty = [], False
+    if shard or empty:
+        yield shard
+
+
+def _ends_shard(name: str, every: int) -> bool:
+    # a hash that spreads names differing in one digit (a CRC does not)
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % every == 0
+
+
+def _shard_id(first_path: str, taken: list[str]) -> str:
+    """A shard's id, from its first path: the same for the same first path in every run (its
+    jobs' files keep their names), never one of ``taken``."""
+    digest = hashlib.blake2b(first_path.encode("utf-8", "surrogatepass"), digest_size=6).digest()
+    number = int.from_bytes(digest, "big")
+    while f"{number:015d}" in taken:
+        number += 1
+    return f"{number:015d}"
+
+
+def _files_table(table: pa.Table) -> pa.Table:
+    """An index shard's SHARD_FILES_SCHEMA table: its rows without keys."""
+    columns = {name: table.column(name) for name in SHARD_FILES_SCHEMA.names if name != "alias"}
+    alias = pa.array(np.asarray(table.column("same_as").is_valid()), pa.int8())
+    return pa.table({**columns, "alias": alias}, schema=SHARD_FILES_SCHEMA)

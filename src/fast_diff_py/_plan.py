@@ -48,7 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_BLOCK_COLUMNS = ["key", "px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS]
+_BLOCK_COLUMNS = ["px", "py", "thumb_row", "sum_0", "sum_1", "sum_2", *HASH_COLUMNS]
 
 
 def table_sums(table: pa.Table) -> np.ndarray:
@@ -64,7 +64,7 @@ def _decoded(meta_paths: list[str], index_paths: list[str], versions: bool = Fal
     parts = []
     for shard, (meta_path, index_path) in enumerate(zip(meta_paths, index_paths, strict=True)):
         meta = read_parquet(meta_path, columns=["success", *_BLOCK_COLUMNS])
-        index = read_parquet(index_path, columns=VERSION_COLUMNS if versions else ["part_b"])
+        index = read_parquet(index_path, columns=["key", *(VERSION_COLUMNS if versions else ["part_b"])])
         for name in index.column_names:
             meta = meta.append_column(name, index.column(name))
         meta = meta.filter(meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
@@ -119,10 +119,10 @@ def make_plan(
     features = with_total(table_sums(table))  # 3 channel sums and their total
     part_b = table.column("part_b").to_numpy()
     keys = table.column("key").to_numpy()
-    spread = _crop_spread(crop_sums_paths, keys, features) if crop_sums_paths else None
+    spread = _crop_spread(crop_sums_paths, index_paths, keys, features) if crop_sums_paths else None
     carried = PAIR_SCHEMA.empty_table()
     if prune and threshold == 0 and spread is None:
-        canonical = _digests(digest_paths, keys)
+        canonical = _digests(digest_paths, index_paths, keys)
         block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
         pairs_a, pairs_b = _blocks_sharing(block, part_b, canonical, has_part_b)
         candidates = _all_pairs(block_part, has_part_b)
@@ -216,10 +216,19 @@ def _unchanged(thumbs: np.ndarray, rows: pa.Table, thumb_paths: Sequence[str]) -
     )
 
 
-def _crop_spread(crop_sums_paths: list[str], keys: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _crop_spread(
+    crop_sums_paths: list[str], index_paths: list[str], keys: np.ndarray, features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per image (in the order of ``keys``), the least and the greatest ``with_total``
     features over the image and its crops."""
-    table = pa.concat_tables([read_parquet(p) for p in crop_sums_paths])
+    from ._index import keyed_rows
+
+    if len(crop_sums_paths) != len(index_paths):
+        raise ValueError(
+            f"no crop sums for {len(index_paths) - len(crop_sums_paths)} shards: "
+            "crop_sums_paths must cover every shard, one per index shard in its order"
+        )
+    table = keyed_rows(crop_sums_paths, index_paths)
     by_key = {k: i for i, k in enumerate(table.column("key").to_pylist())}
     missing = [k for k in keys.tolist() if k not in by_key]
     if missing:
@@ -236,14 +245,21 @@ def _crop_spread(crop_sums_paths: list[str], keys: np.ndarray, features: np.ndar
     return lo, hi
 
 
-def _digests(digest_paths: list[str] | None, keys: np.ndarray) -> np.ndarray:
+def _digests(digest_paths: list[str] | None, index_paths: list[str], keys: np.ndarray) -> np.ndarray:
     """The canonical digest of each of ``keys``, from the shards' ``make_digests`` files."""
     if digest_paths is None:
         raise ValueError(
             "a plan for threshold 0 orders images by their canonical digests: "
             "pass digest_paths (make_digests of every shard)"
         )
-    digests = pa.concat_tables([read_parquet(p, columns=["key", "canonical"]) for p in digest_paths])
+    from ._index import keyed_rows
+
+    if len(digest_paths) != len(index_paths):
+        raise ValueError(
+            f"no canonical digest for {len(index_paths) - len(digest_paths)} shards: "
+            "digest_paths must cover every shard, one per index shard in its order"
+        )
+    digests = keyed_rows(digest_paths, index_paths, ["canonical"])
     by_key = dict(zip(digests.column("key").to_pylist(), digests.column("canonical").to_pylist()))
     missing = [k for k in keys.tolist() if k not in by_key]
     if missing:

@@ -64,14 +64,14 @@ def _thumbnail(path: str) -> bytes | None:
         return None
 
 
-def _previews(paths: Sequence[str | os.PathLike[str]], keys: set[int]) -> dict[int, bytes]:
-    """The thumbnail jobs' previews of ``keys`` (PREVIEW_SCHEMA files), by key."""
+def _previews(paths: Sequence[str | os.PathLike[str]], files: set[str]) -> dict[str, bytes]:
+    """The thumbnail jobs' previews of ``files`` (PREVIEW_SCHEMA files), by path."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    found: dict[int, bytes] = {}
-    wanted = pa.array(sorted(keys), pa.int64())
+    found: dict[str, bytes] = {}
+    wanted = pa.array(sorted(files), pa.string())
     for path in paths:
         try:
             with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
@@ -79,10 +79,10 @@ def _previews(paths: Sequence[str | os.PathLike[str]], keys: set[int]) -> dict[i
         except (OSError, pa.ArrowException) as exc:  # the gallery then decodes those files again
             logger.warning("%r: previews not read: %s", os.fspath(path), exc)
             continue
-        table = table.filter(pc.is_in(table.column("key"), value_set=wanted))
-        for key, jpeg in zip(table.column("key").to_pylist(), table.column("jpeg").to_pylist()):
+        table = table.filter(pc.is_in(table.column("path"), value_set=wanted))
+        for path, jpeg in zip(table.column("path").to_pylist(), table.column("jpeg").to_pylist()):
             if jpeg is not None:
-                found[key] = jpeg
+                found[path] = jpeg
     return found
 
 
@@ -178,7 +178,8 @@ def make_report(
         (tmp / "data").mkdir(parents=True)
         (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
         members = [f for g in groups for f in g["files"]]
-        made = _previews(previews, {f["key"] for f in members}) if previews and members else {}
+        shown = _previews(previews, {f["path"] for f in members}) if previews and members else {}
+        made = {f["key"]: shown[f["path"]] for f in members if f["path"] in shown}
         # the files the thumbnail jobs left no preview of are read and decoded again
         missing = [f for f in members if f["key"] not in made]
         cv2.setNumThreads(1)

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from ._io import atomic_path
 from ._kernel import channel_sums
 
-__all__ = ["Previous", "fingerprint", "keep"]
+__all__ = ["Previous", "fingerprint", "forget_shards", "keep", "reuse_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,61 @@ def fingerprint(**settings: Any) -> str:
             versions[dist] = None
     text = json.dumps({"settings": settings, "versions": versions}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+# the most folders of shards no longer in the index that a job reads (after a change that
+# renamed many shards, such as a renamed folder, few of their files are the same versions)
+_MOST_GONE = 16
+
+
+def reuse_folders(index_dir: str | os.PathLike[str], shard: str, root: str | os.PathLike[str]) -> list[str]:
+    """Where the thumbnail job of ``shard`` looks for kept thumbnails besides its own folder
+    (``root/<shard>``): the folders of the shards before and after it in the index in
+    ``index_dir``, and those of shards no longer in it (their files are in other shards now:
+    a shard whose first file went, or two shards made one)."""
+    from ._formats import shard_ids
+
+    ids = shard_ids(index_dir)
+    at = ids.index(shard)
+    near = [ids[i] for i in (at - 1, at + 1) if 0 <= i < len(ids)]
+    current = set(ids)
+    try:
+        gone = sorted(p.name for p in Path(root).iterdir() if p.name not in current and p.is_dir())
+    except OSError:
+        gone = []
+    if len(gone) > _MOST_GONE:
+        logger.info("%d shards left the index: reading what the first %d kept", len(gone), _MOST_GONE)
+    return [os.path.join(root, s) for s in near + gone[:_MOST_GONE]]
+
+
+def forget_shards(
+    index_dir: str | os.PathLike[str], folders: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str]
+) -> int:
+    """Remove the files of shards no longer in the index in ``index_dir``: those named
+    ``<name>_<shard id>.<suffix>`` in ``folders`` (the jobs' outputs, logs and benchmarks)
+    and what their jobs kept under ``root``; run once every thumbnail job of the index has
+    run. Returns the number of shards forgotten."""
+    import re
+    import shutil
+
+    from ._formats import shard_ids
+
+    current = set(shard_ids(index_dir))
+    gone = set()
+    for folder in folders:
+        for path in Path(folder).glob("*_*.*"):
+            named = re.fullmatch(r"[a-z_]+_(\d+)\..+", path.name)
+            if named and named[1] not in current and path.is_file() and not path.is_symlink():
+                path.unlink()
+                gone.add(named[1])
+    if Path(root).is_dir():
+        for path in Path(root).iterdir():
+            if path.name not in current and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                gone.add(path.name)
+    if gone:
+        logger.info("removed the files of %d shards no longer in the index", len(gone))
+    return len(gone)
 
 
 def _version(row: dict) -> tuple:

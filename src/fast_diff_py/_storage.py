@@ -209,12 +209,13 @@ def listed_roots(listing: str | os.PathLike[str]) -> list[str]:
     return json.loads((pq.read_schema(listing).metadata or {})[_ROOTS_KEY])
 
 
-def photos_to_read(index_shard: str | os.PathLike[str]) -> list[str]:
-    """The paths a thumbnail job of ``index_shard`` reads, in index order: the rule's
-    declared photos, and the job's key to the copies staged for them."""
+def photos_to_read(shard_files: str | os.PathLike[str]) -> list[str]:
+    """The paths a thumbnail job of ``shard_files`` (an index shard's SHARD_FILES_SCHEMA file)
+    reads, in index order: the rule's declared photos, and the job's key to the copies staged
+    for them."""
     from ._thumbnails import _to_read
 
-    rows = read_parquet(index_shard, columns=["path", "allowed", "error", "same_as"]).to_pylist()
+    rows = read_parquet(shard_files, columns=["path", "allowed", "error", "alias"]).to_pylist()
     return [r["path"] for r in rows if _to_read(r)]
 
 

@@ -41,20 +41,19 @@ logger = logging.getLogger(__name__)
 
 # the index columns a thumbnail job reads
 _INDEX_COLUMNS = [
-    "key",
     "path",
     "path_bytes",
     "file_size",
     "created",
     "allowed",
     "error",
-    "same_as",
+    "alias",
     "dev",
     "inode",
     "mtime_ns",
 ]
 # the meta columns taken from each file's row as the job made it
-_ROW_COLUMNS = ("key", "success", "error", "px", "py", *FileIdentity._fields)
+_ROW_COLUMNS = ("success", "error", "px", "py", *FileIdentity._fields)
 
 
 def make_thumbnails(
@@ -79,12 +78,13 @@ def make_thumbnails(
     reuse_from: Sequence[str | os.PathLike[str]] = (),
     sources: Mapping[str, str] | None = None,
 ) -> None:
-    """Thumbnail and hash every allowed file of one index shard.
+    """Thumbnail and hash every allowed file of one index shard (``index_shard``: its rows
+    without keys, SHARD_FILES_SCHEMA).
 
     Writes ``out_thumbs`` (uint8, N x size x size x 3, one row per decoded file) and
     ``out_meta`` (one row per file of the shard, schema META_SCHEMA). Files that fail get
     ``success = 0`` and their error (a file no longer the version indexed among them);
-    disallowed files and second names of a file (``same_as``) ``success = -1``. With
+    disallowed files and second names of a file (``alias``) ``success = -1``. With
     ``crop_tolerance`` also ``out_crops`` (uint8, N x CROP_VARIANTS x size x size x 3: the
     crop thumbnails of ``fast_diff_py._crops``, rows as in ``out_thumbs``) and
     ``out_crop_sums`` (CROP_SUMS_SCHEMA). With ``out_previews`` also the gallery's thumbnail of
@@ -104,6 +104,8 @@ def make_thumbnails(
         raise ValueError("crop_tolerance > 0 writes crop thumbnails: pass out_crops and out_crop_sums")
     fn = resolve(hash_fn) if hash_fn else default_hash
     index = read_parquet(index_shard, columns=_INDEX_COLUMNS).to_pylist()
+    for i, row in enumerate(index):
+        row["row"] = i
     if sources is not None:
         for row in index:
             if _to_read(row):
@@ -149,8 +151,8 @@ def make_thumbnails(
         with atomic_path(out_crop_sums) as tmp:
             pq.write_table(_crop_sums_table(rows, crops), tmp)
     if out_previews is not None:
-        decoded = [r for r in rows if r["success"] == FileStatus.SUCCESS]
-        previews = {"key": [r["key"] for r in decoded], "jpeg": [r.get("preview") for r in decoded]}
+        decoded = [(i, r) for i, r in zip(index, rows) if r["success"] == FileStatus.SUCCESS]
+        previews = {"path": [i["path"] for i, _ in decoded], "jpeg": [r.get("preview") for _, r in decoded]}
         with atomic_path(out_previews) as tmp:
             pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp)
     with atomic_path(out_meta) as tmp:
@@ -169,7 +171,7 @@ def _save_stack(path: str | os.PathLike[str], stack: np.ndarray) -> None:
 
 def _to_read(row: dict) -> bool:
     """Whether a file of the index is read: allowed, listed without error, under its own name."""
-    return bool(row["allowed"]) and not row["error"] and row["same_as"] is None
+    return bool(row["allowed"]) and not row["error"] and not row["alias"]
 
 
 def _source(row: dict) -> str:
@@ -191,7 +193,7 @@ def _thumbnail_row(
     """One file of the index: its thumbnail and crop thumbnails (None where there is none)
     and its meta row; taken from ``previous`` where it holds this version of the file."""
     out = {
-        "key": row["key"],
+        "row": row["row"],
         "success": int(FileStatus.NOT_COMPUTED),
         "error": row["error"],
         "px": -1,
@@ -201,7 +203,7 @@ def _thumbnail_row(
         "file_size": -1,
         "mtime_ns": -1,
     }
-    if row["same_as"] is not None:  # another name of a file that is read under its own
+    if row["alias"]:  # another name of a file that is read under its own
         return None, out
     if row["error"]:
         out["success"] = int(FileStatus.ERROR)
@@ -323,10 +325,10 @@ def _meta_table(rows: list[dict], stack: np.ndarray, hashes: Sequence[tuple[str 
 
 def _crop_sums_table(rows: list[dict], crops: np.ndarray) -> pa.Table:
     """The shard's crop sums (CROP_SUMS_SCHEMA): a row per decoded file, in stack order."""
-    keys = [r["key"] for r in rows if r["success"] == FileStatus.SUCCESS]
+    where = [r["row"] for r in rows if r["success"] == FileStatus.SUCCESS]
     n, variants = crops.shape[:2]
     sums = channel_sums(crops.reshape(n * variants, *crops.shape[2:])).reshape(n, variants, 3)
-    columns: dict[str, object] = {"key": keys}
+    columns: dict[str, object] = {"row": where}
     for k, names in enumerate(crop_sum_columns(variants)):
         for c, name in enumerate(names):
             columns[name] = sums[:, k, c]
@@ -350,10 +352,9 @@ def make_digests(
     shard's hash columns, which hold them already when the hashes were made unshifted by
     ``default_hash`` (with the same ``rotate``); otherwise they are computed from the stack.
     """
-    table = read_parquet(meta, columns=["key", "thumb_row", *HASH_COLUMNS])
+    table = read_parquet(meta, columns=["thumb_row", *HASH_COLUMNS])
     rows = table.column("thumb_row").to_numpy()
     decoded = np.flatnonzero(rows >= 0)
-    keys = table.column("key").to_numpy()[decoded]
     if from_hashes:
         if table.column(HASH_COLUMNS[0]).null_count > (rows < 0).sum():
             raise ValueError(
@@ -366,4 +367,4 @@ def make_digests(
         every = canonical_digests(np.load(thumbs, mmap_mode="r"), rotate, mirror)
         digests = [every[r] for r in rows[decoded].tolist()]
     with atomic_path(out) as tmp:
-        pq.write_table(pa.table({"key": keys, "canonical": digests}, schema=DIGEST_SCHEMA), tmp)
+        pq.write_table(pa.table({"row": decoded.astype(np.int32), "canonical": digests}, schema=DIGEST_SCHEMA), tmp)

@@ -142,7 +142,7 @@ def get_photos(wildcards):
     # in a storage, a thumbnail job's photos are its inputs, for Snakemake to stage
     if STORAGE is None:
         return {}
-    shard = f"{index_dir()}/{fdp.shard_file(wildcards.shard)}"
+    shard = f"{index_dir()}/{fdp.shard_file(wildcards.shard, fdp.SHARD_FILES_SUFFIX)}"
     return {"photos": fdp.photos_to_read(shard)}
 
 
@@ -180,16 +180,6 @@ def get_cores():
 def get_thumbnail_threads(wildcards):
     # all shards' jobs side by side where there are cores enough, else one thread each
     return threads_per_job(get_cores(), len(get_shards()), most=8)
-
-
-def get_neighbour_reuse(wildcards):
-    # what the shards before and after kept: files move across a shard's ends
-    n = int(wildcards.shard)
-    return [
-        f"{THUMBS}/{fdp.REUSE_DIR}/{fdp.shard_name(s)}"
-        for s in (n - 1, n + 1)
-        if s >= 0
-    ]
 
 
 def get_thumb_stacks(wildcards):

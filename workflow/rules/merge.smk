@@ -21,6 +21,19 @@ rule merge_database:
         kept=KEPT_PAIRS if config["do_second_loop"] else None,
         pairs_fingerprint=PAIRS_FINGERPRINT,
         threshold=SECOND["diff_threshold"],
+        # the files of shards no longer in the index are removed (not in a storage)
+        index=INDEX,
+        forget=(
+            [
+                THUMBS,
+                DIGESTS,
+                f"{LOGS}/thumbnails",
+                f"{BENCHMARKS}/thumbnails",
+            ]
+            if STORAGE is None
+            else []
+        ),
+        reuse_root=f"{THUMBS}/{fdp.REUSE_DIR}",
     script:
         "../scripts/merge_database.py"
 

@@ -1,7 +1,8 @@
 rule make_thumbnails:
     input:
         unpack(get_photos),
-        shard=f"{INDEX}/{fdp.shard_file('{shard}')}",
+        # the shard's files without keys: the same while they are, whatever other shards hold
+        shard=f"{INDEX}/{fdp.shard_file('{shard}', fdp.SHARD_FILES_SUFFIX)}",
     output:
         **crop_outputs(),
         thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
@@ -36,7 +37,10 @@ rule make_thumbnails:
         # what this shard's last job made, taken again for files of the same version (on a
         # disk that outlives the jobs)
         reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}" if STORAGE is None else None,
-        reuse_from=get_neighbour_reuse,
+        # and what the neighbouring shards' jobs kept (files move across a shard's ends):
+        # the job finds them in the index, so that no other shard's id is a param of this one
+        reuse_root=f"{THUMBS}/{fdp.REUSE_DIR}" if STORAGE is None else None,
+        index=INDEX,
     script:
         "../scripts/make_thumbnails.py"
 

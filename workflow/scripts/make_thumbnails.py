@@ -7,7 +7,7 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import make_thumbnails, photos_to_read
+from fast_diff_py import make_thumbnails, photos_to_read, reuse_folders
 
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
@@ -34,6 +34,6 @@ make_thumbnails(
     out_crop_sums=snakemake.output.get("crop_sums"),
     out_previews=snakemake.output.previews,
     reuse_dir=p.reuse,
-    reuse_from=p.reuse_from,
+    reuse_from=reuse_folders(p.index, snakemake.wildcards.shard, p.reuse_root) if p.reuse else (),
     sources=sources,
 )

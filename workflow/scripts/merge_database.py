@@ -4,7 +4,7 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import build_database, keep_pairs, write_receipt
+from fast_diff_py import build_database, forget_shards, keep_pairs, write_receipt
 
 # in a storage the database is an output (rule merge_database)
 db = snakemake.output.get("db", snakemake.params.db)
@@ -25,4 +25,6 @@ if p.kept:  # for the next run: the pairs of files that will not have changed
         pairs_fingerprint=p.pairs_fingerprint,
         threshold=p.threshold,
     )
+if p.forget:  # the files of shards gone from the index (every thumbnail job has run)
+    forget_shards(p.index, p.forget, p.reuse_root)
 write_receipt(snakemake.output.receipt, db)

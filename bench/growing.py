@@ -103,6 +103,12 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.01)
     ap.add_argument("--check", action="store_true", help="compare each database with one from scratch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--spread-names",
+        action="store_true",
+        help="name each new file after the photo it is made from (IMG_1234_new.jpg), so that new files "
+        "sort among the old ones in every shard, instead of new_00001.jpg, ... (together)",
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     corpus = Corpus(args.corpus)
@@ -150,14 +156,17 @@ def main() -> None:
     scratch = step("from scratch", None)
     step("nothing changed", scratch)
     # one new file that sorts first: every key shifts
-    first = images()[0]
+    first = next(p for p in images() if cv2.imread(str(p), cv2.IMREAD_COLOR) is not None)
     new_photo(first, first.parent / f"000_first{first.suffix}", 7)
     step("1 file added, sorting first", scratch)
     # 1 % new: a third sorting first, a tenth exact copies
     present = images()
     for i in range(k):
         source = rng.choice(present)
-        name = f"{'000_' if i % 3 == 0 else ''}new_{i:05d}{source.suffix}"
+        if args.spread_names:
+            name = f"{'000_' if i % 3 == 0 else ''}{source.stem}_new{i}{source.suffix}"
+        else:
+            name = f"{'000_' if i % 3 == 0 else ''}new_{i:05d}{source.suffix}"
         target = source.parent / name
         if i % 10 == 0:
             shutil.copyfile(source, target)
@@ -167,8 +176,9 @@ def main() -> None:
     for path in rng.sample(images(), k):
         path.unlink()
     step(f"{k} files removed", scratch)
-    for path in rng.sample(images(), k):
-        new_photo(rng.choice(images()), path, rng.randrange(1000))
+    present = images()
+    for path in rng.sample(present, k):
+        new_photo(rng.choice(present), path, rng.randrange(1000))
     step(f"{k} files replaced", scratch)
     print(f"work folder: {tmp}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -65,7 +66,9 @@ def test_difpy_outputs_have_difpys_structure(imgs):
     coffee = flat.get("coffee_copy.jpg") or flat["coffee.jpg"]
     assert "coffee reencoded.jpg" in coffee
     assert "chelsea_small.jpg" in flat["chelsea.jpg"]  # a half-size copy: difPy misses it
+    # -Z holds the results only; the working files are in the user's cache, for the next run
     assert not Path("out/.difpy_progress").exists()
+    assert len(list((Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir())) == 1
 
 
 def test_difpy_in_folder_groups_by_folder(imgs):
@@ -160,7 +163,7 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
 
     monkeypatch.setattr(api, "run_workflow", interrupted)
     assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 130
-    (progress,) = Path("out/.difpy_progress").iterdir()
+    (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
     stack = next((progress / "work" / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
     after = []
@@ -173,7 +176,7 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
     assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
     assert after[0] == before  # the first run's thumbnails were reused, not rebuilt
     assert outputs(Path("out"))[0]
-    assert not progress.exists()
+    assert progress.is_dir()  # kept for the next run on the same folder
 
 
 def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
@@ -275,11 +278,9 @@ def test_difpy_flags_reach_the_workflow(tmp_path):
     default = validate_config(difpy.workflow_config(parse(["-D", str(tmp_path)]), tmp_path))
     assert default["thumbnail_method"] == "quality" and default["block_size"] == 8192
     # a different setting is a different progress folder; the same arguments resume the same one
-    assert difpy.progress_dir(parse(["-D", str(tmp_path)]), tmp_path) == difpy.progress_dir(
-        parse(["-D", str(tmp_path)]), tmp_path
-    )
-    assert difpy.progress_dir(parse(["-D", str(tmp_path), "-s", "3"]), tmp_path) != difpy.progress_dir(
-        parse(["-D", str(tmp_path)]), tmp_path
+    assert difpy.progress_dir(parse(["-D", str(tmp_path)])) == difpy.progress_dir(parse(["-D", str(tmp_path)]))
+    assert difpy.progress_dir(parse(["-D", str(tmp_path), "-s", "3"])) != difpy.progress_dir(
+        parse(["-D", str(tmp_path)])
     )
 
 
@@ -360,14 +361,71 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     seen = []
     real = fastdiffpy.FastDifPy.cleanup
 
-    def cleanup(self, *a, **kw):  # the run is over, its working files not yet removed
-        seen.append(stack.stat().st_mtime_ns)
+    def cleanup(self, *a, **kw):
+        seen.append(True)
         return real(self, *a, **kw)
 
     monkeypatch.setattr(fastdiffpy.FastDifPy, "cleanup", cleanup)
     assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
-    assert seen == [before]  # the thumbnails of the interrupted run were kept
+    assert stack.stat().st_mtime_ns == before  # the thumbnails of the interrupted run were kept
+    assert seen == []  # and are kept for the next run: the working folder is in the cache
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
+
+
+def taken_since(work: Path, since: float) -> tuple[int, int]:
+    """Files the thumbnail jobs that ran after ``since`` took from the last run's thumbnails,
+    of their files."""
+    import re
+
+    taken = total = 0
+    for log in (work / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+        if log.stat().st_mtime >= since:
+            for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
+                taken, total = taken + int(a), total + int(b)
+    return taken, total
+
+
+def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs):
+    """A second difpy on the same folder after a file was added takes every other thumbnail
+    from the first run's working folder in the cache, and finds the new copy."""
+    import time
+
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
+    shutil.copy("imgs/holiday/rocket.jpg", "imgs/phone/aaa_rocket_copy.jpg")
+    since = time.time()
+    assert difpy.main(["-D", "imgs", "-Z", "again", "-s", "similar", "-p", "False"]) == 0
+    # the 14 images decoded before taken again; only the new one (and the broken file) read
+    assert taken_since(progress / "work", since) == (14, 17)
+    results, _, stats = outputs(Path("again"))
+    matched = {Path(k).name: {Path(m).name for m, _ in ms} for k, ms in results.items()}
+    assert any({"rocket.jpg", "aaa_rocket_copy.jpg"} <= {k} | ms for k, ms in matched.items())
+    assert stats["total_files"] == 17
+    assert (Path("again") / next(p.name for p in Path("again").glob("difPy_*_report")) / "index.html").is_file()
+
+
+def test_fastdiffpy_on_a_grown_folder_decodes_only_the_new_file(tmp_path):
+    import time
+
+    a = tmp_path / "A"
+    for i in range(4):
+        write(a / f"{i}.png", photo(i))
+    out = tmp_path / "result.db"
+    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out)]) == 0
+    write(a / "0_copy.png", photo(0))
+    since = time.time()
+    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out)]) == 0
+    work = Path(fastdiffpy.work_dir([str(a)])) / ".temp_thumb" / "work"
+    assert taken_since(work, since) == (4, 5)
+    con = sqlite3.connect(out)
+    pairs = con.execute(
+        "SELECT a.filename, b.filename FROM dif_table d JOIN directory a ON a.key = d.key_a "
+        "JOIN directory b ON b.key = d.key_b WHERE d.dif = 0"
+    ).fetchall()
+    assert sorted(map(sorted, pairs)) == [["0.png", "0_copy.png"]]
+    # with -t the working folder is removed at the end, as fast-diff-py's was
+    assert fastdiffpy.main(["-a", str(a), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "t.db")]) == 0
+    assert not (tmp_path / "t" / ".temp_thumb").exists()
 
 
 @pytest.mark.parametrize("tool", ["difpy", "fastdiffpy"])
@@ -383,7 +441,7 @@ def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
         write(root / f"{i:02d}.jpg", photo(i % 8, 60, 80), quality=90 if i < 8 else 75)
     if tool == "difpy":
         cmd = ["-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False"]
-        started = tmp_path / "z" / ".difpy_progress"
+        started = tmp_path / "cache" / "difpy"  # FAST_DIFF_CACHE (conftest)
     else:
         cmd = ["-a", str(root), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o")]
         started = tmp_path / "t" / ".temp_thumb" / "config.yaml"

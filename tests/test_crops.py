@@ -171,7 +171,7 @@ def test_command_lines_set_crop_tolerance(tmp_path, capsys):
     assert difpy.run_config(args, tmp_path / "progress").to_workflow()["crop_tolerance"] == 0.03
     plain = difpy.build_parser().parse_args(["-D", str(tmp_path)])
     assert difpy.run_config(plain, tmp_path / "progress").to_workflow()["crop_tolerance"] == 0
-    assert difpy.progress_dir(args, tmp_path) != difpy.progress_dir(plain, tmp_path)
+    assert difpy.progress_dir(args) != difpy.progress_dir(plain)
     with pytest.raises(SystemExit):
         difpy.build_parser().parse_args(["-D", str(tmp_path), "-ct", "0.5"])
     assert "between 0 and 0.25" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fast_diff_py import SHARD_FILES_SUFFIX, shard_file, shard_ids, walk_partition, write_index
 from fast_diff_py._formats import SHARD_FILES_SCHEMA
-from fast_diff_py._index import FileEntry, _ends_shard, _shards
+from fast_diff_py._index import FileEntry, _ends_shard, _every, _shards
 
 EXT = [".jpg", ".png"]
 
@@ -156,9 +156,11 @@ def test_shards_hold_every_path_in_order_within_their_bounds(paths, shard_size):
     shards = list(_shards([[entry(p) for p in paths]], shard_size))
     assert [e.path for s in shards for e in s] == paths
     assert len(shards) >= 1
-    assert all(1 <= len(s) <= 3 * shard_size for s in shards[:-1]) and len(shards[-1]) <= 3 * shard_size
-    # a shard ends where its last path says (or at the longest), wherever it starts
-    assert all(_ends_shard(s[-1].filename, shard_size) or len(s) == 3 * shard_size for s in shards[:-1])
+    most, least = 3 * shard_size, max(1, shard_size // 4)
+    assert all(least <= len(s) <= most for s in shards[:-1]) and len(shards[-1]) <= most
+    # a shard ends where its last name says (or at the longest), wherever it starts
+    assert all(_ends_shard(s[-1], _every(shard_size)) or len(s) == most for s in shards[:-1])
+    assert not any(_ends_shard(e, _every(shard_size)) for s in shards for e in s[least - 1 : -1])
 
 
 def index_files(root, name, shard_size):

@@ -166,7 +166,7 @@ def test_command_lines_set_mirror(tmp_path):
     assert difpy.run_config(args, tmp_path / "progress").to_workflow()["mirror"] is True
     plain = difpy.build_parser().parse_args(["-D", str(tmp_path)])
     assert difpy.run_config(plain, tmp_path / "progress").to_workflow()["mirror"] is False
-    assert difpy.progress_dir(args, tmp_path) != difpy.progress_dir(plain, tmp_path)
+    assert difpy.progress_dir(args) != difpy.progress_dir(plain)
     args = fastdiffpy.build_parser().parse_args(["-a", str(tmp_path), "--mirror"])
     assert fastdiffpy.config_from_args(args).to_workflow()["mirror"] is True
     assert fdp.Config(part_a=[str(tmp_path)]).to_workflow()["mirror"] is False

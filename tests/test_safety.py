@@ -136,7 +136,7 @@ def _interrupted_difpy(root: Path, out: Path, argv: list[str]) -> None:
     from fast_diff_py._workflow import stage_targets
 
     args = difpy.build_parser().parse_args(argv)
-    progress = difpy.progress_dir(args, out.resolve())
+    progress = difpy.progress_dir(args)
     config = difpy.workflow_config(args, progress)
     run(config, progress, stage_targets(config, "compare"), cores=2)
 
@@ -505,7 +505,7 @@ def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, 
     from fast_diff_py._workflow import stage_targets
 
     args = difpy.build_parser().parse_args(argv)
-    progress = difpy.progress_dir(args, (tmp_path / "out").resolve())
+    progress = difpy.progress_dir(args)
     config = difpy.workflow_config(args, progress)
     run(config, progress, stage_targets(config, "thumbnails"), cores=2)
     stack = next(Path(config["results_dir"], "thumbnails").glob("*.npy"))

@@ -410,7 +410,7 @@ def test_make_digests_does_not_depend_on_hashing(tmp_path, hashing, monkeypatch)
         ignore_names=[],
         ignore_paths=[],
         allowed_file_extensions=[".png"],
-        shard_size=10,
+        shard_size=100,
     )
     make_thumbnails(
         shard_inputs(tmp_path / "index")[0],
@@ -531,7 +531,7 @@ def test_make_thumbnails_records_every_file(tmp_path):
         ignore_names=[],
         ignore_paths=[],
         allowed_file_extensions=[".jpg", ".png"],
-        shard_size=10,
+        shard_size=100,
     )
     make_thumbnails(
         shard_inputs(tmp_path / "index")[0],

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig", "work_dir"],
+    "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig", "cache_dir", "work_dir"],
     "_report": ["link_gallery", "make_report"],
     "_summary": ["current_summary", "format_summary", "print_summary", "read_summary", "summarize", "write_summary"],
     "_crops": ["crop_thumbnails", "naive_crop_dif"],
@@ -124,7 +124,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors
-    from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, work_dir  # noqa: F401
+    from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir  # noqa: F401
     from ._carry import keep_pairs, pairs_fingerprint  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401

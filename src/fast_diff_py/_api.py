@@ -29,7 +29,7 @@ from ._workflow import run_workflow, stage_targets
 if TYPE_CHECKING:
     from ._decode import Method
 
-__all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy", "work_dir"]
+__all__ = ["Config", "FirstLoopConfig", "SecondLoopConfig", "FastDifPy", "cache_dir", "work_dir"]
 
 logger = logging.getLogger(__name__)
 # the few lines a run ends with (commit): a logger of their own, so a program can show them plainly
@@ -58,17 +58,22 @@ _NO_EFFECT = {
 _warned: set[tuple[str, str]] = set()
 
 
+def cache_dir() -> str:
+    """The user's cache of fast-diff's working folders: ``$FAST_DIFF_CACHE``, else
+    ``$XDG_CACHE_HOME/fast-diff``, else ``~/.cache/fast-diff``."""
+    return os.environ.get("FAST_DIFF_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fast-diff"
+    )
+
+
 def work_dir(part_a: Iterable[str], part_b: Iterable[str] = ()) -> str:
     """Where a run over these folders keeps its files when told nothing else: a folder of its
-    own under the user's cache (``$FAST_DIFF_CACHE``, else ``$XDG_CACHE_HOME/fast-diff``, else
-    ``~/.cache/fast-diff``), named after the folders, so that the same folders find their
-    progress again and the searched folders are left alone."""
+    own under the user's cache (``cache_dir``), named after the folders, so that the same
+    folders find their progress again and the searched folders are left alone."""
     import hashlib
     import json
 
-    cache = os.environ.get("FAST_DIFF_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fast-diff"
-    )
+    cache = cache_dir()
     folders = [[os.path.abspath(p) for p in part_a], [os.path.abspath(p) for p in part_b]]
     name = hashlib.sha1(json.dumps(folders).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return os.path.join(cache, name)

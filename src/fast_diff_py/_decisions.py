@@ -51,7 +51,10 @@ def job_memory(config: Config) -> dict[str, int]:
     from ._formats import LONGEST_SHARD
 
     thumb = 3 * config["compression_target"] ** 2 * (1 + (CROP_VARIANTS if config.get("crop_tolerance") else 0))
-    return {"make_thumbnails": LONGEST_SHARD * config["shard_size"] * thumb, "compare_blocks": 2 * config["block_size"] * thumb}
+    return {
+        "make_thumbnails": LONGEST_SHARD * config["shard_size"] * thumb,
+        "compare_blocks": 2 * config["block_size"] * thumb,
+    }
 
 
 def thumbnail_mem_mb(config: Config, threads: int) -> int:

@@ -466,29 +466,37 @@ def keyed_rows(
 
 
 def _shards(walks: Iterable[Iterable[FileEntry]], shard_size: int) -> Iterator[list[FileEntry]]:
-    """The entries of ``walks`` in order, cut into shards where their names say: a shard ends
-    after a file whose name's hash is a multiple of ``shard_size`` (one in that many, so
-    shards hold ``shard_size`` paths on average), and after ``LONGEST_SHARD * shard_size``
-    paths at the latest (names only: the same folder cut the same way wherever it lies). A shard's end
-    depends on its own paths only, not on where it starts (as a least length would make it),
-    so a path added or removed changes the shard it falls into (split in two where the path
-    ends it, joined with the next where it ended it), not the others.
-    At least one shard, empty where nothing was found."""
-    most = LONGEST_SHARD * shard_size
+    """The entries of ``walks`` in order, cut into shards where their names say: once a
+    shard holds a quarter of ``shard_size``, it ends after a file whose name (with its
+    folder's: ``_ends_shard``) hashes to a multiple of ``_every(shard_size)``, so that shards
+    hold ``shard_size`` paths on average, and after ``LONGEST_SHARD * shard_size`` paths at
+    the latest. A shard's end depends on its own names, not on where the walk puts it (the
+    same folder is cut the same way wherever it lies), so a path added or removed changes the
+    shard it falls into (split in two where the path ends it, joined with the next where it
+    ended it) and almost never another (where it moves a name across a shard's first
+    quarter). At least one shard, empty where nothing was found."""
+    least, every, most = max(1, shard_size // 4), _every(shard_size), LONGEST_SHARD * shard_size
     shard: list[FileEntry] = []
     empty = True
     for walk in walks:
         for entry in walk:
             shard.append(entry)
-            if len(shard) >= most or _ends_shard(entry.filename, shard_size):
+            if len(shard) >= most or (len(shard) >= least and _ends_shard(entry, every)):
                 yield shard
                 shard, empty = [], False
     if shard or empty:
         yield shard
 
 
-def _ends_shard(name: str, every: int) -> bool:
-    # a hash that spreads names differing in one digit (a CRC does not)
+def _every(shard_size: int) -> int:
+    """One name in this many ends a shard (past its first quarter)."""
+    return max(1, shard_size - max(1, shard_size // 4) + 1)
+
+
+def _ends_shard(entry: FileEntry, every: int) -> bool:
+    # the name with its folder's (copies of a folder elsewhere are not cut alike), hashed so
+    # that names differing in one digit spread (a CRC does not)
+    name = f"{os.path.basename(os.path.dirname(entry.path))}/{entry.filename}"
     digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % every == 0
 

@@ -246,13 +246,17 @@ def _check_ours(path: Path) -> None:
         )
 
 
-def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Move a finished gallery folder to ``target`` (replacing only a gallery there); its index."""
+def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str], keep: bool = False) -> Path:
+    """Move a finished gallery folder to ``target`` (replacing only a gallery there), or with
+    ``keep`` link its files there (``link_gallery``); its index."""
     target = Path(target)
     _check_ours(target)
     if target.exists():
         shutil.rmtree(target)
-    shutil.move(os.fspath(source), target)
+    if keep:
+        link_gallery(source, target)
+    else:
+        shutil.move(os.fspath(source), target)
     return target / REPORT_INDEX
 
 

@@ -22,5 +22,6 @@ make_plan(
     crop_sums_paths=list(snakemake.input.crop_sums),
     thumb_paths=list(snakemake.input.thumbs),
     crop_paths=list(snakemake.input.crops),
-    kept=(p.kept, p.pairs_fingerprint),
+    # none to take (a storage run, a difference function of the user's): no versions read
+    kept=(p.kept, p.pairs_fingerprint) if p.kept and p.pairs_fingerprint else None,
 )

@@ -2,8 +2,10 @@
 
 Writes difPy's three files (``difPy_<timestamp>_results.json``, ``_lower_quality.txt``,
 ``_stats.json``) into ``-Z``. Thresholds and reported values are in difPy's unit (mse per
-channel). Interrupted and run again with the same arguments, it resumes from
-``-Z/.difpy_progress``. Moves and deletes are written to ``difPy_<timestamp>_journal.jsonl``
+channel). Its working files are kept in the user's cache (``cache_dir()/difpy/``, a folder
+named after the searched folders and the settings): run again with the same arguments, after
+an interruption or after files were added, removed or changed, it takes every thumbnail
+and pair still valid from there. Moves and deletes are written to ``difPy_<timestamp>_journal.jsonl``
 before they happen (a delete moves the file to the trash of its file system);
 ``difpy --undo JOURNAL`` moves the files back.
 """
@@ -11,19 +13,17 @@ before they happen (a delete moves the file to the trash of its file system);
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from .._actions import act
-from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir
 from .._config import load_schema
 from .._crops import MAX_CROP_TOLERANCE
 from .._decisions import block_size_for
@@ -236,8 +236,10 @@ def workflow_config(args: argparse.Namespace, progress: Path) -> dict:
     return run_config(args, progress).to_workflow()
 
 
-def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
-    """A folder named after everything that decides the result, so a rerun resumes it."""
+def progress_dir(args: argparse.Namespace) -> Path:
+    """A folder in the user's cache named after everything that decides the result, so that
+    a rerun resumes it, and a run on the same folders grown or changed takes from it what is
+    still valid."""
     key = {
         k: getattr(args, k)
         for k in ("recursive", "limit_extensions", "px_size", "similarity", "rotate", "same_dim", "lazy")
@@ -248,7 +250,7 @@ def progress_dir(args: argparse.Namespace, out_dir: Path) -> Path:
         key["crop_tolerance"] = args.crop_tolerance
     key["directory"] = [os.path.abspath(d) for d in args.directory]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return out_dir / ".difpy_progress" / digest
+    return Path(cache_dir()) / "difpy" / digest
 
 
 def _iso(t: float) -> str:
@@ -258,9 +260,9 @@ def _iso(t: float) -> str:
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_directory or os.getcwd()).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress = progress_dir(args, out_dir)
+    progress = progress_dir(args)
     settings = run_config(args, progress)
-    settings.retain_progress = False  # the progress folder is removed at the end
+    settings.retain_progress = False  # no task file: the folder's name is the task
     config = settings.to_workflow()
     t0 = time.time()
     # one Snakemake run (its start-up is paid once); difPy's build ends with the last thumbnail
@@ -269,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     ).commit()
     t2 = time.time()
     thumbnails = [p.stat().st_mtime for p in (Path(config["results_dir"]) / "thumbnails").glob("*.parquet")]
-    t1 = min(max(thumbnails, default=t0), t2)
+    t1 = max(t0, min(max(thumbnails, default=t0), t2))  # thumbnails made earlier: none now
     build, search = difpy_parameters(
         recursive=args.recursive,
         in_folder=args.in_folder,
@@ -302,8 +304,9 @@ def run(args: argparse.Namespace) -> int:
     write_difpy_files(results, lower, stats, *names)
     keep_run_log(progress, out_dir / f"difPy_{stamp}_log.txt")
     summary = read_summary(summary_path(config["db_path"]))
-    if summary is not None:  # the progress folder goes: the gallery and summary go beside the results
-        gallery = replace_report(report_path(config["db_path"]), out_dir / f"difPy_{stamp}_report")
+    if summary is not None and os.path.isdir(report_path(config["db_path"])):
+        # the gallery and summary beside the results (the gallery's files linked)
+        gallery = replace_report(report_path(config["db_path"]), out_dir / f"difPy_{stamp}_report", keep=True)
         summary["gallery"] = str(gallery)
         write_summary(summary, out_dir / f"difPy_{stamp}_summary.json")
         print(format_summary(summary, out_dir / f"difPy_{stamp}_summary.json", database=False))
@@ -320,9 +323,6 @@ def run(args: argparse.Namespace) -> int:
                 plan = []
         if plan:
             status = _act(args, plan, config, out_dir / f"difPy_{stamp}_journal.jsonl")
-    shutil.rmtree(progress, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        progress.parent.rmdir()  # only when no other run's progress is left in it
     return status
 
 

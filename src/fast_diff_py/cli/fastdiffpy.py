@@ -3,7 +3,9 @@
 Runs the Snakemake workflow underneath. Progress lives in the temporary folder (``-t``,
 default a folder of the run's own under the user's cache, named after the searched folders:
 ``work_dir``); run the same command again after an interruption and it resumes, unless
-``-p`` purges the progress first. The searched folders are never written to unless ``-t`` or
+``-p`` purges the progress first. Progress in the cache is kept after the run, so that the
+next run on the same folders takes every thumbnail and pair still valid from it; with
+``-t`` it is removed at the end. The searched folders are never written to unless ``-t`` or
 ``-o`` says so.
 """
 
@@ -16,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, work_dir
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
@@ -207,7 +209,9 @@ def load_task(path: str) -> Config:
 
 
 def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) -> str:
-    """Run every stage (resuming), then remove the progress; returns the database path."""
+    """Run every stage (resuming), then remove the progress, unless it is in the user's
+    cache (no ``-t``), where the next run on the same folders takes from it every thumbnail
+    and pair still valid; returns the database path."""
     cfg.retain_progress, cfg.delete_db, cfg.delete_thumb = True, False, False
     fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose, progress=not verbose)
     Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
@@ -216,9 +220,10 @@ def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) 
     fdo.commit()
     # Snakemake's whole output outlives the working folder
     keep_run_log(cfg.thumb_dir, log_path(cfg.db_path))
-    fdo.config.retain_progress = False
-    fdo.config.delete_thumb = True
-    fdo.cleanup()
+    if not Path(cfg.thumb_dir).resolve().is_relative_to(Path(cache_dir()).resolve()):
+        fdo.config.retain_progress = False
+        fdo.config.delete_thumb = True
+        fdo.cleanup()
     return cfg.db_path
 
 

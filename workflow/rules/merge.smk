@@ -22,7 +22,6 @@ rule merge_database:
         pairs_fingerprint=PAIRS_FINGERPRINT,
         threshold=SECOND["diff_threshold"],
         # the files of shards no longer in the index are removed (not in a storage)
-        index=INDEX,
         forget=(
             [
                 THUMBS,

@@ -38,9 +38,9 @@ rule make_thumbnails:
         # disk that outlives the jobs)
         reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}" if STORAGE is None else None,
         # and what the neighbouring shards' jobs kept (files move across a shard's ends):
-        # the job finds them in the index, so that no other shard's id is a param of this one
+        # the job finds them in the index beside its input, so that no other shard's id is
+        # a param of this one
         reuse_root=f"{THUMBS}/{fdp.REUSE_DIR}" if STORAGE is None else None,
-        index=INDEX,
     script:
         "../scripts/make_thumbnails.py"
 

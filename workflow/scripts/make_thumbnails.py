@@ -34,6 +34,10 @@ make_thumbnails(
     out_crop_sums=snakemake.output.get("crop_sums"),
     out_previews=snakemake.output.previews,
     reuse_dir=p.reuse,
-    reuse_from=reuse_folders(p.index, snakemake.wildcards.shard, p.reuse_root) if p.reuse else (),
+    reuse_from=(
+        reuse_folders(os.path.dirname(snakemake.input.shard), snakemake.wildcards.shard, p.reuse_root)
+        if p.reuse
+        else ()
+    ),
     sources=sources,
 )

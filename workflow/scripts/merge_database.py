@@ -1,5 +1,7 @@
 """Snakemake adapter: stream every stage's output into the SQLite database."""
 
+import os
+
 from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
@@ -26,5 +28,5 @@ if p.kept:  # for the next run: the pairs of files that will not have changed
         threshold=p.threshold,
     )
 if p.forget:  # the files of shards gone from the index (every thumbnail job has run)
-    forget_shards(p.index, p.forget, p.reuse_root)
+    forget_shards(os.path.dirname(snakemake.input.roots), p.forget, p.reuse_root)
 write_receipt(snakemake.output.receipt, db)

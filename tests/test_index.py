@@ -91,21 +91,26 @@ def test_special_files_and_dangling_links(tmp_path):
     assert entries["a.jpg"].error is None and entries["a.jpg"].file_size == 1
 
 
+def index_of(dest, part_a, part_b=(), shard_size=3):
+    """Write the index of ``part_a`` and ``part_b`` (recursive, nothing ignored) to ``dest``."""
+    return write_index(
+        dest,
+        part_a=[str(p) for p in part_a],
+        part_b=[str(p) for p in part_b],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=EXT,
+        shard_size=shard_size,
+    )
+
+
 def test_write_index_keys_and_shards(tmp_path):
     a, b = tmp_path / "r" / "A", tmp_path / "r" / "B"
     odd = ["with space.jpg", "ünïcode.jpg", "new\nline.jpg"]
     tree(a, ["1.jpg", "2.jpg", "x/3.jpg", *odd])
     tree(b, ["4.jpg", "5.png"])
-    n = write_index(
-        tmp_path / "idx",
-        part_a=[str(a)],
-        part_b=[str(b)],
-        recursive=True,
-        ignore_names=[],
-        ignore_paths=[],
-        allowed_file_extensions=EXT,
-        shard_size=3,
-    )
+    n = index_of(tmp_path / "idx", [a], [b])
     assert n == 8
     shards = [tmp_path / "idx" / shard_file(s) for s in shard_ids(tmp_path / "idx")]
     assert all(1 <= pq.read_metadata(s).num_rows <= 9 for s in shards)
@@ -119,19 +124,10 @@ def test_write_index_keys_and_shards(tmp_path):
     roots = pq.read_table(tmp_path / "idx" / "roots.parquet").to_pylist()
     assert [r["path"] for r in roots] == [str(a), str(b)]
     # the same tree gives the same keys
-    write_index(
-        tmp_path / "idx2",
-        part_a=[str(a)],
-        part_b=[str(b)],
-        recursive=True,
-        ignore_names=[],
-        ignore_paths=[],
-        allowed_file_extensions=EXT,
-        shard_size=3,
-    )
+    index_of(tmp_path / "idx2", [a], [b])
     again = [
         r for s in shard_ids(tmp_path / "idx2") for r in pq.read_table(tmp_path / "idx2" / shard_file(s)).to_pylist()
-    ]  # noqa: E501
+    ]
     assert [(r["key"], r["path"]) for r in again] == [(r["key"], r["path"]) for r in rows]
     assert shard_ids(tmp_path / "idx2") == shard_ids(tmp_path / "idx")
     for shard in shards:  # beside each shard, its rows without keys
@@ -165,16 +161,7 @@ def test_shards_hold_every_path_in_order_within_their_bounds(paths, shard_size):
 
 def index_files(root, name, shard_size):
     """The files-shard bytes of an index of the tree in ``root / "r"``, by shard id."""
-    write_index(
-        root / name,
-        part_a=[str(root / "r")],
-        part_b=[],
-        recursive=True,
-        ignore_names=[],
-        ignore_paths=[],
-        allowed_file_extensions=EXT,
-        shard_size=shard_size,
-    )
+    index_of(root / name, [root / "r"], shard_size=shard_size)
     return {s: (root / name / shard_file(s, SHARD_FILES_SUFFIX)).read_bytes() for s in shard_ids(root / name)}
 
 
@@ -198,19 +185,7 @@ def test_a_path_added_or_removed_changes_the_shard_it_falls_into_not_the_others(
 
 def test_empty_partition_still_has_a_shard(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert (
-        write_index(
-            tmp_path / "idx",
-            part_a=[str(tmp_path / "empty")],
-            part_b=[],
-            recursive=True,
-            ignore_names=[],
-            ignore_paths=[],
-            allowed_file_extensions=EXT,
-            shard_size=5,
-        )
-        == 0
-    )
+    assert index_of(tmp_path / "idx", [tmp_path / "empty"], shard_size=5) == 0
     (shard,) = shard_ids(tmp_path / "idx")
     assert pq.read_metadata(tmp_path / "idx" / shard_file(shard)).num_rows == 0
     assert pq.read_metadata(tmp_path / "idx" / shard_file(shard, SHARD_FILES_SUFFIX)).num_rows == 0

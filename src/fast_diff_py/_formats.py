@@ -279,15 +279,10 @@ INDEX_SCHEMA = pa.schema(
 # shard's files are the same
 SHARD_FILES_SCHEMA = pa.schema(
     [
-        ("path", pa.string()),
-        ("path_bytes", pa.binary()),
-        ("file_size", pa.int64()),
-        ("created", pa.float64()),
-        ("allowed", pa.int8()),
-        ("error", pa.string()),
-        ("dev", pa.int64()),
-        ("inode", pa.uint64()),
-        ("mtime_ns", pa.int64()),
+        *(
+            INDEX_SCHEMA.field(name)
+            for name in ("path", "path_bytes", "file_size", "created", "allowed", "error", "dev", "inode", "mtime_ns")
+        ),
         # 1 where same_as is set: another name of a file read under its own
         ("alias", pa.int8()),
     ]

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._formats import INDEX_SCHEMA, META_VERSION, FileStatus, shard_ids
 from ._io import atomic_path
 from ._kernel import channel_sums
 
@@ -42,15 +43,10 @@ logger = logging.getLogger(__name__)
 
 # what a kept shard records of each decoded file (its version as indexed, and what the
 # decoding gave beside the thumbnail)
+_VERSION = ("path", "path_bytes", "created", "dev", "inode", "file_size", "mtime_ns")
 _ROWS_SCHEMA = pa.schema(
     [
-        ("path", pa.string()),
-        ("path_bytes", pa.binary()),
-        ("created", pa.float64()),
-        ("dev", pa.int64()),
-        ("inode", pa.uint64()),
-        ("file_size", pa.int64()),
-        ("mtime_ns", pa.int64()),
+        *(INDEX_SCHEMA.field(name) for name in _VERSION),
         ("px", pa.int64()),
         ("py", pa.int64()),
         # the channel sums of its thumbnail and of each crop, as made: what is taken again
@@ -58,7 +54,6 @@ _ROWS_SCHEMA = pa.schema(
         ("sums", pa.list_(pa.int64())),
     ]
 )
-_VERSION = ("path", "path_bytes", "created", "dev", "inode", "file_size", "mtime_ns")
 _ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT = "rows.parquet", "thumbs.npy", "crops.npy", "previews", "fingerprint"
 # the version a folder held before: a neighbour that reads the folder just after its job
 # replaced it still finds the files that moved across the shards' common end
@@ -69,7 +64,6 @@ def fingerprint(**settings: Any) -> str:
     """A digest of what shapes a file's thumbnails: ``settings`` and the versions of
     fast-diff and of the decoders."""
     from . import __version__
-    from ._formats import META_VERSION
 
     versions = {"fast-diff": __version__, "meta": META_VERSION}
     for dist in ("opencv-python-headless", "opencv-python", "simplejpeg", "pillow-heif", "numpy"):
@@ -91,7 +85,6 @@ def reuse_folders(index_dir: str | os.PathLike[str], shard: str, root: str | os.
     (``root/<shard>``): the folders of the shards before and after it in the index in
     ``index_dir``, and those of shards no longer in it (their files are in other shards now:
     a shard whose first file went, or two shards made one)."""
-    from ._formats import shard_ids
 
     ids = shard_ids(index_dir)
     at = ids.index(shard)
@@ -115,8 +108,6 @@ def forget_shards(
     run. Returns the number of shards forgotten."""
     import re
     import shutil
-
-    from ._formats import shard_ids
 
     current = set(shard_ids(index_dir))
     gone = set()
@@ -257,7 +248,6 @@ def keep(
     rows the job made of them, in the same order; ``stack`` and ``crop_stack``, the decoded
     files' thumbnails and crops as written), in place of what was kept before, which is kept
     one run longer beside it."""
-    from ._formats import FileStatus
 
     decoded = [(i, r) for i, r in zip(index, rows, strict=True) if r["success"] == FileStatus.SUCCESS]
     n, variants = len(decoded), crop_stack.shape[1]

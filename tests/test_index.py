@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -91,7 +92,7 @@ def test_special_files_and_dangling_links(tmp_path):
     assert entries["a.jpg"].error is None and entries["a.jpg"].file_size == 1
 
 
-def index_of(dest, part_a, part_b=(), shard_size=3):
+def index_of(dest, part_a, part_b=(), shard_size=3, kept=None):
     """Write the index of ``part_a`` and ``part_b`` (recursive, nothing ignored) to ``dest``."""
     return write_index(
         dest,
@@ -102,6 +103,7 @@ def index_of(dest, part_a, part_b=(), shard_size=3):
         ignore_paths=[],
         allowed_file_extensions=EXT,
         shard_size=shard_size,
+        kept=kept,
     )
 
 
@@ -181,6 +183,42 @@ def test_a_path_added_or_removed_changes_the_shard_it_falls_into_not_the_others(
     kept = {s for s, data in after.items() if before.get(s) == data}
     assert len(after) - len(kept) <= 2, (len(before), len(after), len(kept))
     assert len(before) - len(kept) <= 2
+
+
+def test_an_unchanged_shard_file_keeps_its_time_whatever_its_size(tmp_path):
+    """Written again with the same bytes, a thumbnail job's input keeps the time it was first
+    written with (Snakemake then sees nothing new, without comparing checksums, which it does
+    only for small files); a changed one is new; the kept copies follow the last index."""
+    files = [f"{d}/{i:04d}.jpg" for d in ("a", "b") for i in range(60)]
+    tree(tmp_path / "r", files)
+    kept = tmp_path / "kept"
+
+    def times():
+        index_of(tmp_path / "idx", [tmp_path / "r"], shard_size=10, kept=kept)
+        return {
+            s: (tmp_path / "idx" / shard_file(s, SHARD_FILES_SUFFIX)).stat().st_mtime_ns
+            for s in shard_ids(tmp_path / "idx")
+        }
+
+    first = times()
+    assert len(first) >= 4
+    old = time.time_ns() - 10**11
+    for path in kept.iterdir():  # as if written long ago
+        os.utime(path, ns=(old, old))
+    tree(tmp_path / "r", ["b/0030x.jpg"])
+    second = times()
+    changed = {s for s in second if second[s] != old}
+    assert 1 <= len(changed) <= 2 < len(second)
+    assert set(second) - set(first) <= changed
+    assert sorted(p.name for p in kept.iterdir()) == sorted(shard_file(s, SHARD_FILES_SUFFIX) for s in second)
+    for s in second:
+        assert (kept / shard_file(s, SHARD_FILES_SUFFIX)).read_bytes() == (
+            tmp_path / "idx" / shard_file(s, SHARD_FILES_SUFFIX)
+        ).read_bytes()
+    # a rewritten index of the same tree keeps every time, and without a kept folder none is
+    assert times() == second
+    index_of(tmp_path / "idx", [tmp_path / "r"], shard_size=10)
+    assert all((tmp_path / "idx" / shard_file(s, SHARD_FILES_SUFFIX)).stat().st_mtime_ns != old for s in second)
 
 
 def test_empty_partition_still_has_a_shard(tmp_path):

@@ -13,6 +13,7 @@ and status codes from here.
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       index/shard_<s>.files.parquet  SHARD_FILES_SCHEMA: the same rows without keys, a
                                      thumbnail job's input (the same while its files are)
+      kept_index/                    KEPT_INDEX_DIR: the last index's shard_<s>.files.parquet
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
       thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
       thumbnails/shard_<s>.previews.parquet  PREVIEW_SCHEMA: the gallery's thumbnails
@@ -52,6 +53,7 @@ __all__ = [
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
     "CARRIED_PAIRS",
+    "KEPT_INDEX_DIR",
     "KEPT_PAIRS_DIR",
     "STORAGE_LISTING",
     "STORAGE_LISTING_SCHEMA",
@@ -153,6 +155,11 @@ CARRIED_PAIRS = "carried_pairs.parquet"
 # the last run's decoded files and stored pairs (_carry); no Snakemake output, so that it
 # outlives the outputs of the next run's jobs
 KEPT_PAIRS_DIR = "kept_pairs"
+# the last index's shard files (SHARD_FILES_SUFFIX): one written again with the same bytes
+# takes the kept one's modification time, so that its thumbnail job does not run again
+# whatever its size (Snakemake compares checksums only up to --max-checksum-file-size); no
+# Snakemake output, so that it outlives the index job's
+KEPT_INDEX_DIR = "kept_index"
 PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"

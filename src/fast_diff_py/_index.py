@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -393,6 +394,7 @@ def write_index(
     file_list: str | os.PathLike[str] | None = None,
     exclude_paths: Iterable[str] = (),
     listing: str | os.PathLike[str] | None = None,
+    kept: str | os.PathLike[str] | None = None,
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
@@ -402,6 +404,8 @@ def write_index(
     (SHARD_FILES_SCHEMA), a thumbnail job's input. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders; with
     ``listing`` (folders in a Snakemake storage: ``_storage``) the files listed there.
+    With ``kept`` (KEPT_INDEX_DIR), a shard file with the same bytes as the last index's keeps
+    its modification time (``_keep_times``).
     """
     from ._storage import listed_roots
 
@@ -440,8 +444,38 @@ def write_index(
             files.append(len(table))
             pq.write_table(_files_table(table), tmp / shard_file(shard, SHARD_FILES_SUFFIX))
         pq.write_table(pa.table({"shard": ids, "files": files}, schema=SHARDS_SCHEMA), tmp / SHARDS_FILE)
+        if kept is not None:
+            _keep_times(tmp, Path(kept), [shard_file(s, SHARD_FILES_SUFFIX) for s in ids])
         logger.info("indexed %d files into %d shards", key - 1, len(ids))
     return key - 1
+
+
+def _keep_times(index: Path, kept: Path, names: list[str]) -> None:
+    """Give each file ``names`` in ``index`` whose bytes equal its namesake's in ``kept`` that
+    file's modification time (as if it had not been written again), then make ``kept`` hold
+    exactly these files (hard links where the disk allows)."""
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        new, old = index / name, kept / name
+        try:
+            was = old.stat()
+            same = was.st_size == new.stat().st_size and old.read_bytes() == new.read_bytes()
+        except FileNotFoundError:
+            continue
+        if same:
+            os.utime(new, ns=(was.st_atime_ns, was.st_mtime_ns))
+    for name in names:
+        tmp = kept / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(index / name, tmp)
+        except OSError:
+            shutil.copy2(index / name, tmp)
+        os.replace(tmp, kept / name)
+    wanted = set(names)
+    for path in kept.iterdir():
+        if path.name not in wanted:
+            path.unlink()
 
 
 def shard_paths(index_dir: str | os.PathLike[str]) -> list[str]:

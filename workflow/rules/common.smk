@@ -78,6 +78,8 @@ FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
 # the pairs a run kept for the next (on a disk that outlives the jobs), and the settings
 # they hold under
 KEPT_PAIRS = f"{RESULTS}/{fdp.KEPT_PAIRS_DIR}" if STORAGE is None else None
+# the last index's thumbnail job inputs (on a disk that outlives the jobs)
+KEPT_INDEX = f"{RESULTS}/{fdp.KEPT_INDEX_DIR}" if STORAGE is None else None
 PAIRS_FINGERPRINT = fdp.pairs_fingerprint(config, HAS_PART_B)
 # in a storage, the folders' files as listed there instead
 STORAGE_LISTING = f"{RESULTS}/{fdp.STORAGE_LISTING}"

@@ -20,5 +20,7 @@ checkpoint index_files:
         allowed_file_extensions=config["allowed_file_extensions"],
         shard_size=config["shard_size"],
         file_list=config["file_list"],
+        # the last index's shard files, whose times an unchanged shard keeps
+        kept=KEPT_INDEX,
     script:
         "../scripts/index_files.py"

@@ -19,4 +19,5 @@ write_index(
     file_list=p.file_list,
     exclude_paths=p.exclude_paths,
     listing=snakemake.input.get("listing"),
+    kept=p.kept,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -73,6 +74,17 @@ def thumbnail_jobs(proc) -> list[str]:
 
     out = proc.stdout + proc.stderr
     return sorted(re.findall(r"rule make_thumbnails:\n(?:\s+\w+:.*\n)*?\s+wildcards: shard=(\d+)", out))
+
+
+def taken_since(work: Path, since: float) -> tuple[int, int]:
+    """Files the thumbnail jobs that ran after ``since`` took from the last run's thumbnails,
+    of their files."""
+    taken = total = 0
+    for log in (work / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
+        if log.stat().st_mtime >= since:
+            for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
+                taken, total = taken + int(a), total + int(b)
+    return taken, total
 
 
 def db_rows(db: Path) -> dict[str, list[tuple]]:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, photo, run_workflow, write
+from conftest import REPO, photo, run_workflow, taken_since, write
 
 from fast_diff_py import (
     Config,
@@ -162,6 +162,35 @@ def test_api_resumes_and_honours_switches(tmp_path):
     fdo.cleanup()
     assert (tmp_path / "out.db").exists() and not (tmp_path / "thumbs").exists()
     assert not (tmp_path / "task.json").exists()
+
+
+def test_a_second_run_on_a_grown_folder_takes_what_the_first_made(tmp_path):
+    """The API's working folder (in the cache, by default) outlives the run unless cleanup is
+    told to remove it: a second run over the same folders, one file added, decodes only that
+    file and finds its pair; cleanup with delete_thumb (fast-diff-py's default) removes it."""
+    import time
+
+    a = tmp_path / "A"
+    for i in range(4):
+        write(a / f"{i}.png", photo(i))
+
+    def run():
+        fdo = FastDifPy(config=Config(part_a=str(a), second_loop=SecondLoopConfig(diff_threshold=10)))
+        fdo.commit()  # every stage, as after full_index, first_loop and second_loop
+        return fdo
+
+    first = run()
+    assert list(first.get_diff_pairs()) == []
+    first.config.delete_thumb = first.config.delete_db = False
+    first.cleanup()
+    write(a / "2_copy.png", photo(2))
+    since = time.time()
+    second = run()
+    work = Path(second.config.thumb_dir) / "work"
+    assert taken_since(work, since) == (4, 5)
+    assert [(Path(x).name, Path(y).name) for x, y, _ in second.get_diff_pairs()] == [("2.png", "2_copy.png")]
+    second.cleanup()
+    assert not Path(second.config.thumb_dir).exists() and not Path(second.config.db_path).exists()
 
 
 def test_options_without_effect_warn_once(tmp_path):

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import REPO, photo, write
+from conftest import REPO, photo, taken_since, write
 
 from fast_diff_py._config import validate_config
 from fast_diff_py._workflow import stage_targets
@@ -370,19 +370,6 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     assert stack.stat().st_mtime_ns == before  # the thumbnails of the interrupted run were kept
     assert seen == []  # and are kept for the next run: the working folder is in the cache
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
-
-
-def taken_since(work: Path, since: float) -> tuple[int, int]:
-    """Files the thumbnail jobs that ran after ``since`` took from the last run's thumbnails,
-    of their files."""
-    import re
-
-    taken = total = 0
-    for log in (work / "logs" / "thumbnails").glob("make_thumbnails_*.log"):
-        if log.stat().st_mtime >= since:
-            for a, b in re.findall(r"(\d+) of (\d+) files taken from the last run", log.read_text()):
-                taken, total = taken + int(a), total + int(b)
-    return taken, total
 
 
 def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs):

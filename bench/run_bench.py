@@ -55,6 +55,7 @@ STAGES = {
     "compare_blocks_gpu": "compare",
     "merge_database": "merge",
     "difpy": "merge",
+    "report_run": "report",
 }
 
 

@@ -121,7 +121,7 @@ def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_pat
     # one Snakemake run for all stages: its step count starts once, each stage has one line
     assert len(re.findall(r"; 1 of \d+ steps", out.stderr)) == 1, out.stderr
     stages = [line.split(":")[1].strip() for line in out.stderr.splitlines() if line.startswith("fast-diff: ")]
-    assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery", "summary"], out.stderr
+    assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery and summary"], out.stderr
 
 
 def test_the_api_returns_and_logs_the_summary(tmp_path, caplog):

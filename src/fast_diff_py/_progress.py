@@ -59,8 +59,7 @@ STAGE_OF_RULE = {
     "match_hashes": "compare",
     "merge_database": "merge",
     "export_difpy": "merge",
-    "make_report": "gallery",
-    "summarize_run": "summary",
+    "report_run": "gallery and summary",
 }
 _FINISHED = re.compile(r"Finished jobid: \d+ \(Rule: (\w+)\)")
 _STEPS = re.compile(r"^(\d+) of (\d+) steps \((\d+%)\) done")

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -31,9 +32,9 @@ from ._errors import OutputError
 from ._formats import REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
 from ._io import atomic_path
 from ._paths import native
-from ._summary import _groups
+from ._summary import _groups, summarize, write_summary
 
-__all__ = ["GROUPS_PER_PAGE", "keep_rank", "link_gallery", "make_report", "replace_report"]
+__all__ = ["GROUPS_PER_PAGE", "keep_rank", "link_gallery", "make_report", "replace_report", "report_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,36 @@ def replace_report(source: str | os.PathLike[str], target: str | os.PathLike[str
     else:
         shutil.move(os.fspath(source), target)
     return target / REPORT_INDEX
+
+
+def report_run(
+    db_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    summary_file: str | os.PathLike[str],
+    threshold: float,
+    *,
+    threads: int = 1,
+    previews: Sequence[str | os.PathLike[str]] = (),
+    storage: tuple[str, str] | None = None,
+    copy: str | os.PathLike[str] | None = None,
+    benchmarks: str | os.PathLike[str] | None = None,
+    gallery: str | os.PathLike[str] | None = None,
+    shown: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """What ends a run, in one job: the gallery (``make_report``, and its copy at ``copy``:
+    ``link_gallery``), then the summary (``summarize``, naming ``gallery`` or else the gallery
+    written, with the entries of ``shown``) in ``summary_file``. The summary's time of the
+    report stage is the gallery's, taken here. Returns the gallery's index and the summary."""
+    started = time.monotonic()
+    index = make_report(db_path, out_dir, threshold, threads=threads, previews=previews, storage=storage)
+    if copy is not None:
+        link_gallery(index.parent, copy)
+    seconds = round(time.monotonic() - started, 2)
+    summary = summarize(db_path, threshold, benchmarks, gallery or index)
+    summary["stages"]["report"] = {"jobs": 1, "job_seconds": seconds, "wall_seconds": seconds}
+    summary.update(shown or {})
+    write_summary(summary, summary_file)
+    return index, Path(summary_file)
 
 
 def link_gallery(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:

@@ -35,34 +35,3 @@ rule merge_database:
         reuse_root=f"{THUMBS}/{fdp.REUSE_DIR}",
     script:
         "../scripts/merge_database.py"
-
-
-rule summarize_run:
-    input:
-        **in_storage(db=config["db_path"]),
-        receipt=DB_RECEIPT,
-        report=REPORT_RECEIPT,
-    output:
-        **in_storage(summary=SUMMARY),
-        # summary.json itself (SUMMARY, beside the database) is no output: see SUMMARY_RECEIPT
-        receipt=SUMMARY_RECEIPT,
-    log:
-        f"{LOGS}/merge/summarize_run.log",
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        **in_storage(
-            shown={
-                "database": STORAGE_PREFIX
-                and fdp.storage_query(STORAGE_PREFIX, config["db_path"]),
-                "gallery": STORAGE_PREFIX
-                and fdp.storage_query(STORAGE_PREFIX, f"{REPORT}/{fdp.REPORT_INDEX}"),
-            }
-        ),
-        db=config["db_path"],
-        summary=SUMMARY,
-        threshold=SECOND["diff_threshold"],
-        gallery=os.path.join(REPORT, fdp.REPORT_INDEX),
-        benchmarks=BENCHMARKS,
-    script:
-        "../scripts/summarize_run.py"

@@ -250,9 +250,9 @@ def block_file(block: int | str, suffix: str = ".parquet") -> str:
 
 def shard_ids(index_dir: str | os.PathLike[str]) -> list[str]:
     """The ids of the shards of the index in ``index_dir``, in walk order (SHARDS_FILE)."""
-    import pyarrow.parquet as pq
+    from ._io import read_parquet
 
-    return pq.read_table(Path(index_dir, SHARDS_FILE), columns=["shard"]).column("shard").to_pylist()
+    return read_parquet(Path(index_dir, SHARDS_FILE), columns=["shard"]).column("shard").to_pylist()
 
 
 # one row per path found (and folder that could not be listed), keys in walk order

@@ -195,9 +195,9 @@ class _Kept:
                     logger.info("thumbnails kept in %r were made another way: decoding its files", os.fspath(folder))
                     return None
             with _open(_ROWS, fd) as fh:
-                rows = pq.read_table(fh).to_pylist()
+                rows = pq.ParquetFile(fh).read().to_pylist()  # not read_table: see _io.read_parquet
             with _open(_PREVIEWS, fd) as fh:
-                previews = pq.read_table(fh).column("jpeg").to_pylist()
+                previews = pq.ParquetFile(fh).read(columns=["jpeg"]).column("jpeg").to_pylist()
             thumbs = _map(_THUMBS, fd)
             try:
                 crops = _map(_CROPS, fd)

@@ -154,7 +154,7 @@ def test_stage_progress_writes_one_line_per_stage():
         "2 of 6 steps (33%) done",
         "Finished jobid: 6 (Rule: make_thumbnails)",
         "3 of 6 steps (50%) done",
-        "Finished jobid: 7 (Rule: make_digests)",
+        "Finished jobid: 7 (Rule: make_thumbnails)",
         "4 of 6 steps (67%) done",
         "Finished jobid: 2 (Rule: merge_database)",
         "6 of 6 steps (100%) done",

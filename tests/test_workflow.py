@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, shard_contents, thumbnail_jobs, write
+from conftest import REPO, SNAKEMAKE, db_rows, photo, run_workflow, shard_contents, taken_since, thumbnail_jobs, write
 
 from fast_diff_py import decode_thumbnail, naive_dif
 
@@ -238,10 +238,11 @@ def test_rerun_is_a_no_op_and_config_change_reruns(tmp_path, dup_folder):
 
 
 @pytest.mark.parametrize("compute_hash", [False, True])
-def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_folder, compute_hash):
-    # the digests that group identical images are a step of their own: going to threshold 0
-    # makes them and a new plan, and keeps the thumbnails (with unshifted hashes, the digests
-    # are read off them)
+def test_threshold_zero_adds_digests_and_decodes_nothing_again(tmp_path, dup_folder, compute_hash):
+    # the digests that group identical images are made by the thumbnail jobs at threshold 0
+    # only: going to threshold 0 runs those jobs again, which take every thumbnail from the
+    # last run and add the digests (with unshifted hashes, read off them); going back to
+    # another threshold runs them no more
     config = {
         "part_a": [str(dup_folder["root"])],
         "second_loop": {"diff_threshold": 400},
@@ -252,13 +253,18 @@ def test_threshold_zero_adds_digests_and_keeps_the_thumbnails(tmp_path, dup_fold
     exact = {pair for pair, (dif, _) in pairs_by_name(db).items() if dif == 0}
     assert not list((tmp_path / "w" / "results" / "work").glob("digests/*"))
     config["second_loop"]["diff_threshold"] = 0
-    proc = run_workflow(tmp_path / "w", config, "--dry-run")
-    planned = proc.stdout + proc.stderr
-    assert "make_digests" in planned and "plan_blocks" in planned and "make_thumbnails" not in planned
+    since = time.time()
     run_workflow(tmp_path / "w", config)
+    taken, files = taken_since(tmp_path / "w" / "results" / "work", since)
+    assert taken == files > 0  # not one file decoded again
+    assert list((tmp_path / "w" / "results" / "work").glob("digests/*"))
     assert set(pairs_by_name(db)) == exact == {("orig_1.jpg", "orig_1_rot90.png"), ("orig_3.jpg", "orig_3_copy.jpg")}
     logs = " ".join(p.read_text() for p in (tmp_path / "w" / "results" / "work" / "logs" / "compare").glob("plan_*"))
     assert "block pairs can hold a match" in logs
+    config["second_loop"]["diff_threshold"] = 30
+    proc = run_workflow(tmp_path / "w", config, "--dry-run")
+    planned = proc.stdout + proc.stderr
+    assert "plan_blocks" in planned and "make_thumbnails" not in planned
 
 
 def test_thumbnails_of_an_older_definition_are_made_again(tmp_path, dup_folder):

@@ -32,7 +32,7 @@ def prunes(config: Config) -> bool:
 
 
 def needs_digests(config: Config) -> bool:
-    """Whether the plan groups images by canonical digest (make_digests runs): only at
+    """Whether the plan groups images by canonical digest (the thumbnail jobs make them): only at
     diff_threshold 0, where equal digests are the only pairs that can match, only when
     pruning, and not with crop tolerance (a crop may match at 0 whatever the digests)."""
     return config["second_loop"]["diff_threshold"] == 0 and prunes(config) and not config.get("crop_tolerance")

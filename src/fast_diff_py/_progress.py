@@ -52,7 +52,6 @@ class Progress:
 STAGE_OF_RULE = {
     "index_files": "index",
     "make_thumbnails": "thumbnails",
-    "make_digests": "thumbnails",
     "plan_blocks": "plan",
     "compare_blocks": "compare",
     "compare_blocks_gpu": "compare",

@@ -37,7 +37,7 @@ ERRORS_KEPT = 1000
 # benchmark files (rule name prefixes) by stage, in the order the stages run
 STAGES = {
     "index": ("index_files",),
-    "thumbnails": ("make_thumbnails", "make_digests"),
+    "thumbnails": ("make_thumbnails",),
     "plan": ("plan_blocks",),
     "compare": ("compare_blocks", "match_hashes"),
     "merge": ("merge_database",),

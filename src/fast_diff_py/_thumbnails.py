@@ -77,6 +77,9 @@ def make_thumbnails(
     reuse_dir: str | os.PathLike[str] | None = None,
     reuse_from: Sequence[str | os.PathLike[str]] = (),
     sources: Mapping[str, str] | None = None,
+    out_digests: str | os.PathLike[str] | None = None,
+    mirror: bool = False,
+    digests_from_hashes: bool = False,
 ) -> None:
     """Thumbnail and hash every allowed file of one index shard (``index_shard``: its rows
     without keys, SHARD_FILES_SCHEMA).
@@ -98,6 +101,10 @@ def make_thumbnails(
     With ``sources`` (path -> file, for every path the job reads: ``_storage.photos_to_read``)
     each photo is read from the file given for its path, a copy Snakemake staged from a
     storage, known to be the version indexed by its size.
+
+    With ``out_digests`` (the plan for ``diff_threshold`` 0 only) also the shard's canonical
+    digests, from the written outputs (``make_digests`` with ``rotate``, ``mirror`` and
+    ``digests_from_hashes``): in the same job, which the digests would otherwise cost a start.
     """
     fractions = crop_fractions(crop_tolerance)
     if fractions and (out_crops is None or out_crop_sums is None):
@@ -160,6 +167,8 @@ def make_thumbnails(
     if reusing:
         assert reuse_dir is not None and out_previews is not None
         keep(reuse_dir, index, rows, stack, crops, out_thumbs, out_crops if fractions else None, out_previews, made_as)
+    if out_digests is not None:
+        make_digests(out_thumbs, out_meta, out_digests, rotate=rotate, mirror=mirror, from_hashes=digests_from_hashes)
 
 
 def _save_stack(path: str | os.PathLike[str], stack: np.ndarray) -> None:
@@ -347,8 +356,8 @@ def make_digests(
     """The canonical digest (``canonical_digests``) of every decoded file of one shard of
     ``make_thumbnails``' output, written to ``out`` (schema DIGEST_SCHEMA).
 
-    Only the plan for ``diff_threshold == 0`` needs them, so they are a step of their own and
-    the thumbnails stay the same whatever the threshold. ``from_hashes`` takes them from the
+    Only the plan for ``diff_threshold == 0`` needs them: the thumbnail job makes them only
+    then (``make_thumbnails``' ``out_digests``). ``from_hashes`` takes them from the
     shard's hash columns, which hold them already when the hashes were made unshifted by
     ``default_hash`` (with the same ``rotate``); otherwise they are computed from the stack.
     """

@@ -222,6 +222,14 @@ def crop_outputs():
     }
 
 
+def digest_outputs():
+    # make_thumbnails' digests, named only where the plan groups by them (diff_threshold 0):
+    # a run at another threshold makes none
+    if not fdp.needs_digests(config):
+        return {}
+    return {"digests": f"{DIGESTS}/{fdp.shard_file('{shard}')}"}
+
+
 def get_digests(wildcards):
     # the plan for diff_threshold 0 groups images by digest; other thresholds need none
     if fdp.needs_digests(config):

@@ -5,6 +5,7 @@ rule make_thumbnails:
         shard=f"{INDEX}/{fdp.shard_file('{shard}', fdp.SHARD_FILES_SUFFIX)}",
     output:
         **crop_outputs(),
+        **digest_outputs(),
         thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
         meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
         previews=f"{THUMBS}/{fdp.shard_file('{shard}', fdp.PREVIEW_SUFFIX)}",
@@ -34,6 +35,10 @@ rule make_thumbnails:
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
         meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
+        # how the digests are made where the plan asks for them (any threshold, so that a
+        # change of threshold alone does not remake the thumbnails)
+        mirror=config["mirror"],
+        digests_from_hashes=fdp.digests_from_hashes(config),
         # what this shard's last job made, taken again for files of the same version (on a
         # disk that outlives the jobs)
         reuse=f"{THUMBS}/{fdp.REUSE_DIR}/{{shard}}" if STORAGE is None else None,
@@ -43,27 +48,6 @@ rule make_thumbnails:
         reuse_root=f"{THUMBS}/{fdp.REUSE_DIR}" if STORAGE is None else None,
     script:
         "../scripts/make_thumbnails.py"
-
-
-# Only a plan for diff_threshold 0 asks for these (get_digests): they group identical images.
-rule make_digests:
-    input:
-        thumbs=f"{THUMBS}/{fdp.shard_file('{shard}', '.npy')}",
-        meta=f"{THUMBS}/{fdp.shard_file('{shard}')}",
-    output:
-        digests=f"{DIGESTS}/{fdp.shard_file('{shard}')}",
-    log:
-        f"{LOGS}/thumbnails/make_digests_{{shard}}.log",
-    benchmark:
-        f"{BENCHMARKS}/thumbnails/make_digests_{{shard}}.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    params:
-        rotate=config["rotate"],
-        mirror=config["mirror"],
-        from_hashes=fdp.digests_from_hashes(config),
-    script:
-        "../scripts/make_digests.py"
 
 
 rule make_all_thumbnails:

@@ -40,4 +40,7 @@ make_thumbnails(
         else ()
     ),
     sources=sources,
+    out_digests=snakemake.output.get("digests"),
+    mirror=p.mirror,
+    digests_from_hashes=p.digests_from_hashes,
 )

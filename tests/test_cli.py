@@ -162,7 +162,7 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api, "run_workflow", interrupted)
-    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 130
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False", "-e", "snakemake"]) == 130
     (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
     stack = next((progress / "work" / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
@@ -173,10 +173,32 @@ def test_difpy_resumes_an_interrupted_run(imgs, monkeypatch):
         after.append(stack.stat().st_mtime_ns)
 
     monkeypatch.setattr(api, "run_workflow", resumed)
-    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False", "-e", "snakemake"]) == 0
     assert after[0] == before  # the first run's thumbnails were reused, not rebuilt
     assert outputs(Path("out"))[0]
     assert progress.is_dir()  # kept for the next run on the same folder
+
+
+def test_difpy_in_one_process_resumes_an_interrupted_run(imgs, monkeypatch):
+    """A small folder's run in one process, stopped after its thumbnails: the same command
+    decodes nothing again."""
+    import time
+
+    from fast_diff_py import _inline
+
+    def interrupted(self, shards):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_inline._Run, "compare", interrupted)
+        assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 130
+    (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
+    assert not (progress / "work").exists()  # Snakemake never ran
+    since = time.time()
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    assert taken_since(progress / "work-inline", since) == (14, 16)  # every image of the first run
+    results, _, stats = outputs(Path("out"))
+    assert results and stats["total_files"] == 16
 
 
 def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
@@ -372,18 +394,20 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
 
 
-def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs):
+@pytest.mark.parametrize(("engine", "work"), [("auto", "work-inline"), ("snakemake", "work")])
+def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs, engine, work):
     """A second difpy on the same folder after a file was added takes every other thumbnail
-    from the first run's working folder in the cache, and finds the new copy."""
+    from the first run's working folder in the cache, and finds the new copy, in one process
+    (a small folder's default) as through Snakemake."""
     import time
 
-    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False"]) == 0
+    assert difpy.main(["-D", "imgs", "-Z", "out", "-s", "similar", "-p", "False", "-e", engine]) == 0
     (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
     shutil.copy("imgs/holiday/rocket.jpg", "imgs/phone/aaa_rocket_copy.jpg")
     since = time.time()
-    assert difpy.main(["-D", "imgs", "-Z", "again", "-s", "similar", "-p", "False"]) == 0
+    assert difpy.main(["-D", "imgs", "-Z", "again", "-s", "similar", "-p", "False", "-e", engine]) == 0
     # the 14 images decoded before taken again; only the new one (and the broken file) read
-    assert taken_since(progress / "work", since) == (14, 17)
+    assert taken_since(progress / work, since) == (14, 17)
     results, _, stats = outputs(Path("again"))
     matched = {Path(k).name: {Path(m).name for m, _ in ms} for k, ms in results.items()}
     assert any({"rocket.jpg", "aaa_rocket_copy.jpg"} <= {k} | ms for k, ms in matched.items())
@@ -391,18 +415,19 @@ def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs):
     assert (Path("again") / next(p.name for p in Path("again").glob("difPy_*_report")) / "index.html").is_file()
 
 
-def test_fastdiffpy_on_a_grown_folder_decodes_only_the_new_file(tmp_path):
+@pytest.mark.parametrize(("engine", "work"), [("auto", "work-inline"), ("snakemake", "work")])
+def test_fastdiffpy_on_a_grown_folder_decodes_only_the_new_file(tmp_path, engine, work):
     import time
 
     a = tmp_path / "A"
     for i in range(4):
         write(a / f"{i}.png", photo(i))
     out = tmp_path / "result.db"
-    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out)]) == 0
+    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out), "-e", engine]) == 0
     write(a / "0_copy.png", photo(0))
     since = time.time()
-    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out)]) == 0
-    work = Path(fastdiffpy.work_dir([str(a)])) / ".temp_thumb" / "work"
+    assert fastdiffpy.main(["-a", str(a), "-T", "10", "-o", str(out), "-e", engine]) == 0
+    work = Path(fastdiffpy.work_dir([str(a)])) / ".temp_thumb" / work
     assert taken_since(work, since) == (4, 5)
     con = sqlite3.connect(out)
     pairs = con.execute(
@@ -415,8 +440,10 @@ def test_fastdiffpy_on_a_grown_folder_decodes_only_the_new_file(tmp_path):
     assert not (tmp_path / "t" / ".temp_thumb").exists()
 
 
+@pytest.mark.parametrize("engine", ["snakemake", "inline"])
 @pytest.mark.parametrize("tool", ["difpy", "fastdiffpy"])
-def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
+def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool, engine):
+    import glob
     import os
     import signal
     import subprocess
@@ -424,22 +451,29 @@ def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
     import time
 
     root = tmp_path / "photos"
-    for i in range(16):
-        write(root / f"{i:02d}.jpg", photo(i % 8, 60, 80), quality=90 if i < 8 else 75)
+    # in one process: photos large enough for the signal to come while the thumbnails are made
+    files, size = (16, (60, 80)) if engine == "snakemake" else (48, (1200, 1600))
+    for i in range(files):
+        write(root / f"{i:02d}.jpg", photo(i % 8, *size), quality=90 if i < 8 else 75)
     if tool == "difpy":
-        cmd = ["-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False"]
-        started = tmp_path / "cache" / "difpy"  # FAST_DIFF_CACHE (conftest)
+        cmd = ["-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False", "-e", engine]
+        work = str(tmp_path / "cache" / "difpy" / "*")  # FAST_DIFF_CACHE (conftest)
     else:
-        cmd = ["-a", str(root), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o")]
-        started = tmp_path / "t" / ".temp_thumb" / "config.yaml"
+        cmd = ["-a", str(root), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o"), "-e", engine]
+        work = str(tmp_path / "t" / ".temp_thumb")
+    # Snakemake's run has begun once its configuration is written; the run in one process
+    # once its first thumbnail job has
+    started = f"{work}/config.yaml" if engine == "snakemake" else f"{work}/work-inline/logs/thumbnails/*.log"
     argv = [sys.executable, "-m", f"fast_diff_py.cli.{tool}", *cmd]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path
     )
     deadline = time.time() + 60
-    while not started.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # Snakemake is starting or running jobs
+    while not glob.glob(started) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    if engine == "snakemake":
+        time.sleep(1.0)  # Snakemake is starting or running jobs
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C on a terminal reaches the whole group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
@@ -449,7 +483,7 @@ def test_ctrl_c_ends_with_one_line_and_the_same_command_resumes(tmp_path, tool):
     )
     again = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert "16 files: 16 decoded" in again.stdout
+    assert f"{files} files: {files} decoded" in again.stdout
 
 
 def test_difpy_shows_a_line_per_stage_and_snakemake_only_when_verbose(imgs, capsys):
@@ -461,6 +495,15 @@ def test_difpy_shows_a_line_per_stage_and_snakemake_only_when_verbose(imgs, caps
     assert not any("Select jobs to execute" in line or "localrule" in line for line in lines)
     assert len(lines) < 30
     (log,) = (imgs.parent / "out").glob("difPy_*_log.txt")
+    # a small folder's run in one process: the log names each job's log
+    assert "make_thumbnails" in log.read_text() and "report_run" in log.read_text()
+    assert difpy.main(["-D", "imgs", "-Z", "snake", "-s", "similar", "-e", "snakemake"]) == 0
+    said = capsys.readouterr()
+    lines = (said.out + said.err).splitlines()
+    stages = [line.split(":")[1].strip() for line in lines if line.startswith("fast-diff: ") and "job" in line]
+    assert stages[:2] == ["index", "thumbnails"] and "merge" in stages
+    assert not any("Select jobs to execute" in line or "localrule" in line for line in lines)
+    (log,) = (imgs.parent / "snake").glob("difPy_*_log.txt")
     assert "Finished jobid" in log.read_text()  # Snakemake's whole output, kept
     assert difpy.main(["-D", "imgs", "-Z", "out2", "-s", "similar", "-p", "False"]) == 0
     said = capsys.readouterr()

@@ -500,7 +500,7 @@ def test_a_failed_job_is_named_in_words_without_progress(tmp_path, monkeypatch, 
     root = tmp_path / "D"
     write(root / "A.png", photo(5, 120, 160))
     write(root / "B.png", half(photo(5, 120, 160)))
-    argv = ["-D", str(root), "-Z", "out", "-s", "similar", "-p", "False"]
+    argv = ["-D", str(root), "-Z", "out", "-s", "similar", "-p", "False", "-e", "snakemake"]
     from fast_diff_py._workflow import run_workflow as run
     from fast_diff_py._workflow import stage_targets
 
@@ -643,11 +643,11 @@ def test_a_users_report_folder_or_summary_beside_the_database_is_never_replaced(
 
 
 def test_the_run_log_never_replaces_a_users_file(tmp_path):
-    from fast_diff_py._workflow import RUN_LOG_MARK, keep_run_log
+    from fast_diff_py._workflow import RUN_LOG_MARK, keep_run_log, latest_snakemake_log
 
-    work = tmp_path / "work"
-    (work / ".snakemake" / "log").mkdir(parents=True)
-    (work / ".snakemake" / "log" / "2026-12-02T000000.snakemake.log").write_text("Finished jobid: 1\n")
+    (tmp_path / "work" / ".snakemake" / "log").mkdir(parents=True)
+    (tmp_path / "work" / ".snakemake" / "log" / "2026-12-02T000000.snakemake.log").write_text("Finished jobid: 1\n")
+    work = latest_snakemake_log(tmp_path / "work")
     mine = tmp_path / "fast_diff_py.db.log"
     mine.write_text("my own notes\n")
     assert keep_run_log(work, mine) is None

@@ -109,19 +109,21 @@ def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_pat
     assert f"error: {images / 'phone' / 'broken.jpg'}" in out.stdout
     assert len(list((tmp_path / "z").glob("difPy_*_summary.json"))) == 1
     fdp = [sys.executable, "-m", "fast_diff_py.cli.fastdiffpy"]
-    out = subprocess.run(
-        [*fdp, "-a", str(images), "-t", str(tmp_path / "t"), "-o", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr
-    assert f"database: {tmp_path / 'o' / 'fast_diff_py.db'}" in out.stdout
-    assert (tmp_path / "o" / "summary.json").is_file()
-    # one Snakemake run for all stages: its step count starts once, each stage has one line
-    assert len(re.findall(r"; 1 of \d+ steps", out.stderr)) == 1, out.stderr
-    stages = [line.split(":")[1].strip() for line in out.stderr.splitlines() if line.startswith("fast-diff: ")]
-    assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery and summary"], out.stderr
+    for engine in ("snakemake", "auto"):  # then a small folder's default: in one process
+        out = subprocess.run(
+            [*fdp, "-a", str(images), "-t", str(tmp_path / engine), "-o", str(tmp_path / engine), "-e", engine],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"database: {tmp_path / engine / 'fast_diff_py.db'}" in out.stdout
+        assert (tmp_path / engine / "summary.json").is_file()
+        # one Snakemake run for all stages: its step count starts once
+        assert len(re.findall(r"; 1 of \d+ steps", out.stderr)) == (engine == "snakemake"), out.stderr
+        # each stage has one line
+        stages = [line.split(":")[1].strip() for line in out.stderr.splitlines() if line.startswith("fast-diff: ")]
+        assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery and summary"], out.stderr
 
 
 def test_the_api_returns_and_logs_the_summary(tmp_path, caplog):

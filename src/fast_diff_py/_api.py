@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +22,10 @@ import numpy as np
 
 from ._config import load_schema
 from ._errors import ConfigError
-from ._formats import log_path, report_path, summary_path
+from ._formats import inline_results_dir, log_path, report_path, summary_path
 from ._queries import FastDiffDB
 from ._summary import format_summary, read_summary
-from ._workflow import run_workflow, stage_targets
+from ._workflow import latest_snakemake_log, run_workflow, stage_targets
 
 if TYPE_CHECKING:
     from ._decode import Method
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 summary_logger = logging.getLogger("fast_diff_py.summary")
 
 _SCHEMA = load_schema()["properties"]
+# how FastDifPy.commit runs the stages (its engine parameter)
+ENGINES = ("snakemake", "inline", "auto")
 
 
 def _default(key: str, sub: str | None = None) -> Any:
@@ -259,6 +262,11 @@ class FastDifPy:
     purge
         Discard earlier progress (intermediate files and the database) and start afresh.
         Without it, an earlier interrupted run with the same folders is resumed.
+    engine
+        How ``commit`` runs the stages not run yet: ``"snakemake"`` (the workflow, job by
+        job), ``"inline"`` (every stage in this process: ``_inline.run_inline``, the same stage
+        functions and files) or ``"auto"`` (inline for a small collection,
+        ``_inline.small_collection``, with no stage run before through Snakemake).
     """
 
     hash_fn: Callable[[np.ndarray], str] | str | None = None
@@ -274,6 +282,7 @@ class FastDifPy:
         cores: int | None = None,
         verbose: bool = False,
         progress: bool = False,
+        engine: str = "snakemake",
         **kwargs: Any,
     ):
         if config is None:
@@ -284,6 +293,13 @@ class FastDifPy:
         self.cores = cores
         self.verbose = verbose
         self.progress = progress  # one line per stage on standard error
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
+        # the results folder and the log of the last run (Snakemake's, or of a run in one process)
+        self.results_dir: str | None = None
+        self.run_log: Path | None = None
+        self._stages_run = False
         self._db: FastDiffDB | None = None
         if purge:
             self._purge()
@@ -295,6 +311,17 @@ class FastDifPy:
             _spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"), _spec(self.gpu_diff, "gpu_diff")
         )
         cores = self.cores or self.config.second_loop.cpu_proc
+        if stage == "merge" and self._inline(cfg):
+            from ._inline import run_inline
+            from ._progress import stage_line
+
+            def said(name: str, jobs: int, seconds: float) -> None:
+                print(stage_line(name, jobs, seconds), file=sys.stderr, flush=True)
+
+            self.run_log = run_inline(cfg, cores=cores, progress=said if self.progress else None)
+            self.results_dir = inline_results_dir(cfg["results_dir"])
+            return
+        self._stages_run = True
         run_workflow(
             cfg,
             self.config.thumb_dir,
@@ -303,6 +330,16 @@ class FastDifPy:
             verbose=self.verbose,
             progress=self.progress,
         )
+        self.results_dir = cfg["results_dir"]
+        self.run_log = latest_snakemake_log(self.config.thumb_dir)
+
+    def _inline(self, cfg: dict[str, Any]) -> bool:
+        """Whether ``commit`` runs the stages in this process (``engine``)."""
+        if self.engine == "auto":
+            from ._inline import small_collection
+
+            return not self._stages_run and small_collection(cfg)
+        return self.engine == "inline"
 
     def full_index(self) -> None:
         """Index the partitions."""
@@ -385,7 +422,8 @@ class FastDifPy:
         out = out_dir or report_path(self.config.db_path)
         threshold = self.config.second_loop.diff_threshold if threshold is None else threshold
         # the thumbnail jobs' gallery thumbnails, while the working files are there
-        thumbs = os.path.join(glob.escape(self.config.to_workflow()["results_dir"]), THUMBNAIL_DIR)
+        results = self.results_dir or self.config.to_workflow()["results_dir"]
+        thumbs = os.path.join(glob.escape(results), THUMBNAIL_DIR)
         previews = sorted(glob.glob(os.path.join(thumbs, "*" + PREVIEW_SUFFIX)))
         return os.fspath(make_report(self.config.db_path, out, threshold, threads=self.cores or 1, previews=previews))
 

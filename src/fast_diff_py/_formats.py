@@ -31,6 +31,8 @@ and status codes from here.
       database.json                  DB_RECEIPT: which database db_path holds
       kept_pairs/                    KEPT_PAIRS_DIR: the last run's files and pairs, for the next (_carry)
     db_path                          SQLite, PRAGMA user_version = USER_VERSION (_db)
+    results_dir-inline/              the same files of a run in one process (_inline: small
+                                     collections from the command lines)
     <folder of db_path>/summary.json SUMMARY_FILE: what the run found (_summary)
     <folder of db_path>/report/      REPORT_DIR: the gallery, REPORT_INDEX to open (_report)
 """
@@ -70,6 +72,7 @@ __all__ = [
     "HASH_COLUMNS",
     "HASH_PAIRS",
     "INDEX_DIR",
+    "INLINE_SUFFIX",
     "INDEX_SCHEMA",
     "META_SCHEMA",
     "SHARD_FILES_SCHEMA",
@@ -102,6 +105,7 @@ __all__ = [
     "shard_file",
     "shard_ids",
     "report_path",
+    "inline_results_dir",
     "summary_path",
     "log_path",
 ]
@@ -142,6 +146,8 @@ USER_VERSION = 0x66640001
 
 # folders and files under results_dir
 INDEX_DIR = "index"
+# the results folder of a run in one process is results_dir with this added (inline_results_dir)
+INLINE_SUFFIX = "-inline"
 THUMBNAIL_DIR = "thumbnails"
 # in THUMBNAIL_DIR, a folder per shard: what its last job made, taken again for files of the
 # same version (_reuse); no Snakemake output, so that it outlives the outputs it links to
@@ -198,6 +204,12 @@ def pair_filter(include_hash_match: bool = True, alias: str = "d") -> str:
     (and, with ``include_hash_match``, equal by hash) and ``dif <= ?``."""
     codes = [PairStatus.COMPUTED] + ([PairStatus.MATCHING_HASH] if include_hash_match else [])
     return f"{alias}.dif <= ? AND {alias}.success IN ({', '.join(str(int(c)) for c in codes)})"
+
+
+def inline_results_dir(results_dir: str | os.PathLike[str]) -> str:
+    """The results folder of a run in one process (``_inline``): beside the workflow's
+    ``results_dir``, with the same files, so that neither way of running sees the other's."""
+    return os.path.normpath(os.fspath(results_dir)) + INLINE_SUFFIX
 
 
 def summary_path(db_path: str | os.PathLike[str]) -> str:

@@ -26,6 +26,7 @@ from ._formats import (
     SHARD_FILES_SUFFIX,
     SHARDS_FILE,
     SHARDS_SCHEMA,
+    inline_results_dir,
     ours,
     report_path,
     shard_file,
@@ -359,10 +360,11 @@ def folder_state(
 
 def own_paths(config: dict) -> list[str]:
     """Paths never indexed: ``exclude_paths``, the database, the summary and the gallery
-    beside it, and the results folder."""
+    beside it, and the results folders (the workflow's and a run's in one process)."""
     db = config["db_path"]
     mine = [p for p in (summary_path(db), report_path(db)) if ours(p)]  # never a user's own of that name
-    return [*config.get("exclude_paths", []), db, *mine, config["results_dir"]]
+    results = config["results_dir"]
+    return [*config.get("exclude_paths", []), db, *mine, results, inline_results_dir(results)]
 
 
 def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:

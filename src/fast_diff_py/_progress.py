@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TextIO
 
-__all__ = ["INTERVAL", "STAGE_OF_RULE", "Progress", "StageProgress"]
+__all__ = ["INTERVAL", "STAGE_OF_RULE", "Progress", "StageProgress", "stage_line"]
 
 # seconds between two progress lines of one job
 INTERVAL = 10.0
@@ -60,6 +60,16 @@ STAGE_OF_RULE = {
     "export_difpy": "merge",
     "report_run": "gallery and summary",
 }
+
+
+def stage_line(stage: str, jobs: int, seconds: float | None = None, steps: str = "") -> str:
+    """The line that shows a stage of a run: its jobs, its seconds once it is over, and how
+    many of the run's steps are done (where Snakemake counts them)."""
+    took = f", {seconds:.1f} s" if seconds is not None else ""
+    line = f"fast-diff: {stage}: {jobs} job{'s' if jobs != 1 else ''}{took}"
+    return f"{line}; {steps}" if steps else line
+
+
 _FINISHED = re.compile(r"Finished jobid: \d+ \(Rule: (\w+)\)")
 _STEPS = re.compile(r"^(\d+) of (\d+) steps \((\d+%)\) done")
 
@@ -100,9 +110,8 @@ class StageProgress:
         self.stage = None
 
     def _line(self, done: bool) -> str:
-        jobs = f"{self.jobs} job{'s' if self.jobs != 1 else ''}"
-        took = f", {self.clock() - self.since:.1f} s" if done else ""
-        return f"fast-diff: {self.stage}: {jobs}{took}; {self.steps}"
+        assert self.stage is not None
+        return stage_line(self.stage, self.jobs, self.clock() - self.since if done else None, self.steps)
 
     def _close(self) -> None:
         if self.stage is None:

@@ -1,5 +1,5 @@
-"""Running the Snakemake workflow from Python: the one code path behind the API and the
-command lines."""
+"""Running the Snakemake workflow from Python, for the API and the command lines (which run a
+small collection's stages in one process instead: ``_inline``, the same stage functions)."""
 
 from __future__ import annotations
 
@@ -166,27 +166,31 @@ def latest_snakemake_log(workdir: str | os.PathLike[str]) -> Path | None:
     return logs[-1] if logs else None
 
 
-# the first line of a run's log kept by keep_run_log: only a file that starts with it is replaced
-RUN_LOG_MARK = "# fast-diff: Snakemake's output of one run"
+# the first line of a run's log kept by keep_run_log: only a file that starts with it (or with
+# the mark of earlier versions) is replaced
+RUN_LOG_MARK = "# fast-diff: the log of one run"
+_EARLIER_MARKS = ("# fast-diff: Snakemake's output of one run",)
 
 
-def keep_run_log(workdir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path | None:
-    """Copy Snakemake's log of the latest run in ``workdir`` to ``dest`` (it outlives the
-    working folder), marked as fast-diff's; a file at ``dest`` that fast-diff did not write
-    is left alone (a warning names it). Returns the path written, or None."""
-    source, dest = latest_snakemake_log(workdir), Path(dest)
-    if source is None:
+def keep_run_log(source: str | os.PathLike[str] | None, dest: str | os.PathLike[str]) -> Path | None:
+    """Copy a run's log ``source`` (Snakemake's whole output, ``latest_snakemake_log``, or
+    that of a run in one process) to ``dest`` (it outlives the working folder), marked as
+    fast-diff's; a file at ``dest`` that fast-diff did not write is left alone (a warning
+    names it). Returns the path written, or None."""
+    dest = Path(dest)
+    if source is None or not os.path.isfile(source):
         return None
     if os.path.lexists(dest):
         try:
             with open(dest, encoding="utf-8", errors="replace") as fh:
-                ours = fh.readline().startswith(RUN_LOG_MARK) and dest.is_file() and not dest.is_symlink()
+                marked = fh.readline().startswith((RUN_LOG_MARK, *_EARLIER_MARKS))
+            ours = marked and dest.is_file() and not dest.is_symlink()
         except OSError:
             ours = False
         if not ours:
             logger.warning("left %s alone (not a log fast-diff wrote); the run's log is not kept", dest)
             return None
-    text = source.read_text(encoding="utf-8", errors="replace")
+    text = Path(source).read_text(encoding="utf-8", errors="replace")
     dest.write_text(f"{RUN_LOG_MARK} (from {source})\n{text}", encoding="utf-8")
     return dest
 

@@ -30,6 +30,7 @@ from .._decisions import block_size_for
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
 from .._formats import report_path, summary_path
+from .._inline import SMALL_RUN_FILES
 from .._journal import Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
@@ -178,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="show Snakemake's own output instead of the progress lines (not a difPy option)",
     )
     p.add_argument(
+        "-e",
+        "--engine",
+        choices=("auto", "snakemake", "inline"),
+        default="auto",
+        help="run the stages through Snakemake, job by job, or inline in this process, the same "
+        "stages with the same results (default auto: inline for up to "
+        f"{SMALL_RUN_FILES} files, unless -v; not a difPy option)",
+    )
+    p.add_argument(
         "-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1, help="CPU cores to use (default: all)"
     )
     p.add_argument(
@@ -265,12 +275,18 @@ def run(args: argparse.Namespace) -> int:
     settings.retain_progress = False  # no task file: the folder's name is the task
     config = settings.to_workflow()
     t0 = time.time()
-    # one Snakemake run (its start-up is paid once); difPy's build ends with the last thumbnail
-    FastDifPy(
-        config=settings, cores=args.processes, verbose=args.verbose, progress=args.show_progress and not args.verbose
-    ).commit()
+    # one run (Snakemake's start-up is paid once); difPy's build ends with the last thumbnail
+    fdo = FastDifPy(
+        config=settings,
+        cores=args.processes,
+        verbose=args.verbose,
+        progress=args.show_progress and not args.verbose,
+        # Snakemake's own output (-v) comes from Snakemake only
+        engine="snakemake" if args.verbose and args.engine == "auto" else args.engine,
+    )
+    fdo.commit()
     t2 = time.time()
-    thumbnails = [p.stat().st_mtime for p in (Path(config["results_dir"]) / "thumbnails").glob("*.parquet")]
+    thumbnails = [p.stat().st_mtime for p in (Path(fdo.results_dir or ".") / "thumbnails").glob("*.parquet")]
     t1 = max(t0, min(max(thumbnails, default=t0), t2))  # thumbnails made earlier: none now
     build, search = difpy_parameters(
         recursive=args.recursive,
@@ -302,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
-    keep_run_log(progress, out_dir / f"difPy_{stamp}_log.txt")
+    keep_run_log(fdo.run_log, out_dir / f"difPy_{stamp}_log.txt")
     summary = read_summary(summary_path(config["db_path"]))
     if summary is not None and os.path.isdir(report_path(config["db_path"])):
         # the gallery and summary beside the results (the gallery's files linked)
@@ -322,18 +338,22 @@ def run(args: argparse.Namespace) -> int:
                 print("Nothing deleted.")
                 plan = []
         if plan:
-            status = _act(args, plan, config, out_dir / f"difPy_{stamp}_journal.jsonl")
+            # the thumbnails compared are in the results folder of the run that compared them
+            assert fdo.results_dir is not None
+            status = _act(args, plan, config["db_path"], fdo.results_dir, out_dir / f"difPy_{stamp}_journal.jsonl")
     return status
 
 
-def _act(args: argparse.Namespace, plan: list[tuple[int, int]], config: dict, journal_path: Path) -> int:
-    """Move or delete the lower-quality files that are still what was compared; 1 if any
-    action failed."""
+def _act(
+    args: argparse.Namespace, plan: list[tuple[int, int]], db_path: str, results_dir: str, journal_path: Path
+) -> int:
+    """Move or delete the lower-quality files that are still what was compared (by the run
+    whose results are in ``results_dir``); 1 if any action failed."""
     with Journal(journal_path) as journal:
         outcomes = act(
             plan,
-            config["db_path"],
-            config["results_dir"],
+            db_path,
+            results_dir,
             journal,
             size=args.px_size,
             method="quality",

@@ -22,6 +22,7 @@ from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_d
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
+from .._inline import SMALL_RUN_FILES
 from .._workflow import keep_run_log
 from .difpy import crop_tolerance
 
@@ -105,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache_preload",
         type=int,
         help="accepted for compatibility and ignored: jobs load what they need themselves",
+    )
+    p.add_argument(
+        "-e",
+        "--engine",
+        choices=("auto", "snakemake", "inline"),
+        default="auto",
+        help="run the stages through Snakemake, job by job, or inline in this process, the same "
+        f"stages with the same results (default auto: inline for up to {SMALL_RUN_FILES} files, "
+        "unless -v)",
     )
     p.add_argument(
         "-t",
@@ -208,18 +218,20 @@ def load_task(path: str) -> Config:
     return Config.from_dict(data)
 
 
-def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False) -> str:
+def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False, engine: str = "auto") -> str:
     """Run every stage (resuming), then remove the progress, unless it is in the user's
     cache (no ``-t``), where the next run on the same folders takes from it every thumbnail
     and pair still valid; returns the database path."""
     cfg.retain_progress, cfg.delete_db, cfg.delete_thumb = True, False, False
-    fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose, progress=not verbose)
+    # Snakemake's own output (-v) comes from Snakemake only
+    engine = "snakemake" if verbose and engine == "auto" else engine
+    fdo = FastDifPy(config=cfg, purge=purge, cores=cores, verbose=verbose, progress=not verbose, engine=engine)
     Path(cfg.config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.config_path).write_text(json.dumps(cfg.to_dict(), indent=1))
-    # one Snakemake run for every stage (its start-up is paid once): the database needs them all
+    # one run for every stage (Snakemake's start-up is paid once): the database needs them all
     fdo.commit()
-    # Snakemake's whole output outlives the working folder
-    keep_run_log(cfg.thumb_dir, log_path(cfg.db_path))
+    # the run's whole output outlives the working folder
+    keep_run_log(fdo.run_log, log_path(cfg.db_path))
     if not Path(cfg.thumb_dir).resolve().is_relative_to(Path(cache_dir()).resolve()):
         fdo.config.retain_progress = False
         fdo.config.delete_thumb = True
@@ -258,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             cores, purge = args.cpu_proc, args.purge
             if not purge and os.path.exists(cfg.config_path):
                 logger.info("resuming the progress in %s (use -p to start afresh)", os.path.dirname(cfg.config_path))
-        db = execute(cfg, purge, cores, args.verbose)
+        db = execute(cfg, purge, cores, args.verbose, args.engine)
     except FastDiffError as exc:
         print(f"fastdiffpy: error: {exc}", file=sys.stderr)
         return 1

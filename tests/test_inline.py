@@ -1,0 +1,158 @@
+"""A small collection's run in one process (``_inline``): the same database, summary and
+files as the workflow's, reuse across runs and across both ways of running, and a failing
+stage named with its log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import db_rows, photo, taken_since, write
+
+from fast_diff_py import Config, FastDifPy, FirstLoopConfig, RunError, SecondLoopConfig
+from fast_diff_py._inline import small_collection
+
+SETTINGS = {
+    "similar": {},
+    "duplicates": {"second_loop": {"diff_threshold": 0}},
+    "lazy": {
+        "first_loop": {"compute_hash": True, "shift_amount": 0},
+        "second_loop": {"diff_threshold": 40, "skip_matching_hash": True, "match_aspect_by": 0},
+    },
+    "crops and mirror images": {"crop_tolerance": 0.05, "mirror": True, "rotate": False},
+    "every aspect kept, small blocks": {
+        "second_loop": {"diff_threshold": 300, "keep_non_matching_aspects": True, "batch_size": 4}
+    },
+}
+
+
+def config(root: Path, work: Path, part_b: Path | None = None, **settings) -> Config:
+    first = FirstLoopConfig(**settings.pop("first_loop", {}))
+    second = SecondLoopConfig(**{"diff_threshold": 60, **settings.pop("second_loop", {})})
+    return Config(
+        part_a=[str(root)],
+        part_b=[str(part_b)] if part_b else [],
+        thumb_dir=str(work),
+        db_path=str(work / "fast_diff.db"),
+        first_loop=first,
+        second_loop=second,
+        **settings,
+    )
+
+
+def run(cfg: Config, engine: str) -> FastDifPy:
+    fdo = FastDifPy(config=cfg, engine=engine, cores=2)
+    fdo.commit()
+    fdo._close_db()
+    return fdo
+
+
+def same_summary(a: dict, b: dict) -> None:
+    """Everything the two summaries found; the times and paths are their own."""
+    for key in ("files", "decoded", "errors", "skipped", "pairs", "groups", "largest_group"):
+        assert a.get(key) == b.get(key), key
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_a_run_in_one_process_gives_the_workflows_database(dup_folder, tmp_path, name):
+    root = dup_folder["root"]
+    part_b = None
+    if name == "similar":  # and two partitions
+        part_b = tmp_path / "b"
+        shutil.move(root / "sub", part_b)
+    inline = run(config(root, tmp_path / "inline", part_b, **SETTINGS[name]), "inline")
+    snake = run(config(root, tmp_path / "snake", part_b, **SETTINGS[name]), "snakemake")
+    assert inline.results_dir == str(tmp_path / "inline" / "work-inline")
+    assert snake.results_dir == str(tmp_path / "snake" / "work")
+    assert not (tmp_path / "inline" / "work").exists() and not (tmp_path / "snake" / "work-inline").exists()
+    got, want = db_rows(tmp_path / "inline" / "fast_diff.db"), db_rows(tmp_path / "snake" / "fast_diff.db")
+    assert got == want and got["dif_table"], name
+    same_summary(inline.summary(), snake.summary())
+    assert (tmp_path / "inline" / "report" / "index.html").is_file()
+    # the stage times come from the jobs' benchmark files, as the workflow's
+    assert set(inline.summary()["stages"]) == set(snake.summary()["stages"])
+
+
+def test_a_rerun_does_nothing_unless_the_folders_or_settings_changed(dup_folder, tmp_path):
+    root, work = dup_folder["root"], tmp_path / "work"
+    first = run(config(root, work), "inline")
+    db = work / "fast_diff.db"
+    written = db.stat().st_mtime_ns
+    assert run(config(root, work), "inline").results_dir == first.results_dir
+    assert db.stat().st_mtime_ns == written  # nothing changed: the database is not rewritten
+    assert "nothing changed" in Path(first.run_log).read_text()
+    # another threshold: the pairs are those of a fresh run
+    run(config(root, work, second_loop={"diff_threshold": 5}), "inline")
+    assert db.stat().st_mtime_ns != written
+    run(config(root, tmp_path / "fresh", second_loop={"diff_threshold": 5}), "snakemake")
+    assert db_rows(db) == db_rows(tmp_path / "fresh" / "fast_diff.db")
+    # a file replaced with another of the same name: decoded again, never its old thumbnail
+    write(root / "orig_5.jpg", photo(0))
+    run(config(root, work, second_loop={"diff_threshold": 5}), "inline")
+    shutil.rmtree(tmp_path / "fresh")
+    run(config(root, tmp_path / "fresh", second_loop={"diff_threshold": 5}), "snakemake")
+    assert db_rows(db) == db_rows(tmp_path / "fresh" / "fast_diff.db")
+
+
+def test_either_way_of_running_follows_the_other(dup_folder, tmp_path):
+    """The same working folder run in one process, then through Snakemake, then in one
+    process again, with files added and changed between: every database is a fresh run's,
+    and each way takes from its own last run what is still valid."""
+    import time
+
+    root, work = dup_folder["root"], tmp_path / "work"
+
+    def fresh() -> dict:
+        shutil.rmtree(tmp_path / "fresh", ignore_errors=True)
+        run(config(root, tmp_path / "fresh"), "snakemake")
+        return db_rows(tmp_path / "fresh" / "fast_diff.db")
+
+    run(config(root, work), "inline")
+    write(root / "aaa_new.jpg", photo(7))
+    write(root / "orig_4.jpg", photo(2))  # changed in place
+    run(config(root, work), "snakemake")
+    assert db_rows(work / "fast_diff.db") == fresh()
+    shutil.copy(root / "orig_1.jpg", root / "sub" / "orig_1_copy.jpg")
+    since = time.time()
+    run(config(root, work), "inline")
+    assert db_rows(work / "fast_diff.db") == fresh()
+    taken, files = taken_since(work / "work-inline", since)
+    assert (taken, files) == (9, 12)  # all but the three files new or changed since its last run
+    os.remove(root / "aaa_new.jpg")
+    run(config(root, work), "snakemake")
+    assert db_rows(work / "fast_diff.db") == fresh()
+
+
+def test_auto_runs_small_collections_in_one_process(dup_folder, tmp_path, monkeypatch):
+    root = dup_folder["root"]
+    cfg = config(root, tmp_path / "work").to_workflow()
+    assert small_collection(cfg, most=10) and not small_collection(cfg, most=9)
+    assert not small_collection({**cfg, "recursive": False}, most=5)  # the 6 photos at the top
+    assert small_collection({**cfg, "recursive": False}, most=6)
+    assert not small_collection({**cfg, "compare": {"gpu_jobs": True}})
+    fdo = run(config(root, tmp_path / "work"), "auto")
+    assert fdo.results_dir.endswith("work-inline")
+    monkeypatch.setattr("fast_diff_py._inline.SMALL_RUN_FILES", 9)
+    fdo = run(config(root, tmp_path / "big"), "auto")
+    assert fdo.results_dir.endswith(os.sep + "work")
+    # a stage run before through Snakemake: commit goes on there
+    fdo = FastDifPy(config=config(root, tmp_path / "staged"), engine="auto", cores=2)
+    fdo.first_loop()
+    fdo.commit()
+    assert fdo.results_dir.endswith(os.sep + "work")
+
+
+def test_a_failing_stage_names_its_log_and_keeps_the_traceback_there(dup_folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("a stage that fails")
+
+    monkeypatch.setattr("fast_diff_py._plan.make_plan", broken)
+    with pytest.raises(RunError) as raised:
+        run(config(dup_folder["root"], tmp_path / "work"), "inline")
+    message = str(raised.value)
+    assert "plan_blocks failed: ValueError: a stage that fails" in message
+    log = tmp_path / "work" / "work-inline" / "logs" / "compare" / "plan_blocks.log"
+    assert str(log) in message and "Traceback" in log.read_text()
+    assert len(message.splitlines()) == 2

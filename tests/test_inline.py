@@ -156,3 +156,15 @@ def test_a_failing_stage_names_its_log_and_keeps_the_traceback_there(dup_folder,
     log = tmp_path / "work" / "work-inline" / "logs" / "compare" / "plan_blocks.log"
     assert str(log) in message and "Traceback" in log.read_text()
     assert len(message.splitlines()) == 2
+
+
+def test_a_second_run_at_the_same_time_is_refused(dup_folder, tmp_path):
+    import fcntl
+
+    results = tmp_path / "work" / "work-inline"
+    results.mkdir(parents=True)
+    with open(results / ".inline.lock", "a+") as held:  # as the other run holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunError, match="another fast-diff run is using"):
+            run(config(dup_folder["root"], tmp_path / "work"), "inline")
+    assert run(config(dup_folder["root"], tmp_path / "work"), "inline").summary()["pairs"] > 0

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 SMALL_RUN_FILES = 2000
 # what a run in one process records of the settings it ran with, beside its receipt
 _SETTINGS = "inline_settings.json"
+# held by the run that works in the folder (_only_run)
+_LOCK = ".inline.lock"
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -86,26 +88,47 @@ def run_inline(
     called after each stage with its name, its jobs and its seconds. Returns the run's log,
     which names each stage's. A stage's error raises :class:`RunError` naming it and its log
     (where its traceback is)."""
-    from ._formats import DB_RECEIPT, FOLDER_STATE
-
     config = validate_config(dict(config))
     # the workflow's results folder is no more indexed than this one
     config["exclude_paths"] = [*config["exclude_paths"], config["results_dir"]]
     config["results_dir"] = inline_results_dir(config["results_dir"])
     results = Path(config["results_dir"])
     results.mkdir(parents=True, exist_ok=True)
-    run = _Run(config, cores or os.cpu_count() or 1, progress)
+    with _only_run(results):
+        return _run(config, results, cores or os.cpu_count() or 1, progress)
+
+
+@contextlib.contextmanager
+def _only_run(results: Path) -> Iterator[None]:
+    """Hold the results folder for this run: a second run on it at the same time is refused
+    (the lock goes with the process, whatever ends it)."""
+    import fcntl
+
+    with open(results / _LOCK, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunError(f"another fast-diff run is using {results}; wait for it to end, or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[str, int, float], None] | None) -> Path:
     from ._db import receipt_problem
+    from . import __version__
+    from ._formats import DB_RECEIPT, FOLDER_STATE, META_VERSION, report_path, summary_path
     from ._index import record_folder_state
 
+    run = _Run(config, cores, progress)
     changed = record_folder_state(results / FOLDER_STATE, config)
-    settings = json.dumps(config, sort_keys=True)
+    # what a run's files depend on besides the folders: the settings and this code's version
+    settings = json.dumps({"config": config, "version": __version__, "meta": META_VERSION}, sort_keys=True)
     try:
         same = (results / _SETTINGS).read_text() == settings
     except OSError:
         same = False
-    from ._formats import report_path, summary_path
-
     if (
         not changed
         and same
@@ -115,6 +138,7 @@ def run_inline(
     ):
         run.note("nothing changed since the last run: the database is up to date")
         return run.log_path
+    # the settings are written once the run is whole: a run stopped midway is done again
     (results / _SETTINGS).unlink(missing_ok=True)
     run.all()
     (results / _SETTINGS).write_text(settings)

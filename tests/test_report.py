@@ -209,3 +209,29 @@ def test_many_groups_are_paged_in_order_of_dif(tmp_path):
     make_report(tmp_path / "x.db", tmp_path / "report", 50)
     meta = loaded(index.parent / "data/meta.js", "meta")
     assert meta["groups"] == sum(d <= 50 for d in difs) and not (index.parent / "data/groups-00003.js").exists()
+
+
+def test_previews_are_read_by_the_row_groups_of_the_files_shown(tmp_path, monkeypatch):
+    """Of a shard's previews the gallery reads every path, then only the row groups that hold
+    a file it shows: the same previews as a whole read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fast_diff_py._formats import PREVIEW_SCHEMA
+
+    paths = [f"/photos/{i:04d}.jpg" for i in range(1000)]
+    jpegs = [None if i % 7 == 0 else f"jpeg {i}".encode() for i in range(1000)]
+    file = tmp_path / "shard.previews.parquet"
+    pq.write_table(pa.table({"path": paths, "jpeg": jpegs}, schema=PREVIEW_SCHEMA), file, row_group_size=100)
+    shown = {paths[i] for i in (3, 5, 250, 999, 14)} | {"/photos/elsewhere.jpg"}
+    read_groups = []
+    real = pq.ParquetFile.read_row_group
+
+    def counted(self, group, *args, **kwargs):
+        read_groups.append(group)
+        return real(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+    found = _report._previews([file], shown)
+    assert found == {p: f"jpeg {int(p[8:12])}".encode() for p in shown if p in paths and int(p[8:12]) % 7}
+    assert sorted(read_groups) == [0, 2, 9]

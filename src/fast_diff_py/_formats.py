@@ -92,6 +92,7 @@ __all__ = [
     "CROP_STACK_SUFFIX",
     "CROP_SUMS_SCHEMA",
     "CROP_SUMS_SUFFIX",
+    "PREVIEW_ROW_GROUP",
     "PREVIEW_SCHEMA",
     "PREVIEW_SUFFIX",
     "crop_sum_columns",
@@ -364,6 +365,8 @@ CROP_SUMS_SCHEMA = pa.schema([("row", pa.int32()), *[(c, pa.int64()) for cols in
 # thumbnail of each, so that the gallery need not read and decode its files again
 # (by path, as the database's directory.path)
 PREVIEW_SCHEMA = pa.schema([("path", pa.string()), ("jpeg", pa.binary())])
+# rows per row group of a previews file: the gallery reads the groups of the files it shows
+PREVIEW_ROW_GROUP = 256
 
 # one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
 # rotations (canonical_digests), equal for images whose dif is 0, which lets the planner

@@ -116,8 +116,8 @@ def _only_run(results: Path) -> Iterator[None]:
 
 
 def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[str, int, float], None] | None) -> Path:
-    from ._db import receipt_problem
     from . import __version__
+    from ._db import receipt_problem
     from ._formats import DB_RECEIPT, FOLDER_STATE, META_VERSION, report_path, summary_path
     from ._index import record_folder_state
 

@@ -66,24 +66,30 @@ def _thumbnail(path: str) -> bytes | None:
 
 
 def _previews(paths: Sequence[str | os.PathLike[str]], files: set[str]) -> dict[str, bytes]:
-    """The thumbnail jobs' previews of ``files`` (PREVIEW_SCHEMA files), by path."""
+    """The thumbnail jobs' previews of ``files`` (PREVIEW_SCHEMA files), by path: of each
+    file, its paths, then only the row groups (PREVIEW_ROW_GROUP) that hold one of ``files``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     found: dict[str, bytes] = {}
-    wanted = pa.array(sorted(files), pa.string())
     for path in paths:
         try:
             with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
-                table = pf.read()
-        except (OSError, pa.ArrowException) as exc:  # the gallery then decodes those files again
+                names = pf.read(columns=["path"]).column("path").to_pylist()
+                first = 0
+                for group in range(pf.metadata.num_row_groups):
+                    rows = pf.metadata.row_group(group).num_rows
+                    shown = [i for i in range(first, first + rows) if names[i] in files]
+                    if shown:
+                        jpegs = pf.read_row_group(group, columns=["jpeg"]).column("jpeg")
+                        for i in shown:
+                            jpeg = jpegs[i - first].as_py()
+                            if jpeg is not None:
+                                found[names[i]] = jpeg
+                    first += rows
+        except (OSError, IndexError, pa.ArrowException) as exc:  # the gallery then decodes those files
             logger.warning("%r: previews not read: %s", os.fspath(path), exc)
             continue
-        table = table.filter(pc.is_in(table.column("path"), value_set=wanted))
-        for path, jpeg in zip(table.column("path").to_pylist(), table.column("jpeg").to_pylist()):
-            if jpeg is not None:
-                found[path] = jpeg
     return found
 
 

@@ -23,6 +23,7 @@ from ._formats import (
     DIGEST_SCHEMA,
     HASH_COLUMNS,
     META_SCHEMA,
+    PREVIEW_ROW_GROUP,
     PREVIEW_SCHEMA,
     FileStatus,
     crop_sum_columns,
@@ -161,7 +162,7 @@ def make_thumbnails(
         decoded = [(i, r) for i, r in zip(index, rows) if r["success"] == FileStatus.SUCCESS]
         previews = {"path": [i["path"] for i, _ in decoded], "jpeg": [r.get("preview") for _, r in decoded]}
         with atomic_path(out_previews) as tmp:
-            pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp)
+            pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp, row_group_size=PREVIEW_ROW_GROUP)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
     if reusing:

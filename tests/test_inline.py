@@ -168,3 +168,18 @@ def test_a_second_run_at_the_same_time_is_refused(dup_folder, tmp_path):
         with pytest.raises(RunError, match="another fast-diff run is using"):
             run(config(dup_folder["root"], tmp_path / "work"), "inline")
     assert run(config(dup_folder["root"], tmp_path / "work"), "inline").summary()["pairs"] > 0
+
+
+def test_a_run_in_one_process_never_imports_pandas(dup_folder, tmp_path):
+    """As the workflow's jobs: pyarrow's look for pandas would cost a small run most of its time."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from fast_diff_py.cli import difpy; "
+        f"assert difpy.main(['-D', {str(dup_folder['root'])!r}, '-Z', {str(tmp_path / 'z')!r}, '-p', 'False']) == 0; "
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False"

@@ -88,6 +88,9 @@ def run_inline(
     called after each stage with its name, its jobs and its seconds. Returns the run's log,
     which names each stage's. A stage's error raises :class:`RunError` naming it and its log
     (where its traceback is)."""
+    from ._jobs import _pyarrow_without_pandas
+
+    _pyarrow_without_pandas()  # as every job does: pyarrow's look for pandas costs a start
     config = validate_config(dict(config))
     # the workflow's results folder is no more indexed than this one
     config["exclude_paths"] = [*config["exclude_paths"], config["results_dir"]]

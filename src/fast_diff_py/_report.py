@@ -187,6 +187,7 @@ def make_report(
         members = [f for g in groups for f in g["files"]]
         shown = _previews(previews, {f["path"] for f in members}) if previews and members else {}
         made = {f["key"]: shown[f["path"]] for f in members if f["path"] in shown}
+        taken = len(made)
         # the files the thumbnail jobs left no preview of are read and decoded again
         missing = [f for f in members if f["key"] not in made]
         cv2.setNumThreads(1)
@@ -238,7 +239,7 @@ def make_report(
         "gallery of %d groups (%d files, %d thumbnails from the thumbnail jobs), %d unreadable files: %s",
         len(groups),
         len(members),
-        len(made),
+        taken,
         len(broken),
         out,
     )

@@ -183,3 +183,20 @@ def test_a_run_in_one_process_never_imports_pandas(dup_folder, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "False"
+
+
+def test_what_the_walk_meets_goes_to_the_logs_not_the_terminal(dup_folder, tmp_path):
+    """A folder link loop: the index names it in its log; the terminal gets the summary only."""
+    import subprocess
+    import sys
+
+    root = dup_folder["root"]
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)
+    argv = [sys.executable, "-m", "fast_diff_py.cli.difpy", "-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False"]
+    said = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert "skipping" not in said.stderr + said.stdout and "fast-diff: 10 files" in said.stdout
+    (progress,) = (tmp_path / "cache" / "difpy").iterdir()
+    logs = progress / "work-inline" / "logs"
+    assert "skipping" in (logs / "index" / "index_files.log").read_text()
+    assert "skipping" in (logs / "inline_run.log").read_text()

@@ -125,7 +125,8 @@ def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[
     from ._index import record_folder_state
 
     run = _Run(config, cores, progress)
-    changed = record_folder_state(results / FOLDER_STATE, config)
+    with _logged_to(run.log_path):  # what the walk meets (a folder loop) is the index's to say
+        changed = record_folder_state(results / FOLDER_STATE, config)
     # what a run's files depend on besides the folders: the settings and this code's version
     settings = json.dumps({"config": config, "version": __version__, "meta": META_VERSION}, sort_keys=True)
     try:
@@ -146,6 +147,27 @@ def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[
     run.all()
     (results / _SETTINGS).write_text(settings)
     return run.log_path
+
+
+@contextlib.contextmanager
+def _logged_to(log: Path, mode: str = "a") -> Iterator[None]:
+    """The package's log records to ``log`` only, as a job's go to its log file: the terminal
+    gets the summary, as from the workflow."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, mode=mode, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    package = logging.getLogger("fast_diff_py")
+    level, propagate = package.level, package.propagate
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        handler.close()
+        package.setLevel(level)
+        package.propagate = propagate
 
 
 class _Run:
@@ -193,26 +215,17 @@ class _Run:
         """One job of ``rule``: the package's log to its log file (a failure's traceback
         included), its seconds to its benchmark file, both named as Snakemake's."""
         log = Path(self.logs, name + ".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log, mode="w", encoding="utf-8")
-        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-        package = logging.getLogger("fast_diff_py")
-        level, propagate = package.level, package.propagate
-        package.addHandler(handler)
-        package.setLevel(logging.INFO)
-        package.propagate = False  # the terminal gets the summary, as from the workflow
         started = time.monotonic()
         try:
-            yield
+            with _logged_to(log, mode="w"):
+                try:
+                    yield
+                except Exception as exc:
+                    logging.getLogger("fast_diff_py").error("%s: %s", type(exc).__name__, exc, exc_info=True)
+                    raise
         except Exception as exc:
-            package.error("%s: %s", type(exc).__name__, exc, exc_info=True)
             self.note(f"{rule} failed: {type(exc).__name__}: {exc} (log: {log})")
             raise RunError(f"{rule} failed: {type(exc).__name__}: {exc}\n  (full log: {log})") from exc
-        finally:
-            package.removeHandler(handler)
-            handler.close()
-            package.setLevel(level)
-            package.propagate = propagate
         seconds = time.monotonic() - started
         bench = Path(self.benchmarks, name + ".tsv")
         bench.parent.mkdir(parents=True, exist_ok=True)

@@ -200,3 +200,21 @@ def test_what_the_walk_meets_goes_to_the_logs_not_the_terminal(dup_folder, tmp_p
     logs = progress / "work-inline" / "logs"
     assert "skipping" in (logs / "index" / "index_files.log").read_text()
     assert "skipping" in (logs / "inline_run.log").read_text()
+
+
+def test_what_the_decoders_print_goes_to_the_jobs_log(tmp_path):
+    """libjpeg's warning about a damaged JPEG names no file: in one process, as from a
+    Snakemake job, it goes to the thumbnail job's log, not the terminal."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "p"
+    data = write(root / "a.jpg", photo(1, 240, 320)).read_bytes()
+    (root / "cut.jpg").write_bytes(data[: len(data) // 2] + b"\xff\xd9")  # scan data cut short
+    argv = [sys.executable, "-m", "fast_diff_py.cli.difpy", "-D", str(root), "-Z", str(tmp_path / "z"), "-p", "False"]
+    said = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert "Corrupt JPEG" not in said.stderr + said.stdout and "fast-diff: 2 files" in said.stdout
+    (progress,) = (tmp_path / "cache" / "difpy").iterdir()
+    logs = (progress / "work-inline" / "logs" / "thumbnails").glob("*.log")
+    assert any("Corrupt JPEG data" in log.read_text() for log in logs)

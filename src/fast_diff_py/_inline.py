@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,6 +151,23 @@ def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[
 
 
 @contextlib.contextmanager
+def _stderr_to(log: Path) -> Iterator[None]:
+    """Standard error (file descriptor 2) appended to ``log``, as a job's is kept by Snakemake:
+    what the decoders' C libraries print of a damaged file goes with the job's log, not to
+    the terminal, where it would name no file."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def _logged_to(log: Path, mode: str = "a") -> Iterator[None]:
     """The package's log records to ``log`` only, as a job's go to its log file: the terminal
     gets the summary, as from the workflow."""
@@ -215,9 +233,11 @@ class _Run:
         """One job of ``rule``: the package's log to its log file (a failure's traceback
         included), its seconds to its benchmark file, both named as Snakemake's."""
         log = Path(self.logs, name + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
         started = time.monotonic()
         try:
-            with _logged_to(log, mode="w"):
+            with _logged_to(log), _stderr_to(log):
                 try:
                     yield
                 except Exception as exc:

@@ -132,6 +132,12 @@ def test_auto_runs_small_collections_in_one_process(dup_folder, tmp_path, monkey
     assert not small_collection({**cfg, "recursive": False}, most=5)  # the 6 photos at the top
     assert small_collection({**cfg, "recursive": False}, most=6)
     assert not small_collection({**cfg, "compare": {"gpu_jobs": True}})
+    # a folder link is counted through, as the index follows it, and a loop only once
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "photos").symlink_to(root, target_is_directory=True)
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)
+    linked = {**cfg, "part_a": [str(tmp_path / "linked")]}
+    assert small_collection(linked, most=10) and not small_collection(linked, most=9)
     fdo = run(config(root, tmp_path / "work"), "auto")
     assert fdo.results_dir.endswith("work-inline")
     monkeypatch.setattr("fast_diff_py._inline.SMALL_RUN_FILES", 9)

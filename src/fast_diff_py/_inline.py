@@ -10,8 +10,8 @@ them, are never touched, so either way of running can follow the other. What the
 kept for the next (thumbnails by file version, pairs of unchanged files) is taken again here as
 in the workflow's jobs; a rerun with the folders and settings unchanged does nothing.
 
-``small_collection`` says when a run may go this way: at most ``SMALL_RUN_FILES`` files (one
-thumbnail job's worth), no GPU jobs, no storage.
+``small_collection`` says when a run may go this way: at most ``SMALL_RUN_FILES`` files, no
+GPU jobs (the command lines and the API never use a storage).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from typing import Any
 from ._config import validate_config
 from ._errors import RunError
 from ._formats import inline_results_dir
+from ._jobs import LOG_FORMAT
 
 __all__ = ["SMALL_RUN_FILES", "inline_results_dir", "run_inline", "small_collection"]
-
-logger = logging.getLogger(__name__)
 
 # the most files a run takes in one process (the command lines' "auto"): below it the stages'
 # own work is seconds, which Snakemake's start and the jobs' starts would double
@@ -42,7 +41,6 @@ SMALL_RUN_FILES = 2000
 _SETTINGS = "inline_settings.json"
 # held by the run that works in the folder (_only_run)
 _LOCK = ".inline.lock"
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def small_collection(config: dict[str, Any], most: int | None = None) -> bool:
@@ -59,14 +57,23 @@ def small_collection(config: dict[str, Any], most: int | None = None) -> bool:
             return len(read_parquet(config["file_list"], columns=["path"])) <= most
         except Exception:  # noqa: BLE001 - the index job names a bad list; Snakemake runs it
             return False
-    seen = 0
+    seen, visited = 0, set()
     for root in [*config["part_a"], *config["part_b"]]:
         stack = [root]
         while stack:
+            folder = stack.pop()
             try:
-                with os.scandir(stack.pop()) as entries:
+                st = os.stat(folder)  # a folder link is followed, as the index follows it, once
+                if (st.st_dev, st.st_ino) in visited:
+                    continue
+                visited.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as entries:
                     for entry in entries:
-                        if entry.is_dir(follow_symlinks=False):
+                        try:
+                            is_dir = entry.is_dir()
+                        except OSError:
+                            is_dir = False
+                        if is_dir:
                             if config.get("recursive", True):
                                 stack.append(entry.path)
                             continue
@@ -173,7 +180,7 @@ def _logged_to(log: Path, mode: str = "a") -> Iterator[None]:
     gets the summary, as from the workflow."""
     log.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log, mode=mode, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     package = logging.getLogger("fast_diff_py")
     level, propagate = package.level, package.propagate
     package.addHandler(handler)

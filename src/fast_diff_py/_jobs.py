@@ -8,7 +8,10 @@ import logging
 import sys
 import threading
 
-__all__ = ["cancel_pending_timers", "start_job", "threads_per_job"]
+__all__ = ["LOG_FORMAT", "cancel_pending_timers", "start_job", "threads_per_job"]
+
+# a job log's lines (start_job; a run in one process writes the same: _inline)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _pyarrow_without_pandas() -> None:
@@ -43,7 +46,7 @@ class _RefusePandas:
 def start_job(log_path: str) -> None:
     """Route the package's logging to the job's log file, a failure's traceback included
     (the terminal gets one line naming the error and the log), and prepare pyarrow."""
-    logging.basicConfig(filename=log_path, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(filename=log_path, level=logging.INFO, format=LOG_FORMAT)
 
     def log_failure(kind, exc, tb):
         logging.getLogger("fast_diff_py").error("%s: %s", kind.__name__, exc, exc_info=(kind, exc, tb))

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .._actions import act
-from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir
+from .._api import ENGINES, Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir
 from .._config import load_schema
 from .._crops import MAX_CROP_TOLERANCE
 from .._decisions import block_size_for
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-e",
         "--engine",
-        choices=("auto", "snakemake", "inline"),
+        choices=ENGINES,
         default="auto",
         help="run the stages through Snakemake, job by job, or inline in this process, the same "
         "stages with the same results (default auto: inline for up to "

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir
+from .._api import ENGINES, Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-e",
         "--engine",
-        choices=("auto", "snakemake", "inline"),
+        choices=ENGINES,
         default="auto",
         help="run the stages through Snakemake, job by job, or inline in this process, the same "
         f"stages with the same results (default auto: inline for up to {SMALL_RUN_FILES} files, "

@@ -23,18 +23,18 @@ from datetime import datetime
 from pathlib import Path
 
 from .._actions import act
-from .._api import ENGINES, Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir
 from .._config import load_schema
 from .._crops import MAX_CROP_TOLERANCE
 from .._decisions import block_size_for
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
 from .._formats import report_path, summary_path
-from .._inline import SMALL_RUN_FILES
 from .._journal import Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
 from .._workflow import keep_run_log
+from . import add_engine_option
 
 logger = logging.getLogger("difpy")
 
@@ -178,15 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show Snakemake's own output instead of the progress lines (not a difPy option)",
     )
-    p.add_argument(
-        "-e",
-        "--engine",
-        choices=ENGINES,
-        default="auto",
-        help="run the stages through Snakemake, job by job, or inline in this process, the same "
-        "stages with the same results (default auto: inline for up to "
-        f"{SMALL_RUN_FILES} files, unless -v; not a difPy option)",
-    )
+    add_engine_option(p, "; not a difPy option")
     p.add_argument(
         "-proc", "--processes", type=bounded_int(1), default=os.cpu_count() or 1, help="CPU cores to use (default: all)"
     )

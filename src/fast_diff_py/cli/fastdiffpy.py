@@ -18,12 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-from .._api import ENGINES, Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir
+from .._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir
 from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
-from .._inline import SMALL_RUN_FILES
 from .._workflow import keep_run_log
+from . import add_engine_option
 from .difpy import crop_tolerance
 
 logger = logging.getLogger("fastdiffpy")
@@ -107,15 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="accepted for compatibility and ignored: jobs load what they need themselves",
     )
-    p.add_argument(
-        "-e",
-        "--engine",
-        choices=ENGINES,
-        default="auto",
-        help="run the stages through Snakemake, job by job, or inline in this process, the same "
-        f"stages with the same results (default auto: inline for up to {SMALL_RUN_FILES} files, "
-        "unless -v)",
-    )
+    add_engine_option(p)
     p.add_argument(
         "-t",
         "--temp_dir",

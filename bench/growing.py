@@ -80,6 +80,17 @@ def compare_work(work: Path, results: str, since: float) -> str:
     return f"{jobs} compare jobs{carried}"
 
 
+def stage_seconds(work: Path, results: str, since: float) -> str:
+    """The seconds of the jobs that ran after ``since`` (their benchmark files), per stage;
+    the rest of a run is Snakemake's start, its DAG and the jobs' starts."""
+    per: dict[str, list[float]] = {}
+    for bench in sorted((work / results / "benchmarks").rglob("*.tsv")):
+        if bench.stat().st_mtime >= since:
+            seconds = float(bench.read_text().splitlines()[1].split("\t")[0])
+            per.setdefault(bench.stem.rstrip("_0123456789"), []).append(seconds)
+    return ", ".join(f"{name} {sum(s):.2f}" + (f" ({len(s)} jobs)" if len(s) > 1 else "") for name, s in per.items())
+
+
 def rows(db: Path) -> list:
     con = sqlite3.connect(db)
     try:
@@ -109,6 +120,7 @@ def main() -> None:
         help="name each new file after the photo it is made from (IMG_1234_new.jpg), so that new files "
         "sort among the old ones in every shard, instead of new_00001.jpg, ... (together)",
     )
+    ap.add_argument("--stages", action="store_true", help="print each run's seconds per stage (its summary.json)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     corpus = Corpus(args.corpus)
@@ -139,6 +151,8 @@ def main() -> None:
             f"  {jobs} of {shards} thumbnail jobs, decoded {again} of their {total} files; "
             f"{compare_work(work, results, since)}"
         )
+        if args.stages:
+            line += f"\n{'':28s} stages (job s): {stage_seconds(work, results, since)}"
         if args.check and base:
             fresh = tmp / "fresh"
             shutil.rmtree(fresh, ignore_errors=True)

@@ -318,3 +318,145 @@ def test_the_files_of_shards_gone_are_removed_and_no_others(tmp_path):
     ]
     assert sorted(p.name for p in root.iterdir()) == ["11", "22"]
     assert sorted(p.name for p in logs.iterdir()) == ["make_thumbnails_11.log", "make_thumbnails_22.log"]
+
+
+HASHINGS = [
+    dict(compute_hash=True),
+    dict(compute_hash=True, shift_amount=2),
+    dict(compute_hash=True, rotate=False),
+    dict(compute_hash=True, digests=True, digests_from_hashes=True),
+    dict(compute_hash=False, digests=True, mirror=True),
+    dict(compute_hash=True, digests=True, shift_amount=1, rotate=False),
+]
+
+
+def _thumbnail_run(tmp_path: Path, photos: Path, name: str, settings: dict, reuse: Path | None) -> tuple:
+    """make_thumbnails of the one shard of ``photos`` with hashing ``settings``, keeping in
+    and taking from ``reuse``; its meta table, digests table and stack."""
+    from conftest import shard_inputs
+
+    from fast_diff_py import write_index
+    from fast_diff_py._thumbnails import make_thumbnails
+
+    out = tmp_path / name
+    shutil.rmtree(out, ignore_errors=True)
+    write_index(
+        out / "index",
+        part_a=[str(photos)],
+        part_b=[],
+        recursive=True,
+        ignore_names=[],
+        ignore_paths=[],
+        allowed_file_extensions=[".png"],
+        shard_size=100,
+    )
+    settings = dict(settings)
+    digests = out / "d.parquet" if settings.pop("digests", False) else None
+    make_thumbnails(
+        shard_inputs(out / "index")[0],
+        out / "t.npy",
+        out / "m.parquet",
+        size=16,
+        out_previews=out / "p.parquet",
+        reuse_dir=reuse,
+        out_digests=digests,
+        **settings,
+    )
+    return (
+        pq.read_table(out / "m.parquet"),
+        pq.read_table(digests) if digests else None,
+        np.load(out / "t.npy"),
+    )
+
+
+@pytest.mark.parametrize("hashing", HASHINGS, ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items()))
+def test_taken_thumbnails_keep_their_hashes_and_digests(tmp_path, monkeypatch, hashing):
+    """A file taken from the last run's thumbnails takes its hashes and canonical digest with
+    it where they were made with the same settings: only new and changed files are hashed,
+    and every output equals hashing every file again; other settings hash everything."""
+    from fast_diff_py import _thumbnails
+
+    photos = tmp_path / "photos"
+    for i in range(6):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    write(photos / "IMG_0009.png", np.rot90(photo(2, 40, 50)).copy())  # a turned copy: one digest
+    reuse = tmp_path / "reuse" / "shard"
+    _thumbnail_run(tmp_path, photos, "first", hashing, reuse)
+    write(photos / "AAA.png", photo(7, 40, 50))
+    write(photos / "IMG_0003.png", photo(8, 40, 50))  # replaced contents
+    hashed: list[int] = []
+    for name in ("hash_stack", "canonical_digests"):
+        real = getattr(_thumbnails, name)
+
+        def counting(stack, *args, _real=real, **kwargs):
+            hashed.append(len(stack))
+            return _real(stack, *args, **kwargs)
+
+        monkeypatch.setattr(_thumbnails, name, counting)
+    got = _thumbnail_run(tmp_path, photos, "second", hashing, reuse)
+    made = len(hashed)
+    fresh = _thumbnail_run(tmp_path, photos, "fresh", hashing, None)
+    assert hashed[:made] and all(n == 2 for n in hashed[:made])  # the new and the replaced file
+    assert all(n == 8 for n in hashed[made:])
+    assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
+    assert (got[1] is None and fresh[1] is None) or got[1].equals(fresh[1])
+    # other settings: every file hashed again, the same outputs as hashing them all
+    other = {**hashing, "shift_amount": hashing.get("shift_amount", 0) + 1, "rotate": not hashing.get("rotate", True)}
+    hashed.clear()
+    got = _thumbnail_run(tmp_path, photos, "third", other, reuse)
+    fresh = _thumbnail_run(tmp_path, photos, "fresh", other, None)
+    assert hashed[: len(hashed) // 2] and all(n == 8 for n in hashed)
+    assert got[0].equals(fresh[0]) and ((got[1] is None and fresh[1] is None) or got[1].equals(fresh[1]))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "rows", "columns"])
+def test_damaged_kept_hashes_are_made_again(tmp_path, damage, caplog):
+    import pyarrow as pa
+
+    photos = tmp_path / "photos"
+    for i in range(4):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    hashing = dict(compute_hash=True, digests=True)
+    reuse = tmp_path / "reuse" / "shard"
+    _thumbnail_run(tmp_path, photos, "first", hashing, reuse)
+    kept = reuse / "hashes.parquet"
+    table = pq.read_table(kept)
+    if damage == "garbage":
+        kept.write_bytes(b"PAR1 not a table PAR1")
+    elif damage == "rows":  # a row short: none of them is taken
+        pq.write_table(table.slice(1), kept)
+    else:  # a wrong hash where a column is missing
+        pq.write_table(table.drop(["hash_90"]).append_column("x", pa.array(["0"] * len(table))), kept)
+    got = _thumbnail_run(tmp_path, photos, "second", hashing, reuse)
+    fresh = _thumbnail_run(tmp_path, photos, "fresh", hashing, None)
+    assert got[0].equals(fresh[0]) and got[1].equals(fresh[1])
+    assert "hashing its files again" in caplog.text
+
+
+def test_a_kept_thumbnail_changed_in_place_alone_is_decoded_again(tmp_path, caplog, monkeypatch):
+    """The kept thumbnails are checked together; one whose sums changed (its file shares its
+    data with a shard's output) is decoded again, the others are taken."""
+    from fast_diff_py import _thumbnails
+
+    photos = tmp_path / "photos"
+    for i in range(5):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    reuse = tmp_path / "reuse" / "shard"
+    _thumbnail_run(tmp_path, photos, "first", dict(compute_hash=True), reuse)
+    arr = np.load(reuse / "thumbs.npy", mmap_mode="r+")
+    arr[2] = 255 - arr[2]
+    arr.flush()
+    del arr
+    decoded = []
+    real = _thumbnails.decode_thumbnail_and_crops
+
+    def counting(path, *args, **kwargs):
+        decoded.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_thumbnails, "decode_thumbnail_and_crops", counting)
+    got = _thumbnail_run(tmp_path, photos, "second", dict(compute_hash=True), reuse)
+    fresh = _thumbnail_run(tmp_path, photos, "fresh", dict(compute_hash=True), None)
+    assert [Path(p).name for p in decoded[:1]] == ["IMG_0002.png"] and len(decoded) == 1 + 5
+    assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
+    assert "IMG_0002.png' changed since it was made: decoding the file" in caplog.text

@@ -7,9 +7,11 @@ that shard (the index changed: files added, removed or changed anywhere before o
 takes the thumbnail, crop thumbnails, gallery preview and pixel size of every file whose
 version is the same from what that shard and its two neighbours kept, now and one run before
 (files added or removed before a shard move files across its ends), instead of decoding it
-again, as long as they would be
-made the same way (``fingerprint``: the settings that shape them and the versions of the
-decoders). Hashes and sums are computed again from the thumbnails, as for decoded files.
+again, as long as they would be made the same way (``fingerprint``: the settings that shape
+them and the versions of the decoders) and still have the channel sums they were made with
+(checked together, a store at a time). Their hashes and canonical digests are taken with
+them where they were made with the same settings (``HashKeys``; never those of a hash
+function of the user's), else made again from the thumbnails, as for decoded files.
 
 The inode change time changes with every write to a file and cannot be set back, so a file
 rewritten in place with its old size and modification time restored is decoded again. Only
@@ -25,7 +27,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._formats import INDEX_SCHEMA, META_VERSION, FileStatus, shard_ids
+from ._formats import HASH_COLUMNS, INDEX_SCHEMA, META_VERSION, FileStatus, shard_ids
 from ._io import atomic_path
 from ._kernel import channel_sums
 
-__all__ = ["Previous", "fingerprint", "forget_shards", "keep", "reuse_folders"]
+__all__ = ["HashKeys", "Kept", "Previous", "fingerprint", "forget_shards", "keep", "reuse_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,12 @@ _ROWS_SCHEMA = pa.schema(
     ]
 )
 _ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT = "rows.parquet", "thumbs.npy", "crops.npy", "previews", "fingerprint"
+# the hashes and canonical digests made of the kept thumbnails, rows as in _ROWS, and the
+# settings they were made with (HashKeys) in the file's metadata
+_HASHES = "hashes.parquet"
+_HASHES_SCHEMA = pa.schema(
+    [*((h, pa.string()) for h in HASH_COLUMNS), ("canonical", pa.string())],
+)
 # the version a folder held before: a neighbour that reads the folder just after its job
 # replaced it still finds the files that moved across the shards' common end
 _CARRY = "before"
@@ -131,6 +139,45 @@ def _version(row: dict) -> tuple:
     return tuple(row[c] for c in _VERSION)
 
 
+@dataclass(frozen=True)
+class HashKeys:
+    """The settings a thumbnail's hashes and canonical digest were made with: ``hashes``
+    those of ``hash_stack`` (shift_amount and rotate; None where none were made, or made by
+    a hash function of the user's, which may not give the same again), ``digests`` those of
+    ``canonical_digests`` (rotate and mirror; None where none were made). What was kept
+    under the same keys is what hashing the same thumbnail again gives."""
+
+    hashes: str | None = None
+    digests: str | None = None
+
+    def encode(self) -> dict[bytes, bytes]:
+        return {b"fast_diff.hash_keys": json.dumps([self.hashes, self.digests]).encode()}
+
+    @classmethod
+    def decode(cls, metadata: dict[bytes, bytes] | None) -> HashKeys:
+        hashes, digests = json.loads((metadata or {}).get(b"fast_diff.hash_keys", b"[null, null]"))
+        return cls(hashes, digests)
+
+
+class Kept:
+    """Where a thumbnail taken again was kept: its store and row there."""
+
+    __slots__ = ("store", "row")
+
+    def __init__(self, store: _Kept, row: int) -> None:
+        self.store, self.row = store, row
+
+    def hashes(self, key: str | None) -> tuple[str | None, ...] | None:
+        """The hashes made of it with settings ``key``, where they were kept."""
+        s = self.store
+        return s.hashes[self.row] if key is not None and s.hashes is not None and s.keys.hashes == key else None
+
+    def digest(self, key: str | None) -> str | None:
+        """Its canonical digest made with settings ``key``, where it was kept."""
+        s = self.store
+        return s.digests[self.row] if key is not None and s.digests is not None and s.keys.digests == key else None
+
+
 class Previous:
     """What the last jobs of some shards kept, looked up by file version. A folder that holds
     nothing, was made another way, or cannot be read whole is left out (its files are decoded
@@ -138,6 +185,8 @@ class Previous:
 
     def __init__(self, folders: Sequence[str | os.PathLike[str]], fingerprint: str) -> None:
         self._at: dict[tuple, tuple[_Kept, int]] = {}
+        # (store, row) -> whether that kept thumbnail is whole (_check)
+        self._whole: dict[tuple[int, int], bool] = {}
         for folder in folders:
             for where in (Path(folder), Path(folder) / _CARRY):
                 kept = _Kept.read(where, fingerprint)
@@ -148,29 +197,69 @@ class Previous:
     def __len__(self) -> int:
         return len(self._at)
 
+    def prepare(self, rows: Sequence[dict], size: int, variants: int) -> None:
+        """Check the kept thumbnails of the file versions of index rows ``rows`` together,
+        store by store (a vectorised pass instead of one per ``lookup``)."""
+        wanted: dict[int, tuple[_Kept, list[int]]] = {}
+        for row in rows:
+            found = self._at.get(_version(row))
+            if found is not None:
+                wanted.setdefault(id(found[0]), (found[0], []))[1].append(found[1])
+        for kept, at in wanted.values():
+            self._check(kept, at, size, variants)
+
+    def _check(self, kept: _Kept, at: Sequence[int], size: int, variants: int) -> None:
+        """Whether each kept thumbnail ``at`` of ``kept`` is of ``size`` with ``variants`` crops
+        and still has the channel sums it was made with (its file shares its data with a
+        shard's output, which a later job may have replaced): read a chunk at a time."""
+        fits = kept.thumbs.shape[1:] == (size, size, 3) and (
+            not variants or (kept.crops is not None and kept.crops.shape[1:] == (variants, size, size, 3))
+        )
+        expected = kept.sums(1 + variants) if fits else None
+        if expected is None:
+            self._whole.update(((id(kept), i), False) for i in at)
+            return
+        order = np.unique(np.asarray(at, np.int64))  # in file order
+        for chunk in np.array_split(order, max(1, -(-len(order) // _CHECK_CHUNK))):
+            sums = channel_sums(np.asarray(kept.thumbs[chunk]))
+            if variants:
+                assert kept.crops is not None
+                crops = np.asarray(kept.crops[chunk]).reshape(len(chunk) * variants, size, size, 3)
+                sums = np.concatenate([sums, channel_sums(crops).reshape(len(chunk), variants * 3)], axis=1)
+            whole = (sums == expected[chunk]).all(axis=1)
+            for i, ok in zip(chunk.tolist(), whole.tolist()):
+                self._whole[(id(kept), i)] = ok
+                if not ok:
+                    logger.warning(
+                        "the thumbnail kept for %r changed since it was made: decoding the file", kept.rows[i]["path"]
+                    )
+
+    def takes(self, row: dict) -> bool:
+        """Whether ``prepare`` found a whole kept thumbnail for index row ``row``."""
+        found = self._at.get(_version(row))
+        return found is not None and self._whole.get((id(found[0]), found[1]), False)
+
     def lookup(
         self, row: dict, size: int, variants: int
-    ) -> tuple[np.ndarray, np.ndarray, int, int, bytes | None] | None:  # noqa: E501
+    ) -> tuple[np.ndarray, np.ndarray, int, int, bytes | None, Kept] | None:
         """The thumbnail, crops, ``px, py`` and preview kept for the file version of index row
-        ``row``; None when there are none (or not of this ``size`` and number of crops)."""
+        ``row``, and where they were kept; None when there are none (or not of this ``size``
+        and number of crops, or changed since they were made). Checked here unless
+        ``prepare`` checked it."""
         found = self._at.get(_version(row))
         if found is None:
             return None
         kept, i = found
-        thumb = np.array(kept.thumbs[i])
-        if thumb.shape != (size, size, 3):
+        if (id(kept), i) not in self._whole:
+            self._check(kept, [i], size, variants)
+        if not self._whole[(id(kept), i)]:
             return None
-        if variants:
-            if kept.crops is None or kept.crops.shape[1:] != (variants, size, size, 3):
-                return None
-            cropped = np.array(kept.crops[i])
-        else:
-            cropped = np.empty((0, size, size, 3), np.uint8)
-        sums = channel_sums(np.concatenate([thumb[None], cropped])).ravel().tolist()
-        if sums != kept.rows[i]["sums"]:
-            logger.warning("the thumbnail kept for %r changed since it was made: decoding the file", row["path"])
-            return None
-        return thumb, cropped, kept.rows[i]["px"], kept.rows[i]["py"], kept.previews[i]
+        cropped = kept.crops[i] if variants and kept.crops is not None else np.empty((0, size, size, 3), np.uint8)
+        return kept.thumbs[i], cropped, kept.rows[i]["px"], kept.rows[i]["py"], kept.previews[i], Kept(kept, i)
+
+
+# kept thumbnails checked at once (their rows read together from the kept files)
+_CHECK_CHUNK = 2048
 
 
 @dataclass
@@ -179,6 +268,22 @@ class _Kept:
     thumbs: np.ndarray
     crops: np.ndarray | None
     previews: list[bytes | None]
+    keys: HashKeys = HashKeys()
+    hashes: list[tuple[str | None, ...]] | None = None
+    digests: list[str | None] | None = None
+
+    _sums: dict[int, np.ndarray | None] = field(default_factory=dict)
+
+    def sums(self, thumbnails: int) -> np.ndarray | None:
+        """The channel sums each row was kept with (rows x 3 ``thumbnails``: the thumbnail's,
+        then each crop's); None where they are not all of that length."""
+        if thumbnails not in self._sums:
+            if any(len(r["sums"]) != 3 * thumbnails for r in self.rows):
+                self._sums[thumbnails] = None
+            else:
+                sums = np.array([r["sums"] for r in self.rows], np.int64)
+                self._sums[thumbnails] = sums.reshape(len(self.rows), 3 * thumbnails)
+        return self._sums[thumbnails]
 
     @classmethod
     def read(cls, folder: Path, fingerprint: str) -> _Kept | None:
@@ -203,6 +308,7 @@ class _Kept:
                 crops = _map(_CROPS, fd)
             except FileNotFoundError:
                 crops = None
+            hashed = _read_hashes(folder, fd, len(rows))
         except Exception as exc:  # noqa: BLE001 - a damaged store is only no help
             if not isinstance(exc, FileNotFoundError):
                 logger.warning("thumbnails kept in %r cannot be read (%s): decoding its files", os.fspath(folder), exc)
@@ -212,7 +318,31 @@ class _Kept:
         if not (len(rows) == len(thumbs) == len(previews)) or (crops is not None and len(crops) != len(rows)):
             logger.warning("thumbnails kept in %r do not match their rows: decoding its files", os.fspath(folder))
             return None
-        return cls(rows, thumbs, crops, previews)
+        return cls(rows, thumbs, crops, previews, *hashed)
+
+
+def _read_hashes(folder: Path, fd: int, rows: int) -> tuple[HashKeys, list | None, list | None]:
+    """The hashes and digests kept in ``folder`` (open as ``fd``) for its ``rows`` rows, with
+    their keys; nothing where there are none or they cannot be read whole (they are made
+    again)."""
+    try:
+        with _open(_HASHES, fd) as fh:
+            kept = pq.ParquetFile(fh)
+            keys = HashKeys.decode(kept.schema_arrow.metadata)
+            table = kept.read()
+        if table.schema.remove_metadata() != _HASHES_SCHEMA:
+            raise ValueError(f"columns {table.schema.names}, expected {_HASHES_SCHEMA.names}")
+    except FileNotFoundError:
+        return HashKeys(), None, None
+    except Exception as exc:  # noqa: BLE001 - a damaged file is only no help
+        logger.warning("hashes kept in %r cannot be read (%s): hashing its files again", os.fspath(folder), exc)
+        return HashKeys(), None, None
+    if len(table) != rows:
+        logger.warning("hashes kept in %r do not match their rows: hashing its files again", os.fspath(folder))
+        return HashKeys(), None, None
+    hashes = list(zip(*(table.column(h).to_pylist() for h in HASH_COLUMNS))) if keys.hashes else None
+    digests = table.column("canonical").to_pylist() if keys.digests else None
+    return keys, hashes, digests
 
 
 def _open(name: str, fd: int):
@@ -242,12 +372,16 @@ def keep(
     crops: str | os.PathLike[str] | None,
     previews: str | os.PathLike[str],
     fingerprint: str,
+    keys: HashKeys = HashKeys(),
+    hashes: Sequence[tuple[str | None, ...]] | None = None,
+    digests: Sequence[str] | None = None,
 ) -> None:
     """Keep a shard's outputs (hard links where the file system has them, else copies) with
     the version of each file decoded (``index``: the shard's index rows; ``rows``: the meta
     rows the job made of them, in the same order; ``stack`` and ``crop_stack``, the decoded
     files' thumbnails and crops as written), in place of what was kept before, which is kept
-    one run longer beside it."""
+    one run longer beside it. With ``hashes`` and ``digests`` (rows as in ``stack``) also
+    those, made with the settings ``keys`` names (None: not kept)."""
 
     decoded = [(i, r) for i, r in zip(index, rows, strict=True) if r["success"] == FileStatus.SUCCESS]
     n, variants = len(decoded), crop_stack.shape[1]
@@ -265,7 +399,7 @@ def keep(
         with atomic_path(folder) as tmp:
             tmp.mkdir()
             (tmp / _CARRY).mkdir()
-            for name in (_ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT):
+            for name in (_ROWS, _THUMBS, _CROPS, _PREVIEWS, _FINGERPRINT, _HASHES):
                 if (Path(folder) / name).is_file():
                     _link(Path(folder) / name, tmp / _CARRY / name)
             _link(thumbs, tmp / _THUMBS)
@@ -273,6 +407,12 @@ def keep(
                 _link(crops, tmp / _CROPS)
             _link(previews, tmp / _PREVIEWS)
             pq.write_table(table, tmp / _ROWS)
+            keys = HashKeys(keys.hashes if hashes is not None else None, keys.digests if digests is not None else None)
+            if keys.hashes or keys.digests:
+                columns = list(zip(*hashes)) if keys.hashes and hashes else [[None] * n] * len(HASH_COLUMNS)
+                made = {h: list(c) for h, c in zip(HASH_COLUMNS, columns, strict=True)}
+                made["canonical"] = list(digests) if keys.digests and digests is not None else [None] * n
+                pq.write_table(pa.table(made, schema=_HASHES_SCHEMA.with_metadata(keys.encode())), tmp / _HASHES)
             (tmp / _FINGERPRINT).write_text(fingerprint)
     except OSError as exc:  # the shard's outputs are written: keeping them is only a help
         logger.warning("cannot keep the thumbnails in %r for the next run (%s)", os.fspath(folder), exc)

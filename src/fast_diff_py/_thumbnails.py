@@ -4,6 +4,7 @@ sums; and the canonical digests the plan for ``diff_threshold == 0`` groups by."
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,7 @@ from ._kernel import channel_sums
 from ._paths import native
 from ._plugins import resolve
 from ._progress import Progress
-from ._reuse import Previous, fingerprint, keep
+from ._reuse import HashKeys, Kept, Previous, fingerprint, keep
 
 __all__ = ["make_digests", "make_thumbnails"]
 
@@ -97,14 +98,15 @@ def make_thumbnails(
     With ``reuse_dir`` (and ``out_previews``) the job keeps what it made there, and takes
     from what the last jobs kept in ``reuse_dir`` and ``reuse_from`` (the neighbouring
     shards' folders) every file of the same version instead of decoding it again
-    (``fast_diff_py._reuse``): the outputs are those of decoding every file.
+    (``fast_diff_py._reuse``), with its hashes and digest where they were kept with the same
+    settings: the outputs are those of decoding and hashing every file.
 
     With ``sources`` (path -> file, for every path the job reads: ``_storage.photos_to_read``)
     each photo is read from the file given for its path, a copy Snakemake staged from a
     storage, known to be the version indexed by its size.
 
     With ``out_digests`` (the plan for ``diff_threshold`` 0 only) also the shard's canonical
-    digests, from the written outputs (``make_digests`` with ``rotate``, ``mirror`` and
+    digests, as ``make_digests`` makes them of the outputs (with ``rotate``, ``mirror`` and
     ``digests_from_hashes``): in the same job, which the digests would otherwise cost a start.
     """
     fractions = crop_fractions(crop_tolerance)
@@ -135,6 +137,8 @@ def make_thumbnails(
         max_file_bytes=max_file_bytes,
     )
     previous = Previous([reuse_dir, *reuse_from] if reuse_dir is not None and reusing else [], made_as)
+    if len(previous):
+        previous.prepare([row for row in index if _to_read(row)], size, len(fractions))
     thumbnail = functools.partial(
         _thumbnail_row,
         size=size,
@@ -145,13 +149,47 @@ def make_thumbnails(
         max_bytes=max_file_bytes,
         previous=previous,
     )
-    stack, crops, rows = _decode_shard(index, thumbnail, size, len(fractions), threads)
+    # the files read: those without a kept thumbnail (the kernel is asked to read them ahead)
+    reads = (lambda row: _to_read(row) and not previous.takes(row)) if len(previous) else _to_read
+    stack, crops, rows = _decode_shard(index, thumbnail, size, len(fractions), threads, reads)
+    # where each thumbnail of the stack was kept, if it was taken from there
+    taken = [r.pop("kept", None) for r in rows if r["success"] == FileStatus.SUCCESS]
     if reusing:
-        taken = sum(1 for r in rows if r.pop("reused", False))
-        logger.info("%d of %d files taken from the last run's thumbnails (the same version)", taken, len(rows))
+        logger.info(
+            "%d of %d files taken from the last run's thumbnails (the same version)",
+            sum(k is not None for k in taken),
+            len(rows),
+        )
+    # the settings hashes and digests are made with: what was kept under the same is taken
+    keys = HashKeys(
+        json.dumps({"shift_amount": shift_amount, "rotate": rotate}) if compute_hash and fn is default_hash else None,
+        json.dumps({"rotate": rotate, "mirror": mirror}) if out_digests is not None else None,
+    )
     # hashing is a Python loop over the thumbnails (OpenCV turns them, hashlib hashes them):
     # more threads would only take turns at the GIL
-    hashes = hash_stack(stack, shift_amount=shift_amount, rotate=rotate, hash_fn=fn) if compute_hash else None
+    hashes = (
+        _taking_kept(
+            stack,
+            taken,
+            lambda k: k.hashes(keys.hashes),
+            lambda part: hash_stack(part, shift_amount=shift_amount, rotate=rotate, hash_fn=fn),
+        )
+        if compute_hash
+        else None
+    )
+    digests = None
+    if out_digests is not None:
+        if digests_from_hashes:
+            if hashes is None:
+                raise ValueError("digests_from_hashes takes the digests from the hashes: it needs compute_hash")
+            digests = [canonical(h) for h in hashes]
+        else:
+            digests = _taking_kept(
+                stack,
+                taken,
+                lambda k: k.digest(keys.digests),
+                lambda part: canonical_digests(part, rotate, mirror),
+            )
     _save_stack(out_thumbs, stack)
     if fractions:
         assert out_crops is not None and out_crop_sums is not None
@@ -165,11 +203,42 @@ def make_thumbnails(
             pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp, row_group_size=PREVIEW_ROW_GROUP)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
+    if out_digests is not None:
+        assert digests is not None
+        decoded_rows = [i for i, r in enumerate(rows) if r["success"] == FileStatus.SUCCESS]
+        _write_digests(out_digests, decoded_rows, digests)
     if reusing:
         assert reuse_dir is not None and out_previews is not None
-        keep(reuse_dir, index, rows, stack, crops, out_thumbs, out_crops if fractions else None, out_previews, made_as)
-    if out_digests is not None:
-        make_digests(out_thumbs, out_meta, out_digests, rotate=rotate, mirror=mirror, from_hashes=digests_from_hashes)
+        keep(
+            reuse_dir,
+            index,
+            rows,
+            stack,
+            crops,
+            out_thumbs,
+            out_crops if fractions else None,
+            out_previews,
+            made_as,
+            keys,
+            hashes,
+            digests,
+        )
+
+
+def _taking_kept(
+    stack: np.ndarray,
+    taken: Sequence[Kept | None],
+    kept: Callable[[Kept], object | None],
+    make: Callable[[np.ndarray], Sequence],
+) -> list:
+    """For each thumbnail of ``stack``: what ``kept`` finds where it was kept (``taken``),
+    else what ``make`` makes of it (called once, on the thumbnails without)."""
+    out = [kept(k) if k is not None else None for k in taken]
+    missing = [i for i, v in enumerate(out) if v is None]
+    if missing:
+        for i, v in zip(missing, make(stack[missing] if len(missing) < len(stack) else stack), strict=True):
+            out[i] = v
+    return out
 
 
 def _save_stack(path: str | os.PathLike[str], stack: np.ndarray) -> None:
@@ -226,8 +295,8 @@ def _thumbnail_row(
         expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
     kept = previous.lookup(row, size, len(crops)) if previous else None
     if kept is not None:
-        thumb, cropped, out["px"], out["py"], out["preview"] = kept
-        out.update(success=int(FileStatus.SUCCESS), reused=True, **expected._asdict())
+        thumb, cropped, out["px"], out["py"], out["preview"], out["kept"] = kept
+        out.update(success=int(FileStatus.SUCCESS), **expected._asdict())
         return (thumb, cropped), out
     try:
         thumb, cropped, out["px"], out["py"], out["preview"] = decode_thumbnail_and_crops(
@@ -259,12 +328,14 @@ def _decode_run(
     crop_buf: np.ndarray,
     thumbnail: Callable[[dict], tuple[tuple[np.ndarray, np.ndarray] | None, dict]],
     progress: Progress,
+    reads: Callable[[dict], bool] = _to_read,
 ) -> list[dict]:
     """Thumbnails of a run of consecutive files into ``buf[first:]``; their meta rows.
 
-    The kernel reads ahead while this thread decodes (no reader thread: handing the GIL back
-    and forth per file cost more than the reads)."""
-    read = [_to_read(r) for r in rows]
+    The kernel reads ahead the files ``reads`` says are read (not those taken from kept
+    thumbnails) while this thread decodes (no reader thread: handing the GIL back and forth
+    per file cost more than the reads)."""
+    read = [reads(r) for r in rows]
     sizes = [max(0, r["file_size"] or 0) if ok else 0 for r, ok in zip(rows, read)]
     out = []
     for i, (row, ahead) in enumerate(zip(rows, read_ahead(sizes, READ_AHEAD_FILES, READ_AHEAD_BYTES))):
@@ -285,6 +356,7 @@ def _decode_shard(
     size: int,
     variants: int,
     threads: int,
+    reads: Callable[[dict], bool] = _to_read,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """The stack of the decoded files' thumbnails, in index order, and every file's meta row.
 
@@ -300,7 +372,7 @@ def _decode_shard(
     progress = Progress(len(index), "files", logger)
     with ThreadPoolExecutor(n_threads) as pool:
         runs = pool.map(
-            lambda first: _decode_run(index[first : first + step], first, buf, crop_buf, thumbnail, progress),
+            lambda first: _decode_run(index[first : first + step], first, buf, crop_buf, thumbnail, progress, reads),
             range(0, len(index), step),
         )
         rows = [meta for run in runs for meta in run]
@@ -376,5 +448,12 @@ def make_digests(
         # hashed row by row straight from the mapped file, no copy of the stack
         every = canonical_digests(np.load(thumbs, mmap_mode="r"), rotate, mirror)
         digests = [every[r] for r in rows[decoded].tolist()]
+    _write_digests(out, decoded.tolist(), digests)
+
+
+def _write_digests(out: str | os.PathLike[str], decoded_rows: Sequence[int], digests: Sequence[str]) -> None:
+    """The digests file (DIGEST_SCHEMA) of a shard: the meta row of each decoded file (in
+    stack order) and its canonical digest."""
     with atomic_path(out) as tmp:
-        pq.write_table(pa.table({"row": decoded.astype(np.int32), "canonical": digests}, schema=DIGEST_SCHEMA), tmp)
+        table = pa.table({"row": np.asarray(decoded_rows, np.int32), "canonical": list(digests)}, schema=DIGEST_SCHEMA)
+        pq.write_table(table, tmp)

@@ -26,8 +26,9 @@ import importlib.metadata
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,13 +170,11 @@ class Kept:
 
     def hashes(self, key: str | None) -> tuple[str | None, ...] | None:
         """The hashes made of it with settings ``key``, where they were kept."""
-        s = self.store
-        return s.hashes[self.row] if key is not None and s.hashes is not None and s.keys.hashes == key else None
+        return self.store.hashes(self.row, key) if key is not None else None
 
     def digest(self, key: str | None) -> str | None:
         """Its canonical digest made with settings ``key``, where it was kept."""
-        s = self.store
-        return s.digests[self.row] if key is not None and s.digests is not None and s.keys.digests == key else None
+        return self.store.digest(self.row, key) if key is not None else None
 
 
 class Previous:
@@ -191,8 +190,8 @@ class Previous:
             for where in (Path(folder), Path(folder) / _CARRY):
                 kept = _Kept.read(where, fingerprint)
                 if kept is not None:
-                    for i, r in enumerate(kept.rows):
-                        self._at.setdefault(_version(r), (kept, i))
+                    for i, version in enumerate(kept.versions):
+                        self._at.setdefault(version, (kept, i))
 
     def __len__(self) -> int:
         return len(self._at)
@@ -231,7 +230,7 @@ class Previous:
                 self._whole[(id(kept), i)] = ok
                 if not ok:
                     logger.warning(
-                        "the thumbnail kept for %r changed since it was made: decoding the file", kept.rows[i]["path"]
+                        "the thumbnail kept for %r changed since it was made: decoding the file", kept.path(i)
                     )
 
     def takes(self, row: dict) -> bool:
@@ -255,41 +254,85 @@ class Previous:
         if not self._whole[(id(kept), i)]:
             return None
         cropped = kept.crops[i] if variants and kept.crops is not None else np.empty((0, size, size, 3), np.uint8)
-        return kept.thumbs[i], cropped, kept.rows[i]["px"], kept.rows[i]["py"], kept.previews[i], Kept(kept, i)
+        return kept.thumbs[i], cropped, kept.px[i], kept.py[i], kept.preview(i), Kept(kept, i)
 
 
 # kept thumbnails checked at once (their rows read together from the kept files)
 _CHECK_CHUNK = 2048
 
 
-@dataclass
 class _Kept:
-    rows: list[dict]
-    thumbs: np.ndarray
-    crops: np.ndarray | None
-    previews: list[bytes | None]
-    keys: HashKeys = HashKeys()
-    hashes: list[tuple[str | None, ...]] | None = None
-    digests: list[str | None] | None = None
+    """What one folder kept: each row's file version and what its decoding gave, column by
+    column; the stacks mapped, the previews and hashes read on first use (from the files
+    opened with the rest)."""
 
-    _sums: dict[int, np.ndarray | None] = field(default_factory=dict)
+    def __init__(
+        self,
+        rows: pa.Table,
+        thumbs: np.ndarray,
+        crops: np.ndarray | None,
+        previews: pq.ParquetFile,
+        keys: HashKeys,
+        hashed: pa.Table | None,
+    ) -> None:
+        self.versions = list(zip(*(rows.column(c).to_pylist() for c in _VERSION)))
+        self.px, self.py = rows.column("px").to_pylist(), rows.column("py").to_pylist()
+        self._sums_column = rows.column("sums").combine_chunks()
+        self.thumbs, self.crops, self.keys = thumbs, crops, keys
+        self._previews_file: pq.ParquetFile | None = previews
+        self._previews: pa.Array | None = None
+        self._hashed = hashed
+        self._hashes: list[tuple[str | None, ...]] | None = None
+        self._digests: list[str | None] | None = None
+        self._sums: dict[int, np.ndarray | None] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def path(self, i: int) -> str:
+        return self.versions[i][0]
+
+    def preview(self, i: int) -> bytes | None:
+        with self._lock:
+            if self._previews is None:
+                assert self._previews_file is not None
+                self._previews = self._previews_file.read(columns=["jpeg"]).column("jpeg").combine_chunks()
+                self._previews_file = None
+        return self._previews[i].as_py()
+
+    def hashes(self, i: int, key: str) -> tuple[str | None, ...] | None:
+        if self._hashed is None or self.keys.hashes != key:
+            return None
+        if self._hashes is None:
+            self._hashes = list(zip(*(self._hashed.column(h).to_pylist() for h in HASH_COLUMNS)))
+        return self._hashes[i]
+
+    def digest(self, i: int, key: str) -> str | None:
+        if self._hashed is None or self.keys.digests != key:
+            return None
+        if self._digests is None:
+            self._digests = self._hashed.column("canonical").to_pylist()
+        return self._digests[i]
 
     def sums(self, thumbnails: int) -> np.ndarray | None:
         """The channel sums each row was kept with (rows x 3 ``thumbnails``: the thumbnail's,
         then each crop's); None where they are not all of that length."""
         if thumbnails not in self._sums:
-            if any(len(r["sums"]) != 3 * thumbnails for r in self.rows):
-                self._sums[thumbnails] = None
-            else:
-                sums = np.array([r["sums"] for r in self.rows], np.int64)
-                self._sums[thumbnails] = sums.reshape(len(self.rows), 3 * thumbnails)
+            column = self._sums_column
+            offsets = column.offsets.to_numpy()
+            found = None
+            if column.null_count == 0 and (np.diff(offsets) == 3 * thumbnails).all():
+                values = column.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+                found = values.astype(np.int64).reshape(len(self), 3 * thumbnails)
+            self._sums[thumbnails] = found
         return self._sums[thumbnails]
 
     @classmethod
     def read(cls, folder: Path, fingerprint: str) -> _Kept | None:
         # every file opened through the folder's own descriptor: when its job replaces the
         # folder meanwhile, the files of the old one are gone (an error: not used), never
-        # mixed with the new one's
+        # mixed with the new one's; the previews are read later through the file opened now
         try:
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
@@ -300,28 +343,29 @@ class _Kept:
                     logger.info("thumbnails kept in %r were made another way: decoding its files", os.fspath(folder))
                     return None
             with _open(_ROWS, fd) as fh:
-                rows = pq.ParquetFile(fh).read().to_pylist()  # not read_table: see _io.read_parquet
-            with _open(_PREVIEWS, fd) as fh:
-                previews = pq.ParquetFile(fh).read(columns=["jpeg"]).column("jpeg").to_pylist()
+                rows = pq.ParquetFile(fh).read()  # not read_table: see _io.read_parquet
+            previews = pq.ParquetFile(_open(_PREVIEWS, fd))
             thumbs = _map(_THUMBS, fd)
             try:
                 crops = _map(_CROPS, fd)
             except FileNotFoundError:
                 crops = None
-            hashed = _read_hashes(folder, fd, len(rows))
+            keys, hashed = _read_hashes(folder, fd, len(rows))
+            kept = cls(rows, thumbs, crops, previews, keys, hashed)
         except Exception as exc:  # noqa: BLE001 - a damaged store is only no help
             if not isinstance(exc, FileNotFoundError):
                 logger.warning("thumbnails kept in %r cannot be read (%s): decoding its files", os.fspath(folder), exc)
             return None
         finally:
             os.close(fd)
-        if not (len(rows) == len(thumbs) == len(previews)) or (crops is not None and len(crops) != len(rows)):
+        n = len(kept)
+        if not (n == len(thumbs) == previews.metadata.num_rows) or (crops is not None and len(crops) != n):
             logger.warning("thumbnails kept in %r do not match their rows: decoding its files", os.fspath(folder))
             return None
-        return cls(rows, thumbs, crops, previews, *hashed)
+        return kept
 
 
-def _read_hashes(folder: Path, fd: int, rows: int) -> tuple[HashKeys, list | None, list | None]:
+def _read_hashes(folder: Path, fd: int, rows: int) -> tuple[HashKeys, pa.Table | None]:
     """The hashes and digests kept in ``folder`` (open as ``fd``) for its ``rows`` rows, with
     their keys; nothing where there are none or they cannot be read whole (they are made
     again)."""
@@ -333,16 +377,14 @@ def _read_hashes(folder: Path, fd: int, rows: int) -> tuple[HashKeys, list | Non
         if table.schema.remove_metadata() != _HASHES_SCHEMA:
             raise ValueError(f"columns {table.schema.names}, expected {_HASHES_SCHEMA.names}")
     except FileNotFoundError:
-        return HashKeys(), None, None
+        return HashKeys(), None
     except Exception as exc:  # noqa: BLE001 - a damaged file is only no help
         logger.warning("hashes kept in %r cannot be read (%s): hashing its files again", os.fspath(folder), exc)
-        return HashKeys(), None, None
+        return HashKeys(), None
     if len(table) != rows:
         logger.warning("hashes kept in %r do not match their rows: hashing its files again", os.fspath(folder))
-        return HashKeys(), None, None
-    hashes = list(zip(*(table.column(h).to_pylist() for h in HASH_COLUMNS))) if keys.hashes else None
-    digests = table.column("canonical").to_pylist() if keys.digests else None
-    return keys, hashes, digests
+        return HashKeys(), None
+    return keys, table
 
 
 def _open(name: str, fd: int):

@@ -460,3 +460,28 @@ def test_a_kept_thumbnail_changed_in_place_alone_is_decoded_again(tmp_path, capl
     assert [Path(p).name for p in decoded[:1]] == ["IMG_0002.png"] and len(decoded) == 1 + 5
     assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
     assert "IMG_0002.png' changed since it was made: decoding the file" in caplog.text
+
+
+def test_a_kept_thumbnail_changed_after_its_check_is_decoded_again(tmp_path, caplog, monkeypatch):
+    """What a job takes is the copy it checked: a kept thumbnail changed in place after the
+    store was checked is decoded again, never taken."""
+    from fast_diff_py._reuse import Previous
+
+    photos = tmp_path / "photos"
+    for i in range(4):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    reuse = tmp_path / "reuse" / "shard"
+    _thumbnail_run(tmp_path, photos, "first", dict(compute_hash=True), reuse)
+    real = Previous.prepare
+
+    def then_changed(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        arr = np.load(reuse / "thumbs.npy", mmap_mode="r+")
+        arr[1] = 255 - arr[1]
+        arr.flush()
+
+    monkeypatch.setattr(Previous, "prepare", then_changed)
+    got = _thumbnail_run(tmp_path, photos, "second", dict(compute_hash=True), reuse)
+    fresh = _thumbnail_run(tmp_path, photos, "fresh", dict(compute_hash=True), None)
+    assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
+    assert "IMG_0001.png' changed since it was made: decoding the file" in caplog.text

@@ -253,8 +253,18 @@ class Previous:
             self._check(kept, [i], size, variants)
         if not self._whole[(id(kept), i)]:
             return None
-        cropped = kept.crops[i] if variants and kept.crops is not None else np.empty((0, size, size, 3), np.uint8)
-        return kept.thumbs[i], cropped, kept.px[i], kept.py[i], kept.preview(i), Kept(kept, i)
+        # what is handed out is a copy, checked again: the kept file may change after _check
+        thumb = np.array(kept.thumbs[i])
+        cropped = np.empty((0, size, size, 3), np.uint8)
+        if variants and kept.crops is not None:
+            cropped = np.array(kept.crops[i])
+        made = channel_sums(np.concatenate([thumb[None], cropped])).ravel()
+        expected = kept.sums(1 + variants)
+        if expected is None or not np.array_equal(made, expected[i]):
+            self._whole[(id(kept), i)] = False
+            logger.warning("the thumbnail kept for %r changed since it was made: decoding the file", kept.path(i))
+            return None
+        return thumb, cropped, kept.px[i], kept.py[i], kept.preview(i), Kept(kept, i)
 
 
 # kept thumbnails checked at once (their rows read together from the kept files)

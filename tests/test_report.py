@@ -68,8 +68,16 @@ def stored_pairs(db: Path) -> dict[frozenset, float]:
 
 
 def loaded(path: Path, call: str) -> object:
-    """The data a gallery script hands to ``FD.<call>``."""
-    return json.loads(re.search(rf"FD\.{call}\((?:\d+, )?(.*)\);", path.read_text()).group(1))
+    """The data a gallery script hands to ``FD.<call>``; a page's groups with each file's
+    ``thumb`` as the page script hands it over (its data URI, or None)."""
+    args = json.loads("[" + re.fullmatch(rf"FD\.{call}\((.*)\);\n", path.read_text(), re.S).group(1) + "]")
+    if call == "page":
+        _, groups, thumbs = args
+        for f in (f for g in groups for f in g["files"]):
+            assert "thumb" not in f
+            f["thumb"] = thumbs.get(str(f["key"]))
+        return groups
+    return args[-1]
 
 
 def test_the_gallery_holds_every_group_with_its_files(example):

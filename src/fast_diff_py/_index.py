@@ -128,10 +128,15 @@ def walk_partition(
                 )
                 continue
             subfolders = []
+            # every entry's absolute, normal path is this folder's and its name (scandir
+            # never lists "." or ".."): normalized once per folder, not per file
+            base = _norm(folder) if excluded or paths else ""
             for entry in entries:
-                if excluded and _excluded(_norm(entry.path), excluded):
+                name = entry.name
+                full = os.path.join(base, name) if base else ""
+                if excluded and _excluded(full, name, excluded):
                     continue
-                ignored = entry.name in names or bool(paths) and _norm(entry.path) in paths
+                ignored = name in names or bool(paths) and full in paths
                 try:
                     is_dir = entry.is_dir()
                 except OSError:
@@ -147,15 +152,14 @@ def walk_partition(
             stack.extend(reversed(subfolders))
 
 
-def _excluded(path: str, excluded: set[str]) -> bool:
-    """Whether ``path`` is one of ``excluded`` or a temporary file of one of them
-    (``.name.tmp-PID``, ``.name.scratch-PID``)."""
+def _excluded(path: str, name: str, excluded: set[str]) -> bool:
+    """Whether ``path`` (whose last part is ``name``) is one of ``excluded`` or a temporary
+    file of one of them (``.name.tmp-PID``, ``.name.scratch-PID``)."""
     if path in excluded:
         return True
-    folder, name = os.path.split(path)
     if name.startswith(".") and ("tmp-" in name or "scratch-" in name):
         base = name[1:].rsplit(".", 1)[0]
-        return os.path.join(folder, base) in excluded
+        return os.path.join(os.path.dirname(path), base) in excluded
     return False
 
 
@@ -169,18 +173,28 @@ def _stat(get_stat) -> tuple[int, float, str | None, tuple[int, int, int]]:
     return st.st_size, max(st.st_ctime, -1.0), error, (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
-def _entry(path: str, part_b: int, dir_index: int, allowed: bool, get_stat, via_link: int) -> FileEntry:
+def _entry(
+    path: str, part_b: int, dir_index: int, allowed: bool, get_stat, via_link: int, name: str | None = None
+) -> FileEntry:
+    """One file's entry; ``name`` its last part where the caller has it."""
     size, created, error, (dev, inode, mtime_ns) = _stat(get_stat)
+    if name is None:
+        name = os.path.basename(path)
+    try:
+        path.encode("utf-8")  # the common case: valid text, no bytes kept (display, raw)
+        shown, path_bytes = path, None
+    except UnicodeEncodeError:
+        shown, path_bytes, name = display(path), raw(path), display(name)
     return FileEntry(
-        display(path),
-        display(os.path.basename(path)),
+        shown,
+        name,
         int(part_b),
         dir_index,
         size,
         created,
         int(allowed),
         error,
-        raw(path),
+        path_bytes,
         dev,
         inode,
         mtime_ns,
@@ -192,12 +206,13 @@ def _file_entry(
     entry: os.DirEntry, part_b: bool, dir_index: int, ignored: bool, extensions: set[str], via_link: int = 0
 ) -> FileEntry:
     """Describe one non-folder directory entry, never raising."""
-    allowed = not ignored and ("*" in extensions or os.path.splitext(entry.name)[1].lower() in extensions)
+    name = entry.name
+    allowed = not ignored and ("*" in extensions or os.path.splitext(name)[1].lower() in extensions)
     try:
         link = entry.is_symlink()
     except OSError:
         link = False
-    return _entry(entry.path, part_b, dir_index, allowed, entry.stat, int(via_link or link))
+    return _entry(entry.path, part_b, dir_index, allowed, entry.stat, int(via_link or link), name)
 
 
 def list_entries(file_list: str | os.PathLike[str]) -> Iterator[FileEntry]:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 import cv2
 
@@ -145,9 +145,46 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
     return out
 
 
-def _write_js(path: Path, call: str, *args: Any) -> None:
-    text = f"{call}({', '.join(json.dumps(a, ensure_ascii=False) for a in args)});\n"
-    path.write_text(text.replace("</", "<\\/"), encoding="utf-8")
+def _write_js(path: Path, call: str, *args: Any, thumbs: dict[int, bytes | None] | None = None) -> None:
+    """``call(args...)`` in ``path``, with ``thumbs`` (JPEG by file key) as a last argument
+    mapping each key to its data URI: written as they are, not through the JSON encoder (a
+    page's text is mostly these, and base64 needs no escaping)."""
+    text = ", ".join(json.dumps(a, ensure_ascii=False) for a in args).replace("</", "<\\/")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"{call}({text}")
+        if thumbs is not None:
+            fh.write(", {")
+            fh.write(
+                ",".join(
+                    f'"{key}":"data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}"'
+                    for key, jpeg in thumbs.items()
+                    if jpeg
+                )
+            )
+            fh.write("}")
+        fh.write(");\n")
+
+
+def _file_uri(path: str) -> str:
+    """The ``file://`` URI of the absolute ``path`` (``Path.as_uri``'s)."""
+    return "file://" + quote_from_bytes(os.fsencode(path))
+
+
+class _Absolute:
+    """``os.path.abspath`` of paths, each folder's made once: a path's is its folder's and
+    its name."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        folder, name = os.path.split(path)
+        if not folder or name in ("", ".", ".."):
+            return os.path.abspath(path)
+        done = self._folders.get(folder)
+        if done is None:
+            done = self._folders[folder] = os.path.abspath(folder)
+        return os.path.join(done, name)
 
 
 def make_report(
@@ -194,11 +231,11 @@ def make_report(
         with ThreadPoolExecutor(max(1, threads)) as pool:
             again = pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing)
             made.update((f["key"], jpeg) for f, jpeg in zip(missing, again) if jpeg is not None)
+        absolute = _Absolute()
         for f in members:
             if storage is None:
-                where = os.path.abspath(native(f["path"], f.pop("raw")))
-                f["url"] = Path(where).as_uri()
-                f["abs"] = os.path.abspath(f["path"])  # what the folder filter matches
+                f["url"] = _file_uri(absolute(native(f["path"], f.pop("raw"))))
+                f["abs"] = absolute(f["path"])  # what the folder filter matches
             else:
                 f.pop("raw")
                 prefix, folder = storage
@@ -208,12 +245,8 @@ def make_report(
         for n, start in enumerate(range(0, len(groups), GROUPS_PER_PAGE), 1):
             chunk = groups[start : start + GROUPS_PER_PAGE]
             # each thumbnail inside its page (a data URI): one file per page, not per image
-            for f in (f for g in chunk for f in g["files"]):
-                jpeg = made.pop(f["key"], None)
-                f["thumb"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii") if jpeg else None
-            _write_js(tmp / "data" / f"groups-{n:05d}.js", "FD.page", n, chunk)
-            for f in (f for g in chunk for f in g["files"]):
-                f["thumb"] = None  # written: the page's memory goes
+            thumbs = {f["key"]: made.pop(f["key"], None) for g in chunk for f in g["files"]}
+            _write_js(tmp / "data" / f"groups-{n:05d}.js", "FD.page", n, chunk, thumbs=thumbs)
             pages.append({"groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]})
         broken_pages = 0
         for n, start in enumerate(range(0, len(broken), BROKEN_PER_PAGE), 1):

@@ -135,7 +135,7 @@ def list_storage(
                 continue
             folders = [os.path.join(root, *parts[: i + 1]) for i in range(len(parts) - 1)]
             path = os.path.join(root, relative)
-            if any(_excluded(_norm(p), excluded) for p in [*folders, path]):
+            if any(_excluded(_norm(p), os.path.basename(p), excluded) for p in [*folders, path]):
                 continue
             if any(p in names for p in parts[:-1]) or any(_norm(f) in ignored_paths for f in folders):
                 continue  # a walk does not enter an ignored folder

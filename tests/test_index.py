@@ -227,3 +227,69 @@ def test_empty_partition_still_has_a_shard(tmp_path):
     (shard,) = shard_ids(tmp_path / "idx")
     assert pq.read_metadata(tmp_path / "idx" / shard_file(shard)).num_rows == 0
     assert pq.read_metadata(tmp_path / "idx" / shard_file(shard, SHARD_FILES_SUFFIX)).num_rows == 0
+
+
+def _config(part_a, part_b, results):
+    return {
+        "part_a": [str(p) for p in part_a],
+        "part_b": [str(p) for p in part_b],
+        "recursive": True,
+        "ignore_names": [],
+        "ignore_paths": [],
+        "allowed_file_extensions": EXT,
+        "file_list": None,
+        "db_path": str(results / "fast_diff.db"),
+        "results_dir": str(results),
+    }
+
+
+def _index_rows(index_dir):
+    return [pq.read_table(Path(index_dir) / shard_file(s)).to_pylist() for s in shard_ids(index_dir)]
+
+
+@pytest.mark.parametrize("held", [100_000, 2])  # held in memory, or written batch by batch
+def test_the_index_takes_the_walk_that_found_the_folders_changed(tmp_path, monkeypatch, caplog, held):
+    """record_folder_state keeps its walk beside the state (FOLDER_WALK); the index made from
+    it equals one made by walking, it is the walk of the state (a file added after it is not
+    in it), what the walk logged (a link loop) is in the index's log, and a walk file of
+    another state is not taken: the folders are walked again."""
+    import logging
+
+    from fast_diff_py import FOLDER_STATE, FOLDER_WALK, _index, record_folder_state
+
+    monkeypatch.setattr(_index._WalkFile.__init__, "__defaults__", (held, 2))
+    a, b, results = tmp_path / "r" / "A", tmp_path / "r" / "B", tmp_path / "results"
+    tree(a, ["1.jpg", "2.jpg", "x/3.jpg", "with space.jpg", "c.txt"])
+    tree(b, ["4.jpg", "5.png"])
+    os.symlink(a, a / "x" / "loop")
+    cfg = _config([a], [b], results)
+    state, walk = results / FOLDER_STATE, results / FOLDER_WALK
+    assert record_folder_state(state, cfg) and walk.exists()
+    index_of(tmp_path / "walked-here", [a], [b])
+    tree(a, ["0_added_after.jpg"])
+    caplog.set_level(logging.INFO, logger="fast_diff_py")
+    caplog.clear()
+    write_index(tmp_path / "from-walk", shard_size=3, walked=(walk, state), **_index_args(cfg))
+    assert _index_rows(tmp_path / "from-walk") == _index_rows(tmp_path / "walked-here")
+    assert "skipping" in caplog.text and "walking the folders" not in caplog.text
+    # the folders changed: a new state and walk; an older walk file is not taken for it
+    stale = walk.read_bytes()
+    assert record_folder_state(state, cfg) and walk.read_bytes() != stale
+    walk.write_bytes(stale)
+    caplog.clear()
+    write_index(tmp_path / "walked-again", shard_size=3, walked=(walk, state), **_index_args(cfg))
+    assert "walking the folders" in caplog.text
+    files = [r["filename"] for shard in _index_rows(tmp_path / "walked-again") for r in shard]
+    assert "0_added_after.jpg" in files
+    # the same state: the walk file is made to hold its walk again, the state left as it is
+    assert not record_folder_state(state, cfg) and _index.walk_state(walk) == state.read_text()
+    # nothing changed: neither is written again
+    before = walk.stat().st_mtime_ns
+    time.sleep(0.01)
+    assert not record_folder_state(state, cfg) and walk.stat().st_mtime_ns == before
+
+
+def _index_args(cfg):
+    return {
+        k: cfg[k] for k in ("part_a", "part_b", "recursive", "ignore_names", "ignore_paths", "allowed_file_extensions")
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -18,6 +19,8 @@ import pyarrow.parquet as pq
 
 from ._formats import (
     FILE_LIST_SCHEMA,
+    FOLDER_WALK,
+    FOLDER_WALK_SCHEMA,
     INDEX_SCHEMA,
     LONGEST_SHARD,
     ROOTS_FILE,
@@ -26,6 +29,7 @@ from ._formats import (
     SHARD_FILES_SUFFIX,
     SHARDS_FILE,
     SHARDS_SCHEMA,
+    WALK_STATE_KEY,
     inline_results_dir,
     ours,
     report_path,
@@ -363,14 +367,142 @@ def folder_state(
 ) -> str:
     """A digest of everything write_index would record now (each path with its identity,
     size and times; a stat walk, no file read): equal digests mean an equal index."""
+    walks = _walks(
+        part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions, file_list, exclude_paths
+    )
+    return _digest_walk(part_a, part_b, walks, None)
+
+
+def _digest_walk(
+    part_a: list[str], part_b: list[str], walks: Iterable[Iterable[FileEntry]], out: _WalkFile | None
+) -> str:
+    """``folder_state``'s digest of the entries of ``walks``; with ``out``, the entries
+    handed to it too, and what the walk logged (a link loop)."""
     h = hashlib.sha1()
     h.update(repr((part_a, part_b)).encode())
-    for walk in _walks(
-        part_a, part_b, recursive, ignore_names, ignore_paths, allowed_file_extensions, file_list, exclude_paths
-    ):
-        for entry in walk:
-            h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+    if out is None:
+        for walk in walks:
+            for entry in walk:
+                h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+    # what the walk logs is kept for the index job's log, and passed on here as it would be
+    said, level, propagate = _Said(), logger.level, logger.propagate
+    shown = logger.getEffectiveLevel()
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        for walk in walks:
+            for entry in walk:
+                h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+                out.add(entry)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
+        logger.propagate = propagate
+        for at, message in said.records:
+            if at >= shown:
+                logger.log(at, "%s", message)
+    out.said = said.records
     return h.hexdigest()
+
+
+class _WalkFile:
+    """The entries of a walk for a FOLDER_WALK file at ``path``: held in memory up to
+    ``held`` of them (most walks: nothing is written when the file there already holds this
+    walk), beyond that written to a temporary file as they come, a batch at a time."""
+
+    def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
+        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.limit, self.batch = held, batch
+        self.held: list[FileEntry] = []
+        self.said: list[tuple[int, str]] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, entry: FileEntry) -> None:
+        self.held.append(entry)
+        if len(self.held) >= (self.batch if self.writer is not None else self.limit):
+            self._spill()
+
+    def _spill(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, FOLDER_WALK_SCHEMA)
+        self.writer.write_table(_walk_table(self.held))
+        self.held = []
+
+    def finish(self, state: str) -> bool:
+        """Make the file at ``path`` hold this walk, the walk of ``state``; whether it was
+        written."""
+        try:
+            if walk_state(self.path) == state:
+                return False  # what was written of it (a walk longer than held) goes
+            self._spill()
+            assert self.writer is not None
+            self.writer.add_key_value_metadata({WALK_STATE_KEY: state, _WALK_LOG_KEY: json.dumps(self.said)})
+            self.writer.close()
+            self.writer = None
+            os.replace(self.tmp, self.path)
+            return True
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def _walk_table(entries: list[FileEntry]) -> pa.Table:
+    columns = zip(*entries) if entries else [[] for _ in FileEntry._fields]
+    return pa.table(dict(zip(FileEntry._fields, map(list, columns))), schema=FOLDER_WALK_SCHEMA)
+
+
+def walk_state(path: str | os.PathLike[str]) -> str | None:
+    """The folder state whose entries the FOLDER_WALK file at ``path`` holds (None where
+    there is none, or it cannot be read)."""
+    try:
+        metadata = pq.read_metadata(path).metadata or {}  # the file's, written last
+    except (OSError, pa.ArrowException):
+        return None
+    state = metadata.get(WALK_STATE_KEY)
+    return state.decode() if state else None
+
+
+_WALK_LOG_KEY = b"fast_diff_walk_log"
+
+
+class _Said(logging.Handler):
+    """The records logged while it is attached, as ``(level, message)``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.levelno, record.getMessage()))
+
+
+def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list[FileEntry] | None:
+    """The entries of the FOLDER_WALK file ``walk`` when they are the walk that the folder
+    state in the file ``state`` digests, else None (the folders are walked again)."""
+    try:
+        wanted = Path(state).read_text()
+    except OSError:
+        return None
+    if walk_state(walk) != wanted:
+        logger.info("%s does not hold the walk of %s: walking the folders", os.fspath(walk), os.fspath(state))
+        return None
+    try:
+        with pq.ParquetFile(walk) as pf:
+            said = json.loads((pf.metadata.metadata or {}).get(_WALK_LOG_KEY, b"[]"))
+            table = pf.read()
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        logger.info("%s not read (%s): walking the folders", os.fspath(walk), exc)
+        return None
+    for level, message in said:  # what the walk met, as if walked here
+        logger.log(level, "%s", message)
+    return [FileEntry._make(row) for row in zip(*(table.column(n).to_pylist() for n in FileEntry._fields))]
 
 
 def own_paths(config: dict) -> list[str]:
@@ -385,16 +517,34 @@ def own_paths(config: dict) -> list[str]:
 def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:
     """Write ``folder_state`` of ``config``'s partitions to ``stamp`` when it differs from the
     one there, so that a rule taking ``stamp`` as input runs again exactly when the folders
-    changed. Returns whether it was written."""
-    state = folder_state(**{**config, "exclude_paths": own_paths(config)})
+    changed; beside it, the walk's entries (FOLDER_WALK), which the index job takes instead of
+    walking the folders again. Returns whether the state was written."""
+    c = {**config, "exclude_paths": own_paths(config)}
     stamp = Path(stamp)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    walk = _WalkFile(stamp.with_name(FOLDER_WALK))
+    try:
+        walks = _walks(
+            c["part_a"],
+            c["part_b"],
+            c["recursive"],
+            c["ignore_names"],
+            c["ignore_paths"],
+            c["allowed_file_extensions"],
+            c.get("file_list"),
+            c["exclude_paths"],
+        )
+        state = _digest_walk(c["part_a"], c["part_b"], walks, walk)
+        walk.finish(state)
+    finally:
+        walk.close()
     try:
         if stamp.read_text() == state:
             return False
     except OSError:
         pass
-    with atomic_path(stamp) as tmp:
-        tmp.write_text(state)
+    with atomic_path(stamp) as new:
+        new.write_text(state)
     return True
 
 
@@ -412,6 +562,7 @@ def write_index(
     exclude_paths: Iterable[str] = (),
     listing: str | os.PathLike[str] | None = None,
     kept: str | os.PathLike[str] | None = None,
+    walked: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
 ) -> int:
     """Index both partitions into ``out_dir/shard_<i>.parquet`` and ``out_dir/roots.parquet``.
 
@@ -422,20 +573,27 @@ def write_index(
     With ``file_list`` the listed files are used instead of walking the folders; with
     ``listing`` (folders in a Snakemake storage: ``_storage``) the files listed there.
     With ``kept`` (KEPT_INDEX_DIR), a shard file with the same bytes as the last index's keeps
-    its modification time (``_keep_times``).
+    its modification time (``_keep_times``). With ``walked`` (``(FOLDER_WALK file, FOLDER_STATE
+    file)``: ``record_folder_state``'s) the entries of that walk are indexed where they are
+    the walk of that state, instead of walking the folders again.
     """
     from ._storage import listed_roots
 
-    walks = _walks(
-        part_a,
-        part_b,
-        recursive,
-        ignore_names,
-        ignore_paths,
-        allowed_file_extensions,
-        file_list,
-        exclude_paths,
-        listing,
+    entries = _walked(*walked) if walked is not None and not listing else None
+    walks = (
+        [entries]
+        if entries is not None
+        else _walks(
+            part_a,
+            part_b,
+            recursive,
+            ignore_names,
+            ignore_paths,
+            allowed_file_extensions,
+            file_list,
+            exclude_paths,
+            listing,
+        )
     )
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -547,9 +705,17 @@ def _every(shard_size: int) -> int:
 def _ends_shard(entry: FileEntry, every: int) -> bool:
     # the name with its folder's (copies of a folder elsewhere are not cut alike), hashed so
     # that names differing in one digit spread (a CRC does not)
-    name = f"{os.path.basename(os.path.dirname(entry.path))}/{entry.filename}"
+    head, slash, _ = entry.path.rpartition("/")
+    name = f"{_folder_name(head) if slash else ''}/{entry.filename}"
     digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % every == 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_name(head: str) -> str:
+    """The name of the folder of a path whose part before its last "/" is ``head``:
+    ``basename(dirname(path))``, made once per folder."""
+    return os.path.basename(os.path.dirname(head + "/_"))
 
 
 def _shard_id(first_path: str, taken: list[str]) -> str:

@@ -275,7 +275,7 @@ class _Run:
         self.report_run(shards)
 
     def index_files(self) -> list[str]:
-        from ._formats import shard_ids
+        from ._formats import FOLDER_STATE, FOLDER_WALK, shard_ids
         from ._index import own_paths, write_index
 
         c, started = self.config, time.monotonic()
@@ -291,6 +291,8 @@ class _Run:
                 shard_size=c["shard_size"],
                 file_list=c["file_list"],
                 exclude_paths=own_paths(c),
+                # the walk that found the folders changed (_run: record_folder_state)
+                walked=(f"{c['results_dir']}/{FOLDER_WALK}", f"{c['results_dir']}/{FOLDER_STATE}"),
             )
         shards = shard_ids(self.index)
         self.stage("index", 1, started)

@@ -75,6 +75,7 @@ SUMMARY_RECEIPT = f"{RESULTS}/{fdp.SUMMARY_RECEIPT}"
 # a digest of the folders as they are now (a stat walk): rewritten only when they changed,
 # so that the index, and every stage after it, is made again exactly then
 FOLDER_STATE = f"{RESULTS}/{fdp.FOLDER_STATE}"
+FOLDER_WALK = f"{RESULTS}/{fdp.FOLDER_WALK}"
 # the pairs a run kept for the next (on a disk that outlives the jobs), and the settings
 # they hold under
 KEPT_PAIRS = f"{RESULTS}/{fdp.KEPT_PAIRS_DIR}" if STORAGE is None else None

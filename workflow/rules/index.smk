@@ -22,5 +22,7 @@ checkpoint index_files:
         file_list=config["file_list"],
         # the last index's shard files, whose times an unchanged shard keeps
         kept=KEPT_INDEX,
+        # the walk that found the folders changed, where the DAG was built
+        walked=(FOLDER_WALK, FOLDER_STATE) if STORAGE is None else None,
     script:
         "../scripts/index_files.py"

@@ -20,4 +20,5 @@ write_index(
     exclude_paths=p.exclude_paths,
     listing=snakemake.input.get("listing"),
     kept=p.kept,
+    walked=p.walked,
 )

@@ -224,3 +224,32 @@ def test_what_the_decoders_print_goes_to_the_jobs_log(tmp_path):
     (progress,) = (tmp_path / "cache" / "difpy").iterdir()
     logs = (progress / "work-inline" / "logs" / "thumbnails").glob("*.log")
     assert any("Corrupt JPEG data" in log.read_text() for log in logs)
+
+
+@pytest.mark.parametrize("name", ["similar", "lazy"])
+def test_the_database_without_hashes_is_the_one_built_through_the_hash_table(dup_folder, tmp_path, monkeypatch, name):
+    """Without hashes (compute_hash off) the merge writes the files' rows straight into
+    directory; the database is the one the way through hash_table gives, every table and
+    SQLite's own sequence of keys included. With hashes both ways are the same way."""
+    import sqlite3
+
+    from fast_diff_py import _db
+
+    def everything(db: Path) -> dict:
+        con = sqlite3.connect(db)
+        try:
+            sequence = con.execute("SELECT name, seq FROM sqlite_sequence ORDER BY name").fetchall()
+        finally:
+            con.close()
+        return {**db_rows(db), "sqlite_sequence": sequence}
+
+    root = dup_folder["root"]
+    run(config(root, tmp_path / "direct", **SETTINGS[name]), "inline")
+    assert _db._any_hash(sorted((tmp_path / "direct" / "work-inline" / "thumbnails").glob("shard_*[0-9].parquet"))) == (
+        name == "lazy"
+    )
+    monkeypatch.setattr(_db, "_any_hash", lambda paths: True)
+    run(config(root, tmp_path / "through", **SETTINGS[name]), "inline")
+    got, want = everything(tmp_path / "direct" / "fast_diff.db"), everything(tmp_path / "through" / "fast_diff.db")
+    assert got == want and got["dif_table"] and got["sqlite_sequence"]
+    assert bool(got["hash_table"]) == (name == "lazy")

@@ -264,18 +264,25 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
     )
     roots = read_parquet(roots_path)
     con.executemany("INSERT INTO dir_index_lookup VALUES (?, ?, ?)", _rows(roots, ["dir_index", "path", "part_b"]))
-    placeholders = ", ".join("?" * (len(_DIR_COLUMNS) + 4))
-    insert_dir = f"INSERT INTO scratch.dir ({', '.join(_DIR_COLUMNS)}, h0, h90, h180, h270) VALUES ({placeholders})"
+    # hash strings go through scratch.dir to become keys of hash_table; without any (no
+    # compute_hash), the rows go straight into directory, with the same values
+    hashed = _any_hash(meta_paths)
+    hash_columns = HASH_COLUMNS if hashed else []
+    placeholders = ", ".join("?" * (len(_DIR_COLUMNS) + len(hash_columns)))
+    if hashed:
+        insert_dir = f"INSERT INTO scratch.dir ({', '.join(_DIR_COLUMNS)}, h0, h90, h180, h270) VALUES ({placeholders})"
+    else:
+        insert_dir = f"INSERT INTO directory ({', '.join(_DIR_COLUMNS)}, deleted) VALUES ({placeholders}, 0)"
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
         index = read_parquet(
             index_path, columns=["key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b"]
         )
-        meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *HASH_COLUMNS])
+        meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *hash_columns])
         if len(meta) != len(index):  # one row per row of the index shard, in its order
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
         cols = {name: index.column(name) for name in index.column_names}
         cols.update({name: meta.column(name) for name in meta.column_names})
-        data = [cols[c].to_pylist() for c in (*_DIR_COLUMNS, *HASH_COLUMNS)]
+        data = [cols[c].to_pylist() for c in (*_DIR_COLUMNS, *hash_columns)]
         con.executemany(insert_dir, zip(*data))
         state = read_parquet(index_path, columns=["key", "path_bytes", "same_as"])
         read = read_parquet(meta_path, columns=["dev", "inode", "file_size", "mtime_ns"])
@@ -303,6 +310,34 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         except (pa.ArrowException, OSError) as exc:
             raise damaged_parquet(pair_path, exc) from exc
     con.commit()
+    _keys_of_hashes(con)  # without hashes scratch.dir is empty: SQLite's sequences alike
+    con.executescript(
+        """
+        INSERT INTO dif_table (key_a, key_b, dif, success)
+            SELECT key_a, key_b, dif, success FROM scratch.pairs ORDER BY key_a, key_b;
+        """
+    )
+    con.executescript(INDEXES_SQL)
+    con.execute(f"PRAGMA user_version = {USER_VERSION}")
+    con.commit()
+    con.execute("DETACH DATABASE scratch")
+    n_dir = con.execute("SELECT COUNT(*) FROM directory").fetchone()[0]
+    n_dif = con.execute("SELECT COUNT(*) FROM dif_table").fetchone()[0]
+    logger.info("database: %d files, %d pairs", n_dir, n_dif)
+
+
+def _any_hash(meta_paths: Sequence[str]) -> bool:
+    """Whether any file of the thumbnail metadata ``meta_paths`` has a hash."""
+    for path in meta_paths:
+        table = read_parquet(path, columns=HASH_COLUMNS)
+        if any(column.null_count < len(column) for column in table.columns):
+            return True
+    return False
+
+
+def _keys_of_hashes(con: sqlite3.Connection) -> None:
+    """hash_table from the hash strings of scratch.dir (keys in the order of the first file
+    that has each), and directory from scratch.dir with those keys."""
     con.executescript(
         """
         INSERT INTO hash_table (hash, count)
@@ -321,17 +356,8 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
                    (SELECT key FROM hash_table WHERE hash = d.h270),
                    0
             FROM scratch.dir AS d ORDER BY key;
-        INSERT INTO dif_table (key_a, key_b, dif, success)
-            SELECT key_a, key_b, dif, success FROM scratch.pairs ORDER BY key_a, key_b;
         """
     )
-    con.executescript(INDEXES_SQL)
-    con.execute(f"PRAGMA user_version = {USER_VERSION}")
-    con.commit()
-    con.execute("DETACH DATABASE scratch")
-    n_dir = con.execute("SELECT COUNT(*) FROM directory").fetchone()[0]
-    n_dif = con.execute("SELECT COUNT(*) FROM dif_table").fetchone()[0]
-    logger.info("database: %d files, %d pairs", n_dir, n_dif)
 
 
 def forget_changed_database(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> str | None:

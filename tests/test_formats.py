@@ -49,9 +49,14 @@ def test_a_run_writes_the_documented_files(tmp_path):
         thumbs = np.load(stack, mmap_mode="r")
         assert thumbs.dtype == np.uint8 and thumbs.shape[1:] == (size, size, 3)
     blocks = sorted(work.glob("plan/blocks/block_[0-9]*.parquet"))
-    for rows in blocks:  # a block's thumbnails beside its rows, row for row
-        thumbs = np.load(rows.with_suffix(".npy"), mmap_mode="r")
-        assert thumbs.dtype == np.uint8 and thumbs.shape == (pq.read_metadata(rows).num_rows, size, size, 3)
+    pairs = pq.read_table(work / "plan/block_pairs.parquet")
+    compared = set(pairs.column("block_a").to_pylist() + pairs.column("block_b").to_pylist())
+    assert compared  # a first run: every block is compared, with itself at least
+    for rows in blocks:  # a compared block's thumbnails beside its rows, row for row
+        assert rows.with_suffix(".npy").exists() == (int(rows.stem.split("_")[1]) in compared)
+        if int(rows.stem.split("_")[1]) in compared:
+            thumbs = np.load(rows.with_suffix(".npy"), mmap_mode="r")
+            assert thumbs.dtype == np.uint8 and thumbs.shape == (pq.read_metadata(rows).num_rows, size, size, 3)
     assert sum(pq.read_metadata(p).num_rows for p in blocks) == pq.read_metadata(work / "plan/blocks.parquet").num_rows
     con = sqlite3.connect(tmp_path / "results" / "fast_diff.db")
     try:

@@ -163,6 +163,11 @@ def test_a_rerun_compares_only_the_pairs_with_an_added_file(tmp_path):
         if new_key in pq.read_table(f).column("key").to_pylist()
     }
     assert compare_jobs_run(proc) == len(new_blocks) == 1
+    # thumbnails gathered only for the blocks compared: the new file's and its partners
+    pairs = pq.read_table(plan / "block_pairs.parquet")
+    compared = set(pairs.column("block_a").to_pylist() + pairs.column("block_b").to_pylist())
+    assert new_blocks <= compared < {int(f.stem.split("_")[1]) for f in (plan / "blocks").glob("block_*.parquet")}
+    assert {int(f.stem.split("_")[1]) for f in (plan / "blocks").glob("block_*.npy")} == compared
     computed = pq.read_table(work / "results" / "work" / "pairs" / f"{new_blocks.pop()}.parquet").to_pylist()
     assert computed and all(new_key in (r["key_a"], r["key_b"]) for r in computed)
     assert same_as_fresh(tmp_path, work, config)

@@ -28,6 +28,7 @@ and status codes from here.
       plan/carried_pairs.parquet     PAIR_SCHEMA: CARRIED_PAIRS, the kept pairs of unchanged files (_carry)
       plan/blocks/block_<b>.parquet  BLOCKS_SCHEMA: block b's rows, by key
       plan/blocks/block_<b>.npy      n x S x S x 3 uint8: block b's thumbnails, in those rows' order
+                                     (only where a listed block pair holds b)
       plan/blocks/block_<b>.crops.npy  n x V x S x S x 3 uint8: their crops (crop_tolerance only)
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
       database.json                  DB_RECEIPT: which database db_path holds

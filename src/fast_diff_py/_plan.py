@@ -91,10 +91,11 @@ def make_plan(
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block),
     ``out_dir/block_pairs.parquet`` (the block pairs to compare) and, block by block in
-    ``out_dir/blocks`` (``block_file``), its rows and, from the shards' stacks ``thumb_paths`` (and crop stacks
-    ``crop_paths``), its thumbnails (and crops) in the same order: a compare job then reads
-    exactly the thumbnails it compares. Without ``thumb_paths`` the plan holds no
-    thumbnails (for studies of the plan alone). Returns the pair count.
+    ``out_dir/blocks`` (``block_file``), its rows and, for a block of a listed pair, from
+    the shards' stacks ``thumb_paths`` (and crop stacks ``crop_paths``), its thumbnails (and
+    crops) in the same order: a compare job then reads exactly the thumbnails it compares.
+    Without ``thumb_paths`` the plan holds no thumbnails (for studies of the plan alone).
+    Returns the pair count.
 
     Without partition B every unordered pair of A-blocks (a block with itself included) is
     listed; with B, every A-block x B-block pair. ``prune=False`` lists them all.
@@ -155,7 +156,8 @@ def make_plan(
         )
         pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
-        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths)
+        compared = set(np.unique(np.concatenate([pairs_a, pairs_b])).tolist()) if len(pairs_a) else set()
+        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
         len(table),
@@ -167,19 +169,25 @@ def make_plan(
 
 
 def _write_blocks(
-    blocks: pa.Table, out: Path, thumb_paths: Sequence[str] | None, crop_paths: Sequence[str] | None
+    blocks: pa.Table,
+    out: Path,
+    thumb_paths: Sequence[str] | None,
+    crop_paths: Sequence[str] | None,
+    compared: set[int],
 ) -> None:
-    """Each block's rows, and its thumbnails and crops gathered from the shards' stacks, in
-    files of its own: one block in memory at a time."""
+    """Each block's rows, and for each of ``compared`` (the blocks of the listed block
+    pairs) its thumbnails and crops gathered from the shards' stacks, in files of its own:
+    one block in memory at a time. A block no job compares (files unchanged since the kept
+    run, paired with no block of other files) has no thumbnails to gather."""
     ids = blocks.column("block").to_numpy()
     cuts = np.flatnonzero(np.diff(ids)) + 1
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
         rows = blocks.slice(int(lo), int(hi - lo))
         b = int(ids[lo])
         pq.write_table(rows, out / block_file(b))
-        if thumb_paths is not None:
+        if thumb_paths is not None and b in compared:
             np.save(out / block_file(b, ".npy"), _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths))
-        if crop_paths:
+        if crop_paths and b in compared:
             np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
 
 

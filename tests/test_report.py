@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, run_workflow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fast_diff_py import _report, make_report
 from fast_diff_py._report import GROUPS_PER_PAGE, keep_rank
@@ -243,3 +245,25 @@ def test_previews_are_read_by_the_row_groups_of_the_files_shown(tmp_path, monkey
     found = _report._previews([file], shown)
     assert found == {p: f"jpeg {int(p[8:12])}".encode() for p in shown if p in paths and int(p[8:12]) % 7}
     assert sorted(read_groups) == [0, 2, 9]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "b c", ".", "..", "", ".x", "é", "%", "#?", "x\udcff"]), max_size=5).map(
+            "/".join
+        ),
+        max_size=20,
+    ),
+    st.booleans(),
+)
+def test_absolute_paths_and_file_uris_are_the_standard_librarys(paths, rooted):
+    """The gallery's absolute paths (made once per folder, or taken as they are where
+    already absolute and normal) and file URIs are os.path.abspath's and Path.as_uri's."""
+    import os
+
+    absolute = _report._Absolute()
+    for path in paths:
+        path = ("/" + path) if rooted else path
+        assert absolute(path) == os.path.abspath(path), path
+        assert _report._file_uri(absolute(path)) == Path(os.path.abspath(path)).as_uri(), path

@@ -171,13 +171,15 @@ def _file_uri(path: str) -> str:
 
 
 class _Absolute:
-    """``os.path.abspath`` of paths, each folder's made once: a path's is its folder's and
-    its name."""
+    """``os.path.abspath`` of paths: a path already absolute and normal is its own, another
+    is its folder's (made once per folder) and its name."""
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
     def __call__(self, path: str) -> str:
+        if path.startswith("/") and "/." not in path and "//" not in path and not path.endswith("/"):
+            return path  # already absolute and normal: no ".", ".." or empty part
         folder, name = os.path.split(path)
         if not folder or name in ("", ".", ".."):
             return os.path.abspath(path)

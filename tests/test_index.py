@@ -293,3 +293,33 @@ def _index_args(cfg):
     return {
         k: cfg[k] for k in ("part_a", "part_b", "recursive", "ignore_names", "ignore_paths", "allowed_file_extensions")
     }
+
+
+@pytest.mark.parametrize("held", [100_000, 2])
+def test_a_walk_that_cannot_be_kept_leaves_the_state_and_the_index_walks(tmp_path, monkeypatch, caplog, held):
+    """A full disk while the walk is written: the state is recorded all the same, no walk
+    file (nor its temporary) is left, and the index job walks the folders itself."""
+    import errno
+    import logging
+
+    from fast_diff_py import FOLDER_STATE, FOLDER_WALK, _index, record_folder_state
+
+    class Full:
+        def __init__(self, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_index._WalkFile.__init__, "__defaults__", (held, 2))
+    monkeypatch.setattr(_index.pq, "ParquetWriter", Full)
+    a, results = tmp_path / "r" / "A", tmp_path / "results"
+    tree(a, ["1.jpg", "2.jpg", "x/3.jpg"])
+    cfg = _config([a], [], results)
+    caplog.set_level(logging.INFO, logger="fast_diff_py")
+    assert record_folder_state(results / FOLDER_STATE, cfg)
+    assert "not written" in caplog.text and sorted(p.name for p in results.iterdir()) == [FOLDER_STATE]
+    monkeypatch.undo()
+    caplog.clear()
+    write_index(
+        tmp_path / "idx", shard_size=3, walked=(results / FOLDER_WALK, results / FOLDER_STATE), **_index_args(cfg)
+    )
+    assert "walking the folders" in caplog.text
+    assert sum(len(shard) for shard in _index_rows(tmp_path / "idx")) == 3

@@ -410,7 +410,8 @@ def _digest_walk(
 class _WalkFile:
     """The entries of a walk for a FOLDER_WALK file at ``path``: held in memory up to
     ``held`` of them (most walks: nothing is written when the file there already holds this
-    walk), beyond that written to a temporary file as they come, a batch at a time."""
+    walk), beyond that written to a temporary file as they come, a batch at a time. Where it
+    cannot be written (a full disk), the walk is not kept and the index job walks again."""
 
     def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
         self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -418,38 +419,56 @@ class _WalkFile:
         self.held: list[FileEntry] = []
         self.said: list[tuple[int, str]] = []
         self.writer: pq.ParquetWriter | None = None
+        self.failed = False
 
     def add(self, entry: FileEntry) -> None:
+        if self.failed:
+            return
         self.held.append(entry)
         if len(self.held) >= (self.batch if self.writer is not None else self.limit):
             self._spill()
 
     def _spill(self) -> None:
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, FOLDER_WALK_SCHEMA)
-        self.writer.write_table(_walk_table(self.held))
+        try:
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.tmp, FOLDER_WALK_SCHEMA)
+            self.writer.write_table(_walk_table(self.held))
+        except (OSError, pa.ArrowException) as exc:
+            self._fail(exc)
         self.held = []
+
+    def _fail(self, exc: Exception) -> None:
+        logger.warning("%s not written (%s): the index job walks the folders again", os.fspath(self.path), exc)
+        self.failed = True
+        self.close()
 
     def finish(self, state: str) -> bool:
         """Make the file at ``path`` hold this walk, the walk of ``state``; whether it was
         written."""
         try:
-            if walk_state(self.path) == state:
+            if self.failed or walk_state(self.path) == state:
                 return False  # what was written of it (a walk longer than held) goes
             self._spill()
-            assert self.writer is not None
+            if self.writer is None:
+                return False
             self.writer.add_key_value_metadata({WALK_STATE_KEY: state, _WALK_LOG_KEY: json.dumps(self.said)})
             self.writer.close()
             self.writer = None
             os.replace(self.tmp, self.path)
             return True
+        except (OSError, pa.ArrowException) as exc:
+            self._fail(exc)
+            return False
         finally:
             self.close()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except (OSError, pa.ArrowException):
+            pass  # the temporary goes below: nothing of it is taken
+        self.writer = None
         self.tmp.unlink(missing_ok=True)
 
 

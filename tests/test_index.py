@@ -261,6 +261,7 @@ def test_the_index_takes_the_walk_that_found_the_folders_changed(tmp_path, monke
     a, b, results = tmp_path / "r" / "A", tmp_path / "r" / "B", tmp_path / "results"
     tree(a, ["1.jpg", "2.jpg", "x/3.jpg", "with space.jpg", "c.txt"])
     tree(b, ["4.jpg", "5.png"])
+    (a / os.fsdecode(b"not utf-8 \xff.jpg")).write_bytes(b"x")  # its name kept as bytes too
     os.symlink(a, a / "x" / "loop")
     cfg = _config([a], [b], results)
     state, walk = results / FOLDER_STATE, results / FOLDER_WALK
@@ -271,6 +272,7 @@ def test_the_index_takes_the_walk_that_found_the_folders_changed(tmp_path, monke
     caplog.clear()
     write_index(tmp_path / "from-walk", shard_size=3, walked=(walk, state), **_index_args(cfg))
     assert _index_rows(tmp_path / "from-walk") == _index_rows(tmp_path / "walked-here")
+    assert any(r["path_bytes"] for shard in _index_rows(tmp_path / "from-walk") for r in shard)
     assert "skipping" in caplog.text and "walking the folders" not in caplog.text
     # the folders changed: a new state and walk; an older walk file is not taken for it
     stale = walk.read_bytes()
@@ -309,7 +311,7 @@ def test_a_walk_that_cannot_be_kept_leaves_the_state_and_the_index_walks(tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_index._WalkFile.__init__, "__defaults__", (held, 2))
-    monkeypatch.setattr(_index.pq, "ParquetWriter", Full)
+    monkeypatch.setattr(_index, "open", Full, raising=False)
     a, results = tmp_path / "r" / "A", tmp_path / "results"
     tree(a, ["1.jpg", "2.jpg", "x/3.jpg"])
     cfg = _config([a], [], results)

@@ -6,8 +6,8 @@ and status codes from here.
 
     results_dir/
       folders.state                  FOLDER_STATE: digest of the folders (index input)
-      folders.walk.parquet           FOLDER_WALK_SCHEMA: what the walk of that digest found, for
-                                     the index job (FOLDER_WALK; walked again where it is not)
+      folders.walk.jsonl             FOLDER_WALK: what the walk of that digest found, for the
+                                     index job (JSON lines: _index._WalkFile; walked again without)
       storage_listing.parquet        STORAGE_LISTING_SCHEMA: the folders' files in a storage (_storage;
                                      the index input instead of FOLDER_STATE there)
       index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
@@ -58,8 +58,6 @@ __all__ = [
     "FILE_LIST_SCHEMA",
     "FOLDER_STATE",
     "FOLDER_WALK",
-    "FOLDER_WALK_SCHEMA",
-    "WALK_STATE_KEY",
     "CARRIED_PAIRS",
     "KEPT_INDEX_DIR",
     "KEPT_PAIRS_DIR",
@@ -185,9 +183,8 @@ LONGEST_SHARD = 3
 SHARD_FILES_SUFFIX = ".files.parquet"
 FOLDER_STATE = "folders.state"
 # the walk that FOLDER_STATE digests, its entries in walk order, written where the DAG is
-# built; its Parquet metadata names the digest (WALK_STATE_KEY)
-FOLDER_WALK = "folders.walk.parquet"
-WALK_STATE_KEY = b"fast_diff_folder_state"
+# built, the digest on its first line (_index._WalkFile)
+FOLDER_WALK = "folders.walk.jsonl"
 # the searched folders' files in a Snakemake storage, listed where the DAG is built (_storage)
 STORAGE_LISTING = "storage_listing.parquet"
 DB_RECEIPT = "database.json"
@@ -317,9 +314,6 @@ SHARD_FILES_SCHEMA = pa.schema(
         ("alias", pa.int8()),
     ]
 )
-# one row per entry of a walk of the folders (or of a file list), in its order: an index
-# shard's rows before their keys (_index.FileEntry)
-FOLDER_WALK_SCHEMA = pa.schema([f for f in INDEX_SCHEMA if f.name not in ("key", "same_as")])
 # one row per shard of the index, in walk order: its id and number of paths
 SHARDS_SCHEMA = pa.schema([("shard", pa.string()), ("files", pa.int64())])
 # one row per folder of part_a, then part_b (dir_index_lookup)

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 from ._formats import (
     FILE_LIST_SCHEMA,
     FOLDER_WALK,
-    FOLDER_WALK_SCHEMA,
     INDEX_SCHEMA,
     LONGEST_SHARD,
     ROOTS_FILE,
@@ -29,7 +28,6 @@ from ._formats import (
     SHARD_FILES_SUFFIX,
     SHARDS_FILE,
     SHARDS_SCHEMA,
-    WALK_STATE_KEY,
     inline_results_dir,
     ours,
     report_path,
@@ -411,29 +409,36 @@ class _WalkFile:
     """The entries of a walk for a FOLDER_WALK file at ``path``: held in memory up to
     ``held`` of them (most walks: nothing is written when the file there already holds this
     walk), beyond that written to a temporary file as they come, a batch at a time. Where it
-    cannot be written (a full disk), the walk is not kept and the index job walks again."""
+    cannot be written (a full disk), the walk is not kept and the index job walks again.
+
+    The file is text: a first line naming the state (``_WALK_MAGIC`` and the digest, written
+    last), then one line per batch (a JSON array of entries, ``path_bytes`` in hex), then a
+    line ``{"said": [[level, message], ...]}``: what the walk logged. JSON, not Parquet: the
+    process that writes it is Snakemake's, which stays small."""
 
     def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
         self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
         self.limit, self.batch = held, batch
         self.held: list[FileEntry] = []
         self.said: list[tuple[int, str]] = []
-        self.writer: pq.ParquetWriter | None = None
+        self.fh: Any = None
         self.failed = False
 
     def add(self, entry: FileEntry) -> None:
         if self.failed:
             return
         self.held.append(entry)
-        if len(self.held) >= (self.batch if self.writer is not None else self.limit):
+        if len(self.held) >= (self.batch if self.fh is not None else self.limit):
             self._spill()
 
     def _spill(self) -> None:
         try:
-            if self.writer is None:
-                self.writer = pq.ParquetWriter(self.tmp, FOLDER_WALK_SCHEMA)
-            self.writer.write_table(_walk_table(self.held))
-        except (OSError, pa.ArrowException) as exc:
+            if self.fh is None:
+                self.fh = open(self.tmp, "wb")
+                self.fh.write(_walk_header("0" * _STATE_LENGTH))
+            rows = [[*e[:_PATH_BYTES], _hex(e.path_bytes), *e[_PATH_BYTES + 1 :]] for e in self.held]
+            self.fh.write(json.dumps(rows, separators=(",", ":")).encode("ascii") + b"\n")
+        except (OSError, ValueError) as exc:
             self._fail(exc)
         self.held = []
 
@@ -449,14 +454,16 @@ class _WalkFile:
             if self.failed or walk_state(self.path) == state:
                 return False  # what was written of it (a walk longer than held) goes
             self._spill()
-            if self.writer is None:
+            if self.fh is None:
                 return False
-            self.writer.add_key_value_metadata({WALK_STATE_KEY: state, _WALK_LOG_KEY: json.dumps(self.said)})
-            self.writer.close()
-            self.writer = None
+            self.fh.write(json.dumps({"said": self.said}).encode("ascii") + b"\n")
+            self.fh.seek(0)
+            self.fh.write(_walk_header(state))  # last: a file whose state is named is whole
+            self.fh.close()
+            self.fh = None
             os.replace(self.tmp, self.path)
             return True
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, ValueError) as exc:
             self._fail(exc)
             return False
         finally:
@@ -464,31 +471,41 @@ class _WalkFile:
 
     def close(self) -> None:
         try:
-            if self.writer is not None:
-                self.writer.close()
-        except (OSError, pa.ArrowException):
+            if self.fh is not None:
+                self.fh.close()
+        except OSError:
             pass  # the temporary goes below: nothing of it is taken
-        self.writer = None
+        self.fh = None
         self.tmp.unlink(missing_ok=True)
 
 
-def _walk_table(entries: list[FileEntry]) -> pa.Table:
-    columns = zip(*entries) if entries else [[] for _ in FileEntry._fields]
-    return pa.table(dict(zip(FileEntry._fields, map(list, columns))), schema=FOLDER_WALK_SCHEMA)
+_WALK_MAGIC = b"fast-diff walk 1 "
+_STATE_LENGTH = 40  # folder_state's digest: SHA-1 in hex
+_PATH_BYTES = FileEntry._fields.index("path_bytes")
+
+
+def _walk_header(state: str) -> bytes:
+    if len(state) != _STATE_LENGTH:
+        raise ValueError(f"a folder state is {_STATE_LENGTH} hex digits, got {state!r}")
+    return _WALK_MAGIC + state.encode("ascii") + b"\n"
+
+
+def _hex(data: bytes | None) -> str | None:
+    return None if data is None else data.hex()
 
 
 def walk_state(path: str | os.PathLike[str]) -> str | None:
     """The folder state whose entries the FOLDER_WALK file at ``path`` holds (None where
     there is none, or it cannot be read)."""
     try:
-        metadata = pq.read_metadata(path).metadata or {}  # the file's, written last
-    except (OSError, pa.ArrowException):
+        with open(path, "rb") as fh:
+            head = fh.read(len(_WALK_MAGIC) + _STATE_LENGTH + 1)
+    except OSError:
         return None
-    state = metadata.get(WALK_STATE_KEY)
-    return state.decode() if state else None
-
-
-_WALK_LOG_KEY = b"fast_diff_walk_log"
+    if not head.startswith(_WALK_MAGIC) or not head.endswith(b"\n"):
+        return None
+    state = head[len(_WALK_MAGIC) : -1].decode("ascii", "replace")
+    return None if state == "0" * _STATE_LENGTH else state
 
 
 class _Said(logging.Handler):
@@ -512,16 +529,30 @@ def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list
     if walk_state(walk) != wanted:
         logger.info("%s does not hold the walk of %s: walking the folders", os.fspath(walk), os.fspath(state))
         return None
+    entries: list[FileEntry] = []
+    said = None
     try:
-        with pq.ParquetFile(walk) as pf:
-            said = json.loads((pf.metadata.metadata or {}).get(_WALK_LOG_KEY, b"[]"))
-            table = pf.read()
-    except (OSError, ValueError, pa.ArrowException) as exc:
+        with open(walk, "rb") as fh:
+            fh.readline()
+            for line in fh:
+                if said is not None:
+                    raise ValueError("lines after the last")
+                rows = json.loads(line)
+                if isinstance(rows, dict):
+                    said = rows["said"]
+                    continue
+                for row in rows:
+                    if row[_PATH_BYTES] is not None:
+                        row[_PATH_BYTES] = bytes.fromhex(row[_PATH_BYTES])
+                    entries.append(FileEntry._make(row))
+        if said is None:
+            raise ValueError("it ends before its last line")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         logger.info("%s not read (%s): walking the folders", os.fspath(walk), exc)
         return None
     for level, message in said:  # what the walk met, as if walked here
         logger.log(level, "%s", message)
-    return [FileEntry._make(row) for row in zip(*(table.column(n).to_pylist() for n in FileEntry._fields))]
+    return entries
 
 
 def own_paths(config: dict) -> list[str]:

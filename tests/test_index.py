@@ -325,3 +325,32 @@ def test_a_walk_that_cannot_be_kept_leaves_the_state_and_the_index_walks(tmp_pat
     )
     assert "walking the folders" in caplog.text
     assert sum(len(shard) for shard in _index_rows(tmp_path / "idx")) == 3
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # cut short: no last line
+        lambda text: text.replace('"said"', '"sad"'),
+        lambda text: text.replace(",", ";", 3),
+        lambda text: text + "[]\n",  # a line after the last
+    ],
+)
+def test_a_damaged_walk_file_is_walked_again(tmp_path, caplog, damage):
+    """A walk file that names the right state but cannot be read whole is not taken: the
+    index job walks the folders and says why."""
+    import logging
+
+    from fast_diff_py import FOLDER_STATE, FOLDER_WALK, record_folder_state
+
+    a, results = tmp_path / "r" / "A", tmp_path / "results"
+    tree(a, ["1.jpg", "2.jpg", "x/3.jpg"])
+    cfg = _config([a], [], results)
+    record_folder_state(results / FOLDER_STATE, cfg)
+    walk = results / FOLDER_WALK
+    walk.write_text(damage(walk.read_text()))
+    caplog.set_level(logging.INFO, logger="fast_diff_py")
+    write_index(tmp_path / "idx", shard_size=3, walked=(walk, results / FOLDER_STATE), **_index_args(cfg))
+    assert "not read" in caplog.text and "walking the folders" in caplog.text
+    index_of(tmp_path / "walked", [a])
+    assert _index_rows(tmp_path / "idx") == _index_rows(tmp_path / "walked")

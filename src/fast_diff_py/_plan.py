@@ -178,7 +178,8 @@ def _write_blocks(
     """Each block's rows, and for each of ``compared`` (the blocks of the listed block
     pairs) its thumbnails and crops gathered from the shards' stacks, in files of its own:
     one block in memory at a time. A block no job compares (files unchanged since the kept
-    run, paired with no block of other files) has no thumbnails to gather."""
+    run, paired with no block of other files) has no thumbnails to gather: they are only
+    checked where they lie (``_check_unread``)."""
     ids = blocks.column("block").to_numpy()
     cuts = np.flatnonzero(np.diff(ids)) + 1
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
@@ -189,6 +190,45 @@ def _write_blocks(
             np.save(out / block_file(b, ".npy"), _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths))
         if crop_paths and b in compared:
             np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
+    if thumb_paths is not None:
+        _check_unread(blocks.filter(pa.array(~np.isin(ids, list(compared)))), thumb_paths)
+
+
+# rows of a shard stack summed at a time (_check_unread)
+_CHECK_ROWS = 4096
+
+
+def _check_unread(rows: pa.Table, thumb_paths: Sequence[str]) -> None:
+    """The check of ``_unchanged`` for thumbnails no block file holds (``rows``: of blocks
+    that no job compares): each shard stack holding some is summed where it lies, a slice at
+    a time, rather than gathered, so that a stack damaged since its job is found in every
+    plan, whether or not this one reads it."""
+    shards = rows.column("shard").to_numpy()
+    at = rows.column("thumb_row").to_numpy()
+    want = table_sums(rows)
+    damaged, differ = [], 0
+    for s in np.unique(shards):
+        sel = np.flatnonzero(shards == s)
+        stack = open_stack(thumb_paths[s])  # unmapped again below
+        sums = np.concatenate(
+            [channel_sums(stack[lo : lo + _CHECK_ROWS]) for lo in range(0, len(stack), _CHECK_ROWS)]
+            or [np.zeros((0, 3), np.int64)]
+        )
+        del stack
+        try:
+            bad = int((sums[at[sel]] != want[sel]).any(axis=1).sum())
+        except IndexError:  # fewer thumbnails than its rows name
+            bad = len(sel)
+        if bad:
+            damaged.append(thumb_paths[s])
+            differ += bad
+    if damaged:
+        remove_damaged(damaged)
+        raise IntermediateError(
+            f"thumbnail stack(s) {', '.join(map(repr, damaged))} changed since they were written "
+            f"({differ} thumbnails differ from their recorded sums); removed them: run the same "
+            "command again to make them anew"
+        )
 
 
 def load_thumbnails(rows: pa.Table, stack_paths: Sequence[str]) -> np.ndarray:

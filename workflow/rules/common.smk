@@ -250,7 +250,11 @@ def get_partners(wildcards):
 
 
 def get_block_files(wildcards):
-    # block a and its partners: rows, thumbnails and (crop_tolerance) crops
+    # block a and its partners: rows, thumbnails and (crop_tolerance) crops; none for a
+    # block that no longer has a job (a plan made again, which writes thumbnails only for
+    # the blocks it compares: its job leaves the DAG)
+    if int(wildcards.a) not in get_block_partners():
+        return {}
     blocks = dict.fromkeys([int(wildcards.a), *get_partners(wildcards)])
     files = {
         "rows": [f"{PLAN}/{fdp.BLOCK_DIR}/{fdp.block_file(b)}" for b in blocks],

@@ -515,3 +515,21 @@ def test_difpy_verbose_shows_snakemakes_own_output(imgs, capfd):
     said = capfd.readouterr()
     assert "Select jobs to execute" in said.out + said.err
     assert not [line for line in (said.out + said.err).splitlines() if line.startswith("fast-diff: index:")]
+
+
+def test_difpy_runs_of_one_second_keep_each_others_files(imgs, monkeypatch):
+    class Frozen(difpy.datetime):  # every run in the same second
+        @classmethod
+        def now(cls, tz=None):
+            return difpy.datetime(2026, 12, 4, 1, 2, 3)
+
+    monkeypatch.setattr(difpy, "datetime", Frozen)
+    for similarity in ("similar", "duplicates"):
+        assert difpy.main(["-D", "imgs", "-Z", "out", "-s", similarity, "-p", "False"]) == 0
+    first = json.loads(Path("out/difPy_20261204010203_stats.json").read_text())
+    second = json.loads(Path("out/difPy_20261204010203-2_stats.json").read_text())
+    assert first["process"]["search"]["parameters"]["similarity_mse"] == 5
+    assert second["process"]["search"]["parameters"]["similarity_mse"] == 0
+    for stamp in ("20261204010203", "20261204010203-2"):
+        assert Path(f"out/difPy_{stamp}_report/index.html").is_file()
+        assert Path(f"out/difPy_{stamp}_log.txt").is_file()

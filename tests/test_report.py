@@ -9,6 +9,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+from datetime import datetime
 from html import unescape
 from pathlib import Path
 
@@ -267,3 +268,13 @@ def test_absolute_paths_and_file_uris_are_the_standard_librarys(paths, rooted):
         path = ("/" + path) if rooted else path
         assert absolute(path) == os.path.abspath(path), path
         assert _report._file_uri(absolute(path)) == Path(os.path.abspath(path)).as_uri(), path
+
+
+def test_a_date_the_platform_cannot_show_is_left_blank():
+    from fast_diff_py._report import _date
+
+    assert _date(None) == _date(-1.0) == _date(0.0) == ""
+    assert _date(1e20) == ""  # beyond any time_t: a file system's garbage, not a failed gallery
+    assert len(_date(1e12)) == len("33658-01-01 00:00")  # past year 9999, still shown
+    for t in (1.5, 1_700_000_000.25, 4_102_444_799.0):
+        assert _date(t) == datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")

@@ -441,3 +441,28 @@ def test_a_file_added_remakes_only_its_shards_thumbnails(tmp_path, name, args):
     ids = {s.split("_")[1].split(".")[0] for s in after}
     assert {p.name.split("_")[1].split(".")[0] for p in thumbs.glob("shard_*")} == ids
     assert {p.name for p in (thumbs / "reuse").iterdir()} == ids
+
+
+def test_a_folder_without_a_config_file_runs_on_the_schemas_defaults(tmp_path, dup_folder):
+    from fast_diff_py._workflow import SNAKEFILE
+
+    work = tmp_path / "elsewhere"  # no config/config.yaml: the workflow as the package installs it
+    work.mkdir()
+    base = [*SNAKEMAKE, "--snakefile", str(SNAKEFILE), "--directory", str(work), "--cores", "2"]
+    run = subprocess.run(
+        [*base, "--config", f"part_a={json.dumps([str(dup_folder['root'])])}", 'second_loop={"diff_threshold": 400}'],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert {tuple(sorted(k)) for k in pairs_by_name(work / "results" / "fast_diff.db")} == {
+        tuple(sorted(p)) for p in dup_folder["expected"]
+    }
+    # a bad setting, or none at all, is named in a line or two, with no traceback
+    for config, said in (
+        ([f"part_a={json.dumps([str(tmp_path / 'nowhere')])}"], f"folder '{tmp_path / 'nowhere'}' does not exist"),
+        ([], "'part_a' is a required property"),
+    ):
+        bad = subprocess.run([*base, "--config", *config] if config else base, capture_output=True, text=True)
+        assert bad.returncode != 0 and said in bad.stderr
+        assert "Traceback" not in bad.stderr and "_config.py" not in bad.stderr

@@ -94,7 +94,15 @@ def _previews(paths: Sequence[str | os.PathLike[str]], files: set[str]) -> dict[
 
 
 def _date(created: float | None) -> str:
-    return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") if created and created > 0 else ""
+    """``created`` as local time to the minute; "" for none, or for a time the platform
+    cannot convert (a file system's garbage)."""
+    if not created or created <= 0:
+        return ""
+    try:
+        t = time.localtime(created)
+    except (OverflowError, ValueError, OSError):
+        return ""
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}"
 
 
 def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, Any]]:

@@ -27,10 +27,15 @@ except ImportError as error:
 # folders, the intermediate files and the products are in the storage (fast_diff_py._storage)
 STORAGE = workflow.storage_registry.default_storage_provider
 STORAGE_PREFIX = workflow.storage_settings.default_storage_prefix
-fdp.validate_config(config, check_paths=STORAGE is None)
-
 from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
 from snakemake.exceptions import WorkflowError
+
+try:
+    fdp.validate_config(config, check_paths=STORAGE is None)
+except (
+    fdp.ConfigError
+) as error:  # its message, without a traceback of the workflow's code
+    raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
 
 # Once the run is over: what it found; and Snakemake would still wait up to a second for

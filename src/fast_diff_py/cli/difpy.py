@@ -13,6 +13,7 @@ before they happen (a delete moves the file to the trash of its file system);
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import logging
@@ -259,6 +260,17 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t).isoformat()
 
 
+def _free_stamp(out_dir: Path) -> str:
+    """The time that names this run's files in ``out_dir`` (difPy's ``%Y%m%d%H%M%S``), with
+    ``-2``, ``-3``... where a run of the same second already wrote files there."""
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    chosen, n = stamp, 1
+    while any(out_dir.glob(f"difPy_{glob.escape(chosen)}_*")):
+        n += 1
+        chosen = f"{stamp}-{n}"
+    return chosen
+
+
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_directory or os.getcwd()).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
         durations=durations,
         plan=plan,
     )
-    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    stamp = _free_stamp(out_dir)
     names = [out_dir / f"difPy_{stamp}_{part}" for part in ("results.json", "lower_quality.txt", "stats.json")]
     write_difpy_files(results, lower, stats, *names)
     keep_run_log(fdo.run_log, out_dir / f"difPy_{stamp}_log.txt")

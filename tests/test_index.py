@@ -354,3 +354,26 @@ def test_a_damaged_walk_file_is_walked_again(tmp_path, caplog, damage):
     assert "not read" in caplog.text and "walking the folders" in caplog.text
     index_of(tmp_path / "walked", [a])
     assert _index_rows(tmp_path / "idx") == _index_rows(tmp_path / "walked")
+
+
+def test_excluded_paths_stay_out_when_reached_through_a_link(tmp_path):
+    # the searched folder holds a link to the folder above it, where the results and the
+    # database are: neither is indexed under the link's name
+    tree(tmp_path / "photos", ["a.jpg", "sub/b.jpg"])
+    tree(tmp_path / "results" / "work", ["thumb.png", "deep/x.jpg"])
+    (tmp_path / "results" / "fast.db").write_bytes(b"db")
+    (tmp_path / "photos" / "up").symlink_to(tmp_path)
+    shown = tmp_path / "photos" / "elsewhere"  # the database's folder, by a second name
+    shown.mkdir()
+    (shown / "db.jpg").symlink_to(tmp_path / "results" / "fast.db")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "fast.db").hardlink_to(tmp_path / "results" / "fast.db")
+    (tmp_path / "photos" / "via").symlink_to(tmp_path / "linked")
+    excluded = [str(tmp_path / "results" / "work"), str(tmp_path / "results" / "fast.db")]
+    found = {os.path.relpath(e.path, tmp_path) for e in walk([tmp_path / "photos"], exclude_paths=excluded)}
+    assert not [p for p in found if "/work/" in p or p.endswith("fast.db")]
+    # what else is there is indexed as before, through the link too (a user's own link)
+    assert {"photos/a.jpg", "photos/sub/b.jpg", "photos/elsewhere/db.jpg"} <= found
+    assert "photos/up/photos/a.jpg" not in found  # the folder itself is listed once (link loop)
+    without = {os.path.relpath(e.path, tmp_path) for e in walk([tmp_path / "photos"])}
+    assert {"photos/up/results/work/thumb.png", "photos/up/results/fast.db", "photos/up/linked/fast.db"} <= without

@@ -96,6 +96,8 @@ def walk_partition(
     names = set(ignore_names)
     paths = {_norm(p) for p in ignore_paths}
     excluded = {_norm(p) for p in exclude_paths}
+    # and what they are, however reached (a link to a folder above them, a bind mount)
+    excluded_ids = _identities(excluded)
     extensions = {e.lower() for e in allowed_file_extensions}
     for offset, root in enumerate(roots):
         dir_index = first_dir_index + offset
@@ -112,6 +114,8 @@ def walk_partition(
                     logger.info("skipping %r: folder already visited (link loop)", display(folder))
                     continue
                 visited.add((st.st_dev, st.st_ino))
+                if (st.st_dev, st.st_ino) in excluded_ids:
+                    continue
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
@@ -138,6 +142,8 @@ def walk_partition(
                 full = os.path.join(base, name) if base else ""
                 if excluded and _excluded(full, name, excluded):
                     continue
+                if via_link and excluded_ids and _same_file(entry, excluded_ids):
+                    continue  # the database or summary, under another name
                 ignored = name in names or bool(paths) and full in paths
                 try:
                     is_dir = entry.is_dir()
@@ -152,6 +158,26 @@ def walk_partition(
                     continue
                 yield _file_entry(entry, part_b, dir_index, ignored, extensions, via_link)
             stack.extend(reversed(subfolders))
+
+
+def _identities(paths: Iterable[str]) -> set[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of each of ``paths`` that exists."""
+    found = set()
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def _same_file(entry: os.DirEntry, identities: set[tuple[int, int]]) -> bool:
+    try:
+        st = entry.stat()
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in identities
 
 
 def _excluded(path: str, name: str, excluded: set[str]) -> bool:

@@ -186,8 +186,7 @@ def test_a_second_run_on_a_grown_folder_takes_what_the_first_made(tmp_path):
     write(a / "2_copy.png", photo(2))
     since = time.time()
     second = run()
-    work = Path(second.config.thumb_dir) / "work"
-    assert taken_since(work, since) == (4, 5)
+    assert taken_since(Path(second.results_dir), since) == (4, 5)
     assert [(Path(x).name, Path(y).name) for x, y, _ in second.get_diff_pairs()] == [("2.png", "2_copy.png")]
     second.cleanup()
     assert not Path(second.config.thumb_dir).exists() and not Path(second.config.db_path).exists()

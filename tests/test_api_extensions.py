@@ -137,7 +137,7 @@ def test_a_failing_job_is_named_with_its_error_and_its_log(tmp_path, monkeypatch
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     for i in range(2):
         write(tmp_path / "A" / f"{i}.png", photo(i))
-    fdo = FastDifPy(config=_config(tmp_path))
+    fdo = FastDifPy(config=_config(tmp_path), engine="snakemake")  # a job of the workflow fails
     fdo.cpu_diff = "diffs:broken_diff"
     with pytest.raises(RunError) as caught:
         fdo.commit()

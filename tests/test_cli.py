@@ -374,11 +374,15 @@ def test_fastdiffpy_purge_and_verbose(tmp_path, capfd):
     assert "make_thumbnails" in out.out + out.err  # -v shows the workflow's jobs
 
 
-def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["snakemake", "auto"])
+def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch, engine):
+    import time
+
     a, _, fdo = _interrupted_fastdiffpy(tmp_path)
+    fdo.engine = engine
     fdo.full_index()
     fdo.first_loop()  # ... and then the run was interrupted
-    stack = next((Path(fdo.config.thumb_dir) / "work" / "thumbnails").glob("*.npy"))
+    stack = next((Path(fdo.results_dir) / "thumbnails").glob("*.npy"))
     before = stack.stat().st_mtime_ns
     seen = []
     real = fastdiffpy.FastDifPy.cleanup
@@ -388,8 +392,12 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch):
         return real(self, *a, **kw)
 
     monkeypatch.setattr(fastdiffpy.FastDifPy, "cleanup", cleanup)
-    assert fastdiffpy.main(["-a", str(a), "-T", "5"]) == 0
-    assert stack.stat().st_mtime_ns == before  # the thumbnails of the interrupted run were kept
+    since = time.time()
+    assert fastdiffpy.main(["-a", str(a), "-T", "5", "-e", engine]) == 0
+    if engine == "snakemake":  # the thumbnails of the interrupted run were kept: no job ran
+        assert stack.stat().st_mtime_ns == before
+    else:  # in one process, its stages run again and take them: nothing decoded again
+        assert taken_since(Path(fdo.results_dir), since) == (2, 2)
     assert seen == []  # and are kept for the next run: the working folder is in the cache
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,31 @@ def test_the_database_without_hashes_is_the_one_built_through_the_hash_table(dup
     got, want = everything(tmp_path / "direct" / "fast_diff.db"), everything(tmp_path / "through" / "fast_diff.db")
     assert got == want and got["dif_table"] and got["sqlite_sequence"]
     assert bool(got["hash_table"]) == (name == "lazy")
+
+
+def test_the_apis_stages_one_by_one_run_in_one_process_and_do_their_own_work(dup_folder, tmp_path, monkeypatch):
+    """fast-diff-py's way (full_index, first_loop, second_loop, commit) on a small folder:
+    no Snakemake start at all, each call does its stage's work, and the database is the
+    workflow's."""
+    root = dup_folder["root"]
+    workflow = run(config(root, tmp_path / "workflow"), "snakemake")
+
+    def no_snakemake(*args, **kwargs):
+        raise AssertionError("Snakemake started")
+
+    monkeypatch.setattr("fast_diff_py._api.run_workflow", no_snakemake)
+    fdo = FastDifPy(config=config(root, tmp_path / "staged"), cores=2)  # engine "auto", the default
+    fdo.full_index()
+    results = Path(fdo.results_dir)
+    assert list((results / "index").glob("shard_*.parquet"))
+    assert not (results / "thumbnails").exists()
+    fdo.first_loop()
+    assert list((results / "thumbnails").glob("shard_*.npy"))
+    assert not (results / "pairs").exists()
+    fdo.second_loop()
+    assert (results / "pairs").is_dir() and not os.path.exists(fdo.config.db_path)
+    since = time.time()
+    fdo.commit()
+    fdo._close_db()
+    assert db_rows(Path(fdo.config.db_path)) == db_rows(Path(workflow.config.db_path))
+    assert taken_since(results, since) == (10, 10)  # commit decoded nothing first_loop had

@@ -488,7 +488,7 @@ def test_fast_diffs_own_files_among_the_photos_are_no_rows(tmp_path):
     names = {Path(p).name for p, *_ in directory_paths(Path(fdo.config.db_path)).items()}
     assert names == {"1.png", "2.png"}
     # and a rerun over the unchanged folder is a no-op, though those files changed
-    state = Path(fdo.config.thumb_dir) / "work" / "folders.state"
+    state = Path(fdo.results_dir) / "folders.state"
     before = state.stat().st_mtime_ns
     Path(fdo.config.config_path).write_text('{"changed": 1}')
     fdo.full_index()

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 summary_logger = logging.getLogger("fast_diff_py.summary")
 
 _SCHEMA = load_schema()["properties"]
-# how FastDifPy.commit runs the stages (its engine parameter)
+# how FastDifPy runs the stages (its engine parameter)
 ENGINES = ("snakemake", "inline", "auto")
 
 
@@ -263,10 +263,11 @@ class FastDifPy:
         Discard earlier progress (intermediate files and the database) and start afresh.
         Without it, an earlier interrupted run with the same folders is resumed.
     engine
-        How ``commit`` runs the stages not run yet: ``"snakemake"`` (the workflow, job by
-        job), ``"inline"`` (every stage in this process: ``_inline.run_inline``, the same stage
-        functions and files) or ``"auto"`` (inline for a small collection,
-        ``_inline.small_collection``, with no stage run before through Snakemake).
+        How the stages run (``full_index``, ``first_loop``, ``second_loop``, ``commit``):
+        ``"snakemake"`` (the workflow, job by job), ``"inline"`` (in this process:
+        ``_inline.run_inline``, the same stage functions and files) or ``"auto"``, the
+        default (inline for a small collection, ``_inline.small_collection``, unless a stage
+        of this object already ran through Snakemake).
     """
 
     hash_fn: Callable[[np.ndarray], str] | str | None = None
@@ -282,7 +283,7 @@ class FastDifPy:
         cores: int | None = None,
         verbose: bool = False,
         progress: bool = False,
-        engine: str = "snakemake",
+        engine: str = "auto",
         **kwargs: Any,
     ):
         if config is None:
@@ -311,14 +312,15 @@ class FastDifPy:
             _spec(self.hash_fn, "hash_fn"), _spec(self.cpu_diff, "cpu_diff"), _spec(self.gpu_diff, "gpu_diff")
         )
         cores = self.cores or self.config.second_loop.cpu_proc
-        if stage == "merge" and self._inline(cfg):
+        if self._inline(cfg):  # each stage in this process, as commit runs them all
             from ._inline import run_inline
             from ._progress import stage_line
 
             def said(name: str, jobs: int, seconds: float) -> None:
                 print(stage_line(name, jobs, seconds), file=sys.stderr, flush=True)
 
-            self.run_log = run_inline(cfg, cores=cores, progress=said if self.progress else None)
+            until = None if stage == "merge" else stage
+            self.run_log = run_inline(cfg, cores=cores, progress=said if self.progress else None, until=until)
             self.results_dir = inline_results_dir(cfg["results_dir"])
             return
         self._stages_run = True
@@ -334,7 +336,8 @@ class FastDifPy:
         self.run_log = latest_snakemake_log(self.config.thumb_dir)
 
     def _inline(self, cfg: dict[str, Any]) -> bool:
-        """Whether ``commit`` runs the stages in this process (``engine``)."""
+        """Whether the stages run in this process (``engine``); "auto" goes on through
+        Snakemake once a stage ran there."""
         if self.engine == "auto":
             from ._inline import small_collection
 

@@ -85,17 +85,25 @@ def small_collection(config: dict[str, Any], most: int | None = None) -> bool:
     return True
 
 
+# the stages a run in one process can stop after (FastDifPy.full_index, first_loop, second_loop)
+STAGES_UNTIL = ("index", "thumbnails", "compare")
+
+
 def run_inline(
     config: dict[str, Any],
     *,
     cores: int | None = None,
     progress: Callable[[str, int, float], None] | None = None,
+    until: str | None = None,
 ) -> Path:
     """Run every stage of ``config`` in this process, in ``inline_results_dir(config)``; a
     stage's log and benchmark are where the workflow's job would write them. ``progress`` is
-    called after each stage with its name, its jobs and its seconds. Returns the run's log,
-    which names each stage's. A stage's error raises :class:`RunError` naming it and its log
-    (where its traceback is)."""
+    called after each stage with its name, its jobs and its seconds. With ``until``
+    ("index", "thumbnails" or "compare": the API's stages) the stages up to that one only.
+    Returns the run's log, which names each stage's. A stage's error raises
+    :class:`RunError` naming it and its log (where its traceback is)."""
+    if until not in (None, *STAGES_UNTIL):
+        raise ValueError(f"until must be one of {', '.join(STAGES_UNTIL)}, got {until!r}")
     from ._jobs import _pyarrow_without_pandas
 
     _pyarrow_without_pandas()  # as every job does: pyarrow's look for pandas costs a start
@@ -106,7 +114,7 @@ def run_inline(
     results = Path(config["results_dir"])
     results.mkdir(parents=True, exist_ok=True)
     with _only_run(results):
-        return _run(config, results, cores or os.cpu_count() or 1, progress)
+        return _run(config, results, cores or os.cpu_count() or 1, progress, until)
 
 
 @contextlib.contextmanager
@@ -126,7 +134,13 @@ def _only_run(results: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[str, int, float], None] | None) -> Path:
+def _run(
+    config: dict[str, Any],
+    results: Path,
+    cores: int,
+    progress: Callable[[str, int, float], None] | None,
+    until: str | None = None,
+) -> Path:
     from . import __version__
     from ._db import receipt_problem
     from ._formats import DB_RECEIPT, FOLDER_STATE, META_VERSION, report_path, summary_path
@@ -142,7 +156,8 @@ def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[
     except OSError:
         same = False
     if (
-        not changed
+        until is None
+        and not changed
         and same
         and receipt_problem(results / DB_RECEIPT, config["db_path"]) is None
         and os.path.isfile(summary_path(config["db_path"]))
@@ -152,8 +167,9 @@ def _run(config: dict[str, Any], results: Path, cores: int, progress: Callable[[
         return run.log_path
     # the settings are written once the run is whole: a run stopped midway is done again
     (results / _SETTINGS).unlink(missing_ok=True)
-    run.all()
-    (results / _SETTINGS).write_text(settings)
+    run.all(until)
+    if until is None:
+        (results / _SETTINGS).write_text(settings)
     return run.log_path
 
 
@@ -266,11 +282,17 @@ class _Run:
         if self.progress is not None:
             self.progress(name, jobs, time.monotonic() - started)
 
-    def all(self) -> None:
+    def all(self, until: str | None = None) -> None:
         shards = self.index_files()
+        if until == "index":
+            return
         self.make_thumbnails(shards)
+        if until == "thumbnails":
+            return
         if self.config["do_second_loop"]:
             self.compare(shards)
+        if until == "compare":
+            return
         self.merge_database(shards)
         self.report_run(shards)
 

@@ -541,3 +541,32 @@ def test_difpy_runs_of_one_second_keep_each_others_files(imgs, monkeypatch):
     for stamp in ("20261204010203", "20261204010203-2"):
         assert Path(f"out/difPy_{stamp}_report/index.html").is_file()
         assert Path(f"out/difPy_{stamp}_log.txt").is_file()
+
+
+@pytest.mark.parametrize("prog", ["difpy", "fastdiffpy"])
+def test_ctrl_c_at_any_moment_ends_in_one_line(imgs, prog):
+    """From its first moments (its modules still loading) to its end, an interrupted command
+    says so in one line, never with a traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = Path(sys.executable).with_name(prog)
+    if not script.exists():
+        pytest.skip(f"{prog} is not installed beside {sys.executable}")
+    args = ["-D", "imgs", "-Z", "out", "-s", "similar"] if prog == "difpy" else ["-a", "imgs", "-T", "15"]
+    ends = set()
+    for delay in (0.15, 0.3, 0.6, 1.0, 2.0):  # from after Python's own start
+        proc = subprocess.Popen([str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+        if proc.returncode == 130:
+            last = out.strip().splitlines()[-1]
+            assert last.startswith(f"{prog}: interrupted") and ("nothing was done" in last or "again" in last), out
+            ends.add("nothing was done" in last)
+        else:
+            assert proc.returncode == 0, out  # it ended before the signal
+    assert True in ends  # at least one interrupt came while it was starting

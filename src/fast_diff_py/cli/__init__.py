@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not loaded before the console scripts' Ctrl-C handling (_start)
+    import argparse
 
 
 def add_engine_option(parser: argparse.ArgumentParser, note: str = "") -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "images"
+SAMPLE = REPO / "examples" / "sample.py"
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 DECODE = """
@@ -100,12 +101,20 @@ def main() -> None:
             f"{n} photos, one process": [*difpy, "-D", str(photos), "-e", "inline"],
             f"{n} photos, Snakemake": [*difpy, "-D", str(photos), "-e", "snakemake"],
             f"{n} photos, decode only": [sys.executable, "-c", DECODE, str(photos)],
+            # fast-diff-py's README script: full_index, first_loop, second_loop, commit
+            "examples, API's four calls": [
+                sys.executable,
+                str(SAMPLE),
+                str(EXAMPLES / "holiday"),
+                str(EXAMPLES / "phone"),
+            ],
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
         for r in range(args.rounds):
             for name, cmd in cases.items():
                 shutil.rmtree(tmp / "cache", ignore_errors=True)
                 shutil.rmtree(tmp / "out", ignore_errors=True)
+                shutil.rmtree(tmp / "results", ignore_errors=True)
                 env = {**os.environ, "FAST_DIFF_CACHE": str(tmp / "cache")}
                 times[name].append(timed(cmd, env, tmp))
             print(f"round {r + 1}: " + ", ".join(f"{k} {t[-1]:.2f} s" for k, t in times.items()), flush=True)

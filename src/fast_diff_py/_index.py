@@ -404,11 +404,17 @@ def _digest_walk(
     handed to it too, and what the walk logged (a link loop)."""
     h = hashlib.sha1()
     h.update(repr((part_a, part_b)).encode())
-    if out is None:
+
+    def digest() -> str:
         for walk in walks:
             for entry in walk:
                 h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+                if out is not None:
+                    out.add(entry)
         return h.hexdigest()
+
+    if out is None:
+        return digest()
     # what the walk logs is kept for the index job's log, and passed on here as it would be
     said, level, propagate = _Said(), logger.level, logger.propagate
     shown = logger.getEffectiveLevel()
@@ -416,10 +422,7 @@ def _digest_walk(
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        for walk in walks:
-            for entry in walk:
-                h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
-                out.add(entry)
+        state = digest()
     finally:
         logger.removeHandler(said)
         logger.setLevel(level)
@@ -428,7 +431,7 @@ def _digest_walk(
             if at >= shown:
                 logger.log(at, "%s", message)
     out.said = said.records
-    return h.hexdigest()
+    return state
 
 
 class _WalkFile:

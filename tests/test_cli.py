@@ -570,3 +570,13 @@ def test_ctrl_c_at_any_moment_ends_in_one_line(imgs, prog):
         else:
             assert proc.returncode == 0, out  # it ended before the signal
     assert True in ends  # at least one interrupt came while it was starting
+
+
+def test_difpy_output_inside_the_searched_folder_is_not_indexed(imgs):
+    runs = []
+    for _ in range(3):
+        assert difpy.main(["-D", "imgs", "-Z", "imgs/out", "-s", "similar", "-p", "False"]) == 0
+        newest = max(Path("imgs/out").glob("difPy_*_stats.json"), key=lambda p: p.stat().st_mtime_ns)
+        runs.append(json.loads(newest.read_text())["total_files"])
+    assert len(list(Path("imgs/out").glob("difPy_*_results.json"))) == 3
+    assert runs == [16, 16, 16]  # the earlier runs' results, logs and galleries are no rows

@@ -140,7 +140,8 @@ class Config:
     ``fast_diff.db``, ``temp_thumb`` and ``task.json`` in the run's own folder under the
     user's cache (``work_dir``), never in the searched folders (fast-diff-py put them in the
     first folder of ``part_a``); ``thumb_dir`` holds all intermediate files of the workflow,
-    and none of the three is ever indexed.
+    and none of the three is ever indexed; nor is anything in ``exclude_paths`` (fast-diff's
+    own addition: paths left out entirely, as the workflow's key of that name).
     """
 
     part_a: list[str] | str
@@ -167,6 +168,7 @@ class Config:
     batch_size_dir: int = 2000
     batch_size_max_sl: int = 1024
     log_level: int = logging.INFO
+    exclude_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _warn_no_effect(self)
@@ -194,6 +196,7 @@ class Config:
         fl, sl = self.first_loop, self.second_loop
         work = os.path.abspath(self.thumb_dir)
         own = [work, os.path.abspath(self.db_path), log_path(self.db_path), os.path.abspath(self.config_path)]
+        own += [os.path.abspath(p) for p in self.exclude_paths]
         return {
             "part_a": [os.path.abspath(p) for p in self.part_a],
             "part_b": [os.path.abspath(p) for p in self.part_b],

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -260,6 +261,26 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t).isoformat()
 
 
+_OUTPUT = re.compile(
+    r"difPy_\d{14}(-\d+)?_(results\.json|lower_quality\.txt|stats\.json|summary\.json|log\.txt"
+    r"|journal\.jsonl|report)"
+)
+
+
+def own_outputs(out_dir: Path, searched: list[str]) -> list[str]:
+    """What earlier ``difpy`` runs wrote in ``out_dir`` (``-Z``), where it lies inside one of
+    the ``searched`` folders: left out of the index (elsewhere nothing, so that the run's
+    settings stay the same from run to run)."""
+    real = os.path.realpath(out_dir)
+    if not any(os.path.commonpath([real, os.path.realpath(f)]) == os.path.realpath(f) for f in searched):
+        return []
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return []
+    return [os.path.join(out_dir, n) for n in sorted(names) if _OUTPUT.fullmatch(n)]
+
+
 def _free_stamp(out_dir: Path) -> str:
     """The time that names this run's files in ``out_dir`` (difPy's ``%Y%m%d%H%M%S``), with
     ``-2``, ``-3``... where a run of the same second already wrote files there."""
@@ -276,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = progress_dir(args)
     settings = run_config(args, progress)
+    settings.exclude_paths = own_outputs(out_dir, args.directory)  # earlier runs' files are no photos
     settings.retain_progress = False  # no task file: the folder's name is the task
     config = settings.to_workflow()
     t0 = time.time()

@@ -120,6 +120,11 @@ def test_nested_values_from_the_command_line_are_read_as_their_types(tmp_path):
         validate_config({"part_a": [str(tmp_path)], "second_loop": {"diff_threshold": ".nan"}})
     # a string key stays a string, whatever it looks like
     assert validate_config({"part_a": [str(tmp_path)], "db_path": "15"})["db_path"] == "15"
+    # part_a=/photos: one folder where a list is asked for is that list of one
+    one = validate_config({"part_a": str(tmp_path), "ignore_names": ".thumbnails", "part_b": []})
+    assert one["part_a"] == [str(tmp_path)] and one["ignore_names"] == [".thumbnails"]
+    with pytest.raises(ConfigError, match=r"'part_a'.*does not exist"):
+        validate_config({"part_a": str(tmp_path / "nowhere")})
 
 
 def test_the_threshold_can_be_set_on_the_command_line(tmp_path, dup_folder):

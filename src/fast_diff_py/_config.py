@@ -146,7 +146,7 @@ def _coerce_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
     ``snakemake --config 'second_loop={"diff_threshold": 15}'`` hands nested values over
     as strings (Snakemake reads them with YAML's BaseLoader); a string where the schema allows
     no string is read as a scalar (``_scalar``), and kept as it was unless that gives an
-    allowed type."""
+    allowed type; a string where the schema asks for a list of strings is that list of one."""
     for key, sub in schema.get("properties", {}).items():
         if key not in config:
             continue
@@ -156,6 +156,9 @@ def _coerce_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
             continue
         types = _schema_types(sub)
         if not isinstance(value, str) or "string" in types:
+            continue
+        if types == {"array"} and "string" in _schema_types(sub.get("items", {})):
+            config[key] = [value]  # part_a=/photos: the one folder, file name or path given
             continue
         parsed = _scalar(value)
         allowed = tuple(t for name in types for t in _SCALARS.get(name, ()))

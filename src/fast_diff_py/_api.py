@@ -1,7 +1,8 @@
 """fast-diff-py 1.0.4's Python API on top of the workflow.
 
-``FastDifPy(config=cfg)`` runs the Snakemake workflow stage by stage (``full_index``,
-``first_loop``, ``second_loop``, ``commit``); every call resumes what earlier calls finished.
+``FastDifPy(config=cfg)`` runs the workflow stage by stage (``full_index``, ``first_loop``,
+``second_loop``, ``commit``): through Snakemake, or for a small collection its stages in this
+process (``engine``); every call resumes what earlier calls finished.
 The configuration classes keep fast-diff-py's field names.
 """
 

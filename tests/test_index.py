@@ -377,3 +377,22 @@ def test_excluded_paths_stay_out_when_reached_through_a_link(tmp_path):
     assert "photos/up/photos/a.jpg" not in found  # the folder itself is listed once (link loop)
     without = {os.path.relpath(e.path, tmp_path) for e in walk([tmp_path / "photos"])}
     assert {"photos/up/results/work/thumb.png", "photos/up/results/fast.db", "photos/up/linked/fast.db"} <= without
+
+
+def test_the_folder_state_depends_on_the_entries_alone():
+    from fast_diff_py._index import _digest_walk
+
+    def entries(shared: bool) -> list[FileEntry]:
+        folder = "/photos/" + "x" * 40  # one object in every entry, or a new one in each
+        made = []
+        for i in range(3):
+            path = (folder if shared else "".join(["/photos/", "x" * 40])) + f"/{i}.jpg"
+            made.append(FileEntry(path, f"{i}.jpg", 0, 0, 10 + i, 1.5, 1, None, None, 1, 2**63 + i, 10**18, 0))
+        return made
+
+    one, two = entries(True), entries(False)
+    same = _digest_walk(["/photos"], [], [one], None)
+    assert same == _digest_walk(["/photos"], [], [two], None)
+    other = [one[0], one[1], one[2]._replace(mtime_ns=one[2].mtime_ns + 1)]
+    assert _digest_walk(["/photos"], [], [other], None) != same
+    assert _digest_walk(["/photos"], [], [one[:2]], None) != same

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import logging
+import marshal
 import os
 import shutil
 import stat
@@ -408,7 +409,8 @@ def _digest_walk(
     def digest() -> str:
         for walk in walks:
             for entry in walk:
-                h.update(repr(tuple(entry)).encode("utf-8", "surrogateescape"))
+                # marshal's version 2 (no back-references): the same fields, the same bytes
+                h.update(marshal.dumps(tuple(entry), 2))
                 if out is not None:
                     out.add(entry)
         return h.hexdigest()

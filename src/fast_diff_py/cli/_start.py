@@ -34,6 +34,9 @@ def _run(prog: str, module: str) -> int:
     except KeyboardInterrupt:  # outside the run itself (its arguments, an undo)
         print(f"{prog}: interrupted; run the same command again to go on", file=sys.stderr)
         return 130
+    finally:  # it has ended and said so: an interrupt now, while Python exits, changes nothing
+        if quiet:
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
 
 
 def difpy() -> int:

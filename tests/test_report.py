@@ -101,6 +101,24 @@ def test_the_gallery_holds_every_group_with_its_files(example):
                 assert f["dif"] == pairs[frozenset((f["path"], best[0]["path"]))]
             assert jpeg_of(f["thumb"]) is not None
     assert [g["dif"] for g in page] == sorted(g["dif"] for g in page)
+    # why each is kept: a rotation has the same resolution (214 x 320 against 320 x 214), and
+    # a re-encode too: there the larger file is kept
+    why = {Path(f["path"]).name: f["why"] for g in page for f in g["files"] if f["best"]}
+    assert why == {
+        "chelsea.jpg": "highest resolution",
+        "coffee.jpg": "largest file of the highest resolution",
+        "rocket_rotated.png": "largest file of the highest resolution",
+    }
+    assert all("why" not in f for g in page for f in g["files"] if not f["best"])
+
+
+def test_a_tie_is_kept_by_its_path():
+    from fast_diff_py._report import kept_because
+
+    best, twin = (1, "b.jpg", 10, 10, 500), (2, "a.jpg", 10, 10, 500)
+    assert max([twin, best], key=lambda r: keep_rank(*r[2:5], r[1])) == best
+    assert kept_because(best, [twin]) == "as large as another in resolution and bytes; chosen by its path"
+    assert kept_because(best, [(3, "c.jpg", 10, 9, 900)]) == "highest resolution"
 
 
 def jpeg_of(thumb: str | None) -> np.ndarray | None:

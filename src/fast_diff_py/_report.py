@@ -34,7 +34,15 @@ from ._io import atomic_path
 from ._paths import native
 from ._summary import _groups, summarize, write_summary
 
-__all__ = ["GROUPS_PER_PAGE", "keep_rank", "link_gallery", "make_report", "replace_report", "report_run"]
+__all__ = [
+    "GROUPS_PER_PAGE",
+    "keep_rank",
+    "kept_because",
+    "link_gallery",
+    "make_report",
+    "replace_report",
+    "report_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,17 @@ def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, st
     """What difPy's rules keep of a group: the highest resolution, then the largest file (the
     path decides between equals)."""
     return (px + py, file_size, path)
+
+
+def kept_because(best: Sequence[Any], others: Sequence[Sequence[Any]]) -> str:
+    """Why ``keep_rank`` keeps ``best`` over ``others`` (rows of key, path, px, py, file
+    size), in the gallery's words."""
+    size = best[2] + best[3]
+    if all(o[2] + o[3] < size for o in others):
+        return "highest resolution"
+    if all(o[4] < best[4] for o in others if o[2] + o[3] == size):
+        return "largest file of the highest resolution"
+    return "as large as another in resolution and bytes; chosen by its path"
 
 
 def _thumbnail(path: str) -> bytes | None:
@@ -144,6 +163,7 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
                     "date": _date(created),
                     "dif": dif,
                     "best": key == best[0],
+                    **({"why": kept_because(best, [r for r in rows if r is not best])} if key == best[0] else {}),
                 }
             )
         files.sort(key=lambda f: (not f["best"], f["dif"] is None, f["dif"] or 0.0, f["path"]))

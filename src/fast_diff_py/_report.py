@@ -58,11 +58,15 @@ def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, st
 
 def kept_because(best: Sequence[Any], others: Sequence[Sequence[Any]]) -> str:
     """Why ``keep_rank`` keeps ``best`` over ``others`` (rows of key, path, px, py, file
-    size), in the gallery's words."""
-    size = best[2] + best[3]
-    if all(o[2] + o[3] < size for o in others):
+    size), in the gallery's words: the first part of its rank that no other file reaches."""
+
+    def rank(r: Sequence[Any]) -> tuple[int, int, str]:
+        return keep_rank(r[2], r[3], r[4], r[1])
+
+    ours, nearest = rank(best), max(map(rank, others), default=None)
+    if nearest is None or nearest[0] < ours[0]:
         return "highest resolution"
-    if all(o[4] < best[4] for o in others if o[2] + o[3] == size):
+    if nearest[1] < ours[1]:
         return "largest file of the highest resolution"
     return "as large as another in resolution and bytes; chosen by its path"
 
@@ -163,9 +167,10 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
                     "date": _date(created),
                     "dif": dif,
                     "best": key == best[0],
-                    **({"why": kept_because(best, [r for r in rows if r is not best])} if key == best[0] else {}),
                 }
             )
+            if key == best[0]:
+                files[-1]["why"] = kept_because(best, [r for r in rows if r is not best])
         files.sort(key=lambda f: (not f["best"], f["dif"] is None, f["dif"] or 0.0, f["path"]))
         worst = max(f["dif"] for f in files if f["dif"] is not None)
         out.append({"dif": worst, "files": files})

@@ -30,11 +30,10 @@ STORAGE_PREFIX = workflow.storage_settings.default_storage_prefix
 from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
 from snakemake.exceptions import WorkflowError
 
+# a bad setting: its message, without a traceback of the workflow's code
 try:
     fdp.validate_config(config, check_paths=STORAGE is None)
-except (
-    fdp.ConfigError
-) as error:  # its message, without a traceback of the workflow's code
+except fdp.ConfigError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
 

@@ -271,8 +271,8 @@ def own_outputs(out_dir: Path, searched: list[str]) -> list[str]:
     """What earlier ``difpy`` runs wrote in ``out_dir`` (``-Z``), where it lies inside one of
     the ``searched`` folders: left out of the index (elsewhere nothing, so that the run's
     settings stay the same from run to run)."""
-    real = os.path.realpath(out_dir)
-    if not any(os.path.commonpath([real, os.path.realpath(f)]) == os.path.realpath(f) for f in searched):
+    real, roots = os.path.realpath(out_dir), [os.path.realpath(f) for f in searched]
+    if not any(os.path.commonpath([real, root]) == root for root in roots):
         return []
     try:
         names = os.listdir(out_dir)

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, photo, taken_since, write
 
 from fast_diff_py._config import validate_config
+from fast_diff_py._journal import ALREADY_THERE
 from fast_diff_py._workflow import stage_targets
 from fast_diff_py.cli import difpy, fastdiffpy
 
@@ -136,6 +137,23 @@ def test_difpy_move_never_overwrites_and_can_be_undone(tmp_path, monkeypatch):
     assert not list((tmp_path / "moved").iterdir())
 
 
+def test_difpy_move_into_a_searched_folder_twice_renames_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = _same_names(tmp_path)
+    cmd = ["-D", str(root), "-Z", "out", "-s", "20", "-mv", str(root / "moved"), "-p", "False"]
+    assert difpy.main(cmd) == 0
+    first = sorted(p.name for p in (root / "moved").iterdir())
+    assert first == ["copy (1).png", "copy.png"]
+    capsys.readouterr()
+    # the moved files are found again (inside the searched folder), as copies of the kept ones
+    assert difpy.main(cmd) == 0
+    assert sorted(p.name for p in (root / "moved").iterdir()) == first  # not "copy (1) (1).png"
+    assert "2 file(s) already in" in capsys.readouterr().out
+    latest = max((tmp_path / "out").glob("difPy_*_journal.jsonl"), key=os.path.getmtime)
+    entries = [json.loads(x) for x in latest.read_text().splitlines()]
+    assert [(e["state"], e["reason"]) for e in entries] == [("skipped", ALREADY_THERE)] * 2
+
+
 def test_difpy_delete_asks_and_journals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = _same_names(tmp_path)
@@ -230,10 +248,17 @@ def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
         (["-S", "9"], "-S/--shift_amount: 9 is greater than the maximum of 7"),
         (["-c", "5000"], "-c/--compression_target: 5000 is greater than the maximum of 1024"),
         (["-C", "0"], ">= 1"),
+        (["-b", str(a / "1.png")], f"{str(a / '1.png')!r} is not a folder"),
+        (["-b", str(tmp_path / "nowhere")], "nowhere' does not exist"),
     ):
         with pytest.raises(SystemExit):
             fastdiffpy.main(["-a", str(a), *bad])
         assert message in capsys.readouterr().err
+    # difpy: a file named as a folder
+    for bad, message in ((a / "1.png", "is not a folder"), (tmp_path / "nowhere", "does not exist")):
+        with pytest.raises(SystemExit):
+            difpy.main(["-D", str(bad)])
+        assert f"-D/--directory: {str(bad)!r} {message}" in capsys.readouterr().err
 
 
 def _interrupted_fastdiffpy(tmp_path: Path):

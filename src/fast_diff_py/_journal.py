@@ -40,6 +40,7 @@ __all__ = [
     "move_files",
     "delete_files",
     "undo_moves",
+    "ALREADY_THERE",
     "free_name",
     "trash_dir",
     "trash_file",
@@ -160,10 +161,26 @@ def _error(exc: OSError) -> str:
     return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
+# the reason a file is not moved that lies in the folder it would be moved to
+ALREADY_THERE = "it is already in the folder it would be moved to"
+
+
+def _already_in(source: Path, folder: Path) -> bool:
+    """Whether ``source`` lies directly in ``folder`` (however either is spelled or linked)."""
+    try:
+        return os.path.samefile(source.parent, folder)
+    except OSError:
+        return False
+
+
 def move_file(path: str, destination: Path, journal: Journal) -> Outcome:
     """Move one file into ``destination``, journalled (the path is used as given, never
     resolved)."""
     source = Path(os.path.abspath(path))
+    if _already_in(source, destination):
+        # moving it would only rename it ("name (1).jpg"): a rerun with the same -mv folder
+        journal.write(action="move", state="skipped", source=str(source), reason=ALREADY_THERE)
+        return Outcome(str(source), "skipped", reason=ALREADY_THERE)
     journal.write(action="move", state="planned", source=str(source), destination=str(destination))
     try:
         target = _move_no_clobber(source, destination)

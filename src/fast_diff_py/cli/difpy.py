@@ -32,7 +32,7 @@ from .._decisions import block_size_for
 from .._difpy import DIF_PER_MSE, difpy_parameters, difpy_report, write_difpy_files
 from .._errors import FastDiffError
 from .._formats import report_path, summary_path
-from .._journal import Journal, JournalError, undo_moves
+from .._journal import ALREADY_THERE, Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
 from .._workflow import keep_run_log
@@ -386,12 +386,15 @@ def _act(
             move_to=args.move_to,
         )
     done = [o for o in outcomes if o.state == "done"]
-    skipped = [o for o in outcomes if o.state == "skipped"]
+    there = [o for o in outcomes if o.state == "skipped" and o.reason == ALREADY_THERE]
+    skipped = [o for o in outcomes if o.state == "skipped" and o.reason != ALREADY_THERE]
     failed = [o for o in outcomes if o.state == "failed"]
     verb = "Moved" if args.move_to else "Deleted"
     where = f" to '{args.move_to}'" if args.move_to else " to the trash"
     where += f" (listed in {journal_path}; undo: difpy --undo {journal_path})"
     print(f"{verb} {len(done)} file(s){where}")
+    if there:
+        print(f"{len(there)} file(s) already in '{args.move_to}' left as they are")
     for o in skipped[:10]:
         print(f"difpy: warning: left {o.source!r} in place: {o.reason}", file=sys.stderr)
     for o in failed[:10]:
@@ -441,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("-sd/--silent_del has no effect without -d/--delete")
     for folder in args.directory:
         if not os.path.isdir(folder):
-            parser.error(f"-D/--directory: folder {folder!r} does not exist")
+            what = "is not a folder" if os.path.exists(folder) else "does not exist"
+            parser.error(f"-D/--directory: {folder!r} {what}")
     try:
         return run(args)
     except FastDiffError as exc:

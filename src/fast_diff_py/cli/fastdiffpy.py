@@ -137,7 +137,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"-l/--cache_preload must be >= 1, got {args.cache_preload}")
     for folder in [*(args.part_a or []), *args.part_b]:
         if not os.path.isdir(folder):
-            parser.error(f"folder {folder!r} does not exist")
+            what = "is not a folder" if os.path.exists(folder) else "does not exist"
+            parser.error(f"{folder!r} {what}")
 
 
 # the workflow keys the options set, to name the option in the schema's messages

@@ -396,3 +396,48 @@ def test_the_folder_state_depends_on_the_entries_alone():
     other = [one[0], one[1], one[2]._replace(mtime_ns=one[2].mtime_ns + 1)]
     assert _digest_walk(["/photos"], [], [other], None) != same
     assert _digest_walk(["/photos"], [], [one[:2]], None) != same
+
+
+_NAME = st.text(alphabet="ab.J", min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    names=st.lists(_NAME, min_size=1, max_size=12, unique=True),
+    extensions=st.sampled_from([[".jpg"], [".J", ".b"], ["*"], ["."], [".ab"]]),
+    ignore=st.lists(_NAME, max_size=2),
+)
+def test_walk_entries_are_each_files_own_description(tmp_path_factory, names, extensions, ignore):
+    """The walk's entries (a fast path for plain files) equal what ``_file_entry`` makes of
+    each directory entry: extensions of names with several, leading or trailing dots, links,
+    names not valid UTF-8, ignored names and paths, a left-out file."""
+    from fast_diff_py._index import _file_entry
+    from fast_diff_py._paths import native
+
+    root = tmp_path_factory.mktemp("walk")
+    for i, name in enumerate(names):
+        (root / ("sub" if i % 3 == 0 else ".")).mkdir(exist_ok=True)
+        (root / ("sub" if i % 3 == 0 else ".") / name).write_bytes(b"x" * i)
+    os.symlink(root / names[0] if (root / names[0]).exists() else root / "sub" / names[0], root / "link.jpg")
+    (root / os.fsdecode(b"bad\xff.jpg")).write_bytes(b"y")
+    left_out = root / "results.db"
+    left_out.write_bytes(b"z")
+    entries = list(
+        walk_partition(
+            [str(root)],
+            part_b=True,
+            first_dir_index=3,
+            recursive=True,
+            ignore_names=ignore,
+            ignore_paths=[str(root / "sub" / names[0])],
+            allowed_file_extensions=extensions,
+            exclude_paths=[str(left_out)],
+        )
+    )
+    assert not any(e.path.endswith("results.db") for e in entries)
+    listed = {d.path: d for folder in (root, root / "sub") if folder.exists() for d in os.scandir(folder)}
+    for e in entries:
+        d = listed[native(e.path, e.path_bytes)]
+        ignored = d.name in ignore or d.path == str(root / "sub" / names[0])
+        assert e == _file_entry(d, True, 3, ignored, {x.lower() for x in extensions}), d.path
+    assert len(entries) == len(names) + 2  # and the link and the name not valid UTF-8

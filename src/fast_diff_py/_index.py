@@ -11,7 +11,9 @@ import os
 import shutil
 import stat
 from collections.abc import Iterable, Iterator
+from os.path import splitext
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -99,7 +101,9 @@ def walk_partition(
     excluded = {_norm(p) for p in exclude_paths}
     # and what they are, however reached (a link to a folder above them, a bind mount)
     excluded_ids = _identities(excluded)
+    excluded_parents = {os.path.dirname(p) for p in excluded}
     extensions = {e.lower() for e in allowed_file_extensions}
+    any_extension, part = "*" in extensions, int(part_b)
     for offset, root in enumerate(roots):
         dir_index = first_dir_index + offset
         visited: set[tuple[int, int]] = set()
@@ -138,18 +142,23 @@ def walk_partition(
             # every entry's absolute, normal path is this folder's and its name (scandir
             # never lists "." or ".."): normalized once per folder, not per file
             base = _norm(folder) if excluded or paths else ""
+            prefix = base if base.endswith(os.sep) else base + os.sep
+            # only a folder that holds one of them has entries to leave out
+            near = base in excluded_parents
+            named = near or bool(paths)
             for entry in entries:
                 name = entry.name
-                full = os.path.join(base, name) if base else ""
-                if excluded and _excluded(full, name, excluded):
+                full = prefix + name if named else ""
+                if near and _excluded(full, name, excluded):
                     continue
                 if via_link and excluded_ids and _same_file(entry, excluded_ids):
                     continue  # the database or summary, under another name
                 ignored = name in names or bool(paths) and full in paths
                 try:
                     is_dir = entry.is_dir()
+                    plain = not is_dir and not via_link and not entry.is_symlink()
                 except OSError:
-                    is_dir = False
+                    is_dir = plain = False
                 if is_dir:
                     if recursive and not ignored:
                         if entry.is_symlink():
@@ -157,6 +166,37 @@ def walk_partition(
                         else:
                             subfolders.append((entry.path, via_link))
                     continue
+                if plain:
+                    # the common case, written out (a walk of millions of files): what
+                    # _file_entry gives for a file reached by no link, with a UTF-8 name
+                    path = entry.path
+                    try:
+                        st = entry.stat()
+                        path.encode("utf-8")
+                    except (OSError, UnicodeEncodeError):
+                        pass
+                    else:
+                        if S_ISREG(st.st_mode):
+                            # os.path.splitext's extension, without its call for the usual name
+                            dot = name.rfind(".")
+                            ext = name[dot:] if dot > 0 and name[0] != "." else splitext(name)[1]
+                            allowed = not ignored and (any_extension or ext.lower() in extensions)
+                            yield FileEntry(
+                                path,
+                                name,
+                                part,
+                                dir_index,
+                                st.st_size,
+                                max(st.st_ctime, -1.0),
+                                int(allowed),
+                                None,
+                                None,
+                                st.st_dev,
+                                st.st_ino,
+                                st.st_mtime_ns,
+                                0,
+                            )
+                            continue
                 yield _file_entry(entry, part_b, dir_index, ignored, extensions, via_link)
             stack.extend(reversed(subfolders))
 

@@ -266,6 +266,7 @@ def test_the_index_takes_the_walk_that_found_the_folders_changed(tmp_path, monke
     cfg = _config([a], [b], results)
     state, walk = results / FOLDER_STATE, results / FOLDER_WALK
     assert record_folder_state(state, cfg) and walk.exists()
+    assert not [p.name for p in results.iterdir() if p.name.startswith(".")]  # no scratch left
     index_of(tmp_path / "walked-here", [a], [b])
     tree(a, ["0_added_after.jpg"])
     caplog.set_level(logging.INFO, logger="fast_diff_py")

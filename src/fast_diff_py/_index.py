@@ -450,9 +450,10 @@ def _digest_walk(
         for walk in walks:
             for entry in walk:
                 # marshal's version 2 (no back-references): the same fields, the same bytes
-                h.update(marshal.dumps(tuple(entry), 2))
+                fields = tuple(entry)
+                h.update(marshal.dumps(fields, 2))
                 if out is not None:
-                    out.add(entry)
+                    out.add(fields)
         return h.hexdigest()
 
     if out is None:
@@ -479,39 +480,52 @@ def _digest_walk(
 class _WalkFile:
     """The entries of a walk for a FOLDER_WALK file at ``path``: held in memory up to
     ``held`` of them (most walks: nothing is written when the file there already holds this
-    walk), beyond that written to a temporary file as they come, a batch at a time. Where it
-    cannot be written (a full disk), the walk is not kept and the index job walks again.
+    walk), beyond that set aside in a scratch file as they come, a batch at a time, in
+    marshal's form (this process alone reads it back); the file at ``path`` is written only
+    where it does not hold this walk already. Where it cannot be written (a full disk), the
+    walk is not kept and the index job walks again.
 
     The file is text: a first line naming the state (``_WALK_MAGIC`` and the digest, written
     last), then one line per batch (a JSON array of entries, ``path_bytes`` in hex), then a
     line ``{"said": [[level, message], ...]}``: what the walk logged. JSON, not Parquet: the
-    process that writes it is Snakemake's, which stays small."""
+    process that writes it is Snakemake's, which stays small, and the job that reads it may
+    run another Python (``--sdm conda``)."""
 
     def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
         self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.scratch = path.with_name(f".{path.name}.scratch-{os.getpid()}")
         self.limit, self.batch = held, batch
-        self.held: list[FileEntry] = []
+        self.held: list[tuple] = []
         self.said: list[tuple[int, str]] = []
-        self.fh: Any = None
+        self.fh: Any = None  # the scratch file, once the walk is longer than held
         self.failed = False
 
-    def add(self, entry: FileEntry) -> None:
+    def add(self, entry: tuple) -> None:
+        """One entry (a FileEntry's fields as a plain tuple)."""
         if self.failed:
             return
         self.held.append(entry)
         if len(self.held) >= (self.batch if self.fh is not None else self.limit):
-            self._spill()
+            self._set_aside()
 
-    def _spill(self) -> None:
+    def _set_aside(self) -> None:
         try:
             if self.fh is None:
-                self.fh = open(self.tmp, "wb")
-                self.fh.write(_walk_header("0" * _STATE_LENGTH))
-            rows = [[*e[:_PATH_BYTES], _hex(e.path_bytes), *e[_PATH_BYTES + 1 :]] for e in self.held]
-            self.fh.write(json.dumps(rows, separators=(",", ":")).encode("ascii") + b"\n")
+                self.fh = open(self.scratch, "w+b")
+            marshal.dump(self.held, self.fh, 2)
         except (OSError, ValueError) as exc:
             self._fail(exc)
         self.held = []
+
+    def _batches(self) -> Iterator[list[tuple]]:
+        if self.fh is not None:
+            self.fh.seek(0)
+            while True:
+                try:
+                    yield marshal.load(self.fh)
+                except EOFError:
+                    break
+        yield self.held
 
     def _fail(self, exc: Exception) -> None:
         logger.warning("%s not written (%s): the index job walks the folders again", os.fspath(self.path), exc)
@@ -523,21 +537,23 @@ class _WalkFile:
         written."""
         try:
             if self.failed or walk_state(self.path) == state:
-                return False  # what was written of it (a walk longer than held) goes
-            self._spill()
-            if self.fh is None:
                 return False
-            self.fh.write(json.dumps({"said": self.said}).encode("ascii") + b"\n")
-            self.fh.seek(0)
-            self.fh.write(_walk_header(state))  # last: a file whose state is named is whole
-            self.fh.close()
-            self.fh = None
+            with open(self.tmp, "wb") as out:
+                out.write(_walk_header("0" * _STATE_LENGTH))
+                for batch in self._batches():
+                    rows = [[*e[:_PATH_BYTES], _hex(e[_PATH_BYTES]), *e[_PATH_BYTES + 1 :]] for e in batch]
+                    if rows:
+                        out.write(json.dumps(rows, separators=(",", ":")).encode("ascii") + b"\n")
+                out.write(json.dumps({"said": self.said}).encode("ascii") + b"\n")
+                out.seek(0)
+                out.write(_walk_header(state))  # last: a file whose state is named is whole
             os.replace(self.tmp, self.path)
             return True
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             self._fail(exc)
             return False
         finally:
+            self.tmp.unlink(missing_ok=True)
             self.close()
 
     def close(self) -> None:
@@ -545,9 +561,9 @@ class _WalkFile:
             if self.fh is not None:
                 self.fh.close()
         except OSError:
-            pass  # the temporary goes below: nothing of it is taken
+            pass  # the scratch file goes below: nothing of it is taken
         self.fh = None
-        self.tmp.unlink(missing_ok=True)
+        self.scratch.unlink(missing_ok=True)
 
 
 _WALK_MAGIC = b"fast-diff walk 1 "

@@ -427,6 +427,33 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch, engine):
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
 
 
+def test_difpy_takes_the_thumbnails_of_the_other_way_of_running(imgs, monkeypatch):
+    """A folder that grows past what runs in one process goes on through Snakemake, whose
+    jobs take the thumbnails the run in one process made; when it shrinks back, the run in
+    one process takes those of Snakemake's jobs. The results are a fresh run's."""
+    import time
+
+    from fast_diff_py import _inline
+
+    monkeypatch.setattr(_inline, "SMALL_RUN_FILES", 16)  # the 16 files of imgs
+    run = ["-D", "imgs", "-s", "similar", "-p", "False"]
+    assert difpy.main([*run, "-Z", "first"]) == 0
+    (progress,) = (Path(os.environ["FAST_DIFF_CACHE"]) / "difpy").iterdir()
+    assert (progress / "work-inline").is_dir() and not (progress / "work").exists()
+    shutil.copy("imgs/holiday/rocket.jpg", "imgs/phone/aaa_rocket_copy.jpg")
+    since = time.time()
+    assert difpy.main([*run, "-Z", "grown"]) == 0
+    assert taken_since(progress / "work", since) == (14, 17)  # through Snakemake: only the new one decoded
+    for name in ("aaa_rocket_copy.jpg", "coffee_copy.jpg"):
+        os.remove(f"imgs/phone/{name}")
+    since = time.time()
+    assert difpy.main([*run, "-Z", "shrunk"]) == 0
+    assert taken_since(progress / "work-inline", since) == (13, 15)  # in one process again: none decoded
+    monkeypatch.setenv("FAST_DIFF_CACHE", str(Path("fresh-cache").absolute()))
+    assert difpy.main([*run, "-Z", "fresh"]) == 0
+    assert outputs(Path("shrunk"))[:2] == outputs(Path("fresh"))[:2]
+
+
 @pytest.mark.parametrize(("engine", "work"), [("auto", "work-inline"), ("snakemake", "work")])
 def test_difpy_on_a_grown_folder_decodes_only_the_new_file(imgs, engine, work):
     """A second difpy on the same folder after a file was added takes every other thumbnail

@@ -111,6 +111,7 @@ __all__ = [
     "shard_ids",
     "report_path",
     "inline_results_dir",
+    "reuse_root",
     "summary_path",
     "log_path",
 ]
@@ -218,6 +219,12 @@ def inline_results_dir(results_dir: str | os.PathLike[str]) -> str:
     """The results folder of a run in one process (``_inline``): beside the workflow's
     ``results_dir``, with the same files, so that neither way of running sees the other's."""
     return os.path.normpath(os.fspath(results_dir)) + INLINE_SUFFIX
+
+
+def reuse_root(results_dir: str | os.PathLike[str]) -> str:
+    """Where the thumbnail jobs of a run in ``results_dir`` keep what they made, a folder per
+    shard (REUSE_DIR, ``_reuse``)."""
+    return os.path.join(os.fspath(results_dir), THUMBNAIL_DIR, REUSE_DIR)
 
 
 def summary_path(db_path: str | os.PathLike[str]) -> str:

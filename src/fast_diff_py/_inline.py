@@ -220,6 +220,7 @@ class _Run:
             DIGEST_DIR,
             GPU_PAIR_DIR,
             INDEX_DIR,
+            INLINE_SUFFIX,
             KEPT_PAIRS_DIR,
             PAIR_DIR,
             PLAN_DIR,
@@ -231,6 +232,8 @@ class _Run:
 
         self.config, self.cores, self.progress = config, cores, progress
         results = config["results_dir"]
+        # the workflow's results folder, beside this one (inline_results_dir)
+        self.workflow_results = results.removesuffix(INLINE_SUFFIX)
         self.logs, self.benchmarks = f"{results}/logs", f"{results}/benchmarks"
         self.index, self.thumbs, self.digests = (
             f"{results}/{INDEX_DIR}",
@@ -328,6 +331,7 @@ class _Run:
             PREVIEW_SUFFIX,
             REUSE_DIR,
             SHARD_FILES_SUFFIX,
+            reuse_root,
             shard_file,
         )
         from ._reuse import reuse_folders
@@ -355,7 +359,10 @@ class _Run:
                     out_crop_sums=f"{self.thumbs}/{shard_file(shard, CROP_SUMS_SUFFIX)}" if crops else None,
                     out_previews=f"{self.thumbs}/{shard_file(shard, PREVIEW_SUFFIX)}",
                     reuse_dir=f"{self.thumbs}/{REUSE_DIR}/{shard}",
-                    reuse_from=reuse_folders(self.index, shard, f"{self.thumbs}/{REUSE_DIR}"),
+                    # and what the workflow's jobs over the same settings kept
+                    reuse_from=reuse_folders(
+                        self.index, shard, f"{self.thumbs}/{REUSE_DIR}", also=[reuse_root(self.workflow_results)]
+                    ),
                     out_digests=f"{self.digests}/{shard_file(shard)}" if needs_digests(c) else None,
                     mirror=c["mirror"],
                     digests_from_hashes=digests_from_hashes(c),

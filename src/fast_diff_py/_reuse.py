@@ -89,23 +89,40 @@ def fingerprint(**settings: Any) -> str:
 _MOST_GONE = 16
 
 
-def reuse_folders(index_dir: str | os.PathLike[str], shard: str, root: str | os.PathLike[str]) -> list[str]:
+def reuse_folders(
+    index_dir: str | os.PathLike[str],
+    shard: str,
+    root: str | os.PathLike[str],
+    also: Sequence[str | os.PathLike[str]] = (),
+) -> list[str]:
     """Where the thumbnail job of ``shard`` looks for kept thumbnails besides its own folder
     (``root/<shard>``): the folders of the shards before and after it in the index in
     ``index_dir``, and those of shards no longer in it (their files are in other shards now:
-    a shard whose first file went, or two shards made one)."""
+    a shard whose first file went, or two shards made one); then, under each root of
+    ``also`` (the other way of running over the same settings: the workflow's and a run's
+    in one process, for a folder that grew past or shrank below what runs in one process),
+    the folder of the same shard and the others."""
 
     ids = shard_ids(index_dir)
     at = ids.index(shard)
     near = [ids[i] for i in (at - 1, at + 1) if 0 <= i < len(ids)]
     current = set(ids)
-    try:
-        gone = sorted(p.name for p in Path(root).iterdir() if p.name not in current and p.is_dir())
-    except OSError:
-        gone = []
+    gone = [p for p in _shard_folders(root) if p not in current]
     if len(gone) > _MOST_GONE:
         logger.info("%d shards left the index: reading what the first %d kept", len(gone), _MOST_GONE)
-    return [os.path.join(root, s) for s in near + gone[:_MOST_GONE]]
+    found = [os.path.join(root, s) for s in near + gone[:_MOST_GONE]]
+    for other in also:
+        there = sorted(_shard_folders(other), key=lambda s: s != shard)  # the same shard first
+        found += [os.path.join(other, s) for s in there[:_MOST_GONE]]
+    return found
+
+
+def _shard_folders(root: str | os.PathLike[str]) -> list[str]:
+    """The names of the shard folders under ``root`` (none where it cannot be listed)."""
+    try:
+        return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+    except OSError:
+        return []
 
 
 def forget_shards(

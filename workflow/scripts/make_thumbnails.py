@@ -7,7 +7,7 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import make_thumbnails, photos_to_read, reuse_folders
+from fast_diff_py import inline_results_dir, make_thumbnails, photos_to_read, reuse_folders, reuse_root
 
 logging.info("threads: %d (OMP_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OMP_NUM_THREADS"))
 p = snakemake.params
@@ -35,7 +35,13 @@ make_thumbnails(
     out_previews=snakemake.output.previews,
     reuse_dir=p.reuse,
     reuse_from=(
-        reuse_folders(os.path.dirname(snakemake.input.shard), snakemake.wildcards.shard, p.reuse_root)
+        reuse_folders(
+            os.path.dirname(snakemake.input.shard),
+            snakemake.wildcards.shard,
+            p.reuse_root,
+            # and what a run in one process over the same settings kept (difpy, the API)
+            also=[reuse_root(inline_results_dir(snakemake.config["results_dir"]))],
+        )
         if p.reuse
         else ()
     ),

@@ -254,11 +254,33 @@ def test_fastdiffpy_runs_and_validates(tmp_path, capsys):
         with pytest.raises(SystemExit):
             fastdiffpy.main(["-a", str(a), *bad])
         assert message in capsys.readouterr().err
+    # where a folder is to be made, a file in the way: named before any work
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, message in (
+        (["-o", str(afile / "sub")], f"-o/--output_dir: {str(afile / 'sub')!r} cannot be made: {str(afile)!r} is a"),
+        (["-o", str(afile / "x.db")], f"{str(afile / 'x.db')!r} cannot be made: {str(afile)!r} is a file"),
+        (["-o", str(afile)], f"-o/--output_dir: {str(afile)!r} is a file, not a folder"),
+        (["-t", str(afile)], f"-t/--temp_dir: {str(afile)!r} is a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit):
+            fastdiffpy.main(["-a", str(a), *bad])
+        assert message in capsys.readouterr().err
+    # -R of a file that is not a run's progress: one line naming it
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    for task in (afile, tmp_path / "other.json"):
+        assert fastdiffpy.main(["-R", str(task)]) == 1
+        err = capsys.readouterr().err
+        assert f"fastdiffpy: error: {str(task)!r} is not the progress of a run" in err and "Traceback" not in err
     # difpy: a file named as a folder
     for bad, message in ((a / "1.png", "is not a folder"), (tmp_path / "nowhere", "does not exist")):
         with pytest.raises(SystemExit):
             difpy.main(["-D", str(bad)])
         assert f"-D/--directory: {str(bad)!r} {message}" in capsys.readouterr().err
+    for flag in ("-Z", "-mv"):
+        with pytest.raises(SystemExit):
+            difpy.main(["-D", str(a), flag, str(afile / "deeper")])
+        assert f"{str(afile / 'deeper')!r} cannot be made: {str(afile)!r} is a file" in capsys.readouterr().err
 
 
 def _interrupted_fastdiffpy(tmp_path: Path):

@@ -36,7 +36,7 @@ from .._journal import ALREADY_THERE, Journal, JournalError, undo_moves
 from .._report import replace_report
 from .._summary import format_summary, read_summary, write_summary
 from .._workflow import keep_run_log
-from . import add_engine_option
+from . import add_engine_option, not_a_folder
 
 logger = logging.getLogger("difpy")
 
@@ -425,14 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         for o in failures:
             print(f"difpy: error: could not move {o.source!r} back to {o.target!r}: {o.reason}", file=sys.stderr)
         return 1 if failures else 0
-    if (
-        args.output_directory is not None
-        and os.path.exists(args.output_directory)
-        and not os.path.isdir(args.output_directory)
-    ):
-        parser.error(f"-Z/--output_directory: {args.output_directory!r} is a file, not a folder")
-    if args.move_to is not None and os.path.exists(args.move_to) and not os.path.isdir(args.move_to):
-        parser.error(f"-mv/--move_to: {args.move_to!r} is a file, not a folder")
+    for flag, folder in (("-Z/--output_directory", args.output_directory), ("-mv/--move_to", args.move_to)):
+        problem = not_a_folder(flag, folder)
+        if problem:
+            parser.error(problem)
     if args.move_to is not None and args.delete:
         parser.error('"move_to" and "delete" are mutually exclusive: choose one of -mv and -d')
     if args.delete and not args.silent_del and not sys.stdin.isatty():

@@ -23,7 +23,7 @@ from .._config import validate_config
 from .._errors import ConfigError, FastDiffError
 from .._formats import log_path
 from .._workflow import keep_run_log
-from . import add_engine_option
+from . import add_engine_option, not_a_folder
 from .difpy import crop_tolerance
 
 logger = logging.getLogger("fastdiffpy")
@@ -139,6 +139,13 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "does not exist"
             parser.error(f"{folder!r} {what}")
+    db_file = args.output_dir is not None and args.output_dir.endswith(".db")  # output_path's rule
+    for problem in (
+        not_a_folder("-t/--temp_dir", args.temp_dir),
+        not_a_folder("-o/--output_dir", args.output_dir, parent=db_file),
+    ):
+        if problem:
+            parser.error(problem)
 
 
 # the workflow keys the options set, to name the option in the schema's messages
@@ -205,10 +212,13 @@ def load_task(path: str) -> Config:
     task = Path(path) / TASK_FILE if os.path.isdir(path) else Path(path)
     if not task.is_file():
         raise FastDiffError(f"no progress to recover at {path!r} (no {TASK_FILE})")
-    data = json.loads(task.read_text())
-    data["first_loop"] = FirstLoopConfig(**data["first_loop"])
-    data["second_loop"] = SecondLoopConfig(**data["second_loop"])
-    return Config.from_dict(data)
+    try:
+        data = json.loads(task.read_text())
+        data["first_loop"] = FirstLoopConfig(**data["first_loop"])
+        data["second_loop"] = SecondLoopConfig(**data["second_loop"])
+        return Config.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a run's settings
+        raise FastDiffError(f"{os.fspath(task)!r} is not the progress of a run: {type(exc).__name__}: {exc}") from None
 
 
 def execute(cfg: Config, purge: bool, cores: int | None, verbose: bool = False, engine: str = "auto") -> str:

@@ -449,10 +449,19 @@ def test_fastdiffpy_resumes_without_purge(tmp_path, monkeypatch, engine):
     assert sqlite3.connect(fdo.config.db_path).execute("SELECT dif FROM dif_table").fetchall() == [(0.0,)]
 
 
+def _unchanged(work: Path) -> tuple[int, int]:
+    """The plan's count of decoded files unchanged since the pairs it took were kept."""
+    import re
+
+    text = (work / "logs" / "compare" / "plan_blocks.log").read_text()
+    found = re.search(r"(\d+) of (\d+) decoded files unchanged since the kept run", text)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
 def test_difpy_takes_the_thumbnails_of_the_other_way_of_running(imgs, monkeypatch):
     """A folder that grows past what runs in one process goes on through Snakemake, whose
-    jobs take the thumbnails the run in one process made; when it shrinks back, the run in
-    one process takes those of Snakemake's jobs. The results are a fresh run's."""
+    jobs take the thumbnails and pairs the run in one process made; when it shrinks back, the
+    run in one process takes those of Snakemake's jobs. The results are a fresh run's."""
     import time
 
     from fast_diff_py import _inline
@@ -466,11 +475,13 @@ def test_difpy_takes_the_thumbnails_of_the_other_way_of_running(imgs, monkeypatc
     since = time.time()
     assert difpy.main([*run, "-Z", "grown"]) == 0
     assert taken_since(progress / "work", since) == (14, 17)  # through Snakemake: only the new one decoded
+    assert _unchanged(progress / "work") == (14, 15)  # and only its pairs compared
     for name in ("aaa_rocket_copy.jpg", "coffee_copy.jpg"):
         os.remove(f"imgs/phone/{name}")
     since = time.time()
     assert difpy.main([*run, "-Z", "shrunk"]) == 0
     assert taken_since(progress / "work-inline", since) == (13, 15)  # in one process again: none decoded
+    assert _unchanged(progress / "work-inline") == (13, 13)  # nor any pair compared
     monkeypatch.setenv("FAST_DIFF_CACHE", str(Path("fresh-cache").absolute()))
     assert difpy.main([*run, "-Z", "fresh"]) == 0
     assert outputs(Path("shrunk"))[:2] == outputs(Path("fresh"))[:2]

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,24 @@ def _read_kept(kept_dir: Path, pairs_fingerprint: str, threshold: float) -> tupl
         return None
 
 
+def _newest_first(folders: list[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    """``folders`` where pairs were kept, the most recently kept first (each a run's whole
+    set: the newest covers most of the files as they are now); the first one where none were
+    kept, for its message, when none was."""
+
+    def kept_at(folder: str | os.PathLike[str]) -> float:
+        try:
+            return os.stat(Path(folder) / _META).st_mtime
+        except OSError:
+            return -1.0
+
+    when = {os.fspath(f): kept_at(f) for f in folders}
+    found = sorted((f for f in folders if when[os.fspath(f)] >= 0), key=lambda f: -when[os.fspath(f)])
+    return found or folders[:1]
+
+
 def carried_pairs(
-    kept_dir: str | os.PathLike[str] | None,
+    kept_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
     pairs_fingerprint: str | None,
     threshold: float,
     decoded: pa.Table,
@@ -150,12 +167,18 @@ def carried_pairs(
     the run that kept ``kept_dir``, as a mask, and their pairs with ``dif <= threshold`` as
     that run stored them, in this run's keys (PAIR_SCHEMA; ``key_a`` the lower key, or the
     partition A side with ``has_part_b``). Nothing is unchanged where the kept pairs may
-    not be taken."""
+    not be taken. ``kept_dir`` may be several folders (the two ways of running over the same
+    settings): the newest one kept that may be taken is."""
     n = len(decoded)
     nothing = np.zeros(n, bool), PAIR_SCHEMA.empty_table()
     if kept_dir is None or pairs_fingerprint is None or n == 0:
         return nothing
-    kept = _read_kept(Path(kept_dir), pairs_fingerprint, threshold)
+    folders = [kept_dir] if isinstance(kept_dir, (str, os.PathLike)) else list(kept_dir)
+    kept = None
+    for folder in _newest_first(folders):
+        kept = _read_kept(Path(folder), pairs_fingerprint, threshold)
+        if kept is not None:
+            break
     if kept is None:
         return nothing
     files, pairs = kept

@@ -243,6 +243,7 @@ class _Run:
         self.plan = f"{results}/{PLAN_DIR}"
         self.pairs = f"{results}/{GPU_PAIR_DIR if config['compare']['gpu_jobs'] else PAIR_DIR}"
         self.kept_pairs = f"{results}/{KEPT_PAIRS_DIR}"
+        self.workflow_kept_pairs = f"{self.workflow_results}/{KEPT_PAIRS_DIR}"
         self.has_part_b = bool(config["part_b"]) or file_list_has_part_b(config["file_list"])
         self.fingerprint = pairs_fingerprint(config, self.has_part_b)
         self.summary, self.report = summary_path(config["db_path"]), report_path(config["db_path"])
@@ -391,7 +392,8 @@ class _Run:
                 crop_sums_paths=[f"{self.thumbs}/{shard_file(s, CROP_SUMS_SUFFIX)}" for s in shards] if crops else [],
                 thumb_paths=[f"{self.thumbs}/{shard_file(s, '.npy')}" for s in shards],
                 crop_paths=[f"{self.thumbs}/{shard_file(s, CROP_STACK_SUFFIX)}" for s in shards] if crops else [],
-                kept=(self.kept_pairs, self.fingerprint) if self.fingerprint else None,
+                # and those the workflow's last run over the same settings kept
+                kept=(([self.kept_pairs, self.workflow_kept_pairs], self.fingerprint) if self.fingerprint else None),
             )
         self.stage("plan", 1, started)
         started = time.monotonic()

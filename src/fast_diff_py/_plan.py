@@ -87,7 +87,7 @@ def make_plan(
     crop_sums_paths: list[str] | None = None,
     thumb_paths: Sequence[str] | None = None,
     crop_paths: Sequence[str] | None = None,
-    kept: tuple[str | os.PathLike[str] | None, str | None] | None = None,
+    kept: tuple[str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None, str | None] | None = None,
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block),
     ``out_dir/block_pairs.parquet`` (the block pairs to compare) and, block by block in
@@ -109,9 +109,10 @@ def make_plan(
     ranges of sums also cover its images' crops, so that the bound holds for every
     comparison the crops add; no digests then (a crop can match at 0 whatever the digests).
 
-    With ``kept`` (``(folder, pairs_fingerprint)`` of the pairs a last run kept:
-    ``fast_diff_py._carry``) the pairs of two files unchanged since then are taken from there
-    into ``out_dir/carried_pairs.parquet`` (PAIR_SCHEMA) instead of being planned: the
+    With ``kept`` (``(folder, pairs_fingerprint)`` of the pairs a last run kept, or
+    ``(folders, pairs_fingerprint)``: the newest that may be taken; ``fast_diff_py._carry``)
+    the pairs of two files unchanged since then are taken from there into
+    ``out_dir/carried_pairs.parquet`` (PAIR_SCHEMA) instead of being planned: the
     unchanged and the other files are cut into blocks apart, and only block pairs with a
     block of other files are listed (those first, as the A side where the partitions
     allow). Not for the digest plan of threshold 0.

@@ -6,7 +6,7 @@ from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import make_plan
+from fast_diff_py import KEPT_PAIRS_DIR, inline_results_dir, make_plan
 
 p = snakemake.params
 make_plan(
@@ -22,6 +22,15 @@ make_plan(
     crop_sums_paths=list(snakemake.input.crop_sums),
     thumb_paths=list(snakemake.input.thumbs),
     crop_paths=list(snakemake.input.crops),
-    # none to take (a storage run, a difference function of the user's): no versions read
-    kept=(p.kept, p.pairs_fingerprint) if p.kept and p.pairs_fingerprint else None,
+    # the pairs this workflow's last run kept, and those of a run in one process over the
+    # same settings (difpy, the API); none to take (a storage run, a difference function of
+    # the user's): no versions read
+    kept=(
+        (
+            [p.kept, os.path.join(inline_results_dir(snakemake.config["results_dir"]), KEPT_PAIRS_DIR)],
+            p.pairs_fingerprint,
+        )
+        if p.kept and p.pairs_fingerprint
+        else None
+    ),
 )

@@ -137,6 +137,14 @@ def test_missing_database(tmp_path):
         FastDiffDB(tmp_path / "empty.db")
 
 
+def test_queries_before_commit_say_what_writes_the_database(tmp_path):
+    write(tmp_path / "A" / "1.png", photo(1))
+    fdo = FastDifPy(config=Config(part_a=[str(tmp_path / "A")], thumb_dir=str(tmp_path / "t")), purge=True)
+    fdo.full_index()
+    with pytest.raises(DatabaseError, match=r"no database at .* yet: it is written by commit\(\)"):
+        list(fdo.get_diff_pairs(20))
+
+
 def test_api_resumes_and_honours_switches(tmp_path):
     a = tmp_path / "A"
     write(a / "1.png", photo(1))

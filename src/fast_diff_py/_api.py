@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._config import load_schema
-from ._errors import ConfigError
+from ._errors import ConfigError, DatabaseError
 from ._formats import inline_results_dir, log_path, report_path, summary_path
 from ._queries import FastDiffDB
 from ._summary import format_summary, read_summary
@@ -464,6 +464,11 @@ class FastDifPy:
     def db(self) -> FastDiffDB:
         """The database of this run (opened on first use, after ``commit``)."""
         if self._db is None:
+            if not os.path.exists(self.config.db_path):
+                raise DatabaseError(
+                    f"no database at {self.config.db_path!r} yet: it is written by commit(), "
+                    "after full_index(), first_loop() and second_loop()"
+                )
             self._db = FastDiffDB(self.config.db_path)
         return self._db
 

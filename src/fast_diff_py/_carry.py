@@ -151,9 +151,9 @@ def _newest_first(folders: list[str | os.PathLike[str]]) -> list[str | os.PathLi
         except OSError:
             return -1.0
 
-    when = {os.fspath(f): kept_at(f) for f in folders}
-    found = sorted((f for f in folders if when[os.fspath(f)] >= 0), key=lambda f: -when[os.fspath(f)])
-    return found or folders[:1]
+    times = [kept_at(f) for f in folders]
+    newest = sorted(range(len(folders)), key=lambda i: -times[i])
+    return [folders[i] for i in newest if times[i] >= 0] or folders[:1]
 
 
 def carried_pairs(

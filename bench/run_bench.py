@@ -55,7 +55,6 @@ STAGES = {
     "compare_blocks_gpu": "compare",
     "merge_database": "merge",
     "difpy": "merge",
-    "report_run": "report",
 }
 
 

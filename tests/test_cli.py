@@ -584,17 +584,17 @@ def test_difpy_shows_a_line_per_stage_and_snakemake_only_when_verbose(imgs, caps
     said = capsys.readouterr()
     lines = (said.out + said.err).splitlines()
     stages = [line.split(":")[1].strip() for line in lines if line.startswith("fast-diff: ") and "job" in line]
-    assert stages[:2] == ["index", "thumbnails"] and "merge" in stages
+    assert stages[:2] == ["index", "thumbnails"] and "merge, gallery and summary" in stages
     assert not any("Select jobs to execute" in line or "localrule" in line for line in lines)
     assert len(lines) < 30
     (log,) = (imgs.parent / "out").glob("difPy_*_log.txt")
     # a small folder's run in one process: the log names each job's log
-    assert "make_thumbnails" in log.read_text() and "report_run" in log.read_text()
+    assert "make_thumbnails" in log.read_text() and "merge_database" in log.read_text()
     assert difpy.main(["-D", "imgs", "-Z", "snake", "-s", "similar", "-e", "snakemake"]) == 0
     said = capsys.readouterr()
     lines = (said.out + said.err).splitlines()
     stages = [line.split(":")[1].strip() for line in lines if line.startswith("fast-diff: ") and "job" in line]
-    assert stages[:2] == ["index", "thumbnails"] and "merge" in stages
+    assert stages[:2] == ["index", "thumbnails"] and "merge, gallery and summary" in stages
     assert not any("Select jobs to execute" in line or "localrule" in line for line in lines)
     (log,) = (imgs.parent / "snake").glob("difPy_*_log.txt")
     assert "Finished jobid" in log.read_text()  # Snakemake's whole output, kept

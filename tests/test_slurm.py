@@ -94,7 +94,7 @@ def test_slurm_run_equals_local_run(tmp_path, slurm):
         fields = scontrol_job(job_id)
         rule = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
         seen.add(rule)
-        threads = 2 if rule in ("make_thumbnails", "compare_blocks", "report_run") else 1
+        threads = 2 if rule in ("make_thumbnails", "compare_blocks", "merge_database") else 1
         assert int(fields["NumCPUs"]) == threads, (rule, fields["NumCPUs"])
         if rule in expected_mem:
             assert fields["MinMemoryNode"] == f"{expected_mem[rule]}M", (rule, fields["MinMemoryNode"])

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 from conftest import REPO, run_workflow
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fast_diff_py import FastDifPy, format_summary, summarize
+from fast_diff_py import FastDifPy, current_summary, format_summary, summarize, write_receipt, write_summary
 from fast_diff_py._summary import _groups
 from fast_diff_py._workflow import snakemake_command
 
@@ -94,6 +96,24 @@ def test_the_largest_group_and_its_best_file(tmp_path, dup_folder):
     assert "error" not in format_summary(summary)
 
 
+def test_a_summary_is_shown_only_for_the_database_it_describes(tmp_path):
+    db, receipt, path = tmp_path / "x.db", tmp_path / "database.json", tmp_path / "summary.json"
+    db.write_bytes(b"one")
+    write_receipt(receipt, db)
+    write_summary({"files": 1}, path)
+    # Snakemake may touch a job's outputs (the receipt) after the summary is written
+    os.utime(receipt)
+    assert current_summary(path, receipt) == {"files": 1}
+    # a database written after the summary (a run whose gallery then failed): not current
+    time.sleep(0.01)
+    db.write_bytes(b"two")
+    write_receipt(receipt, db)
+    assert current_summary(path, receipt) is None
+    assert current_summary(path, tmp_path / "missing.json") is None
+    receipt.write_text("not json")
+    assert current_summary(path, receipt) is None
+
+
 def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_path):
     images = tmp_path / "images"
     shutil.copytree(REPO / "examples" / "images", images)
@@ -123,7 +143,7 @@ def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_pat
         assert len(re.findall(r"; 1 of \d+ steps", out.stderr)) == (engine == "snakemake"), out.stderr
         # each stage has one line
         stages = [line.split(":")[1].strip() for line in out.stderr.splitlines() if line.startswith("fast-diff: ")]
-        assert stages == ["index", "thumbnails", "plan", "compare", "merge", "gallery and summary"], out.stderr
+        assert stages == ["index", "thumbnails", "plan", "compare", "merge, gallery and summary"], out.stderr
 
 
 def test_the_api_returns_and_logs_the_summary(tmp_path, caplog):

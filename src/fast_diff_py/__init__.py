@@ -14,7 +14,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "_api": ["Config", "FastDifPy", "FirstLoopConfig", "SecondLoopConfig", "cache_dir", "work_dir"],
-    "_report": ["link_gallery", "make_report", "report_run"],
+    "_report": ["finish_run", "link_gallery", "make_report", "report_run"],
     "_summary": ["current_summary", "format_summary", "print_summary", "read_summary", "summarize", "write_summary"],
     "_crops": ["crop_thumbnails", "naive_crop_dif"],
     "_formats": [
@@ -203,7 +203,7 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401
     from ._queries import FastDiffDB, SQLiteDB  # noqa: F401
-    from ._report import link_gallery, make_report, report_run  # noqa: F401
+    from ._report import finish_run, link_gallery, make_report, report_run  # noqa: F401
     from ._reuse import forget_shards, reuse_folders  # noqa: F401
     from ._storage import (  # noqa: F401
         fetch,

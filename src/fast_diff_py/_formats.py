@@ -189,7 +189,7 @@ FOLDER_WALK = "folders.walk.jsonl"
 # the searched folders' files in a Snakemake storage, listed where the DAG is built (_storage)
 STORAGE_LISTING = "storage_listing.parquet"
 DB_RECEIPT = "database.json"
-# written by report_run once the gallery and the summary beside the
+# written by merge_database once the gallery and the summary beside the
 # database are written (those are no Snakemake outputs: Snakemake would delete a user's
 # folder or file of that name before the job could refuse to replace it)
 REPORT_RECEIPT = "report.done"

@@ -298,7 +298,6 @@ class _Run:
         if until == "compare":
             return
         self.merge_database(shards)
-        self.report_run(shards)
 
     def index_files(self) -> list[str]:
         from ._formats import FOLDER_STATE, FOLDER_WALK, shard_ids
@@ -453,55 +452,30 @@ class _Run:
         return files
 
     def merge_database(self, shards: list[str]) -> None:
-        from ._carry import keep_pairs
-        from ._db import build_database, write_receipt
-        from ._formats import DB_RECEIPT, REUSE_DIR, ROOTS_FILE, shard_file
-        from ._reuse import forget_shards
+        from ._formats import DB_RECEIPT, PREVIEW_SUFFIX, REPORT_INDEX, REUSE_DIR, ROOTS_FILE, shard_file
+        from ._progress import STAGE_OF_RULE
+        from ._report import finish_run
 
         c, started = self.config, time.monotonic()
-        index = [f"{self.index}/{shard_file(s)}" for s in shards]
-        meta = [f"{self.thumbs}/{shard_file(s)}" for s in shards]
-        pairs = self.pair_files()
         with self.job("merge_database", "merge/merge_database"):
-            build_database(
+            finish_run(
                 c["db_path"],
                 roots_path=f"{self.index}/{ROOTS_FILE}",
-                index_paths=index,
-                meta_paths=meta,
-                pair_paths=pairs,
-            )
-            if c["do_second_loop"]:
-                keep_pairs(
-                    self.kept_pairs,
-                    index,
-                    meta,
-                    pairs,
-                    pairs_fingerprint=self.fingerprint,
-                    threshold=c["second_loop"]["diff_threshold"],
-                )
-            forget_shards(
-                self.index,
-                [self.thumbs, self.digests, f"{self.logs}/thumbnails", f"{self.benchmarks}/thumbnails"],
-                f"{self.thumbs}/{REUSE_DIR}",
-            )
-            write_receipt(f"{c['results_dir']}/{DB_RECEIPT}", c["db_path"])
-        self.stage("merge", 1, started)
-
-    def report_run(self, shards: list[str]) -> None:
-        from ._formats import PREVIEW_SUFFIX, REPORT_INDEX, shard_file
-        from ._report import report_run
-
-        c, started = self.config, time.monotonic()
-        with self.job("report_run", "report/report_run"):
-            report_run(
-                c["db_path"],
-                self.report,
-                self.summary,
-                c["second_loop"]["diff_threshold"],
+                index_paths=[f"{self.index}/{shard_file(s)}" for s in shards],
+                meta_paths=[f"{self.thumbs}/{shard_file(s)}" for s in shards],
+                pair_paths=self.pair_files(),
+                receipt=f"{c['results_dir']}/{DB_RECEIPT}",
+                kept=self.kept_pairs if c["do_second_loop"] else None,
+                pairs_fingerprint=self.fingerprint,
+                forget=[self.thumbs, self.digests, f"{self.logs}/thumbnails", f"{self.benchmarks}/thumbnails"],
+                reuse_root=f"{self.thumbs}/{REUSE_DIR}",
+                out_dir=self.report,
+                summary_file=self.summary,
+                threshold=c["second_loop"]["diff_threshold"],
                 threads=min(2, self.cores),
                 previews=[f"{self.thumbs}/{shard_file(s, PREVIEW_SUFFIX)}" for s in shards],
                 copy=f"{c['results_dir']}/gallery",
                 benchmarks=self.benchmarks,
                 gallery=os.path.join(self.report, REPORT_INDEX),
             )
-        self.stage("gallery and summary", 1, started)
+        self.stage(STAGE_OF_RULE["merge_database"], 1, started)

@@ -56,9 +56,8 @@ STAGE_OF_RULE = {
     "compare_blocks": "compare",
     "compare_blocks_gpu": "compare",
     "match_hashes": "compare",
-    "merge_database": "merge",
-    "export_difpy": "merge",
-    "report_run": "gallery and summary",
+    "merge_database": "merge, gallery and summary",
+    "difpy": "difPy's files",
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "keep_rank",
     "kept_because",
     "link_gallery",
+    "finish_run",
     "make_report",
     "replace_report",
     "report_run",
@@ -349,21 +350,70 @@ def report_run(
     benchmarks: str | os.PathLike[str] | None = None,
     gallery: str | os.PathLike[str] | None = None,
     shown: dict[str, Any] | None = None,
+    timed: dict[str, float] | None = None,
 ) -> tuple[Path, Path]:
-    """What ends a run, in one job: the gallery (``make_report``, and its copy at ``copy``:
-    ``link_gallery``), then the summary (``summarize``, naming ``gallery`` or else the gallery
-    written, with the entries of ``shown``) in ``summary_file``. The summary's time of the
-    report stage is the gallery's, taken here. Returns the gallery's index and the summary."""
+    """The gallery (``make_report``, and its copy at ``copy``: ``link_gallery``), then the
+    summary (``summarize``, naming ``gallery`` or else the gallery written, with the entries
+    of ``shown``) in ``summary_file``. The summary's time of the report stage is the
+    gallery's, taken here, and that of each stage in ``timed`` (seconds taken in the same
+    job, which has no benchmark file yet). Returns the gallery's index and the summary."""
     started = time.monotonic()
     index = make_report(db_path, out_dir, threshold, threads=threads, previews=previews, storage=storage)
     if copy is not None:
         link_gallery(index.parent, copy)
     seconds = round(time.monotonic() - started, 2)
     summary = summarize(db_path, threshold, benchmarks, gallery or index)
-    summary["stages"]["report"] = {"jobs": 1, "job_seconds": seconds, "wall_seconds": seconds}
+    for stage, took in {**(timed or {}), "report": seconds}.items():
+        summary["stages"][stage] = {"jobs": 1, "job_seconds": round(took, 2), "wall_seconds": round(took, 2)}
     summary.update(shown or {})
     write_summary(summary, summary_file)
     return index, Path(summary_file)
+
+
+def finish_run(
+    db_path: str | os.PathLike[str],
+    *,
+    roots_path: str,
+    index_paths: Sequence[str],
+    meta_paths: Sequence[str],
+    pair_paths: Sequence[str],
+    receipt: str | os.PathLike[str],
+    kept: str | os.PathLike[str] | None,
+    pairs_fingerprint: str | None,
+    forget: Sequence[str | os.PathLike[str]],
+    reuse_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    summary_file: str | os.PathLike[str],
+    threshold: float,
+    **report: Any,
+) -> tuple[Path, Path]:
+    """What ends a run, in one job: the database (``build_database``) and its ``receipt``,
+    the pairs the next run takes again (``keep_pairs`` into ``kept``, where given), the files
+    of shards gone from the index (``forget_shards`` of ``forget``, where given); then the
+    gallery and the summary (``report_run`` with the keywords in ``report``). Returns the
+    gallery's index and the summary."""
+    from ._carry import keep_pairs
+    from ._db import build_database, write_receipt
+    from ._reuse import forget_shards
+
+    started = time.monotonic()
+    build_database(
+        db_path, roots_path=roots_path, index_paths=index_paths, meta_paths=meta_paths, pair_paths=pair_paths
+    )
+    if kept:  # for the next run: the pairs of files that will not have changed
+        keep_pairs(
+            kept,
+            list(index_paths),
+            list(meta_paths),
+            list(pair_paths),
+            pairs_fingerprint=pairs_fingerprint,
+            threshold=threshold,
+        )
+    if forget:  # every thumbnail job of the index has run
+        forget_shards(os.path.dirname(roots_path), forget, reuse_root)
+    write_receipt(receipt, db_path)
+    merged = time.monotonic() - started
+    return report_run(db_path, out_dir, summary_file, threshold, timed={"merge": merged}, **report)
 
 
 def link_gallery(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:

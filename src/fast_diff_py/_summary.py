@@ -1,9 +1,9 @@
 """What a run found, in a few lines and as ``summary.json``: files found, decoded, broken and
 skipped, pairs stored, groups of duplicates, time per stage, and where everything is.
 
-One definition for every entry point: the workflow writes the summary once the database is
-built (rule ``report_run``, after the gallery) and prints it at the end of the run; ``difpy``,
-``fastdiffpy`` and the API print the same lines.
+One definition for every entry point: the workflow writes the summary in the job that builds
+the database (rule ``merge_database``, after the database and the gallery) and prints it at
+the end of the run; ``difpy``, ``fastdiffpy`` and the API print the same lines.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ STAGES = {
     "thumbnails": ("make_thumbnails",),
     "plan": ("plan_blocks",),
     "compare": ("compare_blocks", "match_hashes"),
+    # the job that writes the summary times these itself (_report.finish_run): its benchmark
+    # file is written once it ends
     "merge": ("merge_database",),
-    # timed by the job that writes the summary (_report.report_run), not from a file
     "report": (),
 }
 ALL_ERRORS_SQL = "SELECT path, error FROM directory WHERE success = 0 ORDER BY key"
@@ -186,11 +187,12 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def current_summary(path: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The summary at ``path`` when it describes the database the receipt names (written
-    after it), else None."""
+    after that database: the receipt holds its time), else None."""
     try:
-        if os.stat(path).st_mtime_ns < os.stat(receipt).st_mtime_ns:
+        written = json.loads(Path(receipt).read_text())["mtime_ns"]
+        if os.stat(path).st_mtime_ns < written:
             return None
-    except OSError:
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return read_summary(path)
 

@@ -71,7 +71,7 @@ PLAN = f"{RESULTS}/{fdp.PLAN_DIR}"
 DIFPY = os.path.join(os.path.dirname(config["db_path"]) or ".", "difpy")
 # written by merge_database once db_path holds the whole new database
 DB_RECEIPT = f"{RESULTS}/{fdp.DB_RECEIPT}"
-# what the run found, beside the database, and the gallery (rule report_run)
+# what the run found, beside the database, and the gallery (rule merge_database)
 SUMMARY = fdp.summary_path(config["db_path"])
 REPORT = fdp.report_path(config["db_path"])
 REPORT_RECEIPT = f"{RESULTS}/{fdp.REPORT_RECEIPT}"

@@ -1,32 +1,38 @@
-"""Snakemake adapter: stream every stage's output into the SQLite database."""
-
-import os
+"""Snakemake adapter: every stage's output streamed into the SQLite database, then the
+gallery of duplicate groups and the run's summary beside it."""
 
 from fast_diff_py import start_job
 
 start_job(snakemake.log[0])
 
-from fast_diff_py import build_database, forget_shards, keep_pairs, write_receipt
+from fast_diff_py import finish_run
 
-# in a storage the database is an output (rule merge_database)
-db = snakemake.output.get("db", snakemake.params.db)
-build_database(
-    db,
+p = snakemake.params
+# in a storage the database, the gallery and the summary are files of the job, and the
+# summary names where they are in the storage
+index, summary = finish_run(
+    snakemake.output.get("db", p.db),
     roots_path=snakemake.input.roots,
     index_paths=list(snakemake.input.index),
     meta_paths=list(snakemake.input.meta),
     pair_paths=list(snakemake.input.pairs),
+    receipt=snakemake.output.receipt,
+    kept=p.kept,
+    pairs_fingerprint=p.pairs_fingerprint,
+    forget=p.forget,
+    reuse_root=p.reuse_root,
+    out_dir=snakemake.output.get("report", p.report),
+    summary_file=snakemake.output.get("summary", p.summary),
+    threshold=p.threshold,
+    threads=snakemake.threads,
+    previews=list(snakemake.input.previews),
+    storage=tuple(p.storage) if p.get("storage") else None,
+    copy=snakemake.output.gallery,  # what snakemake --report shows
+    benchmarks=p.benchmarks,
+    gallery=p.gallery,
+    shown=p.get("shown"),
 )
-p = snakemake.params
-if p.kept:  # for the next run: the pairs of files that will not have changed
-    keep_pairs(
-        p.kept,
-        list(snakemake.input.index),
-        list(snakemake.input.meta),
-        list(snakemake.input.pairs),
-        pairs_fingerprint=p.pairs_fingerprint,
-        threshold=p.threshold,
-    )
-if p.forget:  # the files of shards gone from the index (every thumbnail job has run)
-    forget_shards(os.path.dirname(snakemake.input.roots), p.forget, p.reuse_root)
-write_receipt(snakemake.output.receipt, db)
+with open(snakemake.output.report_receipt, "w") as fh:
+    fh.write(f"{index}\n")
+with open(snakemake.output.summary_receipt, "w") as fh:
+    fh.write(f"{summary}\n")

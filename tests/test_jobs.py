@@ -166,7 +166,7 @@ def test_stage_progress_writes_one_line_per_stage():
     assert out.getvalue().splitlines() == [
         "fast-diff: index: 1 job, 3.0 s; 1 of 6 steps (17%)",
         "fast-diff: thumbnails: 3 jobs, 6.0 s; 4 of 6 steps (67%)",
-        "fast-diff: merge: 1 job, 1.0 s; 6 of 6 steps (100%)",
+        "fast-diff: merge, gallery and summary: 1 job, 1.0 s; 6 of 6 steps (100%)",
     ]
 
 

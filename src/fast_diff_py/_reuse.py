@@ -21,6 +21,7 @@ version whole or not at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -72,16 +73,23 @@ _CARRY = "before"
 def fingerprint(**settings: Any) -> str:
     """A digest of what shapes a file's thumbnails: ``settings`` and the versions of
     fast-diff and of the decoders."""
+    text = json.dumps({"settings": settings, "versions": _versions()}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+@functools.cache
+def _versions() -> dict[str, Any]:
+    """The versions of fast-diff and of the decoders (each a look through the installed
+    packages' metadata: once a process)."""
     from . import __version__
 
-    versions = {"fast-diff": __version__, "meta": META_VERSION}
+    versions: dict[str, Any] = {"fast-diff": __version__, "meta": META_VERSION}
     for dist in ("opencv-python-headless", "opencv-python", "simplejpeg", "pillow-heif", "numpy"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    text = json.dumps({"settings": settings, "versions": versions}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+    return versions
 
 
 # the most folders of shards no longer in the index that a job reads (after a change that

@@ -76,6 +76,14 @@ def test_the_example_run_ends_with_its_summary(tmp_path):
     before = (tmp_path / "w" / "results" / "summary.json").stat().st_mtime_ns
     run_workflow(tmp_path / "w", {"part_a": [str(images)]})
     assert (tmp_path / "w" / "results" / "summary.json").stat().st_mtime_ns == before
+    # a gallery or summary deleted since is written again by the next run, nothing else
+    shutil.rmtree(tmp_path / "w" / "results" / "report")
+    (tmp_path / "w" / "results" / "summary.json").unlink()
+    again = run_workflow(tmp_path / "w", {"part_a": [str(images)]})
+    assert "fast-diff: the gallery" in again.stderr and "fast-diff: the summary" in again.stderr
+    assert (tmp_path / "w" / "results" / "report" / "index.html").is_file()
+    assert json.loads((tmp_path / "w" / "results" / "summary.json").read_text())["pairs"] == 3
+    assert "merge_database" in again.stderr and "make_thumbnails" not in again.stderr, again.stderr
 
 
 def test_the_largest_group_and_its_best_file(tmp_path, dup_folder):

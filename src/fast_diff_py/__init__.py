@@ -70,7 +70,7 @@ _EXPORTS = {
         "thumbnail_mem_mb",
         "thumbnail_runtime_min",
     ],
-    "_db": ["build_database", "database_problem", "forget_changed_database", "write_receipt"],
+    "_db": ["build_database", "database_problem", "forget_changed_database", "forget_missing_product", "write_receipt"],
     "_difpy": ["difpy_parameters", "difpy_report", "write_difpy_files"],
     "_jobs": ["start_job"],
     "_reuse": ["forget_shards", "reuse_folders"],
@@ -133,7 +133,13 @@ if TYPE_CHECKING:  # for type checkers and editors
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401
     from ._config import check_folders, load_schema, validate_config  # noqa: F401
     from ._crops import crop_thumbnails, naive_crop_dif  # noqa: F401
-    from ._db import build_database, database_problem, forget_changed_database, write_receipt  # noqa: F401
+    from ._db import (  # noqa: F401
+        build_database,
+        database_problem,
+        forget_changed_database,
+        forget_missing_product,
+        write_receipt,
+    )
     from ._decisions import (  # noqa: F401
         compare_mem_mb,
         compare_runtime_min,

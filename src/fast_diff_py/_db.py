@@ -360,6 +360,17 @@ def _keys_of_hashes(con: sqlite3.Connection) -> None:
     )
 
 
+def forget_missing_product(receipt: str | os.PathLike[str], product: str | os.PathLike[str], what: str) -> bool:
+    """Remove ``receipt`` when ``product`` (``what``: a file the job that wrote the receipt
+    made beside the database, such as the gallery or the summary) is gone, so that the
+    workflow writes it again. Returns whether the receipt was removed."""
+    if not os.path.exists(receipt) or os.path.exists(product):
+        return False
+    print(f"fast-diff: {what} {os.fspath(product)!r} is missing: writing it again", file=sys.stderr)
+    os.unlink(receipt)
+    return True
+
+
 def forget_changed_database(receipt: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> str | None:
     """Remove ``receipt`` when ``db_path`` is no longer the database it describes, so that
     the workflow builds the database again (a deleted, damaged or replaced product is

@@ -110,6 +110,11 @@ if workflow.is_main_process:
     check_gpu_partition()
     if STORAGE is None:
         fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
+        # a gallery or summary deleted since: written again (with the database)
+        fdp.forget_missing_product(
+            REPORT_RECEIPT, f"{REPORT}/{fdp.REPORT_INDEX}", "the gallery"
+        )
+        fdp.forget_missing_product(SUMMARY_RECEIPT, SUMMARY, "the summary")
         fdp.record_folder_state(FOLDER_STATE, config)
     else:
         fdp.record_storage_listing(

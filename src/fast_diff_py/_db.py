@@ -27,6 +27,7 @@ __all__ = [
     "write_receipt",
     "receipt_problem",
     "forget_changed_database",
+    "forget_missing_product",
 ]
 
 logger = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ from ._summary import _groups, summarize, write_summary
 
 __all__ = [
     "GROUPS_PER_PAGE",
+    "finish_run",
     "keep_rank",
     "kept_because",
-    "finish_run",
     "link_gallery",
     "make_report",
     "replace_report",
@@ -361,7 +361,7 @@ def report_run(
     index = make_report(db_path, out_dir, threshold, threads=threads, previews=previews, storage=storage)
     if copy is not None:
         link_gallery(index.parent, copy)
-    seconds = round(time.monotonic() - started, 2)
+    seconds = time.monotonic() - started
     summary = summarize(db_path, threshold, benchmarks, gallery or index)
     for stage, took in {**(timed or {}), "report": seconds}.items():
         summary["stages"][stage] = {"jobs": 1, "job_seconds": round(took, 2), "wall_seconds": round(took, 2)}

@@ -665,3 +665,35 @@ def test_difpy_output_inside_the_searched_folder_is_not_indexed(imgs):
         runs.append(json.loads(newest.read_text())["total_files"])
     assert len(list(Path("imgs/out").glob("difPy_*_results.json"))) == 3
     assert runs == [16, 16, 16]  # the earlier runs' results, logs and galleries are no rows
+
+
+END = """
+import atexit, logging, sys, threading, time
+from fast_diff_py.cli._start import end_process
+logging.basicConfig(filename=sys.argv[1], level=logging.INFO)
+atexit.register(lambda: open(sys.argv[2], "w").write("exit handler ran"))
+sys.stdout.write("x" * 200_000)  # more than a pipe holds: written while the reader reads
+logging.getLogger("t").info("the last line of the log")
+if len(sys.argv) > 3:  # a thread still at work: Python's own end, which waits for it
+    threading.Thread(target=lambda: (time.sleep(0.3), open(sys.argv[3], "w").write("thread done"))).start()
+end_process(3)
+print("never printed")
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_a_finished_command_ends_with_its_output_log_and_status(tmp_path, thread):
+    """end_process, which ends difpy and fastdiffpy without the interpreter's teardown: every
+    exit handler runs, the output and the log are whole, the status is kept, and a thread
+    still running is waited for."""
+    import subprocess
+    import sys
+
+    files = [tmp_path / "log", tmp_path / "atexit", *([tmp_path / "thread"] if thread else [])]
+    done = subprocess.run([sys.executable, "-c", END, *map(str, files)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "x" * 200_000
+    assert "the last line of the log" in files[0].read_text()
+    assert files[1].read_text() == "exit handler ran"
+    if thread:
+        assert files[2].read_text() == "thread done"

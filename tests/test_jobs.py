@@ -7,6 +7,8 @@ import sys
 
 import pytest
 from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 PROBE = """
 import sys
@@ -67,7 +69,7 @@ start_job(sys.argv[1] + "/job.log")
 import pyarrow as pa, pyarrow.parquet as pq
 from fast_diff_py._io import read_parquet
 from fast_diff_py._plan import block_partners, read_block
-import fast_diff_py._compare, fast_diff_py._db, fast_diff_py._index, fast_diff_py._thumbnails
+import fast_diff_py._carry, fast_diff_py._compare, fast_diff_py._db, fast_diff_py._index, fast_diff_py._thumbnails
 plan = sys.argv[1]
 import os; os.mkdir(plan + "/blocks")
 pq.write_table(pa.table({"block_a": pa.array([0, 0, 1], pa.int32()),
@@ -90,6 +92,32 @@ def test_reading_needs_neither_pyarrow_dataset_nor_compute(tmp_path):
     ).stdout.splitlines()
     assert out[0] == "{0: [0, 2], 1: [1]} [2, 3, 9] [1] ['key']"
     assert out[1] == "False False"
+
+
+@settings(max_examples=60, deadline=None)
+@given(mask=st.lists(st.booleans(), max_size=80), data=st.data())
+def test_rows_filtered_and_taken_are_pyarrows(mask, data):
+    """filter_rows and take_rows give what pyarrow's filter and take give (every row, none,
+    a few runs, many, any order), their short ways included."""
+    import numpy as np
+    import pyarrow as pa
+
+    from fast_diff_py._io import filter_rows, take_rows
+
+    n = len(mask)
+    table = pa.table({"key": pa.array(range(n), pa.int64()), "path": [f"p{i}" for i in range(n)]})
+    got = filter_rows(table, np.array(mask, bool))
+    assert got.equals(table.filter(pa.array(mask, pa.bool_())))
+    any_rows = st.lists(st.integers(0, max(n - 1, 0)), max_size=n)
+    order = np.array(data.draw(st.permutations(range(n)) | any_rows), np.int64)
+    assert take_rows(table, order).equals(table.take(pa.array(order, pa.int64())))
+    runs = np.r_[np.arange(n // 2, n), np.arange(0, n // 2)]  # two runs: shards put in order
+    assert take_rows(table, runs).equals(table.take(pa.array(runs, pa.int64())))
+    many = np.arange(n * 3) % 3 == 1  # more runs than are joined from slices
+    longer = pa.concat_tables([table] * 3)
+    assert filter_rows(longer, many).equals(longer.filter(pa.array(many)))
+    with pytest.raises(ValueError, match="a mask of 1 rows for a table of 0"):
+        filter_rows(table.slice(0, 0), np.array([True]))
 
 
 @pytest.mark.parametrize(

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ._formats import PAIR_SCHEMA, PairStatus
-from ._io import atomic_path, read_parquet
+from ._io import as_schema, atomic_path, filter_rows, read_parquet
 from ._reuse import _VERSION, fingerprint
 
 __all__ = ["VERSION_COLUMNS", "carried_pairs", "keep_pairs", "pairs_fingerprint"]
@@ -90,10 +89,10 @@ def keep_pairs(
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
         index = read_parquet(index_path, columns=["key", *VERSION_COLUMNS])
         success = read_parquet(meta_path, columns=["success"]).column("success")
-        files.append(index.filter(pc.equal(success, 1)))
-    pairs = [read_parquet(p).cast(PAIR_SCHEMA) for p in pair_paths]
+        files.append(filter_rows(index, success.to_numpy() == 1))
+    pairs = [as_schema(read_parquet(p), PAIR_SCHEMA) for p in pair_paths]
     table = pa.concat_tables(pairs) if pairs else PAIR_SCHEMA.empty_table()
-    table = table.filter(pc.equal(table.column("success"), int(PairStatus.COMPUTED)))
+    table = filter_rows(table, table.column("success").to_numpy() == int(PairStatus.COMPUTED))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         pq.write_table(pa.concat_tables(files) if files else pa.table({}), tmp / _FILES)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
 from ._formats import CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus
-from ._io import atomic_path, remove_damaged
+from ._io import as_schema, atomic_path, remove_damaged
 from ._kernel import (
     DifFunction,
     block_dif,
@@ -599,6 +599,6 @@ def match_hashes(
         .with_columns(dif=pl.lit(0.0, pl.Float64), success=pl.lit(int(PairStatus.MATCHING_HASH), pl.Int8))
     )
     with atomic_path(out) as tmp:
-        pq.write_table(pairs.to_arrow().cast(PAIR_SCHEMA), tmp)
+        pq.write_table(as_schema(pairs.to_arrow(), PAIR_SCHEMA), tmp)
     logger.info("%d pairs share a hash", len(pairs))
     return len(pairs)

@@ -868,5 +868,9 @@ def _shard_id(first_path: str, taken: list[str]) -> str:
 def _files_table(table: pa.Table) -> pa.Table:
     """An index shard's SHARD_FILES_SCHEMA table: its rows without keys."""
     columns = {name: table.column(name) for name in SHARD_FILES_SCHEMA.names if name != "alias"}
-    alias = pa.array(np.asarray(table.column("same_as").is_valid()), pa.int8())
+    same_as = table.column("same_as")
+    if same_as.null_count in (0, len(same_as)):  # all aliases or none: no compute module needed
+        alias = pa.array(np.full(len(table), same_as.null_count == 0, np.int8))
+    else:
+        alias = pa.array(np.asarray(same_as.is_valid()), pa.int8())
     return pa.table({**columns, "alias": alias}, schema=SHARD_FILES_SCHEMA)

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 __all__ = [
+    "as_schema",
     "atomic_path",
     "damaged_parquet",
+    "filter_rows",
     "fsync_dir",
     "open_stack",
     "process_running",
     "read_parquet",
     "remove_damaged",
+    "take_rows",
 ]
 
 
@@ -79,6 +83,58 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
         raise
     except (pa.ArrowException, OSError) as exc:
         raise damaged_parquet(path, exc) from exc
+
+
+def filter_rows(table: pa.Table, mask: np.ndarray) -> pa.Table:
+    """The rows of ``table`` where ``mask`` (numpy, one bool a row) holds. Where the rows kept
+    are a few runs (every row, none, all but a few broken files), they are sliced and joined,
+    and pyarrow's compute module (whose import costs a small run a noticeable part of its
+    time) is not needed."""
+    import numpy as np
+    import pyarrow as pa
+
+    if len(mask) != len(table):
+        raise ValueError(f"a mask of {len(mask)} rows for a table of {len(table)}")
+    kept = np.flatnonzero(mask)
+    if len(kept) == len(table):
+        return table
+    if not len(kept):
+        return table.slice(0, 0)
+    starts = np.flatnonzero(np.diff(kept, prepend=-2) != 1)  # where a run of kept rows begins
+    if len(starts) > _FEW_RUNS:
+        return table.filter(pa.array(mask))
+    ends = np.r_[starts[1:], len(kept)]
+    runs = [table.slice(int(kept[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    return pa.concat_tables(runs).combine_chunks()
+
+
+def as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` cast to ``schema``; the table itself where it has that schema already (a cast
+    needs pyarrow's compute module, as ``filter_rows`` says)."""
+    return table if table.schema.equals(schema) else table.cast(schema)
+
+
+def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """The rows of ``table`` in ``order`` (numpy row numbers); as ``filter_rows``, joined from
+    slices where ``order`` is a few runs of consecutive rows (the table itself, shards put in
+    key order), without pyarrow's compute module."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not len(order):
+        return table.slice(0, 0)
+    starts = np.flatnonzero(np.diff(order, prepend=order[0] - 2) != 1)  # where a run begins
+    if len(starts) > _FEW_RUNS or order.min() < 0 or order.max() >= len(table):
+        return table.take(order)  # (an index out of range: pyarrow's error)
+    if len(starts) == 1 and len(order) == len(table):
+        return table
+    ends = np.r_[starts[1:], len(order)]
+    runs = [table.slice(int(order[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    return pa.concat_tables(runs).combine_chunks()
+
+
+# the most runs of rows filter_rows and take_rows join from slices (past it, pyarrow's own)
+_FEW_RUNS = 32
 
 
 # what to remove so that Snakemake makes a damaged intermediate again, by its stage's folder

@@ -32,7 +32,7 @@ from ._formats import (
     block_file,
     crop_sum_columns,
 )
-from ._io import atomic_path, open_stack, read_parquet, remove_damaged
+from ._io import as_schema, atomic_path, filter_rows, open_stack, read_parquet, remove_damaged, take_rows
 from ._kernel import channel_limit, channel_sums, range_bound, with_total
 
 __all__ = [
@@ -67,7 +67,7 @@ def _decoded(meta_paths: list[str], index_paths: list[str], versions: bool = Fal
         index = read_parquet(index_path, columns=["key", *(VERSION_COLUMNS if versions else ["part_b"])])
         for name in index.column_names:
             meta = meta.append_column(name, index.column(name))
-        meta = meta.filter(meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
+        meta = filter_rows(meta, meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
         meta = meta.drop_columns(["success"])
         parts.append(meta.append_column("shard", pa.array(np.full(len(meta), shard, np.int32))))
     return pa.concat_tables(parts)
@@ -147,7 +147,7 @@ def make_plan(
         )
     table = table.append_column("block", pa.array(block))
     order = np.lexsort((keys, block))
-    blocks = table.take(order).select(BLOCKS_SCHEMA.names).cast(BLOCKS_SCHEMA)
+    blocks = as_schema(take_rows(table, order).select(BLOCKS_SCHEMA.names), BLOCKS_SCHEMA)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
@@ -192,7 +192,7 @@ def _write_blocks(
         if crop_paths and b in compared:
             np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
     if thumb_paths is not None:
-        _check_unread(blocks.filter(pa.array(~np.isin(ids, list(compared)))), thumb_paths)
+        _check_unread(filter_rows(blocks, ~np.isin(ids, list(compared))), thumb_paths)
 
 
 # rows of a shard stack summed at a time (_check_unread)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import sys
+
 import pytest
 from conftest import run_workflow
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from fast_diff_py import ConfigError, FolderError, validate_config
+from fast_diff_py._config import SCHEMA
 
 
 @pytest.fixture
@@ -134,3 +141,94 @@ def test_the_threshold_can_be_set_on_the_command_line(tmp_path, dup_folder):
         tmp_path / "w", {"part_a": [str(dup_folder["root"])]}, "-n", "--config", 'second_loop={"diff_threshold": 15}'
     )
     assert "index_files" in proc.stdout + proc.stderr
+
+
+def _canon(value):
+    """A value's exact form (key order aside; 1, 1.0 and True apart)."""
+    if isinstance(value, dict):
+        return sorted((k, _canon(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    return (type(value).__name__, value)
+
+
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3000),
+    st.floats(-10, 2000, allow_nan=False),
+    st.sampled_from(["", "x", ".jpg", "jpg", "*", "auto", "quality", "numpy", "mod:fn", "a.b:c_d", "1x:y", "/tmp"]),
+    st.lists(st.sampled_from([".png", "*", "png", 3, None, "/p"]), max_size=3),
+    st.dictionaries(st.sampled_from(["x", "diff_threshold"]), st.integers(-1, 3), max_size=1),
+)
+
+
+def _valid_ish(schema: dict):
+    """Values the schema may accept: its default, its enum, numbers at and near its bounds,
+    mappings and lists of such values."""
+    options = []
+    if "default" in schema:
+        options.append(st.just(schema["default"]))
+    if "enum" in schema:
+        options.append(st.sampled_from(schema["enum"]))
+    if "const" in schema:
+        options.append(st.just(schema["const"]))
+    for bound in ("minimum", "maximum"):
+        if bound in schema:
+            v = schema[bound]
+            options.append(st.sampled_from([v, v + 1, v - 1, v + 0.5, float(v)]))
+    if "properties" in schema:
+        options.append(_mapping(schema))
+    if "items" in schema:
+        options.append(st.lists(_valid_ish(schema["items"]), max_size=3))
+    for option in schema.get("oneOf", []) + schema.get("anyOf", []):
+        options.append(_valid_ish(option))
+    types = schema.get("type", [])
+    for name in [types] if isinstance(types, str) else types:
+        options.append(
+            {"null": st.none(), "boolean": st.booleans(), "string": st.just("mod:fn")}.get(name, st.nothing())
+        )
+    return st.one_of(options) if options else _JUNK
+
+
+def _mapping(schema: dict, junk: bool = False):
+    """Mappings of some of the schema's keys; with ``junk``, any value may be junk."""
+    props = schema["properties"].items()
+    optional = {name: st.one_of(_valid_ish(sub), _JUNK) if junk else _valid_ish(sub) for name, sub in props}
+    return st.fixed_dictionaries({}, optional=optional)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    config=_mapping(SCHEMA) | _mapping(SCHEMA, junk=True),
+    part_a=st.sampled_from([["/photos"], [], "/photos", None, ["/a", "/b"]]),
+    extra=st.booleans(),
+)
+def test_the_plain_check_agrees_with_jsonschema(config, part_a, extra):
+    """The check that spares a run jsonschema's import says valid exactly where jsonschema
+    does, fills in the same defaults, and leaves what it rejects as it was."""
+    from fast_diff_py._config import _plainly_valid, _validator
+
+    if part_a is not None:
+        config["part_a"] = part_a
+    if extra:
+        config["unknown_key"] = 1
+    fast, slow = copy.deepcopy(config), copy.deepcopy(config)
+    valid = _plainly_valid(fast)
+    errors = list(_validator().iter_errors(slow))
+    event("valid" if valid else "invalid")
+    assert valid == (not errors), errors
+    assert _canon(fast) == _canon(slow if valid else config)
+
+
+def test_a_valid_configuration_is_checked_without_jsonschema(tmp_path):
+    """jsonschema is imported to say what is wrong, not to find that nothing is."""
+    code = (
+        "import sys; from fast_diff_py._config import validate_config; "
+        f"validate_config({{'part_a': [{str(tmp_path)!r}], 'second_loop': {{'diff_threshold': '15'}}}}); "
+        "print('jsonschema' in sys.modules); "
+        f"validate_config({{'part_a': [{str(tmp_path)!r}], 'rotate': 3}})"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.splitlines() == ["False"]
+    assert "config key 'rotate': 3 is not of type 'boolean'" in done.stderr

@@ -1,4 +1,8 @@
-"""Validation of the workflow configuration against ``config.schema.yaml``."""
+"""Validation of the workflow configuration against ``config.schema.yaml``.
+
+A valid configuration is told by ``_plainly_valid``, which reads the schema's keywords
+itself; jsonschema, whose import costs a small run a noticeable part of its time, judges
+the rest and names what is wrong."""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import copy
 import functools
 import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from ._errors import ConfigError, FolderError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["SCHEMA", "load_schema", "validate_config", "check_folders", "check_extensions"]
 
@@ -35,6 +42,8 @@ SCHEMA = load_schema()
 
 def _with_defaults(validator_class: Any) -> Any:
     """A validator class that fills in the schema's defaults while it validates."""
+    import jsonschema
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -47,7 +56,13 @@ def _with_defaults(validator_class: Any) -> Any:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+@functools.cache
+def _validator() -> Any:
+    """jsonschema's validator of the schema, filling in its defaults (imported when needed:
+    ``_plainly_valid`` tells a valid configuration without it)."""
+    import jsonschema
+
+    return _with_defaults(jsonschema.Draft202012Validator)(SCHEMA)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -82,9 +97,10 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True, check_p
         raise ConfigError(f"the configuration must be a mapping, not {type(config).__name__}")
     _coerce_strings(config, SCHEMA)
     _check_finite(config)
-    errors = sorted(_Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    if not _plainly_valid(config):
+        errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
     second, first = config["second_loop"], config["first_loop"]
     if second["skip_matching_hash"] and not first["compute_hash"]:
         raise ConfigError(
@@ -109,6 +125,115 @@ def validate_config(config: dict[str, Any], *, check_paths: bool = True, check_p
     if check_plugins:
         check_extensions(config)
     return config
+
+
+# what a schema may say that _conforms does not read: annotations only
+_ANNOTATIONS = frozenset({"$schema", "$comment", "title", "description", "default", "examples"})
+
+
+class _Unsure(Exception):
+    """A schema keyword or type name ``_conforms`` does not know: jsonschema decides."""
+
+
+def _is_type(value: Any, name: str) -> bool:
+    """JSON Schema's types as jsonschema's draft 2020-12 type checker tells them apart."""
+    if name == "null":
+        return value is None
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "object":
+        return isinstance(value, dict)
+    if isinstance(value, bool):
+        return False
+    if name == "number":
+        return isinstance(value, (int, float))
+    if name == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    raise _Unsure(name)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """JSON equality, as ``enum`` and ``const`` compare: true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+        return False
+    return bool(a == b)
+
+
+def _conforms(value: Any, schema: Any) -> bool:
+    """Whether ``value`` is valid against ``schema``, filling in defaults on the way exactly
+    where the validator of ``_with_defaults`` fills them in (the ``properties`` of every
+    mapping); every keyword is read, as jsonschema reads them all. Raises ``_Unsure`` for a
+    keyword it does not know."""
+    if schema is True or schema is False:
+        return schema
+    ok = True
+    for key, sub in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key == "type":
+            ok &= any(_is_type(value, name) for name in ([sub] if isinstance(sub, str) else sub))
+        elif key == "enum":
+            ok &= any(_equal(value, each) for each in sub)
+        elif key == "const":
+            ok &= _equal(value, sub)
+        elif key in ("minimum", "maximum"):
+            if _is_type(value, "number"):
+                ok &= value >= sub if key == "minimum" else value <= sub
+        elif key == "minLength":
+            ok &= not isinstance(value, str) or len(value) >= sub
+        elif key == "minItems":
+            ok &= not isinstance(value, list) or len(value) >= sub
+        elif key == "pattern":
+            ok &= not isinstance(value, str) or re.search(sub, value) is not None
+        elif key == "items":
+            if isinstance(value, list):
+                ok &= all([_conforms(each, sub) for each in value])
+        elif key == "properties":
+            if isinstance(value, dict):
+                for name, prop in sub.items():
+                    if "default" in prop and name not in value:
+                        value[name] = copy.deepcopy(prop["default"])
+                ok &= all([_conforms(value[name], prop) for name, prop in sub.items() if name in value])
+        elif key == "additionalProperties":
+            if isinstance(value, dict):
+                extra = [name for name in value if name not in schema.get("properties", {})]
+                ok &= all([_conforms(value[name], sub) for name in extra])
+        elif key == "required":
+            ok &= not isinstance(value, dict) or all(name in value for name in sub)
+        elif key == "anyOf":
+            ok &= any([_conforms(value, option) for option in sub])
+        elif key == "oneOf":
+            ok &= sum(bool(_conforms(value, option)) for option in sub) == 1
+        else:
+            raise _Unsure(key)
+    return ok
+
+
+def _plainly_valid(config: dict[str, Any]) -> bool:
+    """Whether ``config`` is valid against the schema, told without jsonschema (whose import
+    costs a small run a noticeable part of its time), its defaults filled in as
+    ``_Validator`` fills them; False where it is not valid or the schema says something
+    ``_conforms`` does not read, with ``config`` left as it was: jsonschema then judges it
+    and says what is wrong. Tested to agree with jsonschema."""
+    before = copy.deepcopy(config)
+    try:
+        if _conforms(config, SCHEMA):
+            return True
+    except _Unsure:
+        pass
+    config.clear()
+    config.update(before)
+    return False
 
 
 _SCALARS = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}

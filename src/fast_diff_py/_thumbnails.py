@@ -200,7 +200,10 @@ def make_thumbnails(
         decoded = [(i, r) for i, r in zip(index, rows) if r["success"] == FileStatus.SUCCESS]
         previews = {"path": [i["path"] for i, _ in decoded], "jpeg": [r.get("preview") for _, r in decoded]}
         with atomic_path(out_previews) as tmp:
-            pq.write_table(pa.table(previews, schema=PREVIEW_SCHEMA), tmp, row_group_size=PREVIEW_ROW_GROUP)
+            # no dictionary: every path and every JPEG differs, and the gallery reads the
+            # previews faster without one (bench/README.md)
+            table = pa.table(previews, schema=PREVIEW_SCHEMA)
+            pq.write_table(table, tmp, row_group_size=PREVIEW_ROW_GROUP, use_dictionary=False)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)
     if out_digests is not None:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 # the signal module's C core, loaded with the interpreter: signal itself takes a while to load
 import _signal
-import atexit
 import importlib
-import logging
 import os
 import sys
-import threading
 from typing import NoReturn
 
 __all__ = ["difpy", "fastdiffpy", "end_process"]
@@ -50,6 +47,11 @@ def end_process(status: int) -> NoReturn:
     the whole run and writes nothing. Every file the run wrote is closed by then (each is
     written in a ``with`` block); where another thread still runs, Python ends as usual and
     waits for it."""
+    # loaded here, not before the interrupt handler is in place (all of them are loaded by now)
+    import atexit
+    import logging
+    import threading
+
     if threading.active_count() > 1:
         sys.exit(status)
     atexit._run_exitfuncs()  # logging's shutdown (every handler flushed and closed) among them

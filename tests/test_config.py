@@ -232,3 +232,20 @@ def test_a_valid_configuration_is_checked_without_jsonschema(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.splitlines() == ["False"]
     assert "config key 'rotate': 3 is not of type 'boolean'" in done.stderr
+
+
+def test_a_keyword_the_plain_check_does_not_read_goes_to_jsonschema(monkeypatch):
+    """A schema keyword ``_conforms`` does not know: no verdict of its own, the configuration
+    left as it was (defaults not filled in), for jsonschema to judge."""
+    from fast_diff_py import _config
+
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["compression_target"]["multipleOf"] = 2
+    monkeypatch.setattr(_config, "SCHEMA", schema)
+    config = {"part_a": ["/photos"], "compression_target": 64}
+    assert not _config._plainly_valid(config)
+    assert config == {"part_a": ["/photos"], "compression_target": 64}
+    with pytest.raises(_config._Unsure, match="multipleOf"):
+        _config._conforms(64, {"multipleOf": 2})
+    with pytest.raises(_config._Unsure, match="uint8"):
+        _config._conforms(64, {"type": "uint8"})

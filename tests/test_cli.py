@@ -697,3 +697,18 @@ def test_a_finished_command_ends_with_its_output_log_and_status(tmp_path, thread
     assert files[1].read_text() == "exit handler ran"
     if thread:
         assert files[2].read_text() == "thread done"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to write to")
+def test_output_that_cannot_be_written_is_not_a_success(tmp_path):
+    """Output still buffered when the command ends, to a full disk: status 120, as Python's
+    own end gives it, not 0."""
+    import subprocess
+    import sys
+
+    code = "import sys; from fast_diff_py.cli._start import end_process; sys.stdout.write('x' * 10); end_process(0)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert done.returncode == 120
+    assert "output lost" in done.stderr

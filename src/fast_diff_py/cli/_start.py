@@ -59,8 +59,13 @@ def end_process(status: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
-            pass
+        except (OSError, ValueError) as exc:  # a full disk, a closed pipe: output was lost
+            # as Python's own end says it: a message where one can go, and status 120
+            try:
+                print(f"{os.path.basename(sys.argv[0]) or 'fast-diff'}: output lost: {exc}", file=sys.__stderr__)
+            except (OSError, ValueError):
+                pass
+            status = status or 120
     os._exit(status)
 
 

@@ -222,7 +222,7 @@ def _conforms(value: Any, schema: Any) -> bool:
 def _plainly_valid(config: dict[str, Any]) -> bool:
     """Whether ``config`` is valid against the schema, told without jsonschema (whose import
     costs a small run a noticeable part of its time), its defaults filled in as
-    ``_Validator`` fills them; False where it is not valid or the schema says something
+    ``_validator()`` fills them; False where it is not valid or the schema says something
     ``_conforms`` does not read, with ``config`` left as it was: jsonschema then judges it
     and says what is wrong. Tested to agree with jsonschema."""
     before = copy.deepcopy(config)

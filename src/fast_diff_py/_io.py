@@ -86,26 +86,15 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
 
 
 def filter_rows(table: pa.Table, mask: np.ndarray) -> pa.Table:
-    """The rows of ``table`` where ``mask`` (numpy, one bool a row) holds. Where the rows kept
-    are a few runs (every row, none, all but a few broken files), they are sliced and joined,
-    and pyarrow's compute module (whose import costs a small run a noticeable part of its
-    time) is not needed."""
+    """The rows of ``table`` where ``mask`` (numpy, one bool a row) holds: ``take_rows`` of
+    them, so that where they are a few runs (every row, none, all but a few broken files)
+    pyarrow's compute module (whose import costs a small run a noticeable part of its time)
+    is not needed."""
     import numpy as np
-    import pyarrow as pa
 
     if len(mask) != len(table):
         raise ValueError(f"a mask of {len(mask)} rows for a table of {len(table)}")
-    kept = np.flatnonzero(mask)
-    if len(kept) == len(table):
-        return table
-    if not len(kept):
-        return table.slice(0, 0)
-    starts = np.flatnonzero(np.diff(kept, prepend=-2) != 1)  # where a run of kept rows begins
-    if len(starts) > _FEW_RUNS:
-        return table.filter(pa.array(mask))
-    ends = np.r_[starts[1:], len(kept)]
-    runs = [table.slice(int(kept[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
-    return pa.concat_tables(runs).combine_chunks()
+    return take_rows(table, np.flatnonzero(mask))
 
 
 def as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -115,9 +104,9 @@ def as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """The rows of ``table`` in ``order`` (numpy row numbers); as ``filter_rows``, joined from
-    slices where ``order`` is a few runs of consecutive rows (the table itself, shards put in
-    key order), without pyarrow's compute module."""
+    """The rows of ``table`` in ``order`` (numpy row numbers): joined from slices where
+    ``order`` is a few runs of consecutive rows (the table itself, shards put in key order,
+    the rows ``filter_rows`` keeps), without pyarrow's compute module; else pyarrow's take."""
     import numpy as np
     import pyarrow as pa
 

@@ -49,13 +49,11 @@ def end_process(status: int) -> NoReturn:
     waits for it."""
     # loaded here, not before the interrupt handler is in place (all of them are loaded by now)
     import atexit
-    import logging
     import threading
 
     if threading.active_count() > 1:
         sys.exit(status)
     atexit._run_exitfuncs()  # logging's shutdown (every handler flushed and closed) among them
-    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

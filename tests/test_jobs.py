@@ -214,3 +214,20 @@ def test_stage_progress_rewrites_its_line_on_a_terminal():
     assert out.getvalue() == "\r\x1b[Kfast-diff: compare: 1 job; 1 of 3 steps (33%)"
     stages.close()
     assert out.getvalue().endswith("\r\x1b[Kfast-diff: compare: 1 job, 0.0 s; 1 of 3 steps (33%)\n")
+
+
+def test_jobs_that_decode_nothing_leave_opencv_unloaded():
+    """OpenCV (a few hundredths of a second a start) loads in the jobs that decode: the
+    index, plan, compare and merge jobs (database, gallery from previews, summary) go
+    without it."""
+    code = (
+        "import sys\n"
+        "import fast_diff_py._index, fast_diff_py._plan, fast_diff_py._compare, fast_diff_py._db\n"
+        "import fast_diff_py._carry, fast_diff_py._reuse, fast_diff_py._report, fast_diff_py._summary\n"
+        "from fast_diff_py import finish_run, compare_blocks, make_plan, write_index, KEPT_PAIRS_DIR\n"
+        "from fast_diff_py import inline_results_dir, match_hashes, difpy_parameters, difpy_report\n"
+        "from fast_diff_py import write_difpy_files\n"
+        "print('cv2' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO / "src")
+    assert out.stdout.strip() == "False"

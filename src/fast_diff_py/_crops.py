@@ -27,6 +27,7 @@ import functools
 import cv2
 import numpy as np
 
+from ._formats import CROP_VARIANTS
 from ._kernel import naive_dif
 
 __all__ = [
@@ -38,8 +39,6 @@ __all__ = [
     "naive_crop_dif",
 ]
 
-# crops per image: a third, two thirds and all of the tolerance
-CROP_VARIANTS = 3
 # the largest tolerance the config accepts: a quarter of each side
 MAX_CROP_TOLERANCE = 0.25
 
@@ -50,6 +49,7 @@ def crop_fractions(tolerance: float) -> tuple[float, ...]:
         raise ValueError(f"crop_tolerance must be between 0 and {MAX_CROP_TOLERANCE}, got {tolerance!r}")
     if tolerance == 0:
         return ()
+    # a third, two thirds and all of the tolerance
     return tuple(tolerance * k / CROP_VARIANTS for k in range(1, CROP_VARIANTS + 1))
 
 

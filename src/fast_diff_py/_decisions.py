@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._crops import CROP_VARIANTS
+from ._formats import CROP_VARIANTS
 
 __all__ = [
     "block_size_for",

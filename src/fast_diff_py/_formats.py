@@ -48,8 +48,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ._crops import CROP_VARIANTS
-
 __all__ = [
     "DB_RECEIPT",
     "DIF_PER_MSE",
@@ -94,6 +92,7 @@ __all__ = [
     "BLOCK_PAIRS_SCHEMA",
     "COLUMN_MEANINGS",
     "CROP_STACK_SUFFIX",
+    "CROP_VARIANTS",
     "CROP_SUMS_SCHEMA",
     "CROP_SUMS_SUFFIX",
     "PREVIEW_ROW_GROUP",
@@ -202,6 +201,9 @@ REPORT_INDEX = "index.html"
 _SHARD_PREFIX = "shard_"
 _BLOCK_PREFIX = "block_"
 # a thumbnail shard's crop thumbnails and their sums (crop_tolerance > 0 only)
+# crop thumbnails per image with crop_tolerance (fast_diff_py._crops): the rows of a crop
+# stack and the crop sums' columns
+CROP_VARIANTS = 3
 CROP_STACK_SUFFIX = ".crops.npy"
 CROP_SUMS_SUFFIX = ".crops.parquet"
 # a thumbnail shard's gallery thumbnails, made from the same decoding

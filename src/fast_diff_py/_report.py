@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
-import cv2
-
 from ._errors import OutputError
 from ._formats import REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
 from ._io import atomic_path
@@ -75,6 +73,8 @@ def kept_because(best: Sequence[Any], others: Sequence[Sequence[Any]]) -> str:
 def _thumbnail(path: str) -> bytes | None:
     """The gallery's thumbnail of the image at ``path`` (``preview_jpeg``), read and decoded
     again (None where the file cannot be read now), JPEGs at reduced scale."""
+    import cv2
+
     from ._decode import PREVIEW_SIDE, decode_image, preview_jpeg
     from ._errors import ImageReadError
     from ._files import read_file
@@ -263,10 +263,13 @@ def make_report(
         taken = len(made)
         # the files the thumbnail jobs left no preview of are read and decoded again
         missing = [f for f in members if f["key"] not in made]
-        cv2.setNumThreads(1)
-        with ThreadPoolExecutor(max(1, threads)) as pool:
-            again = pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing)
-            made.update((f["key"], jpeg) for f, jpeg in zip(missing, again) if jpeg is not None)
+        if missing:  # OpenCV is loaded only to decode
+            import cv2
+
+            cv2.setNumThreads(1)
+            with ThreadPoolExecutor(max(1, threads)) as pool:
+                again = pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing)
+                made.update((f["key"], jpeg) for f, jpeg in zip(missing, again) if jpeg is not None)
         absolute = _Absolute()
         for f in members:
             if storage is None:

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import _report, make_report
-from fast_diff_py._report import GROUPS_PER_PAGE, keep_rank
+from fast_diff_py._report import GROUPS_PER_PAGE, PAGE_MAX_GROUPS, PAGE_MIN_GROUPS, keep_rank
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 needs_browser = pytest.mark.skipif(
@@ -75,17 +75,25 @@ def loaded(path: Path, call: str) -> object:
     ``thumb`` as the page script hands it over (its data URI, or None)."""
     args = json.loads("[" + re.fullmatch(rf"FD\.{call}\((.*)\);\n", path.read_text(), re.S).group(1) + "]")
     if call == "page":
-        _, groups, thumbs = args
-        for f in (f for g in groups for f in g["files"]):
-            assert "thumb" not in f
-            f["thumb"] = thumbs.get(str(f["key"]))
+        name, groups, thumbs = args
+        assert name == path.name  # the page says which it is: a late page of another is not drawn
+        files = [f for g in groups for f in g["files"]]
+        assert len(thumbs) == len(files)
+        for f, thumb in zip(files, thumbs):
+            assert "thumb" not in f and "key" not in f  # keys follow walk order: not on a page
+            f["thumb"] = thumb
         return groups
     return args[-1]
 
 
+def pages_of(report: Path) -> list[Path]:
+    """A gallery's pages of groups, in order (as ``meta.js`` lists them)."""
+    return [report / "data" / p["file"] for p in loaded(report / "data/meta.js", "meta")["pages"]]
+
+
 def test_the_gallery_holds_every_group_with_its_files(example):
     meta = loaded(example / "report/data/meta.js", "meta")
-    page = loaded(example / "report/data/groups-00001.js", "page")
+    page = loaded(pages_of(example / "report")[0], "page")
     assert meta["groups"] == len(page) == 3 and meta["broken"] == 1 and meta["files"] == 15
     pairs = stored_pairs(example / "fast_diff.db")
     con = sqlite3.connect(example / "fast_diff.db")
@@ -147,11 +155,11 @@ def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_p
     monkeypatch.setattr(_report, "_thumbnail", lambda path: read_again.append(path))
     db = example / "fast_diff.db"
     with_previews = make_report(db, tmp_path / "with", 200.0, previews=previews).parent
-    page = loaded(with_previews / "data/groups-00001.js", "page")
+    page = loaded(pages_of(with_previews)[0], "page")
     assert all(jpeg_of(f["thumb"]) is not None for g in page for f in g["files"])
     assert read_again == []
     without = make_report(db, tmp_path / "without", 200.0).parent
-    assert all(f["thumb"] is None for g in loaded(without / "data/groups-00001.js", "page") for f in g["files"])
+    assert all(f["thumb"] is None for g in loaded(pages_of(without)[0], "page") for f in g["files"])
     assert sorted(read_again) == sorted(f["path"] for g in page for f in g["files"])
     # damaged previews: named in the log, and the files decoded again
     bad = tmp_path / "bad.previews.parquet"
@@ -159,7 +167,7 @@ def test_the_gallery_takes_its_thumbnails_from_the_thumbnail_jobs(example, tmp_p
     with caplog.at_level("WARNING"):
         damaged = make_report(db, tmp_path / "damaged", 200.0, previews=[bad]).parent
     assert "bad.previews.parquet" in caplog.text
-    assert all(f["thumb"] is None for g in loaded(damaged / "data/groups-00001.js", "page") for f in g["files"])
+    assert all(f["thumb"] is None for g in loaded(pages_of(damaged)[0], "page") for f in g["files"])
 
 
 def test_snakemakes_report_holds_the_gallery(example, tmp_path):
@@ -177,7 +185,7 @@ def test_snakemakes_report_holds_the_gallery(example, tmp_path):
     folder = gallery[0].rsplit("/", 1)[0]
     pages = sorted(p.name for p in (example / "report" / "data").iterdir())
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(folder + "/data/")) == pages
-    assert f"{folder}/data/groups-00001.js" in names
+    assert f"{folder}/data/{pages_of(example / 'report')[0].name}" in names
     page = zipfile.ZipFile(zipped).read("report/report.html").decode()
     assert "Gallery" in page and "difPy" in page and "fast-diff found duplicate" in page
 
@@ -226,18 +234,25 @@ def _many_groups_db(path: Path, groups: int) -> None:
 
 
 def test_many_groups_are_paged_in_order_of_dif(tmp_path):
-    _many_groups_db(tmp_path / "x.db", 2 * GROUPS_PER_PAGE + 17)
+    _many_groups_db(tmp_path / "x.db", 20 * GROUPS_PER_PAGE + 17)
     index = make_report(tmp_path / "x.db", tmp_path / "report", 200)
     meta = loaded(index.parent / "data/meta.js", "meta")
-    assert [p["groups"] for p in meta["pages"]] == [GROUPS_PER_PAGE, GROUPS_PER_PAGE, 17]
+    sizes = [p["groups"] for p in meta["pages"]]
+    assert all(PAGE_MIN_GROUPS <= n <= PAGE_MAX_GROUPS for n in sizes[:-1]) and 0 < sizes[-1] <= PAGE_MAX_GROUPS
+    assert 0.7 * GROUPS_PER_PAGE < sum(sizes) / len(sizes) < 1.3 * GROUPS_PER_PAGE
     difs = []
-    for n in range(1, 4):
-        difs += [g["dif"] for g in loaded(index.parent / f"data/groups-{n:05d}.js", "page")]
-    assert difs == sorted(difs) and len(difs) == meta["groups"]
+    for page, entry in zip(pages_of(index.parent), meta["pages"], strict=True):
+        shown = [g["dif"] for g in loaded(page, "page")]
+        assert len(shown) == entry["groups"] and (shown[0], shown[-1]) == (entry["dif_min"], entry["dif_max"])
+        difs += shown
+    assert difs == sorted(difs) and len(difs) == meta["groups"] == sum(sizes)
     # a lower threshold groups fewer pairs; the folder is replaced whole
     make_report(tmp_path / "x.db", tmp_path / "report", 50)
     meta = loaded(index.parent / "data/meta.js", "meta")
-    assert meta["groups"] == sum(d <= 50 for d in difs) and not (index.parent / "data/groups-00003.js").exists()
+    assert meta["groups"] == sum(d <= 50 for d in difs)
+    assert sorted(p.name for p in (index.parent / "data").glob("groups-*")) == sorted(
+        p.name for p in pages_of(index.parent)
+    )
 
 
 def test_previews_are_read_by_the_row_groups_of_the_files_shown(tmp_path, monkeypatch):
@@ -261,7 +276,7 @@ def test_previews_are_read_by_the_row_groups_of_the_files_shown(tmp_path, monkey
         return real(self, group, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
-    found = _report._previews([file], shown)
+    found = _report._PreviewIndex([file], shown).read(shown)
     assert found == {p: f"jpeg {int(p[8:12])}".encode() for p in shown if p in paths and int(p[8:12]) % 7}
     assert sorted(read_groups) == [0, 2, 9]
 
@@ -296,3 +311,124 @@ def test_a_date_the_platform_cannot_show_is_left_blank():
     assert len(_date(1e12)) == len("33658-01-01 00:00")  # past year 9999, still shown
     for t in (1.5, 1_700_000_000.25, 4_102_444_799.0):
         assert _date(t) == datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def _gallery_input(folder: Path, groups: dict[int, tuple[float, int, int, str]]) -> tuple[Path, Path]:
+    """A database of two-file groups (group -> dif, the versions of its two files, the
+    settings its previews were made under) with file_state, and the previews of its files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fast_diff_py._formats import PREVIEW_MADE_AS, PREVIEW_SCHEMA
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "x.db"
+    db.unlink(missing_ok=True)
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE directory (key INTEGER PRIMARY KEY, path TEXT, px INT, py INT, file_size INT, created REAL, "
+        "success INT, allowed INT, error TEXT);"
+        "CREATE TABLE dif_table (key_a INT, key_b INT, dif REAL, success INT);"
+        "CREATE TABLE dir_index_lookup (dir_index INT, path TEXT, part_b INT);"
+        "CREATE TABLE file_state (key INTEGER PRIMARY KEY, path_bytes BLOB, dev INTEGER, inode INTEGER, "
+        "file_size INTEGER, mtime_ns INTEGER, same_as INTEGER);"
+    )
+    previews: dict[str, list] = {}
+    # keys in walk order: a group added or removed moves the keys of all after it
+    for n, (g, (dif, version_a, version_b, made_as)) in enumerate(sorted(groups.items())):
+        k = 2 * n + 1
+        for key, side, size, version in ((k, "a", 100, version_a), (k + 1, "b", 50, version_b)):
+            path = f"/nowhere/{g}{side}.jpg"
+            con.execute("INSERT INTO directory VALUES (?, ?, 10, 10, ?, 0, 1, 1, NULL)", (key, path, size))
+            state = (key, path.encode(), g, size, version)
+            con.execute("INSERT INTO file_state VALUES (?, ?, 1, ?, ?, ?, NULL)", state)
+            previews.setdefault(made_as, []).append((path, f"jpeg of {path} {version} {made_as}".encode()))
+        con.execute("INSERT INTO dif_table VALUES (?, ?, ?, 1)", (k, k + 1, dif))
+    con.execute("INSERT INTO dir_index_lookup VALUES (0, '/nowhere', 0)")
+    con.commit()
+    con.close()
+    for old in folder.glob("*.previews.parquet"):
+        old.unlink()
+    for made_as, rows in previews.items():
+        schema = PREVIEW_SCHEMA.with_metadata({PREVIEW_MADE_AS: made_as})
+        table = pa.table({"path": [p for p, _ in rows], "jpeg": [j for _, j in rows]}, schema=schema)
+        pq.write_table(table, folder / f"{made_as}.previews.parquet", row_group_size=64)
+    return db, folder
+
+
+def _gallery_files(report: Path) -> dict[str, bytes]:
+    """A gallery's data files by name, ``meta.js`` without the minute it was made."""
+    files = {p.name: p.read_bytes() for p in (report / "data").iterdir()}
+    files["meta.js"] = re.sub(rb'"made": "[^"]*"', b"", files["meta.js"])
+    return files
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "remove", "dif", "version", "settings"]),
+            st.integers(0, 10**6),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_gallery_made_again_takes_the_pages_that_did_not_change(tmp_path_factory, steps):
+    """After any change (groups added or removed with every key moved, a dif, a file's
+    version, the settings its preview was made under), the gallery made over the last one
+    equals one made from nothing, byte for byte; the pages the change does not touch are the
+    last gallery's files (hard links), a page of a changed file is made again."""
+    tmp = tmp_path_factory.mktemp("pages")
+    rng = np.random.default_rng(7)
+    groups = {g: (float(rng.integers(0, 200)), 1, 1, "s1") for g in range(0, 1200, 2)}
+    db, folder = _gallery_input(tmp / "in", groups)
+    report = tmp / "report"
+    make_report(db, report, 200, previews=sorted(folder.glob("*.previews.parquet")))
+    for n, (change, seed) in enumerate(steps):
+        before = {p.name: p.stat().st_ino for p in (report / "data").glob("groups-*")}
+        pick = sorted(groups)[seed % len(groups)]
+        if change == "add":
+            groups[2 * (seed % 700) + 1] = (float(seed % 200), 1, 1, "s1")
+        elif change == "remove" and len(groups) > 1:
+            del groups[pick]
+        elif change == "dif":
+            groups[pick] = ((groups[pick][0] + 1 + seed % 50) % 200,) + groups[pick][1:]
+        elif change == "version":
+            dif, a, b, made_as = groups[pick]
+            groups[pick] = (dif, a, b + 1, made_as)
+        else:
+            groups[pick] = groups[pick][:3] + (f"s{n + 2}",)
+        db, folder = _gallery_input(tmp / "in", groups)
+        previews = sorted(folder.glob("*.previews.parquet"))
+        index = make_report(db, report, 200, previews=previews)
+        fresh = make_report(db, tmp / f"fresh{n}", 200, previews=previews)
+        assert _gallery_files(index.parent) == _gallery_files(fresh.parent)
+        after = {p.name: p.stat().st_ino for p in (report / "data").glob("groups-*")}
+        taken = [name for name, inode in after.items() if before.get(name) == inode]
+        assert len(taken) >= len(after) - 3
+        changed = {f"/nowhere/{pick}a.jpg", f"/nowhere/{pick}b.jpg"}
+        if change in ("version", "settings"):  # the page of the changed file is made again
+            shows = {p.name: {f["path"] for g in loaded(p, "page") for f in g["files"]} for p in pages_of(report)}
+            assert [name for name, paths in shows.items() if changed & paths and name in taken] == []
+
+
+def test_a_page_with_a_thumbnail_made_elsewhere_is_made_again(tmp_path):
+    """A page whose thumbnails are not all the thumbnail jobs' (a file decoded again, or none
+    at all) is never taken by the next gallery: the next may have the jobs' thumbnail."""
+    groups = {g: (float(g % 200), 1, 1, "s1") for g in range(400)}
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(previews[0])
+    keep = [p != "/nowhere/7a.jpg" for p in table.column("path").to_pylist()]
+    pq.write_table(table.filter(pa.array(keep)), previews[0])
+    index = make_report(db, tmp_path / "report", 200, previews=previews)
+    unshared = [p for p in pages_of(index.parent) if p.name.endswith(".unshared.js")]
+    assert len(unshared) == 1
+    assert "/nowhere/7a.jpg" in {f["path"] for g in loaded(unshared[0], "page") for f in g["files"]}
+    inode = unshared[0].stat().st_ino
+    index = make_report(db, tmp_path / "report", 200, previews=previews)
+    assert [p.stat().st_ino for p in pages_of(index.parent) if p.name == unshared[0].name] != [inode]

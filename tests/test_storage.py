@@ -242,7 +242,9 @@ def test_a_run_with_the_photos_in_s3_equals_a_local_run(s3_server, tmp_path):
     keys = ["run/results/summary.json", "run/results/report/index.html"]
     assert all(list(bucket.objects.filter(Prefix=k)) for k in keys)
     # the gallery's images link to their photos in the bucket, relative to the gallery
-    page = bucket.Object("run/results/report/data/groups-00001.js").get()["Body"].read().decode()
+    meta = bucket.Object("run/results/report/data/meta.js").get()["Body"].read().decode()
+    first = re.search(r'"file": ?"(groups-[^"]+)"', meta).group(1)
+    page = bucket.Object(f"run/results/report/data/{first}").get()["Body"].read().decode()
     urls = re.findall(r'"url": ?"([^"]+)"', page)
     assert urls and all(u.startswith("../../photos/") for u in urls)
     stored = {o.key for o in bucket.objects.filter(Prefix="run/photos/")}

@@ -95,8 +95,10 @@ __all__ = [
     "CROP_VARIANTS",
     "CROP_SUMS_SCHEMA",
     "CROP_SUMS_SUFFIX",
+    "PREVIEW_MADE_AS",
     "PREVIEW_ROW_GROUP",
     "PREVIEW_SCHEMA",
+    "PREVIEW_VERSION",
     "PREVIEW_SUFFIX",
     "crop_sum_columns",
     "PLAN_DIR",
@@ -383,6 +385,13 @@ CROP_SUMS_SCHEMA = pa.schema([("row", pa.int32()), *[(c, pa.int64()) for cols in
 PREVIEW_SCHEMA = pa.schema([("path", pa.string()), ("jpeg", pa.binary())])
 # rows per row group of a previews file: the gallery reads the groups of the files it shows
 PREVIEW_ROW_GROUP = 256
+# the key of PREVIEW_SCHEMA's metadata naming the settings the previews were made under
+# (a fingerprint of the thumbnail job's: the same for the same pixels)
+PREVIEW_MADE_AS = "made_as"
+# the definition of the previews files; the thumbnail jobs have it as a param, so that
+# Snakemake makes again the previews of older runs (from the thumbnails they kept)
+# (2: PREVIEW_MADE_AS)
+PREVIEW_VERSION = 2
 
 # one row per decoded file of a shard (make_digests): a digest of the unshifted thumbnail's
 # rotations (canonical_digests), equal for images whose dif is 0, which lets the planner

@@ -12,6 +12,8 @@ read are listed on pages of their own.
 from __future__ import annotations
 
 import base64
+import bisect
+import hashlib
 import html
 import json
 import logging
@@ -19,7 +21,8 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +30,15 @@ from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 from ._errors import OutputError
-from ._formats import REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
+from ._formats import PREVIEW_MADE_AS, REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
 from ._io import atomic_path
 from ._paths import native
 from ._summary import _groups, summarize, write_summary
 
 __all__ = [
     "GROUPS_PER_PAGE",
+    "PAGE_MAX_GROUPS",
+    "PAGE_MIN_GROUPS",
     "finish_run",
     "keep_rank",
     "kept_because",
@@ -45,8 +50,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# groups per page of the gallery: about GROUPS_PER_PAGE on average, from PAGE_MIN_GROUPS to
+# PAGE_MAX_GROUPS, cut where a group's best file says (content-defined, as the index shards
+# are), so that a change moves few pages' ends
 GROUPS_PER_PAGE = 100
+PAGE_MIN_GROUPS = 50
+PAGE_MAX_GROUPS = 150
+_PAGE_CUT_EVERY = 60  # past PAGE_MIN_GROUPS, one group in this many ends a page
 BROKEN_PER_PAGE = 1000
+# what a page of groups is named and made by: a new definition writes every page again
+_PAGE_FORMAT = "fast-diff gallery page 2"
+# the end of a page's name whose thumbnails are not all the thumbnail jobs': never taken again
+_UNSHARED = ".unshared.js"
+# what a page shows of each file (the rest of a file's entry only serves to make the page)
+_SHOWN = ("path", "px", "py", "size", "date", "dif", "best", "why", "url", "abs")
 
 
 def keep_rank(px: int, py: int, file_size: int, path: str) -> tuple[int, int, str]:
@@ -89,32 +106,71 @@ def _thumbnail(path: str) -> bytes | None:
         return None
 
 
-def _previews(paths: Sequence[str | os.PathLike[str]], files: set[str]) -> dict[str, bytes]:
-    """The thumbnail jobs' previews of ``files`` (PREVIEW_SCHEMA files), by path: of each
-    file, its paths, then only the row groups (PREVIEW_ROW_GROUP) that hold one of ``files``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class _PreviewIndex:
+    """Where the thumbnail jobs' previews (PREVIEW_SCHEMA files) hold each file's gallery
+    thumbnail, and the settings each file's was made under (PREVIEW_MADE_AS; None where the
+    file does not say): the paths of every file and their footers, no JPEG read."""
 
-    found: dict[str, bytes] = {}
-    for path in paths:
-        try:
-            with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
-                names = pf.read(columns=["path"]).column("path").to_pylist()
-                first = 0
-                for group in range(pf.metadata.num_row_groups):
-                    rows = pf.metadata.row_group(group).num_rows
-                    shown = [i for i in range(first, first + rows) if names[i] in files]
-                    if shown:
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], files: set[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.files: list[str | os.PathLike[str]] = []
+        self.where: dict[str, tuple[int, int]] = {}  # path -> (previews file, row)
+        self.made_as: list[str | None] = []
+        self.groups: list[list[int]] = []  # each previews file's row group starts
+        for path in paths:
+            try:
+                with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
+                    names = pf.read(columns=["path"]).column("path").to_pylist()
+                    meta = pf.schema_arrow.metadata or {}
+                    starts = [0]
+                    for group in range(pf.metadata.num_row_groups):
+                        starts.append(starts[-1] + pf.metadata.row_group(group).num_rows)
+            except (OSError, IndexError, pa.ArrowException) as exc:  # the gallery then decodes those files
+                logger.warning("%r: previews not read: %s", os.fspath(path), exc)
+                continue
+            n = len(self.files)
+            self.files.append(path)
+            made_as = meta.get(PREVIEW_MADE_AS.encode())
+            self.made_as.append(made_as.decode() if made_as is not None else None)
+            self.groups.append(starts)
+            for row, name in enumerate(names):
+                if name in files:
+                    self.where[name] = (n, row)
+
+    def made_under(self, path: str) -> str | None:
+        """The settings the preview of ``path`` was made under; None where there is none."""
+        at = self.where.get(path)
+        return self.made_as[at[0]] if at is not None else None
+
+    def read(self, paths: set[str]) -> dict[str, bytes]:
+        """The previews of ``paths`` (those it has), reading only the row groups
+        (PREVIEW_ROW_GROUP) that hold one."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        wanted: dict[int, dict[int, list[tuple[int, str]]]] = {}  # file -> row group -> rows
+        for path in paths:
+            at = self.where.get(path)
+            if at is not None:
+                n, row = at
+                group = bisect.bisect_right(self.groups[n], row) - 1
+                wanted.setdefault(n, {}).setdefault(group, []).append((row, path))
+        found: dict[str, bytes] = {}
+        for n, groups in wanted.items():
+            try:
+                with pq.ParquetFile(self.files[n]) as pf:
+                    for group, rows in groups.items():
                         jpegs = pf.read_row_group(group, columns=["jpeg"]).column("jpeg")
-                        for i in shown:
-                            jpeg = jpegs[i - first].as_py()
+                        first = self.groups[n][group]
+                        for row, path in rows:
+                            jpeg = jpegs[row - first].as_py()
                             if jpeg is not None:
-                                found[names[i]] = jpeg
-                    first += rows
-        except (OSError, IndexError, pa.ArrowException) as exc:  # the gallery then decodes those files
-            logger.warning("%r: previews not read: %s", os.fspath(path), exc)
-            continue
-    return found
+                                found[path] = jpeg
+            except (OSError, IndexError, pa.ArrowException) as exc:  # the gallery then decodes those files
+                logger.warning("%r: previews not read: %s", os.fspath(self.files[n]), exc)
+        return found
 
 
 def _date(created: float | None) -> str:
@@ -138,7 +194,9 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
         difs[(a, b)] = difs[(b, a)] = d
     _, groups = _groups((a, b) for a, b in difs if a < b)
     has_state = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_state'").fetchone()
-    raw_sql = "(SELECT path_bytes FROM file_state s WHERE s.key = d.key)" if has_state else "NULL"
+    # each file's name as bytes and the version of it that was decoded (none without file_state)
+    state = "s.path_bytes, s.dev, s.inode, s.file_size, s.mtime_ns" if has_state else "NULL, NULL, NULL, NULL, NULL"
+    join = "LEFT JOIN file_state s ON s.key = d.key" if has_state else ""
     # every file of a group, in one query (a temporary table of their keys)
     con.execute("CREATE TEMP TABLE IF NOT EXISTS gallery_keys (key INTEGER PRIMARY KEY)")
     con.execute("DELETE FROM gallery_keys")
@@ -146,8 +204,8 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
     by_key = {
         row[0]: row
         for row in con.execute(
-            f"SELECT d.key, d.path, d.px, d.py, d.file_size, d.created, {raw_sql} "
-            "FROM gallery_keys g JOIN directory d ON d.key = g.key"
+            f"SELECT d.key, d.path, d.px, d.py, d.file_size, d.created, {state} "
+            f"FROM gallery_keys g JOIN directory d ON d.key = g.key {join}"
         )
     }
     out = []
@@ -155,11 +213,12 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
         rows = [by_key[k] for k in members]
         best = max(rows, key=lambda r: keep_rank(r[2], r[3], r[4], r[1]))
         files = []
-        for key, path, px, py, size, created, raw in rows:
+        for key, path, px, py, size, created, raw, *version in rows:
             dif = 0.0 if key == best[0] else difs.get((key, best[0]))
             files.append(
                 {
                     "key": key,
+                    "version": version if version[0] is not None else None,
                     "path": path,
                     "raw": raw,
                     "px": px,
@@ -179,24 +238,76 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
     return out
 
 
-def _write_js(path: Path, call: str, *args: Any, thumbs: dict[int, bytes | None] | None = None) -> None:
-    """``call(args...)`` in ``path``, with ``thumbs`` (JPEG by file key) as a last argument
-    mapping each key to its data URI: written as they are, not through the JSON encoder (a
-    page's text is mostly these, and base64 needs no escaping)."""
+def _pages(groups: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """``groups`` (in the gallery's order) cut into pages of PAGE_MIN_GROUPS to
+    PAGE_MAX_GROUPS groups: after a group whose best file's path hashes to a multiple of
+    _PAGE_CUT_EVERY, or at the most. A group added, removed or changed moves the end of its
+    own page and, past a page cut at the most, of the next: the other pages stay as they
+    were."""
+    every = _PAGE_CUT_EVERY
+    page: list[dict[str, Any]] = []
+    for group in groups:
+        page.append(group)
+        best = group["files"][0]["path"].encode("utf-8", "surrogateescape")
+        if len(page) >= PAGE_MAX_GROUPS or (len(page) >= PAGE_MIN_GROUPS and zlib.crc32(best) % every == 0):
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _page_text(chunk: list[dict[str, Any]]) -> tuple[str, str, bool]:
+    """The JSON of a page's groups, the page's file name, and whether a page of that name in
+    the last gallery is this page: its name is a digest of what it shows and of the version
+    and preview settings of each of its files (only where all are known)."""
+    shown = [{"dif": g["dif"], "files": [{k: f[k] for k in _SHOWN if k in f} for f in g["files"]]} for g in chunk]
+    text = json.dumps(shown, ensure_ascii=False).replace("</", "<\\/")
+    files = [f for g in chunk for f in g["files"]]
+    known = [(f["version"], f["made_as"]) for f in files]
+    digest = hashlib.blake2b(json.dumps([_PAGE_FORMAT, text, known]).encode(), digest_size=12).hexdigest()
+    return text, f"groups-{digest}.js", all(v is not None and m is not None for v, m in known)
+
+
+def _page_entry(chunk: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A page's line in ``meta.js``."""
+    return {"file": name, "groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]}
+
+
+def _link_page(source: Path, target: Path) -> bool:
+    """Take the last gallery's page ``source`` into the new one (a hard link, else a copy);
+    False where there is none."""
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            shutil.copyfile(source, target)
+        except OSError:
+            return False
+    return True
+
+
+def _write_page(path: Path, name: str, text: str, thumbs: list[bytes | None]) -> None:
+    """A page of groups: ``FD.page(name, groups, thumbnails)``, the thumbnails (JPEGs, one per
+    file in the page's order, None for none) as data URIs, written as they are rather than
+    through the JSON encoder (a page's text is mostly these, and base64 needs no escaping)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"FD.page({json.dumps(name)}, {text}, [")
+        fh.write(
+            ",".join(
+                f'"data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}"' if jpeg else "null"
+                for jpeg in thumbs
+            )
+        )
+        fh.write("]);\n")
+
+
+def _write_js(path: Path, call: str, *args: Any) -> None:
+    """``call(args...)`` in ``path``, each argument as JSON."""
     text = ", ".join(json.dumps(a, ensure_ascii=False) for a in args).replace("</", "<\\/")
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(f"{call}({text}")
-        if thumbs is not None:
-            fh.write(", {")
-            fh.write(
-                ",".join(
-                    f'"{key}":"data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}"'
-                    for key, jpeg in thumbs.items()
-                    if jpeg
-                )
-            )
-            fh.write("}")
-        fh.write(");\n")
+        fh.write(f"{call}({text});\n")
 
 
 def _file_uri(path: str) -> str:
@@ -258,35 +369,49 @@ def make_report(
         (tmp / "data").mkdir(parents=True)
         (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
         members = [f for g in groups for f in g["files"]]
-        shown = _previews(previews, {f["path"] for f in members}) if previews and members else {}
-        made = {f["key"]: shown[f["path"]] for f in members if f["path"] in shown}
+        index = _PreviewIndex(previews, {f["path"] for f in members}) if previews and members else None
+        absolute = _Absolute()
+        for f in members:
+            f["made_as"] = index.made_under(f["path"]) if index is not None else None
+            if storage is None:
+                f["url"] = _file_uri(absolute(native(f["path"], f["raw"])))
+                f["abs"] = absolute(f["path"])  # what the folder filter matches
+            else:
+                prefix, folder = storage
+                f["url"] = quote(os.path.relpath(f["path"], folder).replace(os.sep, "/"))
+                f["abs"] = f"{prefix.rstrip('/')}/{os.path.normpath(f['path'])}"
+        # each page named by what it shows: a page of the last gallery with the same name is
+        # the same page, taken as it is (a hard link); the others are written
+        pages: list[dict[str, Any] | None] = []
+        to_write = []
+        for n, chunk in enumerate(_pages(groups)):
+            text, name, reusable = _page_text(chunk)
+            if reusable and _link_page(out / "data" / name, tmp / "data" / name):
+                pages.append(_page_entry(chunk, name))
+            else:
+                to_write.append((n, chunk, text, name, reusable))
+                pages.append(None)
+        written = [f for _, chunk, *_ in to_write for g in chunk for f in g["files"]]
+        made = index.read({f["path"] for f in written}) if index is not None and written else {}
         taken = len(made)
         # the files the thumbnail jobs left no preview of are read and decoded again
-        missing = [f for f in members if f["key"] not in made]
+        missing = [f for f in written if f["path"] not in made]
         if missing:  # OpenCV is loaded only to decode
             import cv2
 
             cv2.setNumThreads(1)
             with ThreadPoolExecutor(max(1, threads)) as pool:
-                again = pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing)
-                made.update((f["key"], jpeg) for f, jpeg in zip(missing, again) if jpeg is not None)
-        absolute = _Absolute()
-        for f in members:
-            if storage is None:
-                f["url"] = _file_uri(absolute(native(f["path"], f.pop("raw"))))
-                f["abs"] = absolute(f["path"])  # what the folder filter matches
-            else:
-                f.pop("raw")
-                prefix, folder = storage
-                f["url"] = quote(os.path.relpath(f["path"], folder).replace(os.sep, "/"))
-                f["abs"] = f"{prefix.rstrip('/')}/{os.path.normpath(f['path'])}"
-        pages = []
-        for n, start in enumerate(range(0, len(groups), GROUPS_PER_PAGE), 1):
-            chunk = groups[start : start + GROUPS_PER_PAGE]
+                again = list(pool.map(lambda f: _thumbnail(native(f["path"], f["raw"])), missing))
+        else:
+            again = []
+        decoded = {id(f): jpeg for f, jpeg in zip(missing, again)}
+        for n, chunk, text, name, reusable in to_write:
             # each thumbnail inside its page (a data URI): one file per page, not per image
-            thumbs = {f["key"]: made.pop(f["key"], None) for g in chunk for f in g["files"]}
-            _write_js(tmp / "data" / f"groups-{n:05d}.js", "FD.page", n, chunk, thumbs=thumbs)
-            pages.append({"groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]})
+            thumbs = [made.get(f["path"]) or decoded.get(id(f)) for g in chunk for f in g["files"]]
+            if not reusable or any(f["path"] not in made for g in chunk for f in g["files"]):
+                name = name.replace(".js", _UNSHARED)  # thumbnails not all the jobs': not taken again
+            _write_page(tmp / "data" / name, name, text, thumbs)
+            pages[n] = _page_entry(chunk, name)
         broken_pages = 0
         for n, start in enumerate(range(0, len(broken), BROKEN_PER_PAGE), 1):
             rows = [{"path": p, "error": e} for p, e in broken[start : start + BROKEN_PER_PAGE]]
@@ -308,10 +433,14 @@ def make_report(
         page = (Path(__file__).with_name("report.html")).read_text("utf-8")
         (tmp / REPORT_INDEX).write_text(page.replace("{title}", html.escape(os.path.basename(db_path))), "utf-8")
     logger.info(
-        "gallery of %d groups (%d files, %d thumbnails from the thumbnail jobs), %d unreadable files: %s",
+        "gallery of %d groups (%d files) on %d pages, %d of them taken from the last gallery; "
+        "%d thumbnails from the thumbnail jobs, %d files decoded again; %d unreadable files: %s",
         len(groups),
         len(members),
+        len(pages),
+        len(pages) - len(to_write),
         taken,
+        len(missing),
         len(broken),
         out,
     )

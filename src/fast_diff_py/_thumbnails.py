@@ -24,6 +24,7 @@ from ._formats import (
     DIGEST_SCHEMA,
     HASH_COLUMNS,
     META_SCHEMA,
+    PREVIEW_MADE_AS,
     PREVIEW_ROW_GROUP,
     PREVIEW_SCHEMA,
     FileStatus,
@@ -202,7 +203,8 @@ def make_thumbnails(
         with atomic_path(out_previews) as tmp:
             # no dictionary: every path and every JPEG differs, and the gallery reads the
             # previews faster without one (bench/README.md)
-            table = pa.table(previews, schema=PREVIEW_SCHEMA)
+            # with the settings they were made under: the gallery knows a page it wrote by them
+            table = pa.table(previews, schema=PREVIEW_SCHEMA.with_metadata({PREVIEW_MADE_AS: made_as}))
             pq.write_table(table, tmp, row_group_size=PREVIEW_ROW_GROUP, use_dictionary=False)
     with atomic_path(out_meta) as tmp:
         pq.write_table(_meta_table(rows, stack, hashes), tmp)

@@ -35,6 +35,7 @@ rule make_thumbnails:
         max_image_pixels=config["max_image_pixels"],
         max_file_bytes=config["max_file_bytes"],
         meta_version=fdp.META_VERSION,  # a new definition makes the shards of older runs again
+        preview_version=fdp.PREVIEW_VERSION,  # and of the previews, from the kept thumbnails
         # how the digests are made where the plan asks for them (any threshold, so that a
         # change of threshold alone does not remake the thumbnails)
         mirror=config["mirror"],

@@ -2,11 +2,16 @@
 
 ``make_report`` writes ``index.html`` and what it loads into one folder that works from the
 file system (no server, no network): the page loads ``data/meta.js`` and then one page of
-groups at a time (``data/groups-<n>.js``), so a collection of 100,000 groups opens as fast as
-one of ten. Thumbnails are made from the images themselves (``thumbs/<key>.jpg``), not from
-the comparison thumbnails: the thumbnail jobs make them from the same decoding (previews,
-``preview_jpeg``), and a file without one is read and decoded again. Files that could not be
-read are listed on pages of their own.
+groups at a time (``data/groups-<digest>.js``, with its thumbnails inside), so a collection
+of 100,000 groups opens as fast as one of ten. Thumbnails are made from the images
+themselves, not from the comparison thumbnails: the thumbnail jobs make them from the same
+decoding (previews, ``preview_jpeg``), and a file without one is read and decoded again.
+Files that could not be read are listed on pages of their own.
+
+Pages are cut where their groups say (``_pages``) and named by a digest of what they show and
+of the version of each file and the settings its preview was made under (``_page_text``):
+the next gallery takes a page of the same name from the last one as it is, so that a rerun
+after a small change writes a few pages, and the gallery equals one made from nothing.
 """
 
 from __future__ import annotations

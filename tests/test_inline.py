@@ -181,18 +181,19 @@ def test_a_second_run_at_the_same_time_is_refused(dup_folder, tmp_path):
 def test_a_run_in_one_process_never_imports_pandas(dup_folder, tmp_path):
     """As the workflow's jobs: pyarrow's look for pandas would cost a small run most of its
     time; nor pyarrow's compute module, where no row is to be dropped (no broken file, every
-    pair compared): its import alone is a noticeable part of a small run."""
+    pair compared): its import alone is a noticeable part of a small run; nor numpy's masked
+    arrays (``numpy.ma``), which pyarrow's conversion of numpy arrays and ``np.unique`` load."""
     import subprocess
     import sys
 
     code = (
         "import sys; from fast_diff_py.cli import difpy; "
         f"assert difpy.main(['-D', {str(dup_folder['root'])!r}, '-Z', {str(tmp_path / 'z')!r}, '-p', 'False']) == 0; "
-        "print('pandas' in sys.modules, 'pyarrow.compute' in sys.modules)"
+        "print('pandas' in sys.modules, 'pyarrow.compute' in sys.modules, 'numpy.ma' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == "False False"
+    assert out.stdout.splitlines()[-1] == "False False False"
 
 
 def test_what_the_walk_meets_goes_to_the_logs_not_the_terminal(dup_folder, tmp_path):

@@ -231,3 +231,36 @@ def test_jobs_that_decode_nothing_leave_opencv_unloaded():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO / "src")
     assert out.stdout.strip() == "False"
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_arrow_arrays_are_pyarrows(data):
+    """arrow_array gives what pyarrow's pa.array gives, for every primitive type the files
+    between stages hold, from numpy arrays of any dtype and strides and from lists."""
+    import numpy as np
+    import pyarrow as pa
+
+    from fast_diff_py._io import arrow_array
+
+    kind = data.draw(st.sampled_from(["int8", "int32", "int64", "uint64", "float64", "bool"]))
+    arrow_type = {"bool": pa.bool_()}.get(kind) or pa.from_numpy_dtype(np.dtype(kind))
+    n = data.draw(st.integers(0, 70))
+    if kind == "bool":
+        values = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    elif kind == "float64":
+        values = data.draw(st.lists(st.floats(allow_nan=False, width=64), min_size=n, max_size=n))
+    else:
+        info = np.iinfo(kind)
+        values = data.draw(st.lists(st.integers(int(info.min), int(info.max)), min_size=n, max_size=n))
+    shape = data.draw(st.sampled_from(["list", "array", "strided", "other dtype"]))
+    if shape == "array":
+        given_values = np.array(values, dtype=kind)
+    elif shape == "strided":  # a column of a 2-D array
+        given_values = np.stack([np.array(values, dtype=kind)] * 2, axis=1)[:, 1]
+    elif shape == "other dtype" and kind not in ("bool", "float64", "uint64") and all(abs(v) < 128 for v in values):
+        given_values = np.array(values, dtype=np.int64)
+    else:
+        given_values = values
+    got = arrow_array(given_values, arrow_type)
+    assert got.type == arrow_type and got.equals(pa.array(values, arrow_type))

@@ -38,7 +38,7 @@ from ._formats import (
     shard_ids,
     summary_path,
 )
-from ._io import atomic_path, read_parquet
+from ._io import arrow_array, atomic_path, read_parquet
 from ._paths import display, native, raw
 
 __all__ = [
@@ -806,7 +806,7 @@ def keyed_rows(
     for path, index_path in zip(paths, index_paths, strict=True):
         table = read_parquet(path, columns=None if columns is None else ["row", *columns])
         keys = read_parquet(index_path, columns=["key"]).column("key").to_numpy()
-        key = pa.array(keys[table.column("row").to_numpy().astype(np.intp)], pa.int64())
+        key = arrow_array(keys[table.column("row").to_numpy().astype(np.intp)], pa.int64())
         parts.append(table.drop_columns(["row"]).append_column("key", key))
     return pa.concat_tables(parts)
 
@@ -870,7 +870,7 @@ def _files_table(table: pa.Table) -> pa.Table:
     columns = {name: table.column(name) for name in SHARD_FILES_SCHEMA.names if name != "alias"}
     same_as = table.column("same_as")
     if same_as.null_count in (0, len(same_as)):  # all aliases or none: no compute module needed
-        alias = pa.array(np.full(len(table), same_as.null_count == 0, np.int8))
+        alias = arrow_array(np.full(len(table), same_as.null_count == 0), pa.int8())
     else:
-        alias = pa.array(np.asarray(same_as.is_valid()), pa.int8())
+        alias = arrow_array(np.asarray(same_as.is_valid()), pa.int8())
     return pa.table({**columns, "alias": alias}, schema=SHARD_FILES_SCHEMA)

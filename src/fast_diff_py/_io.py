@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "arrow_array",
     "as_schema",
     "atomic_path",
     "damaged_parquet",
@@ -124,6 +125,23 @@ def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
 
 # the most runs of rows filter_rows and take_rows join from slices (past it, pyarrow's own)
 _FEW_RUNS = 32
+
+
+def arrow_array(values: object, type: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of the primitive ``type`` (an integer, floating or bool
+    type): pyarrow's ``pa.array(values, type)``, without its look for a numpy masked array,
+    which imports ``numpy.ma`` (a noticeable part of a small run's start). ``values`` is
+    anything numpy makes an array of, with no missing values, each one the type holds (a
+    value outside it wraps, where pyarrow would refuse it)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_boolean(type):
+        bits = np.packbits(np.asarray(values, bool).ravel(), bitorder="little")
+        n = np.asarray(values).size
+        return pa.Array.from_buffers(type, n, [None, pa.py_buffer(bits)])
+    data = np.ascontiguousarray(values, dtype=type.to_pandas_dtype()).ravel()
+    return pa.Array.from_buffers(type, len(data), [None, pa.py_buffer(data)])
 
 
 # what to remove so that Snakemake makes a damaged intermediate again, by its stage's folder

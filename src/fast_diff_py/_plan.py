@@ -32,7 +32,7 @@ from ._formats import (
     block_file,
     crop_sum_columns,
 )
-from ._io import as_schema, atomic_path, filter_rows, open_stack, read_parquet, remove_damaged, take_rows
+from ._io import arrow_array, as_schema, atomic_path, filter_rows, open_stack, read_parquet, remove_damaged, take_rows
 from ._kernel import channel_limit, channel_sums, range_bound, with_total
 
 __all__ = [
@@ -69,7 +69,7 @@ def _decoded(meta_paths: list[str], index_paths: list[str], versions: bool = Fal
             meta = meta.append_column(name, index.column(name))
         meta = filter_rows(meta, meta.column("success").to_numpy() == int(FileStatus.SUCCESS))
         meta = meta.drop_columns(["success"])
-        parts.append(meta.append_column("shard", pa.array(np.full(len(meta), shard, np.int32))))
+        parts.append(meta.append_column("shard", arrow_array(np.full(len(meta), shard), pa.int32())))
     return pa.concat_tables(parts)
 
 
@@ -145,19 +145,22 @@ def make_plan(
             spread=spread,
             unchanged=unchanged if unchanged is not None and unchanged.any() else None,
         )
-    table = table.append_column("block", pa.array(block))
+    table = table.append_column("block", arrow_array(block, pa.int32()))
     order = np.lexsort((keys, block))
     blocks = as_schema(take_rows(table, order).select(BLOCKS_SCHEMA.names), BLOCKS_SCHEMA)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
-            pa.table({"block_a": pairs_a, "block_b": pairs_b}, schema=BLOCK_PAIRS_SCHEMA),
+            pa.table(
+                {"block_a": arrow_array(pairs_a, pa.int32()), "block_b": arrow_array(pairs_b, pa.int32())},
+                schema=BLOCK_PAIRS_SCHEMA,
+            ),
             tmp / "block_pairs.parquet",
         )
         pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
-        compared = set(np.unique(np.concatenate([pairs_a, pairs_b])).tolist()) if len(pairs_a) else set()
+        compared = set(np.concatenate([pairs_a, pairs_b]).tolist()) if len(pairs_a) else set()
         _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
@@ -208,7 +211,7 @@ def _check_unread(rows: pa.Table, thumb_paths: Sequence[str]) -> None:
     at = rows.column("thumb_row").to_numpy()
     want = table_sums(rows)
     damaged, differ = [], 0
-    for s in np.unique(shards):
+    for s in sorted(set(shards.tolist())):  # (np.unique would load numpy.ma)
         sel = np.flatnonzero(shards == s)
         stack = open_stack(thumb_paths[s])  # unmapped again below
         sums = np.concatenate(
@@ -239,7 +242,7 @@ def load_thumbnails(rows: pa.Table, stack_paths: Sequence[str]) -> np.ndarray:
     shards = rows.column("shard").to_numpy()
     at = rows.column("thumb_row").to_numpy()
     out = None
-    for s in np.unique(shards):
+    for s in sorted(set(shards.tolist())):  # (np.unique would load numpy.ma)
         stack = open_stack(stack_paths[s])  # unmapped again below
         if out is None:
             out = np.empty((len(shards), *stack.shape[1:]), np.uint8)

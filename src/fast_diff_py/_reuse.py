@@ -243,7 +243,7 @@ class Previous:
         if expected is None:
             self._whole.update(((id(kept), i), False) for i in at)
             return
-        order = np.unique(np.asarray(at, np.int64))  # in file order
+        order = np.array(sorted(set(at)), np.int64)  # in file order
         for chunk in np.array_split(order, max(1, -(-len(order) // _CHECK_CHUNK))):
             sums = channel_sums(np.asarray(kept.thumbs[chunk]))
             if variants:

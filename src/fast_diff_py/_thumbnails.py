@@ -31,7 +31,7 @@ from ._formats import (
     crop_sum_columns,
 )
 from ._hashing import canonical, canonical_digests, default_hash, hash_stack
-from ._io import atomic_path, read_parquet
+from ._io import arrow_array, atomic_path, read_parquet
 from ._kernel import channel_sums
 from ._paths import native
 from ._plugins import resolve
@@ -399,7 +399,8 @@ def _meta_table(rows: list[dict], stack: np.ndarray, hashes: Sequence[tuple[str 
     sums = np.zeros((len(rows), 3), np.int64)
     sums[decoded] = channel_sums(stack)
     columns: dict[str, object] = {name: [r[name] for r in rows] for name in _ROW_COLUMNS}
-    columns.update(thumb_row=thumb_row, sum_0=sums[:, 0], sum_1=sums[:, 1], sum_2=sums[:, 2])
+    columns["thumb_row"] = arrow_array(thumb_row, pa.int32())
+    columns.update({f"sum_{c}": arrow_array(sums[:, c], pa.int64()) for c in range(3)})
     where = np.flatnonzero(decoded).tolist()
     for c, name in enumerate(HASH_COLUMNS):
         values: list[str | None] = [None] * len(rows)
@@ -418,7 +419,7 @@ def _crop_sums_table(rows: list[dict], crops: np.ndarray) -> pa.Table:
     columns: dict[str, object] = {"row": where}
     for k, names in enumerate(crop_sum_columns(variants)):
         for c, name in enumerate(names):
-            columns[name] = sums[:, k, c]
+            columns[name] = arrow_array(sums[:, k, c], pa.int64())
     return pa.table(columns, schema=CROP_SUMS_SCHEMA)
 
 
@@ -460,5 +461,6 @@ def _write_digests(out: str | os.PathLike[str], decoded_rows: Sequence[int], dig
     """The digests file (DIGEST_SCHEMA) of a shard: the meta row of each decoded file (in
     stack order) and its canonical digest."""
     with atomic_path(out) as tmp:
-        table = pa.table({"row": np.asarray(decoded_rows, np.int32), "canonical": list(digests)}, schema=DIGEST_SCHEMA)
+        rows = arrow_array(decoded_rows, pa.int32())
+        table = pa.table({"row": rows, "canonical": list(digests)}, schema=DIGEST_SCHEMA)
         pq.write_table(table, tmp)

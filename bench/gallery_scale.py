@@ -2,7 +2,7 @@
 
 Builds a database of N groups of two files each (paths that do not exist, so no thumbnail
 is made and the figures are the gallery's own), writes the gallery, then opens its first,
-middle and last page in headless Chromium and prints the wall time of each against the
+middle, last and largest page in headless Chromium and prints the wall time of each against the
 browser's start on an empty page (medians of --repeat).
 
     .venv/bin/python bench/gallery_scale.py --groups 100000 --repeat 3
@@ -11,6 +11,7 @@ browser's start on an empty page (medians of --repeat).
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sqlite3
 import statistics
@@ -55,15 +56,19 @@ def main() -> None:
         start = time.perf_counter()
         index = make_report(db, Path(tmp) / "report", 200)
         made = time.perf_counter() - start
-        pages = len(list((index.parent / "data").glob("groups-*.js")))
+        meta = (index.parent / "data" / "meta.js").read_text()
+        sizes = [int(n) for n in re.findall(r'"groups": (\d+), "dif_min"', meta)]
+        pages = len(sizes)
+        largest = sizes.index(max(sizes)) + 1
         files = sqlite3.connect(db).execute("SELECT COUNT(*) FROM directory").fetchone()[0]
         print(f"{args.groups:,} groups ({files:,} files): make_report {made:.2f} s, {pages:,} pages")
         blank = statistics.median(browse("about:blank") for _ in range(args.repeat))
         print(f"chromium on an empty page: {blank:.2f} s (median of {args.repeat})")
-        for page in (1, pages // 2, pages):
+        print(f"groups a page: {min(sizes)} to {max(sizes)}, {statistics.mean(sizes):.1f} on average")
+        for page in (1, pages // 2, pages, largest):
             url = f"{index.as_uri()}#page={page}"
             t = statistics.median(browse(url) for _ in range(args.repeat))
-            print(f"page {page:,}: {t:.2f} s, {t - blank:+.2f} s over the empty page")
+            print(f"page {page:,} ({sizes[page - 1]} groups): {t:.2f} s, {t - blank:+.2f} s over the empty page")
 
 
 if __name__ == "__main__":

@@ -432,3 +432,23 @@ def test_a_page_with_a_thumbnail_made_elsewhere_is_made_again(tmp_path):
     inode = unshared[0].stat().st_ino
     index = make_report(db, tmp_path / "report", 200, previews=previews)
     assert [p.stat().st_ino for p in pages_of(index.parent) if p.name == unshared[0].name] != [inode]
+
+
+def test_a_page_changed_since_it_was_written_is_written_again(tmp_path):
+    """The last gallery's page is taken only while it is as it was written: one cut short,
+    or whose groups were edited, is written anew (and the gallery equals one made from
+    nothing)."""
+    groups = {g: (float(g % 200), 1, 1, "s1") for g in range(400)}
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    index = make_report(db, tmp_path / "report", 200, previews=previews)
+    first, second = pages_of(index.parent)[:2]
+    first.write_bytes(first.read_bytes()[:-50])  # cut short
+    second.write_bytes(second.read_bytes().replace(b'"size": 100', b'"size": 999', 1))
+    inodes = {p.name: p.stat().st_ino for p in pages_of(index.parent)}
+    index = make_report(db, tmp_path / "report", 200, previews=previews)
+    fresh = make_report(db, tmp_path / "fresh", 200, previews=previews)
+    assert _gallery_files(index.parent) == _gallery_files(fresh.parent)
+    again = {p.name: p.stat().st_ino for p in pages_of(index.parent)}
+    assert again[first.name] != inodes[first.name] and again[second.name] != inodes[second.name]
+    assert sum(again[n] == inodes[n] for n in again) == len(again) - 2

@@ -249,12 +249,11 @@ def _pages(groups: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     _PAGE_CUT_EVERY, or at the most. A group added, removed or changed moves the end of its
     own page and, past a page cut at the most, of the next: the other pages stay as they
     were."""
-    every = _PAGE_CUT_EVERY
     page: list[dict[str, Any]] = []
     for group in groups:
         page.append(group)
         best = group["files"][0]["path"].encode("utf-8", "surrogateescape")
-        if len(page) >= PAGE_MAX_GROUPS or (len(page) >= PAGE_MIN_GROUPS and zlib.crc32(best) % every == 0):
+        if len(page) >= PAGE_MAX_GROUPS or (len(page) >= PAGE_MIN_GROUPS and zlib.crc32(best) % _PAGE_CUT_EVERY == 0):
             yield page
             page = []
     if page:
@@ -269,8 +268,10 @@ def _page_text(chunk: list[dict[str, Any]]) -> tuple[str, str, bool]:
     text = json.dumps(shown, ensure_ascii=False).replace("</", "<\\/")
     files = [f for g in chunk for f in g["files"]]
     known = [(f["version"], f["made_as"]) for f in files]
-    digest = hashlib.blake2b(json.dumps([_PAGE_FORMAT, text, known]).encode(), digest_size=12).hexdigest()
-    return text, f"groups-{digest}.js", all(v is not None and m is not None for v, m in known)
+    digest = hashlib.blake2b(digest_size=12)
+    for part in (_PAGE_FORMAT, text, json.dumps(known)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return text, f"groups-{digest.hexdigest()}.js", all(v is not None and m is not None for v, m in known)
 
 
 def _page_entry(chunk: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -278,9 +279,24 @@ def _page_entry(chunk: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return {"file": name, "groups": len(chunk), "dif_min": chunk[0]["dif"], "dif_max": chunk[-1]["dif"]}
 
 
-def _link_page(source: Path, target: Path) -> bool:
-    """Take the last gallery's page ``source`` into the new one (a hard link, else a copy);
-    False where there is none."""
+def _page_head(name: str, text: str) -> bytes:
+    """How a page's file begins: all of it but its thumbnails (``_write_page``)."""
+    return f"FD.page({json.dumps(name)}, {text}, [".encode()
+
+
+def _link_page(source: Path, target: Path, head: bytes) -> bool:
+    """Take the last gallery's page ``source`` into the new one (a hard link, else a copy)
+    where it still begins with ``head`` and ends as a page ends; False where there is none
+    or it has changed since it was written (it is then written again)."""
+    try:
+        with open(source, "rb") as fh:
+            if fh.read(len(head)) != head or fh.seek(0, os.SEEK_END) < len(head) + 4:
+                return False
+            fh.seek(-4, os.SEEK_END)
+            if fh.read() != b"]);\n":
+                return False
+    except OSError:
+        return False
     try:
         os.link(source, target)
     except FileNotFoundError:
@@ -297,15 +313,15 @@ def _write_page(path: Path, name: str, text: str, thumbs: list[bytes | None]) ->
     """A page of groups: ``FD.page(name, groups, thumbnails)``, the thumbnails (JPEGs, one per
     file in the page's order, None for none) as data URIs, written as they are rather than
     through the JSON encoder (a page's text is mostly these, and base64 needs no escaping)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(f"FD.page({json.dumps(name)}, {text}, [")
+    with open(path, "wb") as fh:
+        fh.write(_page_head(name, text))
         fh.write(
             ",".join(
                 f'"data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}"' if jpeg else "null"
                 for jpeg in thumbs
-            )
+            ).encode("ascii")
         )
-        fh.write("]);\n")
+        fh.write(b"]);\n")
 
 
 def _write_js(path: Path, call: str, *args: Any) -> None:
@@ -391,7 +407,7 @@ def make_report(
         to_write = []
         for n, chunk in enumerate(_pages(groups)):
             text, name, reusable = _page_text(chunk)
-            if reusable and _link_page(out / "data" / name, tmp / "data" / name):
+            if reusable and _link_page(out / "data" / name, tmp / "data" / name, _page_head(name, text)):
                 pages.append(_page_entry(chunk, name))
             else:
                 to_write.append((n, chunk, text, name, reusable))

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import shard_ids
-from fast_diff_py._reuse import Previous, fingerprint
+from fast_diff_py._reuse import Previous, fingerprint, installed_versions
 
 CONFIG = {"shard_size": 4, "second_loop": {"diff_threshold": 30}}
 
@@ -217,6 +217,35 @@ def test_the_fingerprint_follows_the_settings():
     for key, value in [("size", 64), ("method", "area"), ("crops", (0.01,)), ("max_image_pixels", 9)]:
         assert fingerprint(**{**base, key: value}) != fingerprint(**base)
     assert len(Previous([], fingerprint(**base))) == 0
+
+
+def test_installed_versions_are_those_importlib_metadata_finds(tmp_path, monkeypatch):
+    import importlib.metadata as metadata
+
+    def found(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    dists = ["opencv-python-headless", "opencv-python", "simplejpeg", "pillow-heif", "numpy", "PyYAML", "fast-diff"]
+    dists += ["snakemake_executor_plugin_slurm", "no-such-dist"]
+    assert installed_versions(dists) == {d: found(d) for d in dists}
+
+    # earlier on the path wins, an egg's folder names its Python, a file on the path is passed
+    def dist(folder, name, version, metadata_name="METADATA"):
+        (tmp_path / folder / name).mkdir(parents=True)
+        (tmp_path / folder / name / metadata_name).write_text(f"Metadata-Version: 2.1\nName: x\nVersion: {version}\n")
+
+    dist("a", "Simple_JPEG-9.9.egg-info", "9.9", "PKG-INFO")
+    dist("b", "simplejpeg-1.0.dist-info", "1.0")
+    dist("b", "numpy-3.0.dist-info", "3.0")
+    (tmp_path / "a" / "pillow_heif-2.0-py3.11.egg-info").write_text("Metadata-Version: 1.0\nName: x\nVersion: 2.0\n")
+    (tmp_path / "c.zip").write_bytes(b"")
+    monkeypatch.setattr("sys.path", [str(tmp_path / "c.zip"), str(tmp_path / "a"), str(tmp_path / "b")])
+    expected = {"simple-jpeg": "9.9", "numpy": "3.0", "pillow-heif": "2.0", "opencv-python": None}
+    assert installed_versions(list(expected)) == expected
+    assert {d: found(d) for d in expected} == expected
 
 
 def test_kept_rows_name_the_file_versions(tmp_path):

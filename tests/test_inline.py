@@ -182,18 +182,20 @@ def test_a_run_in_one_process_never_imports_pandas(dup_folder, tmp_path):
     """As the workflow's jobs: pyarrow's look for pandas would cost a small run most of its
     time; nor pyarrow's compute module, where no row is to be dropped (no broken file, every
     pair compared): its import alone is a noticeable part of a small run; nor numpy's masked
-    arrays (``numpy.ma``), which pyarrow's conversion of numpy arrays and ``np.unique`` load."""
+    arrays (``numpy.ma``), which pyarrow's conversion of numpy arrays and ``np.unique`` load;
+    nor PyYAML (the schema is JSON) nor importlib.metadata (the decoders' versions are read
+    from the names of their metadata folders)."""
     import subprocess
     import sys
 
     code = (
         "import sys; from fast_diff_py.cli import difpy; "
         f"assert difpy.main(['-D', {str(dup_folder['root'])!r}, '-Z', {str(tmp_path / 'z')!r}, '-p', 'False']) == 0; "
-        "print('pandas' in sys.modules, 'pyarrow.compute' in sys.modules, 'numpy.ma' in sys.modules)"
+        "print(*(m in sys.modules for m in ('pandas', 'pyarrow.compute', 'numpy.ma', 'yaml', 'importlib.metadata')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == "False False False"
+    assert out.stdout.splitlines()[-1] == "False False False False False"
 
 
 def test_what_the_walk_meets_goes_to_the_logs_not_the_terminal(dup_folder, tmp_path):

@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, photo, shard_inputs, write
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import FileStatus, ImageReadError, decode_thumbnail, hash_thumbnail, write_index
 from fast_diff_py._decode import HALVING_MIN_RATIO, halved
 from fast_diff_py._hashing import canonical_digests, default_hash, hash_stack, rotations
 from fast_diff_py._kernel import naive_dif
-from fast_diff_py._thumbnails import make_digests, make_thumbnails
+from fast_diff_py._thumbnails import _MIN_RUN, _runs, make_digests, make_thumbnails
 
 
 def reference_thumbnail(path: Path, size: int) -> np.ndarray:
@@ -504,6 +504,23 @@ def test_make_thumbnails_asks_for_the_files_it_reads_in_order(tmp_path, monkeypa
     assert len(readable) == 12 and str(root / "07.txt") not in readable
     assert [p for e, p in events if e == "decode"] == [p for e, p in events if e == "advise"] == readable
     assert events[:4] == [("advise", p) for p in readable[:3]] + [("decode", readable[0])]
+
+
+@given(st.integers(0, 5000), st.integers(1, 16))
+@example(0, 2)
+@example(9, 2)
+def test_the_runs_of_a_shard_cover_it_in_order_and_end_short(n, threads):
+    runs = _runs(n, threads)
+    assert [i for run in runs for i in range(n)[run]] == list(range(n))
+    sizes = [run.stop - run.start for run in runs]
+    if threads == 1:
+        assert sizes == [n]  # one thread reads ahead over the whole shard
+        return
+    assert all(s >= _MIN_RUN for s in sizes[:-1])
+    # each run at most a share of what is left for the threads: the last runs are short
+    for i, s in enumerate(sizes):
+        assert s <= max(_MIN_RUN, -(-sum(sizes[i:]) // (2 * threads)))
+    assert len(sizes) <= 1 or sizes[-1] <= _MIN_RUN
 
 
 def test_asking_for_a_file_ahead_never_fails_or_blocks(tmp_path):

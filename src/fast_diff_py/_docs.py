@@ -24,7 +24,7 @@ _HEAD = """# Configuration
 
 `config/config.yaml` is read by `snakemake` (replace it with `--configfile F`, or set single
 values with `--config key=value`). It is validated against
-`workflow/schemas/config.schema.yaml` before any job runs: an unknown key, a wrong type, a
+`workflow/schemas/config.schema.json` before any job runs: an unknown key, a wrong type, a
 value out of range or a missing folder stops the run with a message naming the key.
 Key names and meanings are fast-diff-py 1.0.4's. The default applies where a key is left
 out; where the shipped `config/config.yaml` sets another value, the table says so.

@@ -11,7 +11,6 @@ reads, for the rule and the job).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -67,6 +66,8 @@ def _objects_under(provider: Any, prefix: str, root: str) -> dict[str, tuple[int
     mtime_ns)}``, from one inventory of the provider (a listing, no object read)."""
     base = storage_query(prefix, root)
     top = provider.object(base).cache_key()
+    import asyncio  # here: only a storage's listing needs it
+
     cache = _Inventory()
     asyncio.run(provider.object(f"{base}/_").inventory(cache))
     found = {}

@@ -365,20 +365,19 @@ def _decode_shard(
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """The stack of the decoded files' thumbnails, in index order, and every file's meta row.
 
-    Decoding releases the GIL: threads take contiguous runs of files (one task per file would
-    spend more on the executor than on a small JPEG). The stack is one buffer of a row per
+    Decoding releases the GIL: threads take contiguous runs of files (``_runs``; one task per
+    file would spend more on the executor than on a small JPEG). The stack is one buffer of a row per
     file, allocated but untouched (no memory) until a thumbnail is written into it; the
     decoded rows are then moved together. The crop thumbnails (``variants`` per file) the
     same way."""
     buf = np.empty((len(index), size, size, 3), np.uint8)
     crop_buf = np.empty((len(index), variants, size, size, 3), np.uint8)
     n_threads = max(1, threads)
-    step = max(1, -(-len(index) // (4 * n_threads)))
     progress = Progress(len(index), "files", logger)
     with ThreadPoolExecutor(n_threads) as pool:
         runs = pool.map(
-            lambda first: _decode_run(index[first : first + step], first, buf, crop_buf, thumbnail, progress, reads),
-            range(0, len(index), step),
+            lambda run: _decode_run(index[run], run.start, buf, crop_buf, thumbnail, progress, reads),
+            _runs(len(index), n_threads),
         )
         rows = [meta for run in runs for meta in run]
     decoded = [r["success"] == FileStatus.SUCCESS for r in rows]
@@ -388,6 +387,25 @@ def _decode_shard(
             crop_buf[target] = crop_buf[source]
     n = sum(decoded)
     return buf[:n], crop_buf[:n], rows
+
+
+# the fewest files of a run that is not a shard's last (below, the executor's share grows)
+_MIN_RUN = 8
+
+
+def _runs(n: int, threads: int) -> list[slice]:
+    """The runs of consecutive files that ``threads`` threads take in turn from ``n`` files:
+    one where there is one thread; else each run a share of the files still to come, so that
+    the first runs are long (a thread reads ahead within its run) and the last ones short
+    (no thread is left with a long run while the others have nothing left to do)."""
+    if threads <= 1:
+        return [slice(0, n)]
+    runs, start = [], 0
+    while start < n:
+        stop = min(n, start + max(_MIN_RUN, -(-(n - start) // (2 * threads))))
+        runs.append(slice(start, stop))
+        start = stop
+    return runs
 
 
 def _meta_table(rows: list[dict], stack: np.ndarray, hashes: Sequence[tuple[str | None, ...]] | None) -> pa.Table:

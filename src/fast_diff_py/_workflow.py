@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ._config import validate_config
 from ._errors import RunError, WorkflowError
 from ._io import process_running
@@ -106,6 +104,8 @@ def run_workflow(
             f"the workflow is not at {SNAKEFILE}: this installation of fast-diff is incomplete; "
             "reinstall it (pip install --force-reinstall fast-diff)"
         )
+    import yaml  # here: a run in one process never loads it
+
     config = validate_config(dict(config))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -266,14 +266,18 @@ def test_kept_rows_name_the_file_versions(tmp_path):
 
 
 OPERATIONS = ["copy", "new", "delete", "replace", "touch", "rename", "subfolder", "part_b"]
+# and what the issue did not name: a file cut short (broken), a symbolic and a hard link to a
+# file, a folder renamed, a file replaced by a folder of its name
+OPERATIONS += ["break", "symlink", "hardlink", "rename_folder", "file_to_folder"]
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10**6)), min_size=2, max_size=3))
 def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_factory, steps):
     """Add a copy, add a new image, delete, replace contents, touch without a change, rename,
-    add into a new subfolder or into part_b: after each, a plain rerun gives the database of
-    a run from scratch over the same files."""
+    add into a new subfolder or into part_b, cut a file short, add a link to a file, rename a
+    folder, replace a file by a folder: after each, a plain rerun gives the database of a run
+    from scratch over the same files."""
     tmp_path = tmp_path_factory.mktemp("seq")
     a, b = tmp_path / "A", tmp_path / "B"
     for i in range(7):
@@ -283,8 +287,9 @@ def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_fact
     work = tmp_path / "w"
     run_workflow(work, config)
     for op, seed in steps:
-        files = sorted(p for p in a.rglob("*.png"))
+        files = sorted(p for p in a.rglob("*.png") if p.is_file() and not p.is_symlink())
         pick = files[seed % len(files)] if files else None
+        folders = sorted(p for p in a.rglob("*") if p.is_dir())
         if op == "copy" and pick:
             shutil.copy(pick, a / f"c{seed}.png")
         elif op == "new":
@@ -301,6 +306,18 @@ def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_fact
             write(a / f"sub{seed}" / "x.png", photo(seed % 5, 40, 50))
         elif op == "part_b":
             write(b / f"b{seed}.png", photo(seed % 5, 40, 50))
+        elif op == "break" and pick:
+            pick.write_bytes(pick.read_bytes()[: pick.stat().st_size // 2])
+        elif op == "symlink" and pick:
+            (a / f"l{seed}.png").symlink_to(pick)
+        elif op == "hardlink" and pick:
+            os.link(pick, a / f"h{seed}.png")
+        elif op == "rename_folder" and folders:
+            folder = folders[seed % len(folders)]
+            folder.rename(folder.with_name(f"d{seed}"))
+        elif op == "file_to_folder" and pick:
+            pick.unlink()
+            write(pick / "x.png", photo(seed % 5, 40, 50))
         run_workflow(work, config)
         assert same_as_fresh(tmp_path, work, config), (op, seed)
 

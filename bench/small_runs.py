@@ -4,6 +4,7 @@ just to decode those photos.
 
     python bench/small_runs.py /tmp/wall-4000/photos --photos 500 --rounds 5
     python bench/small_runs.py /tmp/wall-4000/photos --photos 500 --width 4000   # camera-sized
+    python bench/small_runs.py /tmp/wall-4000/photos --photos 500 --before /tmp/before   # and another checkout
 
 With ``--width`` each photo is written again as a JPEG that wide (quality 90, its aspect
 kept), the size a phone camera makes, instead of linked as it is.
@@ -11,7 +12,10 @@ kept), the size a phone camera makes, instead of linked as it is.
 Each round runs every case once, in turn, each with a fresh cache (``FAST_DIFF_CACHE``), so
 nothing is taken from an earlier run. ``decode`` is a Python process that imports OpenCV and
 decodes every photo whole with ``cv2.imread`` on as many threads as there are cores.
-Prints each case's times, medians and the ratios the targets name.
+Prints each case's times, medians and the ratios the targets name (also as the median of
+the rounds' own ratios, which the machine's drift between rounds moves less). With
+``--before CHECKOUT`` the 500 photos in one process are run with that checkout's package as
+well (its ``src`` first on ``PYTHONPATH``), in the same rounds.
 
 The package is byte-compiled first, as an installed package is (``pip`` compiles what it
 installs, and Python writes the bytecode of an editable checkout at its first import):
@@ -80,17 +84,27 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
+def per_round(times: dict[str, list[float]], name: str, n: int) -> float:
+    """The median over the rounds of the case ``name`` against decoding in the same round."""
+    return statistics.median(t / d for t, d in zip(times[name], times[f"{n} photos, decode only"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, help="a folder of photos to take --photos from")
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--width", type=int, help="write each photo as a JPEG this wide")
+    parser.add_argument("--before", type=Path, help="another checkout: its one-process run too")
     args = parser.parse_args()
     n = args.photos
     import fast_diff_py
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(fast_diff_py.__file__).parent)], check=True)
+    packages = [Path(fast_diff_py.__file__).parent]
+    if args.before:
+        packages.append(args.before.resolve() / "src" / "fast_diff_py")
+    for package in packages:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
     difpy = [sys.executable, "-m", "fast_diff_py.cli.difpy", "-Z", "out", "-p", "False"]
     with tempfile.TemporaryDirectory(prefix="small-runs-") as tmp:
         tmp = Path(tmp)
@@ -109,6 +123,11 @@ def main() -> None:
                 str(EXAMPLES / "phone"),
             ],
         }
+        paths: dict[str, str] = {}
+        if args.before:
+            before = f"{n} photos, one process, before"
+            cases[before] = cases[f"{n} photos, one process"]
+            paths[before] = str(args.before.resolve() / "src")
         times: dict[str, list[float]] = {name: [] for name in cases}
         for r in range(args.rounds):
             for name, cmd in cases.items():
@@ -116,6 +135,8 @@ def main() -> None:
                 shutil.rmtree(tmp / "out", ignore_errors=True)
                 shutil.rmtree(tmp / "results", ignore_errors=True)
                 env = {**os.environ, "FAST_DIFF_CACHE": str(tmp / "cache")}
+                if name in paths:
+                    env["PYTHONPATH"] = os.pathsep.join(p for p in (paths[name], env.get("PYTHONPATH")) if p)
                 times[name].append(timed(cmd, env, tmp))
             print(f"round {r + 1}: " + ", ".join(f"{k} {t[-1]:.2f} s" for k, t in times.items()), flush=True)
     med = {name: statistics.median(t) for name, t in times.items()}
@@ -125,7 +146,11 @@ def main() -> None:
     decode = med[f"{n} photos, decode only"]
     print()
     print(f"examples: one process / Snakemake     {med['examples, one process'] / med['examples, Snakemake']:.2f}x")
-    print(f"{n} photos: one process / decode only {med[f'{n} photos, one process'] / decode:.2f}x")
+    print(f"{n} photos: one process / decode only {med[f'{n} photos, one process'] / decode:.2f}x", end="")
+    print(f"  (median of the rounds' ratios {per_round(times, f'{n} photos, one process', n):.2f}x)")
+    if args.before:
+        print(f"{n} photos: before / decode only      {med[f'{n} photos, one process, before'] / decode:.2f}x", end="")
+        print(f"  (median of the rounds' ratios {per_round(times, f'{n} photos, one process, before', n):.2f}x)")
     print(f"{n} photos: Snakemake / decode only   {med[f'{n} photos, Snakemake'] / decode:.2f}x")
 
 

@@ -374,12 +374,12 @@ def _decode_shard(
     crop_buf = np.empty((len(index), variants, size, size, 3), np.uint8)
     n_threads = max(1, threads)
     progress = Progress(len(index), "files", logger)
+
+    def decode(run: slice) -> list[dict]:
+        return _decode_run(index[run], run.start, buf, crop_buf, thumbnail, progress, reads)
+
     with ThreadPoolExecutor(n_threads) as pool:
-        runs = pool.map(
-            lambda run: _decode_run(index[run], run.start, buf, crop_buf, thumbnail, progress, reads),
-            _runs(len(index), n_threads),
-        )
-        rows = [meta for run in runs for meta in run]
+        rows = [meta for made in pool.map(decode, _runs(len(index), n_threads)) for meta in made]
     decoded = [r["success"] == FileStatus.SUCCESS for r in rows]
     for target, source in enumerate(i for i, ok in enumerate(decoded) if ok):
         if target != source:

@@ -264,3 +264,26 @@ def test_arrow_arrays_are_pyarrows(data):
         given_values = values
     got = arrow_array(given_values, arrow_type)
     assert got.type == arrow_type and got.equals(pa.array(values, arrow_type))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 40), seed=st.integers(0, 2**32 - 1))
+def test_arrow_tables_are_pyarrows(n, seed):
+    """arrow_table gives pa.table of the same columns and schema (the pairs' files)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from fast_diff_py._formats import PAIR_SCHEMA
+    from fast_diff_py._io import arrow_table
+
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for field in PAIR_SCHEMA:
+        if pa.types.is_floating(field.type):
+            columns[field.name] = rng.random(n) * 100
+        elif pa.types.is_boolean(field.type):
+            columns[field.name] = rng.random(n) < 0.5
+        else:
+            columns[field.name] = rng.integers(0, 1000, n).astype(field.type.to_pandas_dtype())
+    expected = pa.table({k: pa.array(v, PAIR_SCHEMA.field(k).type) for k, v in columns.items()}, schema=PAIR_SCHEMA)
+    assert arrow_table(columns, PAIR_SCHEMA).equals(expected)

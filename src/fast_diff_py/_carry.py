@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._formats import PAIR_SCHEMA, PairStatus
-from ._io import arrow_array, as_schema, atomic_path, filter_rows, read_parquet
+from ._io import arrow_table, as_schema, atomic_path, filter_rows, read_parquet
 from ._reuse import _VERSION, fingerprint
 
 __all__ = ["VERSION_COLUMNS", "carried_pairs", "keep_pairs", "pairs_fingerprint"]
@@ -197,7 +197,7 @@ def carried_pairs(
     if not has_part_b:  # the kept run's order by key may differ from this run's
         a, b = np.minimum(a, b), np.maximum(a, b)
     columns = {"key_a": a, "key_b": b, "dif": dif, "success": np.full(len(a), int(PairStatus.COMPUTED))}
-    carried = pa.table([arrow_array(columns[f.name], f.type) for f in PAIR_SCHEMA], schema=PAIR_SCHEMA)
+    carried = arrow_table(columns, PAIR_SCHEMA)
     logger.info(
         "%d of %d decoded files unchanged since the kept run: %d of their pairs taken again, not compared",
         int(unchanged.sum()),

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
 from ._formats import CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus
-from ._io import arrow_array, as_schema, atomic_path, remove_damaged
+from ._io import arrow_table, as_schema, atomic_path, remove_damaged
 from ._kernel import (
     DifFunction,
     block_dif,
@@ -558,7 +558,7 @@ def _pair_table(A: _Block, B: _Block, found: list[_Found]) -> pa.Table:
     dif = np.concatenate([f[2] for f in found])
     success = np.concatenate([np.full(len(f[0]), int(f[3]), np.int8) for f in found])
     columns = {"key_a": key_a[order], "key_b": key_b[order], "dif": dif[order], "success": success[order]}
-    return pa.table([arrow_array(columns[f.name], f.type) for f in PAIR_SCHEMA], schema=PAIR_SCHEMA)
+    return arrow_table(columns, PAIR_SCHEMA)
 
 
 def match_hashes(

@@ -7,7 +7,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "arrow_array",
+    "arrow_table",
     "as_schema",
     "atomic_path",
     "damaged_parquet",
@@ -142,6 +143,14 @@ def arrow_array(values: object, type: pa.DataType) -> pa.Array:
         return pa.Array.from_buffers(type, n, [None, pa.py_buffer(bits)])
     data = np.ascontiguousarray(values, dtype=type.to_pandas_dtype()).ravel()
     return pa.Array.from_buffers(type, len(data), [None, pa.py_buffer(data)])
+
+
+def arrow_table(columns: Mapping[str, object], schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from ``columns`` (name -> values; primitive types only), each
+    made by ``arrow_array``."""
+    import pyarrow as pa
+
+    return pa.table([arrow_array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
 # what to remove so that Snakemake makes a damaged intermediate again, by its stage's folder

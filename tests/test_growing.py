@@ -513,9 +513,11 @@ def test_a_kept_thumbnail_changed_in_place_alone_is_decoded_again(tmp_path, capl
     assert "IMG_0002.png' changed since it was made: decoding the file" in caplog.text
 
 
-def test_a_kept_thumbnail_changed_after_its_check_is_decoded_again(tmp_path, caplog, monkeypatch):
-    """What a job takes is the copy it checked: a kept thumbnail changed in place after the
-    store was checked is decoded again, never taken."""
+def test_a_kept_thumbnail_changed_after_its_store_was_read_is_decoded_again(tmp_path, caplog, monkeypatch):
+    """What a job takes is the copy it checked: a kept thumbnail changed in place after its
+    store was opened (the job of its shard replacing it meanwhile) is decoded again, never
+    taken, and the others are taken."""
+    from fast_diff_py import _thumbnails
     from fast_diff_py._reuse import Previous
 
     photos = tmp_path / "photos"
@@ -523,7 +525,7 @@ def test_a_kept_thumbnail_changed_after_its_check_is_decoded_again(tmp_path, cap
         write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
     reuse = tmp_path / "reuse" / "shard"
     _thumbnail_run(tmp_path, photos, "first", dict(compute_hash=True), reuse)
-    real = Previous.prepare
+    real = Previous.__init__
 
     def then_changed(self, *args, **kwargs):
         real(self, *args, **kwargs)
@@ -531,8 +533,14 @@ def test_a_kept_thumbnail_changed_after_its_check_is_decoded_again(tmp_path, cap
         arr[1] = 255 - arr[1]
         arr.flush()
 
-    monkeypatch.setattr(Previous, "prepare", then_changed)
+    monkeypatch.setattr(Previous, "__init__", then_changed)
+    decoded = []
+    decode = _thumbnails.decode_thumbnail_and_crops
+    monkeypatch.setattr(
+        _thumbnails, "decode_thumbnail_and_crops", lambda path, *a, **k: decoded.append(path) or decode(path, *a, **k)
+    )
     got = _thumbnail_run(tmp_path, photos, "second", dict(compute_hash=True), reuse)
+    assert [Path(p).name for p in decoded] == ["IMG_0001.png"]
     fresh = _thumbnail_run(tmp_path, photos, "fresh", dict(compute_hash=True), None)
     assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
     assert "IMG_0001.png' changed since it was made: decoding the file" in caplog.text

@@ -9,7 +9,7 @@ version is the same from what that shard and its two neighbours kept, now and on
 (files added or removed before a shard move files across its ends), instead of decoding it
 again, as long as they would be made the same way (``fingerprint``: the settings that shape
 them and the versions of the decoders) and still have the channel sums they were made with
-(checked together, a store at a time). Their hashes and canonical digests are taken with
+(copied into the job's stack a store and a chunk at a time, and the copies checked). Their hashes and canonical digests are taken with
 them where they were made with the same settings (``HashKeys``; never those of a hash
 function of the user's), else made again from the thumbnails, as for decoded files.
 
@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,8 +231,6 @@ class Previous:
 
     def __init__(self, folders: Sequence[str | os.PathLike[str]], fingerprint: str) -> None:
         self._at: dict[tuple, tuple[_Kept, int]] = {}
-        # (store, row) -> whether that kept thumbnail is whole (_check)
-        self._whole: dict[tuple[int, int], bool] = {}
         for folder in folders:
             for where in (Path(folder), Path(folder) / _CARRY):
                 kept = _Kept.read(where, fingerprint)
@@ -244,78 +241,58 @@ class Previous:
     def __len__(self) -> int:
         return len(self._at)
 
-    def prepare(self, rows: Sequence[dict], size: int, variants: int) -> None:
-        """Check the kept thumbnails of the file versions of index rows ``rows`` together,
-        store by store (a vectorised pass instead of one per ``lookup``)."""
-        wanted: dict[int, tuple[_Kept, list[int]]] = {}
+    def take_into(
+        self, rows: Sequence[dict], size: int, variants: int, stack: np.ndarray, crop_stack: np.ndarray
+    ) -> dict[int, tuple[int, int, bytes | None, Kept]]:
+        """Copy the kept thumbnails (and crops) of the file versions of index rows ``rows``
+        into ``stack[row["row"]]`` (and ``crop_stack``), store by store, a chunk at a time,
+        where they are of ``size`` with ``variants`` crops and the copy still has the channel
+        sums they were made with (a kept file shares its data with a shard's output, which a
+        later job may have replaced; the copy is what is checked, so a change at any moment
+        is found); return ``px, py``, the preview and where each was kept, by ``row["row"]``.
+        A row left out is decoded."""
+        by_store: dict[int, tuple[_Kept, list[int], list[int]]] = {}
         for row in rows:
             found = self._at.get(_version(row))
             if found is not None:
-                wanted.setdefault(id(found[0]), (found[0], []))[1].append(found[1])
-        for kept, at in wanted.values():
-            self._check(kept, at, size, variants)
-
-    def _check(self, kept: _Kept, at: Sequence[int], size: int, variants: int) -> None:
-        """Whether each kept thumbnail ``at`` of ``kept`` is of ``size`` with ``variants`` crops
-        and still has the channel sums it was made with (its file shares its data with a
-        shard's output, which a later job may have replaced): read a chunk at a time."""
-        fits = kept.thumbs.shape[1:] == (size, size, 3) and (
-            not variants or (kept.crops is not None and kept.crops.shape[1:] == (variants, size, size, 3))
-        )
-        expected = kept.sums(1 + variants) if fits else None
-        if expected is None:
-            self._whole.update(((id(kept), i), False) for i in at)
-            return
-        order = np.array(sorted(set(at)), np.int64)  # in file order
-        for chunk in np.array_split(order, max(1, -(-len(order) // _CHECK_CHUNK))):
-            sums = channel_sums(np.asarray(kept.thumbs[chunk]))
-            if variants:
-                assert kept.crops is not None
-                crops = np.asarray(kept.crops[chunk]).reshape(len(chunk) * variants, size, size, 3)
-                sums = np.concatenate([sums, channel_sums(crops).reshape(len(chunk), variants * 3)], axis=1)
-            whole = (sums == expected[chunk]).all(axis=1)
-            for i, ok in zip(chunk.tolist(), whole.tolist()):
-                self._whole[(id(kept), i)] = ok
-                if not ok:
-                    logger.warning(
-                        "the thumbnail kept for %r changed since it was made: decoding the file", kept.path(i)
-                    )
-
-    def takes(self, row: dict) -> bool:
-        """Whether ``prepare`` found a whole kept thumbnail for index row ``row``."""
-        found = self._at.get(_version(row))
-        return found is not None and self._whole.get((id(found[0]), found[1]), False)
-
-    def lookup(
-        self, row: dict, size: int, variants: int
-    ) -> tuple[np.ndarray, np.ndarray, int, int, bytes | None, Kept] | None:
-        """The thumbnail, crops, ``px, py`` and preview kept for the file version of index row
-        ``row``, and where they were kept; None when there are none (or not of this ``size``
-        and number of crops, or changed since they were made). Checked here unless
-        ``prepare`` checked it."""
-        found = self._at.get(_version(row))
-        if found is None:
-            return None
-        kept, i = found
-        if (id(kept), i) not in self._whole:
-            self._check(kept, [i], size, variants)
-        if not self._whole[(id(kept), i)]:
-            return None
-        # what is handed out is a copy, checked again: the kept file may change after _check
-        thumb = np.array(kept.thumbs[i])
-        cropped = np.empty((0, size, size, 3), np.uint8)
-        if variants and kept.crops is not None:
-            cropped = np.array(kept.crops[i])
-        made = channel_sums(np.concatenate([thumb[None], cropped])).ravel()
-        expected = kept.sums(1 + variants)
-        if expected is None or not np.array_equal(made, expected[i]):
-            self._whole[(id(kept), i)] = False
-            logger.warning("the thumbnail kept for %r changed since it was made: decoding the file", kept.path(i))
-            return None
-        return thumb, cropped, kept.px[i], kept.py[i], kept.preview(i), Kept(kept, i)
+                entry = by_store.setdefault(id(found[0]), (found[0], [], []))
+                entry[1].append(row["row"])
+                entry[2].append(found[1])
+        out: dict[int, tuple[int, int, bytes | None, Kept]] = {}
+        for kept, targets, at in by_store.values():
+            fits = kept.thumbs.shape[1:] == (size, size, 3) and (
+                not variants or (kept.crops is not None and kept.crops.shape[1:] == (variants, size, size, 3))
+            )
+            expected = kept.sums(1 + variants) if fits else None
+            if expected is None:
+                continue
+            previews = kept.previews()
+            for lo in range(0, len(at), _CHECK_CHUNK):
+                rows_at = np.array(at[lo : lo + _CHECK_CHUNK], np.int64)
+                into = np.array(targets[lo : lo + _CHECK_CHUNK], np.int64)
+                thumbs = np.asarray(kept.thumbs[rows_at])  # a copy
+                sums = channel_sums(thumbs)
+                crops = None
+                if variants:
+                    assert kept.crops is not None
+                    crops = np.asarray(kept.crops[rows_at])
+                    crop_sums = channel_sums(crops.reshape(len(rows_at) * variants, size, size, 3))
+                    sums = np.concatenate([sums, crop_sums.reshape(len(rows_at), variants * 3)], axis=1)
+                whole = (sums == expected[rows_at]).all(axis=1)
+                stack[into[whole]] = thumbs[whole]
+                if crops is not None:
+                    crop_stack[into[whole]] = crops[whole]
+                for target, i, ok in zip(into.tolist(), rows_at.tolist(), whole.tolist()):
+                    if ok:
+                        out[target] = (kept.px[i], kept.py[i], previews[i], Kept(kept, i))
+                    else:
+                        logger.warning(
+                            "the thumbnail kept for %r changed since it was made: decoding the file", kept.path(i)
+                        )
+        return out
 
 
-# kept thumbnails checked at once (their rows read together from the kept files)
+# kept thumbnails copied and checked at once (their rows read together from the kept files)
 _CHECK_CHUNK = 2048
 
 
@@ -338,12 +315,11 @@ class _Kept:
         self._sums_column = rows.column("sums").combine_chunks()
         self.thumbs, self.crops, self.keys = thumbs, crops, keys
         self._previews_file: pq.ParquetFile | None = previews
-        self._previews: pa.Array | None = None
+        self._previews: list[bytes | None] | None = None
         self._hashed = hashed
         self._hashes: list[tuple[str | None, ...]] | None = None
         self._digests: list[str | None] | None = None
         self._sums: dict[int, np.ndarray | None] = {}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.versions)
@@ -351,13 +327,13 @@ class _Kept:
     def path(self, i: int) -> str:
         return self.versions[i][0]
 
-    def preview(self, i: int) -> bytes | None:
-        with self._lock:
-            if self._previews is None:
-                assert self._previews_file is not None
-                self._previews = self._previews_file.read(columns=["jpeg"]).column("jpeg").combine_chunks()
-                self._previews_file = None
-        return self._previews[i].as_py()
+    def previews(self) -> list[bytes | None]:
+        """Every row's preview (read on first use)."""
+        if self._previews is None:
+            assert self._previews_file is not None
+            self._previews = self._previews_file.read(columns=["jpeg"]).column("jpeg").to_pylist()
+            self._previews_file = None
+        return self._previews
 
     def hashes(self, i: int, key: str) -> tuple[str | None, ...] | None:
         if self._hashed is None or self.keys.hashes != key:

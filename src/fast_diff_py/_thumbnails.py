@@ -138,8 +138,12 @@ def make_thumbnails(
         max_file_bytes=max_file_bytes,
     )
     previous = Previous([reuse_dir, *reuse_from] if reuse_dir is not None and reusing else [], made_as)
+    # one row per file, allocated but untouched (no memory) until a thumbnail is written into it
+    buf = np.empty((len(index), size, size, 3), np.uint8)
+    crop_buf = np.empty((len(index), len(fractions), size, size, 3), np.uint8)
+    kept: dict[int, tuple] = {}
     if len(previous):
-        previous.prepare([row for row in index if _to_read(row)], size, len(fractions))
+        kept = previous.take_into([row for row in index if _to_read(row)], size, len(fractions), buf, crop_buf)
     thumbnail = functools.partial(
         _thumbnail_row,
         size=size,
@@ -148,11 +152,11 @@ def make_thumbnails(
         preview=out_previews is not None,
         max_pixels=max_image_pixels,
         max_bytes=max_file_bytes,
-        previous=previous,
+        kept=kept,
     )
     # the files read: those without a kept thumbnail (the kernel is asked to read them ahead)
-    reads = (lambda row: _to_read(row) and not previous.takes(row)) if len(previous) else _to_read
-    stack, crops, rows = _decode_shard(index, thumbnail, size, len(fractions), threads, reads)
+    reads = (lambda row: _to_read(row) and row["row"] not in kept) if kept else _to_read
+    stack, crops, rows = _decode_shard(index, thumbnail, buf, crop_buf, threads, reads)
     # where each thumbnail of the stack was kept, if it was taken from there
     taken = [r.pop("kept", None) for r in rows if r["success"] == FileStatus.SUCCESS]
     if reusing:
@@ -272,10 +276,11 @@ def _thumbnail_row(
     preview: bool,
     max_pixels: int,
     max_bytes: int,
-    previous: Previous | None = None,
+    kept: Mapping[int, tuple[int, int, bytes | None, Kept]] | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict]:
-    """One file of the index: its thumbnail and crop thumbnails (None where there is none)
-    and its meta row; taken from ``previous`` where it holds this version of the file."""
+    """One file of the index: its thumbnail and crop thumbnails (None where there is none,
+    or where they were taken from the last run's: ``kept``, by row, which
+    ``Previous.take_into`` copied into the stack already) and its meta row."""
     out = {
         "row": row["row"],
         "success": int(FileStatus.NOT_COMPUTED),
@@ -298,11 +303,11 @@ def _thumbnail_row(
         expected = FileIdentity(-1, 0, row["file_size"], -1)
     else:
         expected = FileIdentity(row["dev"], row["inode"], row["file_size"], row["mtime_ns"])
-    kept = previous.lookup(row, size, len(crops)) if previous else None
-    if kept is not None:
-        thumb, cropped, out["px"], out["py"], out["preview"], out["kept"] = kept
+    taken = kept.get(row["row"]) if kept else None
+    if taken is not None:
+        out["px"], out["py"], out["preview"], out["kept"] = taken
         out.update(success=int(FileStatus.SUCCESS), **expected._asdict())
-        return (thumb, cropped), out
+        return None, out
     try:
         thumb, cropped, out["px"], out["py"], out["preview"] = decode_thumbnail_and_crops(
             _source(row),
@@ -358,20 +363,18 @@ def _decode_run(
 def _decode_shard(
     index: list[dict],
     thumbnail: Callable[[dict], tuple[tuple[np.ndarray, np.ndarray] | None, dict]],
-    size: int,
-    variants: int,
+    buf: np.ndarray,
+    crop_buf: np.ndarray,
     threads: int,
     reads: Callable[[dict], bool] = _to_read,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """The stack of the decoded files' thumbnails, in index order, and every file's meta row.
+    """The stack of the files' thumbnails, in index order, and every file's meta row.
 
-    Decoding releases the GIL: threads take contiguous runs of files (``_runs``; one task per
-    file would spend more on the executor than on a small JPEG). The stack is one buffer of a row per
-    file, allocated but untouched (no memory) until a thumbnail is written into it; the
-    decoded rows are then moved together. The crop thumbnails (``variants`` per file) the
-    same way."""
-    buf = np.empty((len(index), size, size, 3), np.uint8)
-    crop_buf = np.empty((len(index), variants, size, size, 3), np.uint8)
+    ``buf`` (and ``crop_buf``, for the crop thumbnails) has a row per file of the index; a
+    thumbnail ``thumbnail`` makes is written into its file's row (one it returns none for,
+    but succeeds on, is there already). Decoding releases the GIL: threads take contiguous
+    runs of files (``_runs``; one task per file would spend more on the executor than on a
+    small JPEG). The rows of the files with a thumbnail are then moved together."""
     n_threads = max(1, threads)
     progress = Progress(len(index), "files", logger)
 

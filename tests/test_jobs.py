@@ -113,6 +113,29 @@ def test_rows_filtered_and_taken_are_pyarrows(mask, data):
     assert take_rows(table, order).equals(table.take(pa.array(order, pa.int64())))
     runs = np.r_[np.arange(n // 2, n), np.arange(0, n // 2)]  # two runs: shards put in order
     assert take_rows(table, runs).equals(table.take(pa.array(runs, pa.int64())))
+    # columns gathered (numbers, bools, strings and bytes with nulls, nulls only), and a
+    # number column with a null and a list column (pyarrow's take), in tables long enough
+    # for orders of many runs
+    m = n + 100
+    gathered = pa.table(
+        {
+            "key": pa.array(range(m), pa.int64()),
+            "row": pa.array([i % 7 for i in range(m)], pa.int32()),
+            "dif": pa.array([i / 3 for i in range(m)], pa.float64()),
+            "ok": pa.array([i % 2 == 0 for i in range(m)], pa.bool_()),
+            "hash": pa.array([None if i % 3 else f"h{i}" for i in range(m)], pa.string()),
+            "name": pa.array([str(i).encode() for i in range(m)], pa.binary()),
+            "none": pa.nulls(m, pa.string()),
+        }
+    )
+    with_null = gathered.set_column(1, "row", pa.array([None] + list(range(m - 1)), pa.int32()))
+    with_list = gathered.append_column("sums", pa.array([[i, i] for i in range(m)], pa.list_(pa.int64())))
+    rng = np.random.default_rng(n)
+    for t in (gathered, with_null, with_list):
+        for rows in (order, rng.permutation(m), rng.integers(0, m, n)):
+            assert take_rows(t, rows).equals(t.take(pa.array(rows, pa.int64())))
+        keep = rng.random(m) < 0.5
+        assert filter_rows(t, keep).equals(t.filter(pa.array(keep, pa.bool_())))
     many = np.arange(n * 3) % 3 == 1  # more runs than are joined from slices
     longer = pa.concat_tables([table] * 3)
     assert filter_rows(longer, many).equals(longer.filter(pa.array(many)))

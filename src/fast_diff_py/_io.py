@@ -108,15 +108,24 @@ def as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
     """The rows of ``table`` in ``order`` (numpy row numbers): joined from slices where
     ``order`` is a few runs of consecutive rows (the table itself, shards put in key order,
-    the rows ``filter_rows`` keeps), without pyarrow's compute module; else pyarrow's take."""
+    the rows ``filter_rows`` keeps), else gathered column by column (``_gathered``: a plan's
+    blocks), both without pyarrow's compute module; pyarrow's take for other columns."""
     import numpy as np
     import pyarrow as pa
 
     if not len(order):
         return table.slice(0, 0)
     starts = np.flatnonzero(np.diff(order, prepend=order[0] - 2) != 1)  # where a run begins
-    if len(starts) > _FEW_RUNS or order.min() < 0 or order.max() >= len(table):
-        return table.take(order)  # (an index out of range: pyarrow's error)
+    if order.min() < 0 or order.max() >= len(table):
+        return table.take(order)  # pyarrow's error
+    if len(starts) > _FEW_RUNS:
+        columns = []
+        for column in table.columns:
+            gathered = _gathered(column, order)
+            if gathered is None:
+                return table.take(order)
+            columns.append(gathered)
+        return pa.table(columns, schema=table.schema)
     if len(starts) == 1 and len(order) == len(table):
         return table
     ends = np.r_[starts[1:], len(order)]
@@ -124,8 +133,24 @@ def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
     return pa.concat_tables(runs).combine_chunks()
 
 
-# the most runs of rows filter_rows and take_rows join from slices (past it, pyarrow's own)
+# the most runs of rows filter_rows and take_rows join from slices (past it, gathered)
 _FEW_RUNS = 32
+
+
+def _gathered(column: pa.ChunkedArray, order: np.ndarray) -> pa.Array | None:
+    """``column``'s values in ``order`` where it holds only nulls, numbers or bools without
+    nulls, or strings and bytes; None for other columns (pyarrow's take makes them)."""
+    import pyarrow as pa
+
+    t = column.type
+    if column.null_count == len(column):
+        return pa.nulls(len(order), t)
+    if column.null_count == 0 and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        return arrow_array(column.to_numpy(zero_copy_only=False)[order], t)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        values = column.to_pylist()
+        return pa.array([values[i] for i in order.tolist()], t)
+    return None
 
 
 def arrow_array(values: object, type: pa.DataType) -> pa.Array:

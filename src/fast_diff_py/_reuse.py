@@ -9,9 +9,10 @@ version is the same from what that shard and its two neighbours kept, now and on
 (files added or removed before a shard move files across its ends), instead of decoding it
 again, as long as they would be made the same way (``fingerprint``: the settings that shape
 them and the versions of the decoders) and still have the channel sums they were made with
-(copied into the job's stack a store and a chunk at a time, and the copies checked). Their hashes and canonical digests are taken with
-them where they were made with the same settings (``HashKeys``; never those of a hash
-function of the user's), else made again from the thumbnails, as for decoded files.
+(copied into the job's stack a store and a chunk at a time, and the copies checked).
+Their hashes and canonical digests are taken with them where they were made with the same
+settings (``HashKeys``; never those of a hash function of the user's), else made again from
+the thumbnails, as for decoded files.
 
 The inode change time changes with every write to a file and cannot be set back, so a file
 rewritten in place with its old size and modification time restored is decoded again. Only

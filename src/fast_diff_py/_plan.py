@@ -32,7 +32,17 @@ from ._formats import (
     block_file,
     crop_sum_columns,
 )
-from ._io import arrow_array, as_schema, atomic_path, filter_rows, open_stack, read_parquet, remove_damaged, take_rows
+from ._io import (
+    arrow_array,
+    arrow_table,
+    as_schema,
+    atomic_path,
+    filter_rows,
+    open_stack,
+    read_parquet,
+    remove_damaged,
+    take_rows,
+)
 from ._kernel import channel_limit, channel_sums, range_bound, with_total
 
 __all__ = [
@@ -152,10 +162,7 @@ def make_plan(
         tmp.mkdir(parents=True)
         pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
         pq.write_table(
-            pa.table(
-                {"block_a": arrow_array(pairs_a, pa.int32()), "block_b": arrow_array(pairs_b, pa.int32())},
-                schema=BLOCK_PAIRS_SCHEMA,
-            ),
+            arrow_table({"block_a": pairs_a, "block_b": pairs_b}, BLOCK_PAIRS_SCHEMA),
             tmp / "block_pairs.parquet",
         )
         pq.write_table(carried, tmp / CARRIED_PAIRS)

@@ -93,7 +93,7 @@ def db_rows(db: Path) -> dict[str, list[tuple]]:
     try:
         return {
             t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-            for t in ("directory", "hash_table", "dif_table", "dir_index_lookup")
+            for t in ("directory", "hash_table", "dif_table", "dir_index_lookup", "file_state")
         }
     finally:
         con.close()

@@ -60,6 +60,82 @@ def test_a_file_sorting_first_decodes_only_itself(tmp_path, crop):
     assert same_as_fresh(tmp_path, work, config)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"crop_tolerance": 0.03},  # crop sums, read by row
+        {"second_loop": {"diff_threshold": 0}},  # digests, read by row
+        {"first_loop": {"compute_hash": True}, "second_loop": {"diff_threshold": 30, "skip_matching_hash": True}},
+    ],
+    ids=["plain", "crops", "digests", "hashes"],
+)
+def test_files_only_removed_from_shards_run_no_thumbnail_job(tmp_path, settings):
+    """Files removed from the middle of shards: the shards keep their files and thumbnails
+    (the rows of the files gone stay there), no thumbnail job runs, and the database, every
+    stage that reads the thumbnails by row (crops, digests, hashes) and the thumbnails a
+    difpy action checks against are those of a run from scratch."""
+    from fast_diff_py._actions import StoredThumbnails
+
+    photos = tmp_path / "photos"
+    for i in range(24):
+        write(photos / f"IMG_{i:04d}.png", photo(i % 6, 40, 50))
+    config = {**CONFIG, **settings, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    index = work / "results" / "work" / "index"
+    shards = [pq.read_table(index / f"shard_{s}.parquet").column("path").to_pylist() for s in shard_ids(index)]
+    # neither a shard's first file (its id) nor its last (its end): the shards stay as they are
+    gone = [Path(paths[1]) for paths in shards if len(paths) >= 3][:3]
+    assert len(gone) >= 2
+    for path in gone:
+        path.unlink()
+    proc = run_workflow(work, config)
+    assert thumbnail_jobs(proc) == []
+    kept = [pq.read_table(index / f"shard_{s}.parquet").column("files_row").to_pylist() for s in shard_ids(index)]
+    assert any(rows != list(range(len(rows))) for rows in kept)
+    assert same_as_fresh(tmp_path, work, config)
+    ours, fresh = StoredThumbnails(work / "results" / "work"), StoredThumbnails(tmp_path / "fresh" / "results" / "work")
+    for key in range(1, 25 - len(gone)):
+        assert np.array_equal(ours.get(key), fresh.get(key)), key
+    # a file added back where one was removed: its shard is made again, from its files now
+    write(gone[0], photo(9, 40, 50))
+    proc = run_workflow(work, config)
+    assert len(thumbnail_jobs(proc)) >= 1
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_kept_files_are_taken_only_where_files_only_left(tmp_path):
+    """A shard's last files are kept for it only where each of its rows is one of them as it
+    was, the rows left name paths no shard holds now, and at most as many as stay."""
+    import pyarrow as pa
+
+    from fast_diff_py._formats import SHARD_FILES_SCHEMA
+    from fast_diff_py._index import _kept_rows
+
+    def files(names, size=10):
+        rows = [
+            {"path": f"/p/{n}", "file_size": size, "created": 1.0, "allowed": 1, "dev": 1, "inode": i, "mtime_ns": 5}
+            for i, n in enumerate(names)
+        ]
+        return pa.Table.from_pylist(rows, schema=SHARD_FILES_SCHEMA)
+
+    kept = tmp_path / "kept.parquet"
+    pq.write_table(files("abcdef"), kept)
+    none = lambda: set()  # noqa: E731
+
+    table = files("abcdef")
+    assert _kept_rows(table[1:], kept, none).tolist() == [1, 2, 3, 4, 5]
+    assert _kept_rows(table.take([0, 2, 3, 5]), kept, none).tolist() == [0, 2, 3, 5]
+    assert _kept_rows(table.take([0, 2, 3, 5]), kept, lambda: {"/p/b"}) is None  # b lives elsewhere
+    assert _kept_rows(table.take([0, 5]), kept, none) is None  # more gone than stay
+    assert _kept_rows(table, kept, none) is None  # nothing gone: the same bytes serve
+    assert _kept_rows(files("acdf", size=11), kept, none) is None  # changed versions
+    assert _kept_rows(table.take([0, 2, 3, 5]), tmp_path / "none.parquet", none) is None
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 damaged")
+    assert _kept_rows(table.take([0, 2, 3, 5]), tmp_path / "bad.parquet", none) is None
+
+
 def test_a_file_rewritten_with_its_old_size_and_times_is_decoded_again(tmp_path):
     """Same name, same size, the modification time set back: the inode change time tells."""
     import cv2

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ._errors import DatabaseError
 from ._formats import HASH_COLUMNS, USER_VERSION
-from ._io import atomic_path, damaged_parquet, fsync_dir, process_running, read_parquet
+from ._io import atomic_path, damaged_parquet, files_rows, fsync_dir, in_index_order, process_running, read_parquet
 
 __all__ = [
     "TABLES_SQL",
@@ -267,7 +267,7 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
     con.executemany("INSERT INTO dir_index_lookup VALUES (?, ?, ?)", _rows(roots, ["dir_index", "path", "part_b"]))
     # hash strings go through scratch.dir to become keys of hash_table; without any (no
     # compute_hash), the rows go straight into directory, with the same values
-    hashed = _any_hash(meta_paths)
+    hashed = _any_hash(meta_paths, index_paths)
     hash_columns = HASH_COLUMNS if hashed else []
     placeholders = ", ".join("?" * (len(_DIR_COLUMNS) + len(hash_columns)))
     if hashed:
@@ -278,8 +278,11 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         index = read_parquet(
             index_path, columns=["key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b"]
         )
+        # one row per row of the shard's files: those of the index shard's rows, in its order
+        rows = files_rows(index_path)
         meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *hash_columns])
-        if len(meta) != len(index):  # one row per row of the index shard, in its order
+        meta = in_index_order(meta, rows, meta_path)
+        if len(meta) != len(index):
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
         cols = {name: index.column(name) for name in index.column_names}
         cols.update({name: meta.column(name) for name in meta.column_names})
@@ -287,6 +290,7 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
         con.executemany(insert_dir, zip(*data))
         state = read_parquet(index_path, columns=["key", "path_bytes", "same_as"])
         read = read_parquet(meta_path, columns=["dev", "inode", "file_size", "mtime_ns"])
+        read = in_index_order(read, rows, meta_path)
         inodes = [i - (1 << 64) if i >= 1 << 63 else i for i in read.column("inode").to_pylist()]
         con.executemany(
             "INSERT INTO file_state VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -327,10 +331,11 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
     logger.info("database: %d files, %d pairs", n_dir, n_dif)
 
 
-def _any_hash(meta_paths: Sequence[str]) -> bool:
-    """Whether any file of the thumbnail metadata ``meta_paths`` has a hash."""
-    for path in meta_paths:
-        table = read_parquet(path, columns=HASH_COLUMNS)
+def _any_hash(meta_paths: Sequence[str], index_paths: Sequence[str]) -> bool:
+    """Whether any file of the index shards ``index_paths`` has a hash in the thumbnail
+    metadata ``meta_paths``."""
+    for path, index_path in zip(meta_paths, index_paths, strict=True):
+        table = in_index_order(read_parquet(path, columns=HASH_COLUMNS), files_rows(index_path), path)
         if any(column.null_count < len(column) for column in table.columns):
             return True
     return False

@@ -14,10 +14,11 @@ and status codes from here.
       index/shards.parquet           SHARDS_SCHEMA: the shards' ids in walk order (shard_ids)
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       index/shard_<s>.files.parquet  SHARD_FILES_SCHEMA: the same rows without keys, a
-                                     thumbnail job's input (the same while its files are)
+                                     thumbnail job's input (the same while its files are; kept,
+                                     with the rows of files gone, while files only left it)
       kept_index/                    KEPT_INDEX_DIR: the last index's shard_<s>.files.parquet
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
-      thumbnails/shard_<s>.parquet   META_SCHEMA: one row per path of the shard
+      thumbnails/shard_<s>.parquet   META_SCHEMA: one row per row of the shard's files.parquet
       thumbnails/shard_<s>.previews.parquet  PREVIEW_SCHEMA: the gallery's thumbnails
       thumbnails/shard_<s>.crops.npy N x V x S x S x 3 uint8 crop thumbnails (crop_tolerance only)
       thumbnails/shard_<s>.crops.parquet  CROP_SUMS_SCHEMA: their channel sums (crop_tolerance only)
@@ -310,11 +311,16 @@ INDEX_SCHEMA = pa.schema(
         # the key of another path of the same file (a symbolic or hard link): this path is
         # recorded but never compared, kept or acted on; null for the file's own name
         ("same_as", pa.int64()),
+        # the path's row in the shard's files (SHARD_FILES_SCHEMA), and so in every output of
+        # its thumbnail job: the row's own number, but where files only left the shard since
+        # its files were written (_index._kept_rows: its thumbnails are kept as they are)
+        ("files_row", pa.int32()),
     ]
 )
 # one row per path of an index shard, in its order, without what depends on the other shards
 # (keys, and the key an alias names): a thumbnail job's input, the same bytes while the
-# shard's files are the same
+# shard's files are the same; kept, rows of files gone included, while files only left it
+# (the index's files_row)
 SHARD_FILES_SCHEMA = pa.schema(
     [
         *(
@@ -444,6 +450,8 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         **_IDENTITY,
         "via_link": "1 where the path is a symbolic link or lies in a folder reached through one",
         "same_as": "the key of another path of the same file (a link): recorded, never compared or acted on",
+        "files_row": "its row in the shard's files.parquet and so in the thumbnail job's outputs (which may hold "
+        "rows of files gone since)",
     },
     "SHARD_FILES_SCHEMA": {
         "path": "as in the index shard, row for row",

@@ -10,7 +10,7 @@ import marshal
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from os.path import splitext
 from pathlib import Path
 from stat import S_ISREG
@@ -38,7 +38,7 @@ from ._formats import (
     shard_ids,
     summary_path,
 )
-from ._io import arrow_array, atomic_path, read_parquet
+from ._io import arrow_array, atomic_path, files_rows, filter_rows, read_parquet
 from ._paths import display, native, raw
 
 __all__ = [
@@ -330,6 +330,7 @@ def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
     cols = dict(zip(FileEntry._fields, map(list, columns)))
     cols["key"] = list(range(first_key, first_key + len(entries)))
     cols["same_as"] = [None] * len(entries)
+    cols["files_row"] = list(range(len(entries)))
     return pa.table(cols, schema=INDEX_SCHEMA)
 
 
@@ -751,15 +752,59 @@ def write_index(
             key += len(rows)
         _mark_aliases(tmp, ids)
         files = []
+        present = functools.cache(lambda: _paths_of(tmp, ids))
         for shard in ids:
             table = read_parquet(tmp / shard_file(shard))
             files.append(len(table))
-            pq.write_table(_files_table(table), tmp / shard_file(shard, SHARD_FILES_SUFFIX))
+            listed, name = _files_table(table), shard_file(shard, SHARD_FILES_SUFFIX)
+            was = Path(kept) / name if kept is not None else None
+            at = _kept_rows(listed, was, present) if was is not None else None
+            if was is None or at is None:
+                pq.write_table(listed, tmp / name)
+                continue
+            # only files gone: the shard's files as they were, its thumbnails kept with them
+            shutil.copyfile(was, tmp / name)
+            column = table.schema.get_field_index("files_row")
+            table = table.set_column(column, "files_row", arrow_array(at, pa.int32()))
+            pq.write_table(table, tmp / shard_file(shard))
+            logger.info("shard %s: only files gone since its files were written: its thumbnails kept", shard)
         pq.write_table(pa.table({"shard": ids, "files": files}, schema=SHARDS_SCHEMA), tmp / SHARDS_FILE)
         if kept is not None:
             _keep_times(tmp, Path(kept), [shard_file(s, SHARD_FILES_SUFFIX) for s in ids])
         logger.info("indexed %d files into %d shards", key - 1, len(ids))
     return key - 1
+
+
+def _paths_of(index: Path, ids: list[str]) -> set[str]:
+    """Every path of the index shards ``ids`` in the folder ``index``."""
+    return {p for shard in ids for p in read_parquet(index / shard_file(shard), columns=["path"]).column(0).to_pylist()}
+
+
+def _kept_rows(files: pa.Table, kept: Path, present: Callable[[], set[str]]) -> np.ndarray | None:
+    """Where the rows of a shard's new ``files`` (SHARD_FILES_SCHEMA) are in ``kept``, the
+    last index's files of the shard, when files only left it since: each row is one of the
+    kept rows as it was (the same path, version and outcome), and every other kept row names a
+    path that no shard holds now (``present()``: every path indexed), at most as many as
+    stay. Then the kept files, and the thumbnail job's outputs made from them, serve the shard
+    as they are: its job does not run. None otherwise (and where nothing was kept)."""
+    try:
+        with pq.ParquetFile(kept) as pf:
+            total = pf.metadata.num_rows
+            if not len(files) < total <= 2 * len(files) or not pf.schema_arrow.equals(SHARD_FILES_SCHEMA):
+                return None
+            old = pf.read()
+    except (OSError, pa.ArrowException):  # none kept, or damaged: the files are written anew
+        return None
+    names = SHARD_FILES_SCHEMA.names
+    where = {row: i for i, row in enumerate(zip(*(old.column(n).to_pylist() for n in names)))}
+    rows = [where.get(row, -1) for row in zip(*(files.column(n).to_pylist() for n in names))]
+    if -1 in rows or len(set(rows)) != len(rows) or len(where) != total:
+        return None
+    gone = set(range(total)).difference(rows)
+    paths = old.column("path").to_pylist()
+    if not present().isdisjoint(paths[i] for i in gone):
+        return None  # a file moved to another shard, or changed: made again
+    return np.asarray(rows, np.int32)
 
 
 def _keep_times(index: Path, kept: Path, names: list[str]) -> None:
@@ -801,12 +846,21 @@ def keyed_rows(
     columns: list[str] | None = None,
 ) -> pa.Table:
     """Files of the shards (one per index shard, in the same order) whose rows name their
-    file by its ``row`` in the shard, as one table that names it by its key instead."""
+    file by its ``row`` in the shard's files, as one table that names it by its key instead
+    (without the rows of files gone from the shard: ``files_rows``)."""
     parts = []
     for path, index_path in zip(paths, index_paths, strict=True):
         table = read_parquet(path, columns=None if columns is None else ["row", *columns])
         keys = read_parquet(index_path, columns=["key"]).column("key").to_numpy()
-        key = arrow_array(keys[table.column("row").to_numpy().astype(np.intp)], pa.int64())
+        row = table.column("row").to_numpy().astype(np.intp)
+        at = files_rows(index_path)
+        if at is not None:  # each files row's index row, -1 for a file gone
+            index_row = np.full(max(int(at.max(initial=-1)), int(row.max(initial=-1))) + 1, -1, np.intp)
+            index_row[at] = np.arange(len(at))
+            row = index_row[row]
+            table = filter_rows(table, row >= 0)
+            row = row[row >= 0]
+        key = arrow_array(keys[row], pa.int64())
         parts.append(table.drop_columns(["row"]).append_column("key", key))
     return pa.concat_tables(parts)
 

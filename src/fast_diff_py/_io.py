@@ -21,8 +21,10 @@ __all__ = [
     "as_schema",
     "atomic_path",
     "damaged_parquet",
+    "files_rows",
     "filter_rows",
     "fsync_dir",
+    "in_index_order",
     "open_stack",
     "process_running",
     "read_parquet",
@@ -85,6 +87,38 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
         raise
     except (pa.ArrowException, OSError) as exc:
         raise damaged_parquet(path, exc) from exc
+
+
+def files_rows(index_path: str | os.PathLike[str]) -> np.ndarray | None:
+    """Where the rows of the index shard at ``index_path`` are in the shard's files and in
+    every output of its thumbnail job (INDEX_SCHEMA's ``files_row``), or None where each is
+    at its own row: every shard but one whose files were kept with the rows of files gone
+    since (and shards indexed before the column was)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(index_path) as pf:
+            if "files_row" not in pf.schema_arrow.names:
+                return None
+            rows = pf.read(columns=["files_row"]).column(0).to_numpy()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_parquet(index_path, exc) from exc
+    return None if np.array_equal(rows, np.arange(len(rows))) else rows.astype(np.intp)
+
+
+def in_index_order(table: pa.Table, rows: np.ndarray | None, what: str | os.PathLike[str]) -> pa.Table:
+    """A thumbnail job's output ``table`` (``what``: its path, for the error), one row per row
+    of its shard's files, as rows of the index shard: those ``rows`` (``files_rows``) of it,
+    or the table itself where ``rows`` is None."""
+    if rows is None:
+        return table
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(table)):
+        raise ValueError(f"{os.fspath(what)!r} does not describe the files of its index shard")
+    return take_rows(table, rows)
 
 
 def filter_rows(table: pa.Table, mask: np.ndarray) -> pa.Table:

@@ -87,13 +87,14 @@ def taken_since(work: Path, since: float) -> tuple[int, int]:
     return taken, total
 
 
-def db_rows(db: Path) -> dict[str, list[tuple]]:
-    """Every row of the product's tables, in key order."""
+def db_rows(db: Path, tables: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Every row of the product's tables, in key order (and of ``tables`` besides, such as
+    file_state, which names the versions of the files read: the same only for the same files)."""
     con = sqlite3.connect(db)
     try:
         return {
             t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-            for t in ("directory", "hash_table", "dif_table", "dir_index_lookup", "file_state")
+            for t in ("directory", "hash_table", "dif_table", "dir_index_lookup", *tables)
         }
     finally:
         con.close()

@@ -252,10 +252,10 @@ def test_the_database_without_hashes_is_the_one_built_through_the_hash_table(dup
 
     root = dup_folder["root"]
     run(config(root, tmp_path / "direct", **SETTINGS[name]), "inline")
-    assert _db._any_hash(sorted((tmp_path / "direct" / "work-inline" / "thumbnails").glob("shard_*[0-9].parquet"))) == (
-        name == "lazy"
-    )
-    monkeypatch.setattr(_db, "_any_hash", lambda paths: True)
+    work = tmp_path / "direct" / "work-inline"
+    metas, shards = (sorted((work / d).glob("shard_*[0-9].parquet")) for d in ("thumbnails", "index"))
+    assert _db._any_hash(metas, shards) == (name == "lazy")
+    monkeypatch.setattr(_db, "_any_hash", lambda paths, index_paths: True)
     run(config(root, tmp_path / "through", **SETTINGS[name]), "inline")
     got, want = everything(tmp_path / "direct" / "fast_diff.db"), everything(tmp_path / "through" / "fast_diff.db")
     assert got == want and got["dif_table"] and got["sqlite_sequence"]

@@ -792,6 +792,11 @@ def _kept_rows(files: pa.Table, kept: Path, present: Callable[[], set[str]]) -> 
             total = pf.metadata.num_rows
             if not len(files) < total <= 2 * len(files) or not pf.schema_arrow.equals(SHARD_FILES_SCHEMA):
                 return None
+            # a file added or changed in the shard: a new inode or time (most often), at little cost
+            for name in ("inode", "mtime_ns"):
+                was = pf.read(columns=[name]).column(0).to_numpy()
+                if not np.isin(files.column(name).to_numpy(), was).all():
+                    return None
             old = pf.read()
     except (OSError, pa.ArrowException):  # none kept, or damaged: the files are written anew
         return None

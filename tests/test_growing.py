@@ -622,3 +622,26 @@ def test_a_kept_thumbnail_changed_after_its_store_was_read_is_decoded_again(tmp_
     fresh = _thumbnail_run(tmp_path, photos, "fresh", dict(compute_hash=True), None)
     assert got[0].equals(fresh[0]) and np.array_equal(got[2], fresh[2])
     assert "IMG_0001.png' changed since it was made: decoding the file" in caplog.text
+
+
+def test_thumbnail_outputs_are_read_in_index_order_or_refused(tmp_path):
+    """``files_rows``: None for an index shard whose rows are their own (and for one written
+    before the column), the rows where kept files hold others; ``in_index_order`` takes those
+    rows, and refuses, naming the file, rows its table does not have."""
+    import pyarrow as pa
+
+    from fast_diff_py._io import files_rows, in_index_order
+
+    index = tmp_path / "shard.parquet"
+    pq.write_table(pa.table({"key": [1, 2, 3], "files_row": pa.array([0, 1, 2], pa.int32())}), index)
+    assert files_rows(index) is None
+    pq.write_table(pa.table({"key": [1, 2]}), index)  # an index of before the column
+    assert files_rows(index) is None
+    pq.write_table(pa.table({"key": [1, 2], "files_row": pa.array([0, 2], pa.int32())}), index)
+    rows = files_rows(index)
+    assert rows is not None and rows.tolist() == [0, 2]
+    meta = pa.table({"success": [1, 0, 1], "px": [10, 20, 30]})
+    assert in_index_order(meta, rows, "meta.parquet").to_pydict() == {"success": [1, 1], "px": [10, 30]}
+    assert in_index_order(meta, None, "meta.parquet") is meta
+    with pytest.raises(ValueError, match="'meta.parquet' does not describe the files of its index shard"):
+        in_index_order(meta.slice(0, 2), rows, "meta.parquet")

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._formats import INDEX_DIR, SHARDS_FILE, THUMBNAIL_DIR, shard_file, shard_ids
-from ._io import files_rows, in_index_order, open_stack, read_parquet
+from ._io import open_stack, read_in_index_order, read_parquet
 from ._journal import Journal, Outcome, delete_file, move_file
 from ._paths import native
 
@@ -73,7 +73,7 @@ class StoredThumbnails:
             if not meta.is_file():
                 continue
             index_shard = index / shard_file(shard)
-            table = in_index_order(read_parquet(meta, columns=["thumb_row"]), files_rows(index_shard), meta)
+            table = read_in_index_order(meta, index_shard, ["thumb_row"])
             keys = read_parquet(index_shard, columns=["key"]).column("key")
             for key, row in zip(keys.to_pylist(), table.column("thumb_row").to_pylist(), strict=True):
                 if row >= 0:

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._formats import PAIR_SCHEMA, PairStatus
-from ._io import arrow_table, as_schema, atomic_path, files_rows, filter_rows, in_index_order, read_parquet
+from ._io import arrow_table, as_schema, atomic_path, filter_rows, read_in_index_order, read_parquet
 from ._reuse import _VERSION, fingerprint
 
 __all__ = ["VERSION_COLUMNS", "carried_pairs", "keep_pairs", "pairs_fingerprint"]
@@ -88,8 +88,7 @@ def keep_pairs(
     files = []
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
         index = read_parquet(index_path, columns=["key", *VERSION_COLUMNS])
-        meta = in_index_order(read_parquet(meta_path, columns=["success"]), files_rows(index_path), meta_path)
-        success = meta.column("success")
+        success = read_in_index_order(meta_path, index_path, ["success"]).column("success")
         files.append(filter_rows(index, success.to_numpy() == 1))
     pairs = [as_schema(read_parquet(p), PAIR_SCHEMA) for p in pair_paths]
     table = pa.concat_tables(pairs) if pairs else PAIR_SCHEMA.empty_table()

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
 from ._formats import CROP_STACK_SUFFIX, HASH_COLUMNS, PAIR_SCHEMA, PairStatus
-from ._io import arrow_table, as_schema, atomic_path, files_rows, in_index_order, read_parquet, remove_damaged
+from ._io import arrow_table, as_schema, atomic_path, read_in_index_order, remove_damaged
 from ._kernel import (
     DifFunction,
     block_dif,
@@ -578,8 +578,7 @@ def match_hashes(
     frames = []
     for meta_path, index_path in zip(meta_paths, index_paths, strict=True):
         # the rows of the index shard's files (files gone from it may have rows)
-        meta = read_parquet(meta_path, columns=["success", *HASH_COLUMNS])
-        meta = pl.DataFrame(in_index_order(meta, files_rows(index_path), meta_path))
+        meta = pl.DataFrame(read_in_index_order(meta_path, index_path, ["success", *HASH_COLUMNS]))
         part = pl.read_parquet(index_path, columns=["key", "part_b"])
         frames.append(pl.concat([meta, part], how="horizontal").filter(pl.col("success") == 1))
     long = (

@@ -17,7 +17,16 @@ import pyarrow.parquet as pq
 
 from ._errors import DatabaseError
 from ._formats import HASH_COLUMNS, USER_VERSION
-from ._io import atomic_path, damaged_parquet, files_rows, fsync_dir, in_index_order, process_running, read_parquet
+from ._io import (
+    atomic_path,
+    damaged_parquet,
+    files_rows,
+    fsync_dir,
+    in_index_order,
+    process_running,
+    read_in_index_order,
+    read_parquet,
+)
 
 __all__ = [
     "TABLES_SQL",
@@ -335,7 +344,7 @@ def _any_hash(meta_paths: Sequence[str], index_paths: Sequence[str]) -> bool:
     """Whether any file of the index shards ``index_paths`` has a hash in the thumbnail
     metadata ``meta_paths``."""
     for path, index_path in zip(meta_paths, index_paths, strict=True):
-        table = in_index_order(read_parquet(path, columns=HASH_COLUMNS), files_rows(index_path), path)
+        table = read_in_index_order(path, index_path, HASH_COLUMNS)
         if any(column.null_count < len(column) for column in table.columns):
             return True
     return False

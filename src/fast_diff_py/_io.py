@@ -27,6 +27,7 @@ __all__ = [
     "in_index_order",
     "open_stack",
     "process_running",
+    "read_in_index_order",
     "read_parquet",
     "remove_damaged",
     "take_rows",
@@ -119,6 +120,14 @@ def in_index_order(table: pa.Table, rows: np.ndarray | None, what: str | os.Path
     if len(rows) and (rows.min() < 0 or rows.max() >= len(table)):
         raise ValueError(f"{os.fspath(what)!r} does not describe the files of its index shard")
     return take_rows(table, rows)
+
+
+def read_in_index_order(
+    path: str | os.PathLike[str], index_path: str | os.PathLike[str], columns: Sequence[str]
+) -> pa.Table:
+    """The ``columns`` of a thumbnail job's output at ``path`` as rows of its index shard at
+    ``index_path`` (``in_index_order`` of ``files_rows``)."""
+    return in_index_order(read_parquet(path, columns=columns), files_rows(index_path), path)
 
 
 def filter_rows(table: pa.Table, mask: np.ndarray) -> pa.Table:

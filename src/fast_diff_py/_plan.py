@@ -37,10 +37,9 @@ from ._io import (
     arrow_table,
     as_schema,
     atomic_path,
-    files_rows,
     filter_rows,
-    in_index_order,
     open_stack,
+    read_in_index_order,
     read_parquet,
     remove_damaged,
     take_rows,
@@ -75,8 +74,7 @@ def _decoded(meta_paths: list[str], index_paths: list[str], versions: bool = Fal
 
     parts = []
     for shard, (meta_path, index_path) in enumerate(zip(meta_paths, index_paths, strict=True)):
-        meta = read_parquet(meta_path, columns=["success", *_BLOCK_COLUMNS])
-        meta = in_index_order(meta, files_rows(index_path), meta_path)
+        meta = read_in_index_order(meta_path, index_path, ["success", *_BLOCK_COLUMNS])
         index = read_parquet(index_path, columns=["key", *(VERSION_COLUMNS if versions else ["part_b"])])
         for name in index.column_names:
             meta = meta.append_column(name, index.column(name))

@@ -8,7 +8,10 @@ it runs.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing is not imported at run time: the console scripts load this package before their
+# Ctrl-C handling begins (cli._start), and typing takes most of its import time
+TYPE_CHECKING = False
 
 __version__ = "0.2.0"
 
@@ -129,6 +132,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors
+    from typing import Any
+
     from ._api import Config, FastDifPy, FirstLoopConfig, SecondLoopConfig, cache_dir, work_dir  # noqa: F401
     from ._carry import keep_pairs, pairs_fingerprint  # noqa: F401
     from ._compare import compare_block_pair, compare_blocks, match_hashes  # noqa: F401

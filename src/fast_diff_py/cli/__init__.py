@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # not loaded before the console scripts' Ctrl-C handling (_start)
+TYPE_CHECKING = False  # typing is not loaded before the console scripts' Ctrl-C handling (_start)
+if TYPE_CHECKING:
     import argparse
 
 

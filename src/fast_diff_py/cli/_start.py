@@ -9,7 +9,10 @@ import _signal
 import importlib
 import os
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing is not loaded before the handling of Ctrl-C begins
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["difpy", "fastdiffpy", "end_process"]
 

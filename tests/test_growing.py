@@ -107,35 +107,88 @@ def test_files_only_removed_from_shards_run_no_thumbnail_job(tmp_path, settings)
     assert same_as_fresh(tmp_path, work, config)
 
 
-def test_kept_files_are_taken_only_where_files_only_left(tmp_path):
-    """A shard's last files are kept for it only where each of its rows is one of them as it
-    was, the rows left name paths no shard holds now, and at most as many as stay."""
-    import pyarrow as pa
+def _layout(index: Path) -> dict[str, list[str]]:
+    """Each shard's paths, after checking that every index row names, through ``files_row``,
+    the row of its shard's files with the same path and version, and that keys follow walk
+    order (the order of the paths walked: sorted within one folder here)."""
+    from fast_diff_py._formats import SHARD_FILES_SCHEMA, SHARD_FILES_SUFFIX, shard_file
 
-    from fast_diff_py._formats import SHARD_FILES_SCHEMA
-    from fast_diff_py._index import _kept_rows
+    out, keys = {}, {}
+    for shard in shard_ids(index):
+        rows = pq.read_table(index / shard_file(shard)).to_pylist()
+        files = pq.read_table(index / shard_file(shard, SHARD_FILES_SUFFIX)).to_pylist()
+        for row in rows:
+            listed = files[row["files_row"]]
+            assert all(listed[c] == row[c] for c in SHARD_FILES_SCHEMA.names if c != "alias"), row["path"]
+            keys[row["path"]] = row["key"]
+        out[shard] = [r["path"] for r in rows]
+    assert sorted(keys.values()) == list(range(1, len(keys) + 1))
+    assert sorted(keys, key=keys.get) == sorted(keys)
+    return out
 
-    def files(names, size=10):
-        rows = [
-            {"path": f"/p/{n}", "file_size": size, "created": 1.0, "allowed": 1, "dev": 1, "inode": i, "mtime_ns": 5}
-            for i, n in enumerate(names)
-        ]
-        return pa.Table.from_pylist(rows, schema=SHARD_FILES_SCHEMA)
 
-    kept = tmp_path / "kept.parquet"
-    pq.write_table(files("abcdef"), kept)
-    none = lambda: set()  # noqa: E731
+def test_kept_shards_hold_their_files_and_new_ones_go_to_new_shards(tmp_path):
+    """With the last index's files kept, a file seen in the same version stays in its shard,
+    whose files are kept byte for byte; new and changed files go to new shards, cut by their
+    paths; a shard that lost more files than it kept, or (with new files) holds fewer than a
+    quarter of shard_size, is dissolved into the new ones; damaged kept files are no help."""
+    from fast_diff_py._formats import SHARD_FILES_SUFFIX, shard_file
+    from fast_diff_py._index import write_index
 
-    table = files("abcdef")
-    assert _kept_rows(table[1:], kept, none).tolist() == [1, 2, 3, 4, 5]
-    assert _kept_rows(table.take([0, 2, 3, 5]), kept, none).tolist() == [0, 2, 3, 5]
-    assert _kept_rows(table.take([0, 2, 3, 5]), kept, lambda: {"/p/b"}) is None  # b lives elsewhere
-    assert _kept_rows(table.take([0, 5]), kept, none) is None  # more gone than stay
-    assert _kept_rows(table, kept, none) is None  # nothing gone: the same bytes serve
-    assert _kept_rows(files("acdf", size=11), kept, none) is None  # changed versions
-    assert _kept_rows(table.take([0, 2, 3, 5]), tmp_path / "none.parquet", none) is None
-    (tmp_path / "bad.parquet").write_bytes(b"PAR1 damaged")
-    assert _kept_rows(table.take([0, 2, 3, 5]), tmp_path / "bad.parquet", none) is None
+    root, kept = tmp_path / "r", tmp_path / "kept"
+    root.mkdir()
+    for i in range(40):
+        (root / f"{i:03d}.jpg").write_bytes(b"x" * (i + 1))
+
+    def index() -> dict[str, list[str]]:
+        args = dict(recursive=True, ignore_names=[], ignore_paths=[], allowed_file_extensions=[".jpg"])
+        write_index(tmp_path / "idx", part_a=[str(root)], part_b=[], shard_size=8, kept=kept, **args)
+        return _layout(tmp_path / "idx")
+
+    def files(shard: str) -> bytes:
+        return (tmp_path / "idx" / shard_file(shard, SHARD_FILES_SUFFIX)).read_bytes()
+
+    first = index()
+    assert len(first) >= 4 and [p for ps in first.values() for p in ps] == sorted(str(p) for p in root.iterdir())
+    before = {s: files(s) for s in first}
+    assert index() == first and {s: files(s) for s in first} == before  # nothing changed
+    # one new file that sorts first and one changed: both in one new shard with the files of
+    # the small shards (under a quarter of shard_size), every other shard kept
+    (root / "000a.jpg").write_bytes(b"new")
+    changed = first[sorted(first, key=lambda s: -len(first[s]))[1]][2]
+    Path(changed).write_bytes(b"changed, longer")
+    small = {s for s in first if len(first[s]) < 2}
+    second = index()
+    new = set(second) - set(first)
+    joined = [str(root / "000a.jpg"), changed, *(p for s in small for p in first[s])]
+    assert len(new) == 1 and sorted(second[new.pop()]) == sorted(joined)
+    assert set(second) == set(first) - small | set(second) - set(first)
+    for s in set(first) - small:
+        assert files(s) == before[s]
+        assert second[s] == [p for p in first[s] if p != changed]
+    # more files gone from a shard than stay: it is dissolved, its files join a new shard
+    victim = max(first, key=lambda s: len(first[s]))
+    for path in first[victim][: len(first[victim]) // 2 + 1]:
+        os.unlink(path)
+    third = index()
+    assert victim not in third
+    left = [p for p in first[victim] if os.path.exists(p)]
+    assert any(set(left) <= set(paths) for s, paths in third.items() if s not in first)
+    # a damaged kept file: its shard's files are made again in new shards
+    some = sorted(set(third) & set(first))[0]
+    (kept / shard_file(some, SHARD_FILES_SUFFIX)).write_bytes(b"PAR1 damaged")
+    fourth = index()
+    assert sorted(p for ps in fourth.values() for p in ps) == sorted(p for ps in third.values() for p in ps)
+    assert all(fourth[s] == third[s] for s in set(third) - {some})
+    assert all((kept / shard_file(s, SHARD_FILES_SUFFIX)).read_bytes() == files(s) for s in fourth)
+    # without new files small shards stay; with them they join the new files
+    for path in [p for paths in fourth.values() for p in paths][1:]:
+        os.unlink(path)
+    fifth = index()
+    assert sum(map(len, fifth.values())) == 1 and set(fifth) <= set(fourth)
+    (root / "999.jpg").write_bytes(b"late")
+    sixth = index()
+    assert len(sixth) == 1 and len(next(iter(sixth.values()))) == 2
 
 
 def test_a_file_rewritten_with_its_old_size_and_times_is_decoded_again(tmp_path):
@@ -625,16 +678,17 @@ def test_a_kept_thumbnail_changed_after_its_store_was_read_is_decoded_again(tmp_
 
 
 def test_thumbnail_outputs_are_read_in_index_order_or_refused(tmp_path):
-    """``files_rows``: None for an index shard whose rows are their own (and for one written
-    before the column), the rows where kept files hold others; ``in_index_order`` takes those
-    rows, and refuses, naming the file, rows its table does not have."""
+    """``files_rows``: the rows of the shard's files that its index rows are (None for an
+    index written before the column); ``in_index_order`` takes those rows, the first ones of
+    a longer table too, and refuses, naming the file, rows its table does not have."""
     import pyarrow as pa
 
     from fast_diff_py._io import files_rows, in_index_order
 
     index = tmp_path / "shard.parquet"
-    pq.write_table(pa.table({"key": [1, 2, 3], "files_row": pa.array([0, 1, 2], pa.int32())}), index)
-    assert files_rows(index) is None
+    pq.write_table(pa.table({"key": [1, 2], "files_row": pa.array([0, 1], pa.int32())}), index)
+    first = files_rows(index)
+    assert first is not None and first.tolist() == [0, 1]  # of files whose third row is gone
     pq.write_table(pa.table({"key": [1, 2]}), index)  # an index of before the column
     assert files_rows(index) is None
     pq.write_table(pa.table({"key": [1, 2], "files_row": pa.array([0, 2], pa.int32())}), index)
@@ -643,5 +697,62 @@ def test_thumbnail_outputs_are_read_in_index_order_or_refused(tmp_path):
     meta = pa.table({"success": [1, 0, 1], "px": [10, 20, 30]})
     assert in_index_order(meta, rows, "meta.parquet").to_pydict() == {"success": [1, 1], "px": [10, 30]}
     assert in_index_order(meta, None, "meta.parquet") is meta
+    assert in_index_order(meta, first, "meta.parquet").to_pydict() == {"success": [1, 0], "px": [10, 20]}
+    assert in_index_order(meta.slice(0, 2), first, "meta.parquet").num_rows == 2
     with pytest.raises(ValueError, match="'meta.parquet' does not describe the files of its index shard"):
         in_index_order(meta.slice(0, 2), rows, "meta.parquet")
+
+
+def test_the_gallery_after_a_change_shows_each_file_as_it_is_now(tmp_path):
+    """A file changed where it started its shard: the shard is kept with the file's old row
+    (and preview), the new version lies in a new shard listed before it; the gallery shows
+    the new one, as a fresh run's does."""
+    photos = tmp_path / "photos"
+    base = photo(0, 40, 50)
+    write(photos / "IMG_0000.png", base)
+    write(photos / "IMG_0000_copy.png", base)
+    for i in range(1, 12):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    (photos / "IMG_0005_broken.png").write_bytes(b"not an image")  # a row without a preview
+    config = {**CONFIG, "shard_size": 40, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    index = work / "results" / "work" / "index"
+    (first,) = _layout(index).values()  # one shard, which the changed file starts
+    assert first[0] == str(photos / "IMG_0000.png")
+    changed = base.copy()
+    changed[:2] = np.clip(changed[:2].astype(int) + 3, 0, 255).astype(np.uint8)
+    write(photos / "IMG_0000.png", changed)
+    proc = run_workflow(work, config)
+    layout = _layout(index)
+    assert len(thumbnail_jobs(proc)) == 1 and list(layout.values())[0] == [str(photos / "IMG_0000.png")]
+
+    def pages(w: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in (w / "results" / "report" / "data").glob("groups-*.js")}
+
+    fresh = tmp_path / "fresh"
+    run_workflow(fresh, config)
+    assert pages(work) and pages(work) == pages(fresh)
+
+
+def test_a_kept_shard_whose_last_files_went_reads_only_its_rows(tmp_path):
+    """The files that end a kept shard's files changed or removed: its index rows are the
+    first rows of its files, which hold more; every stage reads those rows only."""
+    photos = tmp_path / "photos"
+    for i in range(12):
+        write(photos / f"IMG_{i:04d}.png", photo(i, 40, 50))
+    write(photos / "IMG_0011_copy.png", photo(11, 40, 50))
+    config = {**CONFIG, "shard_size": 40, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    index = work / "results" / "work" / "index"
+    (first,) = _layout(index).values()
+    assert first[-2:] == [str(photos / "IMG_0011.png"), str(photos / "IMG_0011_copy.png")]
+    write(photos / "IMG_0011_copy.png", photo(12, 40, 50))  # replaced
+    os.unlink(photos / "IMG_0011.png")
+    proc = run_workflow(work, config)
+    layout = _layout(index)
+    kept = [s for s in layout if layout[s] == first[:-2]]
+    assert len(kept) == 1 and len(thumbnail_jobs(proc)) == 1
+    assert pq.read_table(index / f"shard_{kept[0]}.parquet").column("files_row").to_pylist() == list(range(11))
+    assert same_as_fresh(tmp_path, work, config)

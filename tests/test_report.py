@@ -452,3 +452,24 @@ def test_a_page_changed_since_it_was_written_is_written_again(tmp_path):
     again = {p.name: p.stat().st_ino for p in pages_of(index.parent)}
     assert again[first.name] != inodes[first.name] and again[second.name] != inodes[second.name]
     assert sum(again[n] == inodes[n] for n in again) == len(again) - 2
+
+
+def test_previews_of_rows_no_longer_in_the_index_are_not_shown(tmp_path):
+    """A shard's previews may hold a row of a file gone or changed since (its index shard
+    no longer holds that path); the preview shown for a path is that of the shard whose
+    index holds it, wherever the stale one lies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fast_diff_py._formats import PREVIEW_SCHEMA
+
+    old, new = tmp_path / "old.previews.parquet", tmp_path / "new.previews.parquet"
+    table = {"path": ["/p/a.jpg", "/p/b.jpg"], "jpeg": [b"a before", b"b"]}
+    pq.write_table(pa.table(table, schema=PREVIEW_SCHEMA), old)
+    pq.write_table(pa.table({"path": ["/p/a.jpg"], "jpeg": [b"a now"]}, schema=PREVIEW_SCHEMA), new)
+    shown = {"/p/a.jpg", "/p/b.jpg"}
+    live = {"/p/b.jpg"}  # the old shard's index holds b only
+    for files, rows in (([old, new], [live, None]), ([new, old], [None, live])):
+        assert _report._PreviewIndex(files, shown, rows).read(shown) == {"/p/a.jpg": b"a now", "/p/b.jpg": b"b"}
+    # without the rows, each file's every row counts (the last one read wins)
+    assert _report._PreviewIndex([new, old], shown).read(shown)["/p/a.jpg"] == b"a before"

@@ -96,9 +96,9 @@ so that a database changed or replaced by anything else is never taken as this r
 _FORMATS_FILES = {
     "ROOTS_SCHEMA": "`index/roots.parquet`: the searched folders (`dir_index_lookup`)",
     "INDEX_SCHEMA": "`index/shard_<s>.parquet`: one row per path found",
-    "SHARD_FILES_SCHEMA": "`index/shard_<s>.files.parquet`: the index shard's rows without keys, a thumbnail "
-    "job's input",
-    "SHARDS_SCHEMA": "`index/shards.parquet`: the index's shards in walk order",
+    "SHARD_FILES_SCHEMA": "`index/shard_<s>.files.parquet`: the index shard's rows without keys (as the last "
+    "index had them, for a shard kept from it), a thumbnail job's input",
+    "SHARDS_SCHEMA": "`index/shards.parquet`: the index's shards, by their first key",
     "FILE_LIST_SCHEMA": "`file_list` (given instead of folders): one row per file",
     "STORAGE_LISTING_SCHEMA": "`storage_listing.parquet` (photos in a Snakemake storage only): one row per "
     "file of the searched folders, listed where the DAG is built; the index job's input",

@@ -11,11 +11,11 @@ and status codes from here.
       storage_listing.parquet        STORAGE_LISTING_SCHEMA: the folders' files in a storage (_storage;
                                      the index input instead of FOLDER_STATE there)
       index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
-      index/shards.parquet           SHARDS_SCHEMA: the shards' ids in walk order (shard_ids)
+      index/shards.parquet           SHARDS_SCHEMA: the shards' ids by first key (shard_ids)
       index/shard_<s>.parquet        INDEX_SCHEMA: one row per path
       index/shard_<s>.files.parquet  SHARD_FILES_SCHEMA: the same rows without keys, a
-                                     thumbnail job's input (the same while its files are; kept,
-                                     with the rows of files gone, while files only left it)
+                                     thumbnail job's input (a shard of the last index keeps its
+                                     own, with the rows of files gone or changed since)
       kept_index/                    KEPT_INDEX_DIR: the last index's shard_<s>.files.parquet
       thumbnails/shard_<s>.npy       N x S x S x 3 uint8, one row per decoded file
       thumbnails/shard_<s>.parquet   META_SCHEMA: one row per row of the shard's files.parquet
@@ -178,7 +178,7 @@ PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"
 ROOTS_FILE = "roots.parquet"
-# in INDEX_DIR, the shards in walk order
+# in INDEX_DIR, the shards by their first key
 SHARDS_FILE = "shards.parquet"
 # an index shard holds shard_size paths on average, at most this many times as many
 LONGEST_SHARD = 3
@@ -281,7 +281,7 @@ def block_file(block: int | str, suffix: str = ".parquet") -> str:
 
 
 def shard_ids(index_dir: str | os.PathLike[str]) -> list[str]:
-    """The ids of the shards of the index in ``index_dir``, in walk order (SHARDS_FILE)."""
+    """The ids of the shards of the index in ``index_dir``, by their first key (SHARDS_FILE)."""
     from ._io import read_parquet
 
     return read_parquet(Path(index_dir, SHARDS_FILE), columns=["shard"]).column("shard").to_pylist()
@@ -331,7 +331,7 @@ SHARD_FILES_SCHEMA = pa.schema(
         ("alias", pa.int8()),
     ]
 )
-# one row per shard of the index, in walk order: its id and number of paths
+# one row per shard of the index, by first key: its id and number of paths
 SHARDS_SCHEMA = pa.schema([("shard", pa.string()), ("files", pa.int64())])
 # one row per folder of part_a, then part_b (dir_index_lookup)
 ROOTS_SCHEMA = pa.schema([("dir_index", pa.int32()), ("path", pa.string()), ("part_b", pa.int8())])
@@ -451,10 +451,10 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "via_link": "1 where the path is a symbolic link or lies in a folder reached through one",
         "same_as": "the key of another path of the same file (a link): recorded, never compared or acted on",
         "files_row": "its row in the shard's files.parquet and so in the thumbnail job's outputs (which may hold "
-        "rows of files gone since)",
+        "rows of files gone or changed since: a shard kept from the last index)",
     },
     "SHARD_FILES_SCHEMA": {
-        "path": "as in the index shard, row for row",
+        "path": "as in the index shard, in the rows its files_row names (others: files gone or changed since)",
         "path_bytes": "as in the index shard",
         "file_size": "as in the index shard",
         "created": "as in the index shard",
@@ -465,7 +465,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
     },
     "SHARDS_SCHEMA": {
         "shard": "the shard's id (from its first path: the same in every run while that path starts it)",
-        "files": "its number of paths (its keys follow those of the shards before it)",
+        "files": "its number of paths (their keys: in walk order, not always next to each other)",
     },
     "STORAGE_LISTING_SCHEMA": {
         "path": "the searched folder as configured, joined with the object's path below it",
@@ -520,7 +520,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "sum_2": "third channel's sum",
         **_HASHES,
         "part_b": "1 for a file of part_b",
-        "shard": "number of its thumbnail shard (in walk order: index/shards.parquet)",
+        "shard": "number of its thumbnail shard (in the order of index/shards.parquet)",
         "block": "the comparison block it belongs to",
     },
     "BLOCK_PAIRS_SCHEMA": {

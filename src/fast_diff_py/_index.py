@@ -10,7 +10,7 @@ import marshal
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from os.path import splitext
 from pathlib import Path
 from stat import S_ISREG
@@ -38,7 +38,7 @@ from ._formats import (
     shard_ids,
     summary_path,
 )
-from ._io import arrow_array, atomic_path, files_rows, filter_rows, read_parquet
+from ._io import arrow_array, atomic_path, files_rows, filter_rows, read_parquet, take_rows
 from ._paths import display, native, raw
 
 __all__ = [
@@ -706,14 +706,16 @@ def write_index(
 
     Keys are 1, 2, ... in walk order, partition A first. The shards (``_shards``:
     ``shard_size`` rows on average, cut where the paths say) are named by their first path and
-    listed in walk order in ``out_dir/shards.parquet``; beside each, its rows without keys
-    (SHARD_FILES_SCHEMA), a thumbnail job's input. Returns the file count.
+    listed by their first key in ``out_dir/shards.parquet``; beside each, its rows without
+    keys (SHARD_FILES_SCHEMA), a thumbnail job's input. Returns the file count.
     With ``file_list`` the listed files are used instead of walking the folders; with
     ``listing`` (folders in a Snakemake storage: ``_storage``) the files listed there.
-    With ``kept`` (KEPT_INDEX_DIR), a shard file with the same bytes as the last index's keeps
-    its modification time (``_keep_times``). With ``walked`` (``(FOLDER_WALK file, FOLDER_STATE
-    file)``: ``record_folder_state``'s) the entries of that walk are indexed where they are
-    the walk of that state, instead of walking the folders again.
+    With ``kept`` (KEPT_INDEX_DIR), the files the last index's shards hold in the same version
+    stay in them (``_kept_layout``: only new and changed files go to new shards), and a shard
+    file with the same bytes as the last index's keeps its modification time (``_keep_times``).
+    With ``walked`` (``(FOLDER_WALK file, FOLDER_STATE file)``: ``record_folder_state``'s) the
+    entries of that walk are indexed where they are the walk of that state, instead of walking
+    the folders again.
     """
     from ._storage import listed_roots
 
@@ -751,23 +753,19 @@ def write_index(
             pq.write_table(_table(rows, key), tmp / shard_file(ids[-1]))
             key += len(rows)
         _mark_aliases(tmp, ids)
+        layout = _kept_layout(tmp, ids, Path(kept), shard_size) if kept is not None else None
+        taken: set[str] = set()
+        if layout is not None:
+            ids, taken = layout
         files = []
-        present = functools.cache(lambda: _paths_of(tmp, ids))
         for shard in ids:
-            table = read_parquet(tmp / shard_file(shard))
+            table = read_parquet(tmp / shard_file(shard), columns=["key"])
             files.append(len(table))
-            listed, name = _files_table(table), shard_file(shard, SHARD_FILES_SUFFIX)
-            was = Path(kept) / name if kept is not None else None
-            at = _kept_rows(listed, was, present) if was is not None else None
-            if was is None or at is None:
-                pq.write_table(listed, tmp / name)
-                continue
-            # only files gone: the shard's files as they were, its thumbnails kept with them
-            shutil.copyfile(was, tmp / name)
-            column = table.schema.get_field_index("files_row")
-            table = table.set_column(column, "files_row", arrow_array(at, pa.int32()))
-            pq.write_table(table, tmp / shard_file(shard))
-            logger.info("shard %s: only files gone since its files were written: its thumbnails kept", shard)
+            name = shard_file(shard, SHARD_FILES_SUFFIX)
+            if shard in taken:  # the shard's files as they were, its thumbnails kept with them
+                shutil.copyfile(Path(kept) / name, tmp / name)  # type: ignore[arg-type]
+            else:
+                pq.write_table(_files_table(read_parquet(tmp / shard_file(shard))), tmp / name)
         pq.write_table(pa.table({"shard": ids, "files": files}, schema=SHARDS_SCHEMA), tmp / SHARDS_FILE)
         if kept is not None:
             _keep_times(tmp, Path(kept), [shard_file(s, SHARD_FILES_SUFFIX) for s in ids])
@@ -775,41 +773,89 @@ def write_index(
     return key - 1
 
 
-def _paths_of(index: Path, ids: list[str]) -> set[str]:
-    """Every path of the index shards ``ids`` in the folder ``index``."""
-    return {p for shard in ids for p in read_parquet(index / shard_file(shard), columns=["path"]).column(0).to_pylist()}
+def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tuple[list[str], set[str]] | None:
+    """Lay the index shards ``ids`` just written in ``tmp`` (cut by their paths,
+    ``_shards``) out again so that the thumbnails of the last index (``kept``, its shards'
+    files) serve every file they still can: each file whose row (path, version and outcome)
+    is one of the rows of a kept shard's files stays in that shard, which keeps its files
+    byte for byte (its thumbnail job does not run; ``files_row`` says where each file is in
+    them); the other files (new, changed, or of a shard dissolved) are cut by their paths
+    into new shards, whose jobs take the thumbnails of dissolved shards again. A kept shard
+    is dissolved where more of its rows are gone than stay, and, where there are new files,
+    where it holds fewer than a quarter of ``shard_size`` (so that small shards join the
+    next new files instead of adding up). Keys stay in walk order; the shards are listed by
+    their first key. Returns the shard ids and those whose files were kept; None where
+    nothing is kept (the layout cut by paths stands)."""
+    names = sorted(p.name for p in kept.glob(shard_file("*", SHARD_FILES_SUFFIX)))
+    olds: dict[str, int] = {}
+    where: dict[tuple, tuple[str, int]] = {}
+    columns = SHARD_FILES_SCHEMA.names
+    for name in names:
+        shard = name[len(shard_file("")) - len(".parquet") : -len(SHARD_FILES_SUFFIX)]
+        try:
+            with pq.ParquetFile(kept / name) as pf:
+                if not pf.schema_arrow.equals(SHARD_FILES_SCHEMA):
+                    continue
+                old = pf.read()
+        except (OSError, pa.ArrowException):  # damaged: its files are made again
+            continue
+        olds[shard] = len(old)
+        for i, row in enumerate(zip(*(old.column(c).to_pylist() for c in columns))):
+            where.setdefault(row, (shard, i))
+    if not where:
+        return None
+    table = pa.concat_tables([read_parquet(tmp / shard_file(s)) for s in ids])
+    listed = _files_table(table)
+    found = [where.get(row) for row in zip(*(listed.column(c).to_pylist() for c in columns))]
+    live: dict[str, list[int]] = {}
+    for i, at in enumerate(found):
+        if at is not None:
+            live.setdefault(at[0], []).append(i)
+    stay = {s for s, rows in live.items() if olds[s] <= 2 * len(rows)}
+    pool = [i for i, at in enumerate(found) if at is None or at[0] not in stay]
+    least = max(1, shard_size // 4)
+    if pool:
+        small = {s for s in stay if len(live[s]) < least}
+        stay -= small
+        pool = sorted(pool + [i for s in small for i in live[s]])
+    if not stay:
+        return None
+    shards: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    for s in sorted(stay):
+        rows = np.asarray(live[s], np.intp)
+        shards.append((s, rows, np.asarray([found[i][1] for i in live[s]], np.int32)))  # type: ignore[index]
+    paths = table.column("path").to_pylist()
+    filenames = table.column("filename").to_pylist()
+    taken = sorted(stay)
+    for cut in _shards([[_Named(paths[i], filenames[i], i) for i in pool]], shard_size):
+        if cut:
+            taken.append(_shard_id(cut[0].path, taken))
+            shards.append((taken[-1], np.asarray([c.row for c in cut], np.intp), None))
+    for s in ids:
+        (tmp / shard_file(s)).unlink()
+    shards.sort(key=lambda shard: int(shard[1][0]))
+    for s, rows, in_files in shards:
+        part = take_rows(table, rows)
+        column = part.schema.get_field_index("files_row")
+        in_files = in_files if in_files is not None else np.arange(len(rows), dtype=np.int32)
+        part = part.set_column(column, "files_row", arrow_array(in_files, pa.int32()))
+        pq.write_table(part, tmp / shard_file(s))
+    logger.info(
+        "%d files kept in %d shards of the last index; %d in %d new shards",
+        len(found) - len(pool),
+        len(stay),
+        len(pool),
+        len(shards) - len(stay),
+    )
+    return [s for s, _, _ in shards], stay
 
 
-def _kept_rows(files: pa.Table, kept: Path, present: Callable[[], set[str]]) -> np.ndarray | None:
-    """Where the rows of a shard's new ``files`` (SHARD_FILES_SCHEMA) are in ``kept``, the
-    last index's files of the shard, when files only left it since: each row is one of the
-    kept rows as it was (the same path, version and outcome), and every other kept row names a
-    path that no shard holds now (``present()``: every path indexed), at most as many as
-    stay. Then the kept files, and the thumbnail job's outputs made from them, serve the shard
-    as they are: its job does not run. None otherwise (and where nothing was kept)."""
-    try:
-        with pq.ParquetFile(kept) as pf:
-            total = pf.metadata.num_rows
-            if not len(files) < total <= 2 * len(files) or not pf.schema_arrow.equals(SHARD_FILES_SCHEMA):
-                return None
-            # a file added or changed in the shard: a new inode or time (most often), at little cost
-            for name in ("inode", "mtime_ns"):
-                was = pf.read(columns=[name]).column(0).to_numpy()
-                if not np.isin(files.column(name).to_numpy(), was).all():
-                    return None
-            old = pf.read()
-    except (OSError, pa.ArrowException):  # none kept, or damaged: the files are written anew
-        return None
-    names = SHARD_FILES_SCHEMA.names
-    where = {row: i for i, row in enumerate(zip(*(old.column(n).to_pylist() for n in names)))}
-    rows = [where.get(row, -1) for row in zip(*(files.column(n).to_pylist() for n in names))]
-    if -1 in rows or len(set(rows)) != len(rows) or len(where) != total:
-        return None
-    gone = set(range(total)).difference(rows)
-    paths = old.column("path").to_pylist()
-    if not present().isdisjoint(paths[i] for i in gone):
-        return None  # a file moved to another shard, or changed: made again
-    return np.asarray(rows, np.int32)
+class _Named(NamedTuple):
+    """A row's path and name, as ``_shards`` cuts them, and its row."""
+
+    path: str
+    filename: str
+    row: int
 
 
 def _keep_times(index: Path, kept: Path, names: list[str]) -> None:
@@ -870,7 +916,7 @@ def keyed_rows(
     return pa.concat_tables(parts)
 
 
-def _shards(walks: Iterable[Iterable[FileEntry]], shard_size: int) -> Iterator[list[FileEntry]]:
+def _shards(walks: Iterable[Iterable[Any]], shard_size: int) -> Iterator[list[Any]]:
     """The entries of ``walks`` in order, cut into shards where their names say: once a
     shard holds a quarter of ``shard_size``, it ends after a file whose name (with its
     folder's: ``_ends_shard``) hashes to a multiple of ``_every(shard_size)``, so that shards
@@ -898,7 +944,7 @@ def _every(shard_size: int) -> int:
     return max(1, shard_size - max(1, shard_size // 4) + 1)
 
 
-def _ends_shard(entry: FileEntry, every: int) -> bool:
+def _ends_shard(entry: Any, every: int) -> bool:
     # the name with its folder's (copies of a folder elsewhere are not cut alike), hashed so
     # that names differing in one digit spread (a CRC does not)
     head, slash, _ = entry.path.rpartition("/")

@@ -92,9 +92,10 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
 
 def files_rows(index_path: str | os.PathLike[str]) -> np.ndarray | None:
     """Where the rows of the index shard at ``index_path`` are in the shard's files and in
-    every output of its thumbnail job (INDEX_SCHEMA's ``files_row``), or None where each is
-    at its own row: every shard but one whose files were kept with the rows of files gone
-    since (and shards indexed before the column was)."""
+    every output of its thumbnail job (INDEX_SCHEMA's ``files_row``), or None for a shard
+    indexed before the column was (each at its own row). The rows of a kept shard may be
+    ``0 .. n-1`` of longer files (those after them gone or changed since): the rows say
+    which, never the lengths alone."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -108,13 +109,14 @@ def files_rows(index_path: str | os.PathLike[str]) -> np.ndarray | None:
         raise
     except (pa.ArrowException, OSError) as exc:
         raise damaged_parquet(index_path, exc) from exc
-    return None if np.array_equal(rows, np.arange(len(rows))) else rows.astype(np.intp)
+    return rows.astype(np.intp)
 
 
 def in_index_order(table: pa.Table, rows: np.ndarray | None, what: str | os.PathLike[str]) -> pa.Table:
     """A thumbnail job's output ``table`` (``what``: its path, for the error), one row per row
-    of its shard's files, as rows of the index shard: those ``rows`` (``files_rows``) of it,
-    or the table itself where ``rows`` is None."""
+    of its shard's files, as rows of the index shard: those ``rows`` (``files_rows``) of it
+    (the table itself where they are all its rows in order), or the table itself where
+    ``rows`` is None."""
     if rows is None:
         return table
     if len(rows) and (rows.min() < 0 or rows.max() >= len(table)):

@@ -116,7 +116,12 @@ class _PreviewIndex:
     thumbnail, and the settings each file's was made under (PREVIEW_MADE_AS; None where the
     file does not say): the paths of every file and their footers, no JPEG read."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], files: set[str]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        files: set[str],
+        live: Sequence[set[str] | None] | None = None,
+    ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -124,7 +129,7 @@ class _PreviewIndex:
         self.where: dict[str, tuple[int, int]] = {}  # path -> (previews file, row)
         self.made_as: list[str | None] = []
         self.groups: list[list[int]] = []  # each previews file's row group starts
-        for path in paths:
+        for at, path in enumerate(paths):
             try:
                 with pq.ParquetFile(path) as pf:  # not read_table: its dataset module costs a start
                     names = pf.read(columns=["path"]).column("path").to_pylist()
@@ -140,8 +145,11 @@ class _PreviewIndex:
             made_as = meta.get(PREVIEW_MADE_AS.encode())
             self.made_as.append(made_as.decode() if made_as is not None else None)
             self.groups.append(starts)
+            # only the paths its index shard holds (``live``): a row of a file gone or
+            # changed since (a shard kept from the last index) may name another's path
+            holds = live[at] if live is not None else None
             for row, name in enumerate(names):
-                if name in files:
+                if name in files and (holds is None or name in holds):
                     self.where[name] = (n, row)
 
     def made_under(self, path: str) -> str | None:
@@ -362,12 +370,14 @@ def make_report(
     *,
     threads: int = 1,
     previews: Sequence[str | os.PathLike[str]] = (),
+    preview_paths: Sequence[set[str] | None] | None = None,
     storage: tuple[str, str] | None = None,
 ) -> Path:
     """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
     previous gallery left there) and return the path of its ``index.html``. Groups join the
     stored pairs with ``dif <= threshold``. ``previews`` (the thumbnail jobs' PREVIEW_SCHEMA
-    files) give the thumbnails they hold; the other files are read and decoded again.
+    files) give the thumbnails they hold, of the paths ``preview_paths`` names for each (the
+    paths of its index shard; all where None); the other files are read and decoded again.
 
     With ``storage`` (``(prefix, folder)``: the photos and the gallery in a Snakemake storage,
     the gallery's folder below ``prefix``) each image links to its photo by a path relative to
@@ -390,7 +400,7 @@ def make_report(
         (tmp / "data").mkdir(parents=True)
         (tmp / REPORT_MARKER).write_text("a gallery written by fast-diff; the next one replaces this folder\n")
         members = [f for g in groups for f in g["files"]]
-        index = _PreviewIndex(previews, {f["path"] for f in members}) if previews and members else None
+        index = _PreviewIndex(previews, {f["path"] for f in members}, preview_paths) if previews and members else None
         absolute = _Absolute()
         for f in members:
             f["made_as"] = index.made_under(f["path"]) if index is not None else None
@@ -498,6 +508,7 @@ def report_run(
     *,
     threads: int = 1,
     previews: Sequence[str | os.PathLike[str]] = (),
+    preview_paths: Sequence[set[str] | None] | None = None,
     storage: tuple[str, str] | None = None,
     copy: str | os.PathLike[str] | None = None,
     benchmarks: str | os.PathLike[str] | None = None,
@@ -511,7 +522,9 @@ def report_run(
     gallery's, taken here, and that of each stage in ``timed`` (seconds taken in the same
     job, which has no benchmark file yet). Returns the gallery's index and the summary."""
     started = time.monotonic()
-    index = make_report(db_path, out_dir, threshold, threads=threads, previews=previews, storage=storage)
+    index = make_report(
+        db_path, out_dir, threshold, threads=threads, previews=previews, preview_paths=preview_paths, storage=storage
+    )
     if copy is not None:
         link_gallery(index.parent, copy)
     seconds = time.monotonic() - started
@@ -547,6 +560,7 @@ def finish_run(
     gallery's index and the summary."""
     from ._carry import keep_pairs
     from ._db import build_database, write_receipt
+    from ._io import read_parquet
     from ._reuse import forget_shards
 
     started = time.monotonic()
@@ -566,6 +580,10 @@ def finish_run(
         forget_shards(os.path.dirname(roots_path), forget, reuse_root)
     write_receipt(receipt, db_path)
     merged = time.monotonic() - started
+    if len(report.get("previews", ())) == len(index_paths):  # one per index shard
+        # the paths of each index shard: the previews of a shard kept from the last index
+        # may hold rows of files gone or changed since
+        report["preview_paths"] = [set(read_parquet(p, columns=["path"]).column(0).to_pylist()) for p in index_paths]
     return report_run(db_path, out_dir, summary_file, threshold, timed={"merge": merged}, **report)
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,6 +102,8 @@ def rows(db: Path) -> list:
 
 def new_photo(source: Path, target: Path, seed: int) -> None:
     img = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if img is None:  # a file of the corpus that is no photo (cut short, empty, text)
+        img = cv2.resize(np.random.default_rng(seed).integers(0, 256, (6, 8, 3), np.uint8), (400, 300))
     img = cv2.flip(img, 1)
     img = cv2.convertScaleAbs(img, alpha=1.0, beta=20 + seed % 30)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -414,7 +414,8 @@ def test_any_sequence_of_changes_gives_the_database_of_a_fresh_run(tmp_path_fact
     for i in range(7):
         write(a / f"IMG_{i:04d}.png", photo(i % 5, 40, 50))
     write(b / "b_0.png", photo(1, 40, 50))
-    config = {**CONFIG, "part_a": [str(a)], "part_b": [str(b)]}
+    # blocks of 3: the last plan's blocks of unchanged files are kept (_plan._kept_blocks)
+    config = {**CONFIG, "block_size": 3, "part_a": [str(a)], "part_b": [str(b)]}
     work = tmp_path / "w"
     run_workflow(work, config)
     for op, seed in steps:
@@ -755,4 +756,55 @@ def test_a_kept_shard_whose_last_files_went_reads_only_its_rows(tmp_path):
     kept = [s for s in layout if layout[s] == first[:-2]]
     assert len(kept) == 1 and len(thumbnail_jobs(proc)) == 1
     assert pq.read_table(index / f"shard_{kept[0]}.parquet").column("files_row").to_pylist() == list(range(11))
+    assert same_as_fresh(tmp_path, work, config)
+
+
+def test_blocks_of_unchanged_files_keep_their_thumbnails(tmp_path):
+    """The plan keeps the blocks of the last plan whose files are unchanged, their thumbnails
+    hard links of the last plan's (kept in kept_blocks/), and cuts only the new files into new
+    blocks: the same database as a fresh run. A kept block whose thumbnails were damaged is
+    found by the compare job reading them; the next run gathers them again."""
+    from fast_diff_py._formats import KEPT_BLOCKS_DIR
+
+    photos = tmp_path / "photos"
+    for i in range(24):
+        write(photos / f"IMG_{i:04d}.png", photo(i % 9, 40, 50))
+    config = {**CONFIG, "shard_size": 8, "block_size": 6, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    results = work / "results" / "work"
+    plan, kept = results / "plan" / "blocks", results / KEPT_BLOCKS_DIR
+
+    def inodes(folder: Path) -> set[int]:
+        return {p.stat().st_ino for p in folder.glob("*.npy")}
+
+    first = inodes(plan)
+    assert first and inodes(kept) == first
+    write(photos / "000_new.png", photo(3, 40, 50))  # a copy of three photos there
+    write(photos / "IMG_0100.png", photo(40, 40, 50))
+    run_workflow(work, config)
+    assert inodes(plan) & first  # blocks of the last plan, not written again
+    assert inodes(kept) == inodes(plan) | (inodes(kept) & first)
+    assert same_as_fresh(tmp_path, work, config)
+    # a block that lost a file is kept too: its thumbnails as they were, its rows naming theirs
+    second = inodes(kept)
+    os.unlink(photos / "IMG_0005.png")
+    write(photos / "IMG_0101.png", photo(41, 40, 50))
+    run_workflow(work, config)
+    rows = pq.read_table(results / "plan" / "blocks.parquet")
+    kept_rows = [(b, r) for b, r in zip(rows.column("block").to_pylist(), rows.column("block_row").to_pylist())]
+    assert inodes(kept) & second and len(set(kept_rows)) == len(kept_rows)
+    assert any(r >= n for (b, r), n in zip(kept_rows, [sum(1 for x, _ in kept_rows if x == b) for b, _ in kept_rows]))
+    assert same_as_fresh(tmp_path, work, config)
+    # the kept thumbnails changed behind the plan's back: the compare job reading them stops
+    # the run, naming them; the same command then gathers them again
+    for path in kept.glob("*.npy"):
+        data = bytearray(path.read_bytes())
+        data[-50:] = bytes(255 - x for x in data[-50:])
+        path.write_bytes(data)  # in place: the plan's links see it
+    write(photos / "001_new.png", photo(4, 40, 50))
+    proc = run_workflow(work, config, check=False)
+    assert proc.returncode != 0 and "changed since it was written" in proc.stdout + proc.stderr
+    assert not kept.exists()
+    run_workflow(work, config)
     assert same_as_fresh(tmp_path, work, config)

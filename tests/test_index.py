@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import SHARD_FILES_SUFFIX, shard_file, shard_ids, walk_partition, write_index
@@ -445,3 +445,30 @@ def test_walk_entries_are_each_files_own_description(tmp_path_factory, names, ex
         ignored = d.name in ignore or d.path == str(root / "sub" / names[0])
         assert e == _file_entry(d, True, 3, ignored, {x.lower() for x in extensions}), d.path
     assert len(entries) == len(names) + 2  # and the link and the name not valid UTF-8
+
+
+_CELL = st.tuples(
+    st.sampled_from(["a", "b", "é", None]),
+    st.one_of(st.none(), st.integers(-2, 2)),
+    st.integers(0, 3),
+    st.sampled_from([None, b"x", b"y"]),
+    st.sampled_from([0.5, 1.5]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_CELL, max_size=12), st.lists(_CELL, max_size=12))
+# Python's hash(-1) == hash(-2): two rows of one mix, the equal one second
+@example([("a", None, 0, None, 1.5), ("a", -1, 0, None, 1.5)], [("a", -2, 0, None, 1.5), ("a", -1, 0, None, 1.5)])
+def test_match_rows_finds_the_first_equal_row(ours, theirs):
+    """``match_rows`` (a mix of each row, sorted and searched, then checked) gives what
+    looking up each row among the others one by one gives: the first equal one, nulls equal."""
+    import pyarrow as pa
+
+    from fast_diff_py._io import match_rows
+
+    types = {"p": pa.string(), "n": pa.int64(), "i": pa.int8(), "b": pa.binary(), "f": pa.float64()}
+    schema = pa.schema(list(types.items()))
+    table = lambda rows: pa.table({c: [r[k] for r in rows] for k, c in enumerate(schema.names)}, schema=schema)  # noqa: E731
+    naive = [next((j for j, t in enumerate(theirs) if t == r), -1) for r in ours]
+    assert match_rows(table(ours), table(theirs), schema.names).tolist() == naive

@@ -419,7 +419,7 @@ def test_a_block_stack_of_the_plan_damaged_in_place_is_refused_and_the_plan_rema
     assert proc.returncode != 0
     assert "changed since it was written" in proc.stdout + proc.stderr and "removed the plan" in proc.stderr
     assert not plan.exists() and pairs(db) == good
-    run_workflow(work, config, "--forcerun", "plan_blocks")  # the plan made again
+    run_workflow(work, config)  # the same command makes the plan again, as the error says
     assert plan.is_dir() and pairs(db) == good
 
 

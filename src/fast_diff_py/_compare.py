@@ -258,7 +258,7 @@ def _load_block(plan_dir: str | os.PathLike[str], block: int, tile: int, crops: 
         sums=sums,
         keys=table.column("key").to_numpy()[perm],
         sizes=np.stack([table.column("px").to_numpy(), table.column("py").to_numpy()], axis=1)[perm],
-        thumbs=_thumbnails(plan_dir, block, perm, sums),
+        thumbs=_thumbnails(plan_dir, block, _rows_of(table)[perm], sums),
         tiles=tiles,
         ranges=[(low[i0:i1].min(axis=0), high[i0:i1].max(axis=0)) for i0, i1 in tiles],
         crops=crop_stack,
@@ -266,16 +266,21 @@ def _load_block(plan_dir: str | os.PathLike[str], block: int, tile: int, crops: 
     )
 
 
-def _thumbnails(plan_dir: str | os.PathLike[str], block: int, perm: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """The block's thumbnails in ``perm`` order, when they still have the channel sums their
-    thumbnail jobs recorded; else the plan is removed (so that the next run makes it again)
-    and IntermediateError names the stack."""
-    if not len(perm):
+def _rows_of(table: pa.Table) -> np.ndarray:
+    """Where a block's rows (its file's ``table``) are in its thumbnails: ``block_row``."""
+    return table.column("block_row").to_numpy().astype(np.intp)
+
+
+def _thumbnails(plan_dir: str | os.PathLike[str], block: int, rows: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """The block's thumbnails at ``rows`` of its stack, when they still have the channel sums
+    their thumbnail jobs recorded (``sums``, in the same order); else the plan is removed (so
+    that the next run makes it again) and IntermediateError names the stack."""
+    if not len(rows):
         return np.zeros((0, 1, 1, 3), np.uint8)
     stack = block_stack(plan_dir, block)
-    x = np.asarray(stack[perm]) if len(stack) == len(perm) else None
+    x = np.asarray(stack[rows]) if rows.min() >= 0 and rows.max() < len(stack) else None
     del stack
-    bad = len(perm) if x is None else int((channel_sums(x) != sums).any(axis=1).sum())
+    bad = len(rows) if x is None else int((channel_sums(x) != sums).any(axis=1).sum())
     if x is not None and not bad:
         return x
     path = block_path(plan_dir, block, ".npy")

@@ -28,9 +28,11 @@ and status codes from here.
       plan/block_pairs.parquet       BLOCK_PAIRS_SCHEMA: the pairs of blocks to compare
       plan/carried_pairs.parquet     PAIR_SCHEMA: CARRIED_PAIRS, the kept pairs of unchanged files (_carry)
       plan/blocks/block_<b>.parquet  BLOCKS_SCHEMA: block b's rows, by key
-      plan/blocks/block_<b>.npy      n x S x S x 3 uint8: block b's thumbnails, in those rows' order
+      plan/blocks/block_<b>.npy      m x S x S x 3 uint8: block b's thumbnails, at the rows' block_row
                                      (only where a listed block pair holds b)
       plan/blocks/block_<b>.crops.npy  n x V x S x S x 3 uint8: their crops (crop_tolerance only)
+      kept_blocks/                   KEPT_BLOCKS_DIR: the last plan's block thumbnails and their
+                                     files' versions (_plan), taken again for unchanged files
       pairs/<a>.parquet              PAIR_SCHEMA, also pairs_gpu/ and hash_pairs.parquet
       database.json                  DB_RECEIPT: which database db_path holds
       kept_pairs/                    KEPT_PAIRS_DIR: the last run's files and pairs, for the next (_carry)
@@ -59,6 +61,7 @@ __all__ = [
     "FOLDER_WALK",
     "CARRIED_PAIRS",
     "KEPT_INDEX_DIR",
+    "KEPT_BLOCKS_DIR",
     "KEPT_PAIRS_DIR",
     "STORAGE_LISTING",
     "STORAGE_LISTING_SCHEMA",
@@ -174,6 +177,10 @@ KEPT_PAIRS_DIR = "kept_pairs"
 # whatever its size (Snakemake compares checksums only up to --max-checksum-file-size); no
 # Snakemake output, so that it outlives the index job's
 KEPT_INDEX_DIR = "kept_index"
+# beside PLAN_DIR, the last plan's block thumbnails (hard links) and the version of the file of
+# each of their rows: a block whose files are unchanged is kept, its thumbnails not gathered
+# and written again; no Snakemake output, so that it outlives the plan's
+KEPT_BLOCKS_DIR = "kept_blocks"
 PAIR_DIR = "pairs"
 GPU_PAIR_DIR = "pairs_gpu"
 HASH_PAIRS = "hash_pairs.parquet"
@@ -417,6 +424,7 @@ BLOCKS_SCHEMA = pa.schema(
         ("part_b", pa.int8()),
         ("shard", pa.int32()),
         ("block", pa.int32()),
+        ("block_row", pa.int32()),
     ]
 )
 BLOCK_PAIRS_SCHEMA = pa.schema([("block_a", pa.int32()), ("block_b", pa.int32())])
@@ -522,6 +530,8 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "part_b": "1 for a file of part_b",
         "shard": "number of its thumbnail shard (in the order of index/shards.parquet)",
         "block": "the comparison block it belongs to",
+        "block_row": "its row in the block's .npy thumbnails (which may hold rows of files gone since: a block "
+        "kept from the last plan); its crops are those rows' own",
     },
     "BLOCK_PAIRS_SCHEMA": {
         "block_a": "a block; one compare job per block_a",

@@ -38,7 +38,7 @@ from ._formats import (
     shard_ids,
     summary_path,
 )
-from ._io import arrow_array, atomic_path, files_rows, filter_rows, read_parquet, take_rows
+from ._io import arrow_array, atomic_path, files_rows, filter_rows, match_rows, read_parquet, take_rows
 from ._paths import display, native, raw
 
 __all__ = [
@@ -788,8 +788,7 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
     nothing is kept (the layout cut by paths stands)."""
     names = sorted(p.name for p in kept.glob(shard_file("*", SHARD_FILES_SUFFIX)))
     olds: dict[str, int] = {}
-    where: dict[tuple, tuple[str, int]] = {}
-    columns = SHARD_FILES_SCHEMA.names
+    parts, shard_of, row_of = [], [], []
     for name in names:
         shard = name[len(shard_file("")) - len(".parquet") : -len(SHARD_FILES_SUFFIX)]
         try:
@@ -800,13 +799,15 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
         except (OSError, pa.ArrowException):  # damaged: its files are made again
             continue
         olds[shard] = len(old)
-        for i, row in enumerate(zip(*(old.column(c).to_pylist() for c in columns))):
-            where.setdefault(row, (shard, i))
-    if not where:
+        parts.append(old)
+        shard_of += [shard] * len(old)
+        row_of.append(np.arange(len(old)))
+    if not sum(olds.values()):
         return None
     table = pa.concat_tables([read_parquet(tmp / shard_file(s)) for s in ids])
-    listed = _files_table(table)
-    found = [where.get(row) for row in zip(*(listed.column(c).to_pylist() for c in columns))]
+    matched = match_rows(_files_table(table), pa.concat_tables(parts), SHARD_FILES_SCHEMA.names)
+    old_rows = np.concatenate(row_of)
+    found = [(shard_of[j], int(old_rows[j])) if j >= 0 else None for j in matched.tolist()]
     live: dict[str, list[int]] = {}
     for i, at in enumerate(found):
         if at is not None:

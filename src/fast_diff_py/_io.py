@@ -25,6 +25,7 @@ __all__ = [
     "filter_rows",
     "fsync_dir",
     "in_index_order",
+    "match_rows",
     "open_stack",
     "process_running",
     "read_in_index_order",
@@ -178,6 +179,69 @@ def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
     return pa.concat_tables(runs).combine_chunks()
 
 
+def match_rows(rows: pa.Table, among: pa.Table, columns: Sequence[str]) -> np.ndarray:
+    """For each of ``rows``, the first row of ``among`` equal to it in every one of
+    ``columns`` (nulls equal to nulls), or -1: the rows are mixed into one 64-bit number
+    each (the integer columns as numbers, the others by their hash), sorted and searched, and
+    each candidate then checked column by column."""
+    import numpy as np
+    import pyarrow as pa
+
+    n, m = len(rows), len(among)
+    found = np.full(n, -1, np.int64)
+    if not n or not m:
+        return found
+
+    # integer columns without nulls (in both tables) as numbers, the others as Python values
+    numeric = [
+        pa.types.is_integer(rows.schema.field(c).type)
+        and rows.column(c).null_count == 0
+        and among.column(c).null_count == 0
+        for c in columns
+    ]
+
+    def values(table: pa.Table) -> list[np.ndarray | list]:
+        return [
+            table.column(c).to_numpy().astype(np.int64) if num else table.column(c).to_pylist()
+            for c, num in zip(columns, numeric)
+        ]
+
+    def mix(cols: list[np.ndarray | list]) -> np.ndarray:
+        h = np.zeros(len(cols[0]), np.uint64)
+        for v in cols:
+            if isinstance(v, list):
+                v = np.fromiter((hash(x) for x in v), np.int64, len(v))
+            h = (h ^ v.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(29)
+        return h
+
+    ours, theirs = values(rows), values(among)
+    mine, other = mix(ours), mix(theirs)
+    order = np.argsort(other, kind="stable")  # equal mixes in the order of ``among``
+    ranked = other[order]
+    at = np.searchsorted(ranked, mine)
+    pending = np.arange(n)
+    while len(pending):  # each row's candidates of its mix in turn, until one is equal
+        pos = at[pending]
+        live = pos < m
+        pending, pos = pending[live], pos[live]
+        live = ranked[pos] == mine[pending]
+        pending, pos = pending[live], pos[live]
+        cand = order[pos]
+        equal = np.ones(len(pending), bool)
+        for a, b in zip(ours, theirs):
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+                equal &= a[pending] == b[cand]
+            else:
+                equal &= np.fromiter(
+                    (a[i] == b[j] for i, j in zip(pending.tolist(), cand.tolist())), bool, len(pending)
+                )
+        found[pending[equal]] = cand[equal]
+        pending = pending[~equal]
+        at[pending] += 1
+    return found
+
+
 # the most runs of rows filter_rows and take_rows join from slices (past it, gathered)
 _FEW_RUNS = 32
 
@@ -298,12 +362,21 @@ def _plan_of(path: Path) -> Path | None:
 def remove_damaged(paths: Sequence[str | os.PathLike[str]]) -> None:
     """Remove damaged intermediates so that Snakemake remakes them: a shard's stack and its
     metadata; for a file of a workflow's plan folder, the whole plan (its files are a compare
-    job's inputs, and only the plan job makes them)."""
+    job's inputs, and only the plan job makes them), the block thumbnails kept beside it
+    (KEPT_BLOCKS_DIR: hard links of the plan's) and the database's receipt (so that the same
+    command makes the plan and the database again)."""
     for path in paths:
         path = Path(path)
         plan = _plan_of(path)
         if plan is not None:
+            from ._formats import DB_RECEIPT, KEPT_BLOCKS_DIR
+
             shutil.rmtree(plan, ignore_errors=True)
+            # and the block thumbnails kept beside it, which its files may share
+            shutil.rmtree(plan.parent / KEPT_BLOCKS_DIR, ignore_errors=True)
+            # and the receipt of the database (a Snakemake target): a plain run then makes
+            # the plan again and the database from it, whatever changed before this run
+            (plan.parent / DB_RECEIPT).unlink(missing_ok=True)
             continue
         for p in (path, path.with_suffix(".parquet")):
             if p.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ._formats import (
     CARRIED_PAIRS,
     CROP_STACK_SUFFIX,
     HASH_COLUMNS,
+    KEPT_BLOCKS_DIR,
     PAIR_SCHEMA,
     FileStatus,
     block_file,
@@ -38,6 +40,7 @@ from ._io import (
     as_schema,
     atomic_path,
     filter_rows,
+    match_rows,
     open_stack,
     read_in_index_order,
     read_parquet,
@@ -99,6 +102,7 @@ def make_plan(
     thumb_paths: Sequence[str] | None = None,
     crop_paths: Sequence[str] | None = None,
     kept: tuple[str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None, str | None] | None = None,
+    keep_blocks: bool = False,
 ) -> int:
     """Write ``out_dir/blocks.parquet`` (one row per decoded image with its block),
     ``out_dir/block_pairs.parquet`` (the block pairs to compare) and, block by block in
@@ -127,6 +131,13 @@ def make_plan(
     unchanged and the other files are cut into blocks apart, and only block pairs with a
     block of other files are listed (those first, as the A side where the partitions
     allow). Not for the digest plan of threshold 0.
+
+    With ``keep_blocks`` as well (and no crops) the plan keeps its block thumbnails beside
+    ``out_dir`` (KEPT_BLOCKS_DIR, ``_keep_blocks``), and takes the last plan's blocks of
+    unchanged files again (``_kept_blocks``): such a block keeps its files and its
+    thumbnails (a hard link, or the rows still wanted of them), the other unchanged files
+    are cut into blocks as above. The pairs are the same: any grouping is, for the bounds
+    are those of each block's own files.
     """
     table = _decoded(meta_paths, index_paths, versions=kept is not None)
     features = with_total(table_sums(table))  # 3 channel sums and their total
@@ -134,6 +145,7 @@ def make_plan(
     keys = table.column("key").to_numpy()
     spread = _crop_spread(crop_sums_paths, index_paths, keys, features) if crop_sums_paths else None
     carried = PAIR_SCHEMA.empty_table()
+    fixed: list[_Fixed] = []
     if prune and threshold == 0 and spread is None:
         canonical = _digests(digest_paths, index_paths, keys)
         block, block_part, _, _ = assign_blocks(canonical.astype(str), part_b, keys, features, block_size)
@@ -145,6 +157,8 @@ def make_plan(
             from ._carry import carried_pairs
 
             unchanged, carried = carried_pairs(*kept, threshold, table, has_part_b)
+            if keep_blocks and thumb_paths is not None and not crop_paths and unchanged.any():
+                fixed = _kept_blocks(_kept_dir(out_dir), kept[1], table, unchanged, block_size)
         limit = channel_limit(size, threshold) if prune else np.inf
         block, pairs_a, pairs_b, candidates = plan_pairs(
             features,
@@ -155,10 +169,22 @@ def make_plan(
             has_part_b=has_part_b,
             spread=spread,
             unchanged=unchanged if unchanged is not None and unchanged.any() else None,
+            fixed=[f.members for f in fixed],
         )
-    table = table.append_column("block", arrow_array(block, pa.int32()))
+    reuse = {int(block[f.members[0]]): f for f in fixed}
     order = np.lexsort((keys, block))
-    blocks = as_schema(take_rows(table, order).select(BLOCKS_SCHEMA.names), BLOCKS_SCHEMA)
+    # each file's row in its block's thumbnails: its place in the block, or in a kept block's
+    # thumbnails (the rows of its files, in key order as the block's)
+    in_block = np.arange(len(order)) - np.searchsorted(block[order], block[order])
+    block_row = np.empty(len(order), np.int64)
+    block_row[order] = in_block
+    for f in fixed:
+        if f.rows is not None:
+            block_row[f.members] = f.rows
+    table = table.append_column("block", arrow_array(block, pa.int32()))
+    table = table.append_column("block_row", arrow_array(block_row, pa.int32()))
+    ordered = take_rows(table, order)
+    blocks = as_schema(ordered.select(BLOCKS_SCHEMA.names), BLOCKS_SCHEMA)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         pq.write_table(blocks, tmp / "blocks.parquet", row_group_size=max(block_size, 1024))
@@ -169,7 +195,9 @@ def make_plan(
         pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
         compared = set(np.concatenate([pairs_a, pairs_b]).tolist()) if len(pairs_a) else set()
-        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared)
+        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared, reuse)
+    if keep_blocks and kept is not None and thumb_paths is not None and not crop_paths:
+        _keep_blocks(_kept_dir(out_dir), kept[1], ordered, Path(out_dir) / BLOCK_DIR, reuse)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
         len(table),
@@ -186,12 +214,15 @@ def _write_blocks(
     thumb_paths: Sequence[str] | None,
     crop_paths: Sequence[str] | None,
     compared: set[int],
+    reuse: dict[int, _Fixed] | None = None,
 ) -> None:
     """Each block's rows, and for each of ``compared`` (the blocks of the listed block
     pairs) its thumbnails and crops gathered from the shards' stacks, in files of its own:
     one block in memory at a time. A block no job compares (files unchanged since the kept
     run, paired with no block of other files) has no thumbnails to gather: they are only
-    checked where they lie (``_check_unread``)."""
+    checked where they lie (``_check_unread``). A block of ``reuse`` (``_kept_blocks``) takes
+    the last plan's thumbnails, a hard link, instead of gathering them from the shards' stacks
+    (its rows' ``block_row`` name theirs; the compare job checks what it reads)."""
     ids = blocks.column("block").to_numpy()
     cuts = np.flatnonzero(np.diff(ids)) + 1
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
@@ -199,11 +230,126 @@ def _write_blocks(
         b = int(ids[lo])
         pq.write_table(rows, out / block_file(b))
         if thumb_paths is not None and b in compared:
-            np.save(out / block_file(b, ".npy"), _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths))
+            kept = reuse.get(b) if reuse else None
+            if kept is not None:
+                _link(kept.stack, out / block_file(b, ".npy"))
+            else:
+                thumbs = _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths)
+                np.save(out / block_file(b, ".npy"), thumbs)
         if crop_paths and b in compared:
             np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
     if thumb_paths is not None:
         _check_unread(filter_rows(blocks, ~np.isin(ids, list(compared))), thumb_paths)
+
+
+class _Fixed:
+    """A block of the last plan kept (``_kept_blocks``): its files now (rows of the decoded
+    table, in key order), its kept thumbnails, and their rows there (None: all, in order:
+    of a block that lost none)."""
+
+    __slots__ = ("members", "stack", "rows")
+
+    def __init__(self, members: np.ndarray, stack: Path, rows: np.ndarray | None) -> None:
+        self.members, self.stack, self.rows = members, stack, rows
+
+
+# the files of KEPT_BLOCKS_DIR: the version of each kept thumbnail's file, by block and row,
+# and the settings they were made under (pairs_fingerprint)
+_MEMBERS, _MADE_AS = "members.parquet", "made_as.txt"
+
+
+def _kept_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Where a plan written to ``out_dir`` keeps its block thumbnails."""
+    return Path(out_dir).parent / KEPT_BLOCKS_DIR
+
+
+def _kept_blocks(
+    kept: Path, made_as: str | None, table: pa.Table, unchanged: np.ndarray, block_size: int
+) -> list[_Fixed]:
+    """The blocks of the last plan (kept in ``kept`` under settings ``made_as``) to keep:
+    those whose files still are ``unchanged`` files of ``table`` (its VERSION_COLUMNS), at
+    least half of each block's kept thumbnails and at most ``block_size``, and (where there
+    are other files, which a small block then joins) at least a quarter of ``block_size``.
+    None where nothing was kept under the same settings, or it cannot be read."""
+    from ._carry import VERSION_COLUMNS
+
+    try:
+        if made_as is None or (kept / _MADE_AS).read_text() != made_as:
+            return []
+        members = read_parquet(kept / _MEMBERS)
+        if not members.select(VERSION_COLUMNS).schema.equals(table.select(VERSION_COLUMNS).schema):
+            return []
+        old_block = members.column("block").to_numpy()
+        old_row = members.column("row").to_numpy()
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return []
+    idx = np.flatnonzero(unchanged)
+    at = match_rows(take_rows(table.select(VERSION_COLUMNS), idx), members, VERSION_COLUMNS)
+    by_block: dict[int, list[tuple[int, int]]] = {}
+    for i, j in zip(idx[at >= 0].tolist(), at[at >= 0].tolist()):
+        by_block.setdefault(int(old_block[j]), []).append((int(old_row[j]), i))
+    keys = table.column("key").to_numpy()
+    least = max(1, block_size // 4) if not unchanged.all() else 1
+    fixed = []
+    for b, found in sorted(by_block.items()):
+        stack = kept / block_file(b, ".npy")
+        try:
+            total = len(np.load(stack, mmap_mode="r"))
+        except (OSError, ValueError, EOFError):
+            continue
+        found.sort()
+        rows = np.asarray([r for r, _ in found], np.intp)
+        members = np.asarray([i for _, i in found], np.intp)
+        if not least <= len(found) <= block_size or 2 * len(found) < total or rows.max() >= total:
+            continue
+        if len(members) > 1 and not (np.diff(keys[members]) > 0).all():
+            continue  # (keys keep the walk order of unchanged files: never so)
+        whole = len(rows) == total and bool((rows == np.arange(total)).all())
+        fixed.append(_Fixed(members, stack, None if whole else rows))
+    return fixed
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` a hard link of ``source`` where the disk allows, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _keep_blocks(kept: Path, made_as: str | None, ordered: pa.Table, written: Path, reuse: dict[int, _Fixed]) -> None:
+    """Keep, in ``kept`` (replaced whole), the thumbnails of the blocks of a plan (``ordered``:
+    its decoded files by block and key, with their VERSION_COLUMNS and ``block_row``): hard
+    links of those in ``written``, and of the last plan's that a kept block still holds where
+    it has none there, with the version of the file of each row named, under ``made_as``."""
+    from ._carry import VERSION_COLUMNS
+
+    if made_as is None:
+        return
+    ids = ordered.column("block").to_numpy()
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    parts, blocks, rows = [], [], []
+    with atomic_path(kept) as tmp:
+        tmp.mkdir(parents=True)
+        at = ordered.column("block_row").to_numpy()
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
+            b = int(ids[lo])
+            source = written / block_file(b, ".npy")
+            if not source.exists():
+                if b not in reuse:
+                    continue
+                source = reuse[b].stack
+            _link(source, tmp / block_file(b, ".npy"))
+            parts.append(np.arange(lo, hi))
+            blocks.append(np.full(hi - lo, b, np.int32))
+            rows.append(np.asarray(at[lo:hi], np.int32))
+        take = np.concatenate(parts) if parts else np.zeros(0, np.intp)
+        members = take_rows(ordered.select(VERSION_COLUMNS), take)
+        none = np.zeros(0, np.int32)
+        members = members.append_column("block", arrow_array(np.concatenate([none, *blocks]), pa.int32()))
+        members = members.append_column("row", arrow_array(np.concatenate([none, *rows]), pa.int32()))
+        pq.write_table(members, tmp / _MEMBERS)
+        (tmp / _MADE_AS).write_text(made_as)
 
 
 # rows of a shard stack summed at a time (_check_unread)
@@ -338,10 +484,12 @@ def assign_blocks(
     block_size: int,
     spread: tuple[np.ndarray, np.ndarray] | None = None,
     unchanged: np.ndarray | None = None,
+    fixed: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sort each partition by ``order_key`` (ties by key) and cut it into blocks; with
     ``unchanged`` (a mask), each partition's other images first, then its unchanged ones,
-    in blocks apart.
+    in blocks apart. Each of ``fixed`` (images, of one partition and all unchanged) is a
+    block of its own, before the other unchanged images of its partition are cut.
 
     Returns each image's block, and per block its partition and the minima and maxima of
     ``features`` over its members (of ``spread``'s per-image minima and maxima when given).
@@ -354,12 +502,16 @@ def assign_blocks(
     groups = [part_b == part for part in (0, 1)]
     if unchanged is not None:
         groups = [g & which for g in groups for which in (~unchanged, unchanged)]
+    taken = np.zeros(len(keys), bool)
+    for members in fixed:
+        taken[members] = True
     for group in groups:
-        idx = np.flatnonzero(group)
-        part = int(part_b[idx[0]]) if len(idx) else 0
+        idx = np.flatnonzero(group & ~taken)
+        own = [m for m in fixed if len(m) and group[m[0]]]
+        part = int(part_b[idx[0]]) if len(idx) else int(part_b[own[0][0]]) if own else 0
         idx = idx[np.lexsort((keys[idx], order_key[idx]))]
-        for start in range(0, len(idx), block_size):
-            members = idx[start : start + block_size]
+        cut = [idx[start : start + block_size] for start in range(0, len(idx), block_size)]
+        for members in [*own, *cut]:
             block[members] = len(block_part)
             block_part.append(part)
             lo.append(low[members].min(axis=0))
@@ -383,6 +535,7 @@ def plan_pairs(
     has_part_b: bool,
     spread: tuple[np.ndarray, np.ndarray] | None = None,
     unchanged: np.ndarray | None = None,
+    fixed: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, list[int], list[int], int]:
     """Blocks ordered by total pixel sum and the block pairs whose ``range_bound`` is within
     ``limit`` (``channel_limit``; ``inf`` keeps them all).
@@ -391,9 +544,12 @@ def plan_pairs(
     blocks, and the number of block pairs there were to consider. ``spread``: per image, the
     least and greatest features over the image and its crops (see ``make_plan``).
     ``unchanged``: images whose pairs with each other are known (``fast_diff_py._carry``):
-    no pair of two of their blocks is listed.
+    no pair of two of their blocks is listed. ``fixed``: blocks of unchanged images given
+    (``assign_blocks``).
     """
-    block, block_part, lo, hi = assign_blocks(features[:, 3], part_b, keys, features, block_size, spread, unchanged)
+    block, block_part, lo, hi = assign_blocks(
+        features[:, 3], part_b, keys, features, block_size, spread, unchanged, fixed
+    )
     known = np.zeros(len(block_part), bool)  # blocks of unchanged images
     if unchanged is not None:
         known[block[unchanged]] = True

@@ -33,4 +33,6 @@ make_plan(
         if p.kept and p.pairs_fingerprint
         else None
     ),
+    # its block thumbnails kept beside the plan, for the next (on a disk that outlives the jobs)
+    keep_blocks=bool(p.kept),
 )

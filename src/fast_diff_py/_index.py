@@ -38,7 +38,16 @@ from ._formats import (
     shard_ids,
     summary_path,
 )
-from ._io import arrow_array, atomic_path, files_rows, filter_rows, match_rows, read_parquet, take_rows
+from ._io import (
+    arrow_array,
+    atomic_path,
+    files_rows,
+    filter_rows,
+    link_or_copy,
+    match_rows,
+    read_parquet,
+    take_rows,
+)
 from ._paths import display, native, raw
 
 __all__ = [
@@ -876,10 +885,7 @@ def _keep_times(index: Path, kept: Path, names: list[str]) -> None:
     for name in names:
         tmp = kept / f".{name}.tmp"
         tmp.unlink(missing_ok=True)
-        try:
-            os.link(index / name, tmp)
-        except OSError:
-            shutil.copy2(index / name, tmp)
+        link_or_copy(index / name, tmp)
         os.replace(tmp, kept / name)
     wanted = set(names)
     for path in kept.iterdir():

@@ -25,6 +25,7 @@ __all__ = [
     "filter_rows",
     "fsync_dir",
     "in_index_order",
+    "link_or_copy",
     "match_rows",
     "open_stack",
     "process_running",
@@ -177,6 +178,15 @@ def take_rows(table: pa.Table, order: np.ndarray) -> pa.Table:
     ends = np.r_[starts[1:], len(order)]
     runs = [table.slice(int(order[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
     return pa.concat_tables(runs).combine_chunks()
+
+
+def link_or_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """``target`` a hard link of ``source`` where the file system allows, else a copy (with
+    its times)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def match_rows(rows: pa.Table, among: pa.Table, columns: Sequence[str]) -> np.ndarray:

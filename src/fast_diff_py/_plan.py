@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from ._io import (
     as_schema,
     atomic_path,
     filter_rows,
+    link_or_copy,
     match_rows,
     open_stack,
     read_in_index_order,
@@ -135,7 +135,7 @@ def make_plan(
     With ``keep_blocks`` as well (and no crops) the plan keeps its block thumbnails beside
     ``out_dir`` (KEPT_BLOCKS_DIR, ``_keep_blocks``), and takes the last plan's blocks of
     unchanged files again (``_kept_blocks``): such a block keeps its files and its
-    thumbnails (a hard link, or the rows still wanted of them), the other unchanged files
+    thumbnails (a hard link; its rows' ``block_row`` name theirs), the other unchanged files
     are cut into blocks as above. The pairs are the same: any grouping is, for the bounds
     are those of each block's own files.
     """
@@ -232,7 +232,7 @@ def _write_blocks(
         if thumb_paths is not None and b in compared:
             kept = reuse.get(b) if reuse else None
             if kept is not None:
-                _link(kept.stack, out / block_file(b, ".npy"))
+                link_or_copy(kept.stack, out / block_file(b, ".npy"))
             else:
                 thumbs = _unchanged(load_thumbnails(rows, thumb_paths), rows, thumb_paths)
                 np.save(out / block_file(b, ".npy"), thumbs)
@@ -270,7 +270,7 @@ def _kept_blocks(
     those whose files still are ``unchanged`` files of ``table`` (its VERSION_COLUMNS), at
     least half of each block's kept thumbnails and at most ``block_size``, and (where there
     are other files, which a small block then joins) at least a quarter of ``block_size``.
-    None where nothing was kept under the same settings, or it cannot be read."""
+    None where nothing was kept under the same settings, or it cannot be read (an empty list)."""
     from ._carry import VERSION_COLUMNS
 
     try:
@@ -309,14 +309,6 @@ def _kept_blocks(
     return fixed
 
 
-def _link(source: Path, target: Path) -> None:
-    """``target`` a hard link of ``source`` where the disk allows, else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
 def _keep_blocks(kept: Path, made_as: str | None, ordered: pa.Table, written: Path, reuse: dict[int, _Fixed]) -> None:
     """Keep, in ``kept`` (replaced whole), the thumbnails of the blocks of a plan (``ordered``:
     its decoded files by block and key, with their VERSION_COLUMNS and ``block_row``): hard
@@ -339,7 +331,7 @@ def _keep_blocks(kept: Path, made_as: str | None, ordered: pa.Table, written: Pa
                 if b not in reuse:
                     continue
                 source = reuse[b].stack
-            _link(source, tmp / block_file(b, ".npy"))
+            link_or_copy(source, tmp / block_file(b, ".npy"))
             parts.append(np.arange(lo, hi))
             blocks.append(np.full(hi - lo, b, np.int32))
             rows.append(np.asarray(at[lo:hi], np.int32))

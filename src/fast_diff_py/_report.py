@@ -36,7 +36,7 @@ from urllib.parse import quote, quote_from_bytes
 
 from ._errors import OutputError
 from ._formats import PREVIEW_MADE_AS, REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
-from ._io import atomic_path
+from ._io import atomic_path, link_or_copy
 from ._paths import native
 from ._summary import _groups, summarize, write_summary
 
@@ -591,14 +591,8 @@ def link_gallery(source: str | os.PathLike[str], target: str | os.PathLike[str])
     """A copy of the gallery folder ``source`` at ``target`` (a folder of the workflow's own,
     replaced whole), its files hard links where the file system allows, else copies."""
 
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
     target = Path(target)
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, copy_function=link)
+    shutil.copytree(source, target, copy_function=link_or_copy)
     return target / REPORT_INDEX

@@ -8,7 +8,11 @@ timeline: when it started and ended after Snakemake's own start, and the gap bef
 
 WORKDIR holds the ``config.yaml`` of an earlier run (``growing.py`` leaves one in its work
 folder). A job's times come from its benchmark file (written when it ends, with its
-seconds); jobs whose benchmark file is older than the run did not run.
+seconds); jobs whose benchmark file is older than the run did not run. A job's work is the
+span of its log, from its first line (written once its imports are done) to its last; the
+work of the thumbnail and compare jobs together is what making the new files' thumbnails
+and comparing them takes without Snakemake and the jobs' starts, which the total is
+measured against.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,10 +62,38 @@ def main() -> None:
             rows.append((ended - seconds - t0, ended - t0, bench.stem))
     rows.sort()
     last = 0.0
+    new_work = 0.0
     for start, end, name in rows:
-        print(f"{name:32s} start {start:6.2f}  end {end:6.2f}  (gap {start - last:5.2f})")
+        work = _log_span(work_dir_logs(work), name)
+        shown = f"  work {work:5.2f}" if work is not None else ""
+        print(f"{name:32s} start {start:6.2f}  end {end:6.2f}  (gap {start - last:5.2f}){shown}")
         last = max(last, end)
+        if work is not None and name.startswith(("make_thumbnails", "compare_blocks")):
+            new_work += work
     print(f"total {t1 - t0:.2f}  after the last job {t1 - t0 - last:.2f}")
+    if new_work:
+        print(
+            f"thumbnails and comparisons of the new files: {new_work:.2f} s of work in their jobs' logs; "
+            f"the rerun took {(t1 - t0) / new_work:.1f}x that"
+        )
+
+
+def work_dir_logs(work: Path) -> list[Path]:
+    return [p for p in work.rglob("logs") if p.is_dir()]
+
+
+def _log_span(log_dirs: list[Path], name: str) -> float | None:
+    """Seconds from the first to the last line of the job's log (timestamps to the ms)."""
+    for folder in log_dirs:
+        for log in folder.rglob(f"{name}.log"):
+            stamps = [
+                datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                for line in log.read_text(errors="replace").splitlines()
+                if len(line) > 23 and line[4] == "-" and line[19] == ","
+            ]
+            if stamps:
+                return (stamps[-1] - stamps[0]).total_seconds()
+    return None
 
 
 if __name__ == "__main__":

@@ -256,6 +256,35 @@ def test_a_damaged_store_is_only_no_help(tmp_path):
     assert same_as_fresh(tmp_path, work, config)
 
 
+def test_files_added_to_both_partitions_run_a_compare_job_per_new_block(tmp_path):
+    """With part_b, the pairs of a new file of part_b with the unchanged files of part_a go to
+    the new file's job, not to one job per block of part_a: the compare jobs are the new
+    blocks, and their pairs are those a fresh run finds."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _photos(a, 16)
+    _photos(b, 16)
+    config = {**CONFIG, "part_a": [str(a)], "part_b": [str(b)], "block_size": 4}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    shutil.copy(a / "IMG_0005.png", a / "AAA_copy.png")
+    shutil.copy(b / "IMG_0009.png", b / "AAA_copy.png")
+    proc = run_workflow(work, config)
+    assert "32 of 34 decoded files unchanged since the kept run" in plan_log(work)
+    plan = work / "results" / "work" / "plan"
+    blocks = pq.read_table(plan / "blocks.parquet")
+    index = [f for f in (work / "results" / "work" / "index").glob("shard_*.parquet") if ".files." not in f.name]
+    new_keys = {r["key"] for f in index for r in pq.read_table(f).to_pylist() if "AAA" in r["path"]}
+    new_blocks = {r["block"] for r in blocks.to_pylist() if r["key"] in new_keys}
+    assert len(new_keys) == 2 and len(new_blocks) == 2
+    assert compare_jobs_run(proc) == 2
+    pairs = pq.read_table(plan / "block_pairs.parquet")
+    assert set(pairs.column("block_a").to_pylist()) == new_blocks
+    for job in new_blocks:
+        computed = pq.read_table(work / "results" / "work" / "pairs" / f"{job}.parquet").to_pylist()
+        assert computed and all({r["key_a"], r["key_b"]} & new_keys for r in computed)
+    assert same_as_fresh(tmp_path, work, config)
+
+
 def plan_log(work: Path) -> str:
     return (work / "results" / "work" / "logs" / "compare" / "plan_blocks.log").read_text()
 

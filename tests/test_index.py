@@ -448,18 +448,22 @@ def test_walk_entries_are_each_files_own_description(tmp_path_factory, names, ex
 
 
 _CELL = st.tuples(
-    st.sampled_from(["a", "b", "é", None]),
+    st.sampled_from(["a", "b", "é", None, "", "ab" * 40]),
     st.one_of(st.none(), st.integers(-2, 2)),
     st.integers(0, 3),
-    st.sampled_from([None, b"x", b"y"]),
-    st.sampled_from([0.5, 1.5]),
+    st.sampled_from([None, b"x", b"y", b""]),
+    st.sampled_from([0.5, 1.5, 0.0, -0.0]),
+    st.sampled_from(["x", "xy", "yx", None]),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_CELL, max_size=12), st.lists(_CELL, max_size=12))
 # Python's hash(-1) == hash(-2): two rows of one mix, the equal one second
-@example([("a", None, 0, None, 1.5), ("a", -1, 0, None, 1.5)], [("a", -2, 0, None, 1.5), ("a", -1, 0, None, 1.5)])
+@example(
+    [("a", None, 0, None, 1.5, "x"), ("a", -1, 0, None, 1.5, "x")],
+    [("a", -2, 0, None, 1.5, "x"), ("a", -1, 0, None, 1.5, "x")],
+)
 def test_match_rows_finds_the_first_equal_row(ours, theirs):
     """``match_rows`` (a mix of each row, sorted and searched, then checked) gives what
     looking up each row among the others one by one gives: the first equal one, nulls equal."""
@@ -468,7 +472,15 @@ def test_match_rows_finds_the_first_equal_row(ours, theirs):
     from fast_diff_py._io import match_rows
 
     types = {"p": pa.string(), "n": pa.int64(), "i": pa.int8(), "b": pa.binary(), "f": pa.float64()}
+    types["q"] = pa.large_string()
     schema = pa.schema(list(types.items()))
-    table = lambda rows: pa.table({c: [r[k] for r in rows] for k, c in enumerate(schema.names)}, schema=schema)  # noqa: E731
+
+    def table(rows):  # in two chunks, each a slice of a table with a row before them
+        if not rows:
+            return schema.empty_table()
+        whole = pa.table({c: [r[k] for r in [rows[0], *rows]] for k, c in enumerate(schema.names)}, schema=schema)
+        half = len(rows) // 2
+        return pa.concat_tables([whole.slice(1, half), whole.slice(1 + half)])
+
     naive = [next((j for j, t in enumerate(theirs) if t == r), -1) for r in ours]
     assert match_rows(table(ours), table(theirs), schema.names).tolist() == naive

@@ -320,8 +320,9 @@ def compare_blocks(
     with ``keep_non_matching_aspects`` also the pairs the aspect filter rejects (success 3,
     dif -1). Pairs sharing a hash are left to the hash-matching job when
     ``skip_matching_hash`` is set. Inside one block (``block_a`` listed in ``blocks_b``) each
-    unordered pair appears once. ``key_a < key_b`` within partition A; ``key_a`` is the A
-    side for A x B.
+    unordered pair appears once. Of two blocks, the one of the lower number is compared as
+    the A side, whichever the job holds (partition A's blocks come before partition B's).
+    ``key_a < key_b`` within partition A; ``key_a`` is the A side for A x B.
 
     ``cpu_diff`` replaces the built-in difference; on a job that sees a CUDA device,
     ``gpu_diff`` (when given) is used instead of it. ``backend`` picks the built-in kernel:
@@ -373,7 +374,9 @@ def compare_blocks(
         with pq.ParquetWriter(tmp, PAIR_SCHEMA) as writer:
             for b in blocks_b:
                 second = first if b == block_a else _load_block(plan_dir, b, tile, crops)
-                table = _compare_loaded(first, second, options)
+                # the block of the lower number on the A side, whichever the job holds
+                lower, higher = (first, second) if block_a <= b else (second, first)
+                table = _compare_loaded(lower, higher, options)
                 writer.write_table(table)
                 written += len(table)
                 del second

@@ -535,7 +535,8 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
     },
     "BLOCK_PAIRS_SCHEMA": {
         "block_a": "a block; one compare job per block_a",
-        "block_b": "a block compared with block_a (its brightness range can match)",
+        "block_b": "a block compared with block_a (its brightness range can match); the block of the lower "
+        "number is the A side of the pair",
     },
     "PAIR_SCHEMA": {
         "key_a": "key of the first file (the smaller key; part_a's with part_b)",

@@ -129,8 +129,8 @@ def make_plan(
     the pairs of two files unchanged since then are taken from there into
     ``out_dir/carried_pairs.parquet`` (PAIR_SCHEMA) instead of being planned: the
     unchanged and the other files are cut into blocks apart, and only block pairs with a
-    block of other files are listed (those first, as the A side where the partitions
-    allow). Not for the digest plan of threshold 0.
+    block of other files are listed, each in the job of a block of other files (``block_a``):
+    as many compare jobs as such blocks. Not for the digest plan of threshold 0.
 
     With ``keep_blocks`` as well (and no crops) the plan keeps its block thumbnails beside
     ``out_dir`` (KEPT_BLOCKS_DIR, ``_keep_blocks``), and takes the last plan's blocks of
@@ -547,16 +547,19 @@ def plan_pairs(
         known[block[unchanged]] = True
     a_blocks = np.flatnonzero(block_part == 0)
     b_blocks = np.flatnonzero(block_part == 1) if has_part_b else a_blocks
-    pairs_a, pairs_b = [], []
+    pairs: list[tuple[int, int]] = []
     for i in a_blocks:
         js = b_blocks if has_part_b else b_blocks[b_blocks >= i]
         if known[i]:
             js = js[~known[js]]
         if np.isfinite(limit):
             js = js[range_bound(lo[i], hi[i], lo[js], hi[js]) <= limit]
-        pairs_a.extend([int(i)] * len(js))
-        pairs_b.extend(js.tolist())
-    return block, pairs_a, pairs_b, _all_pairs(block_part, has_part_b)
+        # a block of unchanged images is compared only with blocks of other images: each such
+        # pair goes to the job of the other block, so that the jobs are as many as the
+        # blocks of new and changed images
+        pairs.extend((int(j), int(i)) if known[i] else (int(i), int(j)) for j in js)
+    pairs.sort()
+    return block, [a for a, _ in pairs], [b for _, b in pairs], _all_pairs(block_part, has_part_b)
 
 
 def _all_pairs(block_part: np.ndarray, has_part_b: bool) -> int:

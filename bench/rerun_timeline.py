@@ -8,9 +8,9 @@ timeline: when it started and ended after Snakemake's own start, and the gap bef
 
 WORKDIR holds the ``config.yaml`` of an earlier run (``growing.py`` leaves one in its work
 folder). A job's times come from its benchmark file (written when it ends, with its
-seconds); jobs whose benchmark file is older than the run did not run. A job's work is the
-span of its log, from its first line (written once its imports are done) to its last; the
-work of the thumbnail and compare jobs together is what making the new files' thumbnails
+seconds); jobs whose benchmark file is older than the run did not run. The work of a
+thumbnail or compare job is the span of its log, from its first line (written once its
+imports are done) to its last; their work together is what making the new files' thumbnails
 and comparing them takes without Snakemake and the jobs' starts, which the total is
 measured against.
 """
@@ -63,13 +63,13 @@ def main() -> None:
     rows.sort()
     last = 0.0
     new_work = 0.0
+    logs = work_dir_logs(work)
     for start, end, name in rows:
-        work = _log_span(work_dir_logs(work), name)
-        shown = f"  work {work:5.2f}" if work is not None else ""
+        spent = _log_span(logs, name) if name.startswith(("make_thumbnails", "compare_blocks")) else None
+        shown = f"  work {spent:5.2f}" if spent is not None else ""
         print(f"{name:32s} start {start:6.2f}  end {end:6.2f}  (gap {start - last:5.2f}){shown}")
         last = max(last, end)
-        if work is not None and name.startswith(("make_thumbnails", "compare_blocks")):
-            new_work += work
+        new_work += spent or 0.0
     print(f"total {t1 - t0:.2f}  after the last job {t1 - t0 - last:.2f}")
     if new_work:
         print(

@@ -285,6 +285,63 @@ def test_files_added_to_both_partitions_run_a_compare_job_per_new_block(tmp_path
     assert same_as_fresh(tmp_path, work, config)
 
 
+def test_thumbnails_no_job_compares_are_summed_once_per_version_of_their_stack(tmp_path):
+    """The plan checks the thumbnails no compare job reads by summing their shard stacks; a
+    stack whose file is the one an earlier plan summed (the same identity) is checked by those
+    sums, not read again; a stack written to in place since is read, and its damage found."""
+    photos = tmp_path / "photos"
+    _photos(photos, 16)
+    config = {**CONFIG, "part_a": [str(photos)], "block_size": 4, "shard_size": 4}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    stacks = sorted((work / "results" / "work" / "thumbnails").glob("*.npy"))
+    assert len(stacks) >= 2
+    checked = re.compile(r"checked in (\d+) shard stacks: (\d+) summed, (\d+) by the sums")
+    (photos / "IMG_0003.png").unlink()  # only removed: no compare job, every stack unread
+    run_workflow(work, config)
+    (n, read, taken) = map(int, checked.search(plan_log(work)).groups())
+    assert (read, taken) == (n, 0) and n >= 2
+    (photos / "IMG_0010.png").unlink()
+    run_workflow(work, config)
+    assert checked.search(plan_log(work)).groups() == (str(n), "0", str(n))
+    assert same_as_fresh(tmp_path, work, config)
+    # a stack written to in place: another identity, read again, its damage found
+    stack = sorted((work / "results" / "work" / "thumbnails").glob("*.npy"))[-1]
+    arr = np.load(stack, mmap_mode="r+")
+    arr[0] = 255 - arr[0]
+    arr.flush()
+    del arr
+    (photos / "IMG_0012.png").unlink()
+    proc = run_workflow(work, config, check=False)
+    assert proc.returncode != 0 and "changed since they were written" in proc.stdout + proc.stderr
+    assert checked.search(plan_log(work)).groups() == (str(n), "1", str(n - 1))
+    run_workflow(work, config)
+    assert same_as_fresh(tmp_path, work, config)
+
+
+@pytest.mark.parametrize("stage", ["index", "plan"])
+def test_a_run_stopped_after_the_index_or_the_plan_began_is_finished_by_a_plain_rerun(tmp_path, stage):
+    """Snakemake removes the outputs of a job that stops (Ctrl-C, a failure); when that job is
+    the index or the plan, whose outputs the later jobs' inputs come from, a plain rerun
+    still makes the database of the folders as they are now."""
+    photos = tmp_path / "photos"
+    _photos(photos, 8)
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    (photos / "IMG_0003.png").unlink()
+    if stage == "index":
+        run_workflow(work, config, "-n")  # the folders' state is recorded where the DAG is built
+        shutil.rmtree(work / "results" / "work" / "index")
+    else:
+        run_workflow(work, config, "--until", "index_files")
+        shutil.rmtree(work / "results" / "work" / "plan")
+    proc = run_workflow(work, config)
+    assert "building the database again" in proc.stderr
+    assert same_as_fresh(tmp_path, work, config)
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config))
+
+
 def plan_log(work: Path) -> str:
     return (work / "results" / "work" / "logs" / "compare" / "plan_blocks.log").read_text()
 

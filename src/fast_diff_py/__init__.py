@@ -74,7 +74,14 @@ _EXPORTS = {
         "thumbnail_mem_mb",
         "thumbnail_runtime_min",
     ],
-    "_db": ["build_database", "database_problem", "forget_changed_database", "forget_missing_product", "write_receipt"],
+    "_db": [
+        "build_database",
+        "database_problem",
+        "forget_changed_database",
+        "forget_missing_product",
+        "forget_unfinished_database",
+        "write_receipt",
+    ],
     "_difpy": ["difpy_parameters", "difpy_report", "write_difpy_files"],
     "_jobs": ["start_job"],
     "_reuse": ["forget_shards", "reuse_folders"],
@@ -144,6 +151,7 @@ if TYPE_CHECKING:  # for type checkers and editors
         database_problem,
         forget_changed_database,
         forget_missing_product,
+        forget_unfinished_database,
         write_receipt,
     )
     from ._decisions import (  # noqa: F401

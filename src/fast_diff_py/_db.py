@@ -36,6 +36,7 @@ __all__ = [
     "write_receipt",
     "receipt_problem",
     "forget_changed_database",
+    "forget_unfinished_database",
     "forget_missing_product",
 ]
 
@@ -382,6 +383,25 @@ def forget_missing_product(receipt: str | os.PathLike[str], product: str | os.Pa
     if not os.path.exists(receipt) or os.path.exists(product):
         return False
     print(f"fast-diff: {what} {os.fspath(product)!r} is missing: writing it again", file=sys.stderr)
+    os.unlink(receipt)
+    return True
+
+
+def forget_unfinished_database(receipt: str | os.PathLike[str], stages: Sequence[str | os.PathLike[str]]) -> bool:
+    """Remove ``receipt`` when one of ``stages`` (the outputs of the checkpoints the database
+    is made after: the index, the plan) is missing: a run stopped or failed after one of them
+    began and before the merge, which this run must then do. Snakemake does not see that by
+    itself: a job whose inputs come from a checkpoint whose outputs are missing counts as done
+    while its own outputs exist. Returns whether the receipt was removed."""
+    if not os.path.exists(receipt):
+        return False
+    gone = [os.fspath(p) for p in stages if not os.path.exists(p)]
+    if not gone:
+        return False
+    print(
+        f"fast-diff: {gone[0]!r} is missing (a run that stopped before its end): building the database again",
+        file=sys.stderr,
+    )
     os.unlink(receipt)
     return True
 

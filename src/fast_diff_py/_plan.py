@@ -10,6 +10,7 @@ exceeds the threshold cannot hold a match and get no job.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -195,9 +196,11 @@ def make_plan(
         pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
         compared = set(np.concatenate([pairs_a, pairs_b]).tolist()) if len(pairs_a) else set()
-        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared, reuse)
-    if keep_blocks and kept is not None and thumb_paths is not None and not crop_paths:
-        _keep_blocks(_kept_dir(out_dir), kept[1], ordered, Path(out_dir) / BLOCK_DIR, reuse)
+        keeping = keep_blocks and kept is not None and thumb_paths is not None and not crop_paths
+        summed = _summed_before(_kept_dir(out_dir), thumb_paths) if keeping and thumb_paths is not None else {}
+        _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared, reuse, summed)
+    if keeping and kept is not None:
+        _keep_blocks(_kept_dir(out_dir), kept[1], ordered, Path(out_dir) / BLOCK_DIR, reuse, summed)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
         len(table),
@@ -215,6 +218,7 @@ def _write_blocks(
     crop_paths: Sequence[str] | None,
     compared: set[int],
     reuse: dict[int, _Fixed] | None = None,
+    summed: dict[str, _Summed] | None = None,
 ) -> None:
     """Each block's rows, and for each of ``compared`` (the blocks of the listed block
     pairs) its thumbnails and crops gathered from the shards' stacks, in files of its own:
@@ -222,7 +226,9 @@ def _write_blocks(
     run, paired with no block of other files) has no thumbnails to gather: they are only
     checked where they lie (``_check_unread``). A block of ``reuse`` (``_kept_blocks``) takes
     the last plan's thumbnails, a hard link, instead of gathering them from the shards' stacks
-    (its rows' ``block_row`` name theirs; the compare job checks what it reads)."""
+    (its rows' ``block_row`` name theirs; the compare job checks what it reads). ``summed``:
+    the channel sums of shard stacks by path, taken for a stack of the same identity and
+    updated with those summed here (``_check_unread``)."""
     ids = blocks.column("block").to_numpy()
     cuts = np.flatnonzero(np.diff(ids)) + 1
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]) if len(ids) else ():
@@ -239,7 +245,7 @@ def _write_blocks(
         if crop_paths and b in compared:
             np.save(out / block_file(b, CROP_STACK_SUFFIX), load_thumbnails(rows, crop_paths))
     if thumb_paths is not None:
-        _check_unread(filter_rows(blocks, ~np.isin(ids, list(compared))), thumb_paths)
+        _check_unread(filter_rows(blocks, ~np.isin(ids, list(compared))), thumb_paths, summed)
 
 
 class _Fixed:
@@ -309,11 +315,19 @@ def _kept_blocks(
     return fixed
 
 
-def _keep_blocks(kept: Path, made_as: str | None, ordered: pa.Table, written: Path, reuse: dict[int, _Fixed]) -> None:
+def _keep_blocks(
+    kept: Path,
+    made_as: str | None,
+    ordered: pa.Table,
+    written: Path,
+    reuse: dict[int, _Fixed],
+    summed: dict[str, _Summed] | None = None,
+) -> None:
     """Keep, in ``kept`` (replaced whole), the thumbnails of the blocks of a plan (``ordered``:
     its decoded files by block and key, with their VERSION_COLUMNS and ``block_row``): hard
     links of those in ``written``, and of the last plan's that a kept block still holds where
-    it has none there, with the version of the file of each row named, under ``made_as``."""
+    it has none there, with the version of the file of each row named, under ``made_as``; and
+    the channel sums of the shard stacks in ``summed`` (``_keep_summed``)."""
     from ._carry import VERSION_COLUMNS
 
     if made_as is None:
@@ -342,36 +356,113 @@ def _keep_blocks(kept: Path, made_as: str | None, ordered: pa.Table, written: Pa
         members = members.append_column("row", arrow_array(np.concatenate([none, *rows]), pa.int32()))
         pq.write_table(members, tmp / _MEMBERS)
         (tmp / _MADE_AS).write_text(made_as)
+        if summed:
+            _keep_summed(tmp, summed)
 
 
 # rows of a shard stack summed at a time (_check_unread)
 _CHECK_ROWS = 4096
+# in KEPT_BLOCKS_DIR: the shard stacks summed (path and identity) and their sums, in order
+_SUMMED, _SUMMED_SUMS = "summed.json", "summed.sums"  # (.npy format; no .npy name: not a block's)
 
 
-def _check_unread(rows: pa.Table, thumb_paths: Sequence[str]) -> None:
+class _Summed:
+    """The channel sums of every thumbnail of a shard stack, and the identity of the stack's
+    file they were taken from (``file_identity``)."""
+
+    __slots__ = ("identity", "sums")
+
+    def __init__(self, identity: tuple[int, int, int, int], sums: np.ndarray) -> None:
+        self.identity, self.sums = identity, sums
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """``(st_dev, st_ino, st_size, st_mtime_ns)`` of ``path``; None where it cannot be read:
+    a file written again, or written to in place, has another."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _summed_before(kept: Path, thumb_paths: Sequence[str]) -> dict[str, _Summed]:
+    """The sums the last plan kept (``_keep_summed``) of those of ``thumb_paths`` whose file
+    has the same identity now; none where they cannot be read."""
+    try:
+        listed = json.loads((kept / _SUMMED).read_text())
+        sums = np.load(kept / _SUMMED_SUMS)
+        out, at = {}, 0
+        wanted = set(thumb_paths)
+        for path, identity, n in listed:
+            if path in wanted and file_identity(path) == tuple(identity):
+                out[path] = _Summed(tuple(identity), sums[at : at + n])
+            at += n
+        if at != len(sums) or sums.ndim != 2 or sums.shape[1:] != (3,):
+            return {}
+        return out
+    except (OSError, ValueError, TypeError, EOFError):
+        return {}
+
+
+def _keep_summed(folder: Path, summed: dict[str, _Summed]) -> None:
+    """Write ``summed`` into ``folder`` for the next plan (``_summed_before``)."""
+    listed = [(path, list(s.identity), len(s.sums)) for path, s in summed.items()]
+    parts = [s.sums.astype(np.int64) for s in summed.values()]
+    with open(folder / _SUMMED_SUMS, "wb") as fh:
+        np.save(fh, np.concatenate(parts) if parts else np.zeros((0, 3), np.int64))
+    (folder / _SUMMED).write_text(json.dumps(listed))
+
+
+def _check_unread(rows: pa.Table, thumb_paths: Sequence[str], summed: dict[str, _Summed] | None = None) -> None:
     """The check of ``_unchanged`` for thumbnails no block file holds (``rows``: of blocks
     that no job compares): each shard stack holding some is summed where it lies, a slice at
     a time, rather than gathered, so that a stack damaged since its job is found in every
-    plan, whether or not this one reads it."""
+    plan, whether or not this one reads it. With ``summed`` (the sums of stacks summed
+    before, by path: each taken only while its file keeps the identity it had then), a stack
+    of the same identity is not read again, and those summed here are added to it: a stack
+    is read once for each version of its file."""
     shards = rows.column("shard").to_numpy()
     at = rows.column("thumb_row").to_numpy()
     want = table_sums(rows)
-    damaged, differ = [], 0
+    damaged, differ, taken, read = [], 0, 0, 0
     for s in sorted(set(shards.tolist())):  # (np.unique would load numpy.ma)
         sel = np.flatnonzero(shards == s)
-        stack = open_stack(thumb_paths[s])  # unmapped again below
-        sums = np.concatenate(
-            [channel_sums(stack[lo : lo + _CHECK_ROWS]) for lo in range(0, len(stack), _CHECK_ROWS)]
-            or [np.zeros((0, 3), np.int64)]
-        )
-        del stack
+        path = thumb_paths[s]
+        known = summed.get(path) if summed is not None else None
+        if known is not None and file_identity(path) == known.identity:
+            sums = known.sums
+            taken += 1
+        else:
+            read += 1
+            identity = file_identity(path)
+            stack = open_stack(path)  # unmapped again below
+            sums = np.concatenate(
+                [channel_sums(stack[lo : lo + _CHECK_ROWS]) for lo in range(0, len(stack), _CHECK_ROWS)]
+                or [np.zeros((0, 3), np.int64)]
+            )
+            del stack
+            if summed is not None:
+                summed.pop(path, None)
+                if identity is not None and identity == file_identity(path):
+                    summed[path] = _Summed(identity, sums)
         try:
             bad = int((sums[at[sel]] != want[sel]).any(axis=1).sum())
         except IndexError:  # fewer thumbnails than its rows name
             bad = len(sel)
         if bad:
-            damaged.append(thumb_paths[s])
+            damaged.append(path)
             differ += bad
+            if summed is not None:
+                summed.pop(path, None)
+    if taken or read:
+        logger.info(
+            "thumbnails no job compares checked in %d shard stacks: %d summed, %d by the sums of "
+            "an earlier plan (their files unchanged since)",
+            taken + read,
+            read,
+            taken,
+        )
     if damaged:
         remove_damaged(damaged)
         raise IntermediateError(

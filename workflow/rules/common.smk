@@ -110,6 +110,23 @@ if workflow.is_main_process:
     check_gpu_partition()
     if STORAGE is None:
         fdp.forget_changed_database(DB_RECEIPT, config["db_path"])
+        # a run that stopped between the index or the plan and the merge: merged again
+        fdp.forget_unfinished_database(
+            DB_RECEIPT,
+            [
+                INDEX,
+                *(
+                    [
+                        f"{PLAN}/{fdp.BLOCK_DIR}",
+                        f"{PLAN}/blocks.parquet",
+                        f"{PLAN}/block_pairs.parquet",
+                        f"{PLAN}/{fdp.CARRIED_PAIRS}",
+                    ]
+                    if config["do_second_loop"]
+                    else []
+                ),
+            ],
+        )
         # a gallery or summary deleted since: written again (with the database)
         fdp.forget_missing_product(
             REPORT_RECEIPT, f"{REPORT}/{fdp.REPORT_INDEX}", "the gallery"

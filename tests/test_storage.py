@@ -271,6 +271,18 @@ def test_a_run_with_the_photos_in_s3_equals_a_local_run(s3_server, tmp_path):
     assert not any("camera.jpg" in r[1] for r in got["directory"])
     assert any("000_rocket_copy.jpg" in r[1] for r in got["directory"])
 
+    # a run that stopped after its plan job began (its outputs gone from the storage): a plain
+    # rerun finishes it, the database that of the objects as they are now
+    shutil.copy(EXAMPLES / "holiday" / "rocket.jpg", local / "photos" / "b" / "000_rocket_again.jpg")
+    bucket.upload_file(str(local / "photos/b/000_rocket_again.jpg"), "run/photos/b/000_rocket_again.jpg")
+    run_workflow(remote, config, *_storage_args(url), "--until", "index_files")
+    bucket.objects.filter(Prefix="run/results/work/plan/").delete()
+    run_workflow(local, config)
+    run_workflow(remote, config, *_storage_args(url))
+    got, want = stored_db(), db_rows(local / "results" / "fast_diff.db")
+    assert _comparable(got) == _comparable(want)
+    assert any("000_rocket_again.jpg" in r[1] for r in got["directory"])
+
 
 def test_a_storage_run_refuses_a_file_list(s3_server, tmp_path):
     url, _ = s3_server

@@ -334,15 +334,17 @@ def test_a_walk_that_cannot_be_kept_leaves_the_state_and_the_index_walks(tmp_pat
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda text: text[: len(text) // 2],  # cut short: no last line
-        lambda text: text.replace('"said"', '"sad"'),
-        lambda text: text.replace(",", ";", 3),
-        lambda text: text + "[]\n",  # a line after the last
+        lambda data: data[: len(data) // 2],  # cut short: no last part
+        lambda data: data[:-3],
+        lambda data: data.replace(b"said", b"sayd"),
+        lambda data: data.replace(b"1.jpg", b"1.jp\xff", 1),  # no longer a marshal string
+        lambda data: data.replace(b"marshal 2 ", b"marshal 9 ", 1),  # another Python's
+        lambda data: data + b"[]\n",  # data after the last part
     ],
 )
 def test_a_damaged_walk_file_is_walked_again(tmp_path, caplog, damage):
-    """A walk file that names the right state but cannot be read whole is not taken: the
-    index job walks the folders and says why."""
+    """A walk file that names the right state but cannot be read whole (or was written by
+    another Python's marshal) is not taken: the index job walks the folders and says why."""
     import logging
 
     from fast_diff_py import FOLDER_STATE, FOLDER_WALK, record_folder_state
@@ -352,7 +354,7 @@ def test_a_damaged_walk_file_is_walked_again(tmp_path, caplog, damage):
     cfg = _config([a], [], results)
     record_folder_state(results / FOLDER_STATE, cfg)
     walk = results / FOLDER_WALK
-    walk.write_text(damage(walk.read_text()))
+    walk.write_bytes(damage(walk.read_bytes()))
     caplog.set_level(logging.INFO, logger="fast_diff_py")
     write_index(tmp_path / "idx", shard_size=3, walked=(walk, results / FOLDER_STATE), **_index_args(cfg))
     assert "not read" in caplog.text and "walking the folders" in caplog.text

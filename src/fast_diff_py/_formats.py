@@ -6,8 +6,8 @@ and status codes from here.
 
     results_dir/
       folders.state                  FOLDER_STATE: digest of the folders (index input)
-      folders.walk.jsonl             FOLDER_WALK: what the walk of that digest found, for the
-                                     index job (JSON lines: _index._WalkFile; walked again without)
+      folders.walk                   FOLDER_WALK: what the walk of that digest found, for the
+                                     index job (marshal: _index._WalkFile; walked again without)
       storage_listing.parquet        STORAGE_LISTING_SCHEMA: the folders' files in a storage (_storage;
                                      the index input instead of FOLDER_STATE there)
       index/roots.parquet            ROOTS_SCHEMA: one row per searched folder
@@ -194,7 +194,7 @@ SHARD_FILES_SUFFIX = ".files.parquet"
 FOLDER_STATE = "folders.state"
 # the walk that FOLDER_STATE digests, its entries in walk order, written where the DAG is
 # built, the digest on its first line (_index._WalkFile)
-FOLDER_WALK = "folders.walk.jsonl"
+FOLDER_WALK = "folders.walk"
 # the searched folders' files in a Snakemake storage, listed where the DAG is built (_storage)
 STORAGE_LISTING = "storage_listing.parquet"
 DB_RECEIPT = "database.json"

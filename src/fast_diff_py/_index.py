@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import marshal
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from os.path import splitext
 from pathlib import Path
@@ -495,11 +495,14 @@ class _WalkFile:
     where it does not hold this walk already. Where it cannot be written (a full disk), the
     walk is not kept and the index job walks again.
 
-    The file is text: a first line naming the state (``_WALK_MAGIC`` and the digest, written
-    last), then one line per batch (a JSON array of entries, ``path_bytes`` in hex), then a
-    line ``{"said": [[level, message], ...]}``: what the walk logged. JSON, not Parquet: the
-    process that writes it is Snakemake's, which stays small, and the job that reads it may
-    run another Python (``--sdm conda``)."""
+    The file has a first line naming the state (``_WALK_MAGIC`` and the digest, written
+    last), a second naming the Python that wrote it (``_walk_writer``), then each batch of
+    entries (a list of tuples) and last ``{"said": [(level, message), ...]}`` (what the walk
+    logged), each its length and then marshal's form of it (version 2, ``_write_part``):
+    Python's own, the fastest to write and read here (Snakemake's process writes it, which
+    stays small: no Parquet). marshal's format
+    may change between Python versions: a job that runs another Python (``--sdm conda``)
+    walks the folders itself."""
 
     def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
         self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -522,7 +525,7 @@ class _WalkFile:
         try:
             if self.fh is None:
                 self.fh = open(self.scratch, "w+b")
-            marshal.dump(self.held, self.fh, 2)
+            _write_part(self.fh, self.held)
         except (OSError, ValueError) as exc:
             self._fail(exc)
         self.held = []
@@ -532,7 +535,7 @@ class _WalkFile:
             self.fh.seek(0)
             while True:
                 try:
-                    yield marshal.load(self.fh)
+                    yield _read_part(self.fh)
                 except EOFError:
                     break
         yield self.held
@@ -550,11 +553,11 @@ class _WalkFile:
                 return False
             with open(self.tmp, "wb") as out:
                 out.write(_walk_header("0" * _STATE_LENGTH))
+                out.write(_walk_writer())
                 for batch in self._batches():
-                    rows = [[*e[:_PATH_BYTES], _hex(e[_PATH_BYTES]), *e[_PATH_BYTES + 1 :]] for e in batch]
-                    if rows:
-                        out.write(json.dumps(rows, separators=(",", ":")).encode("ascii") + b"\n")
-                out.write(json.dumps({"said": self.said}).encode("ascii") + b"\n")
+                    if batch:
+                        _write_part(out, batch)
+                _write_part(out, {"said": self.said})
                 out.seek(0)
                 out.write(_walk_header(state))  # last: a file whose state is named is whole
             os.replace(self.tmp, self.path)
@@ -576,9 +579,8 @@ class _WalkFile:
         self.scratch.unlink(missing_ok=True)
 
 
-_WALK_MAGIC = b"fast-diff walk 1 "
+_WALK_MAGIC = b"fast-diff walk 2 "
 _STATE_LENGTH = 40  # folder_state's digest: SHA-1 in hex
-_PATH_BYTES = FileEntry._fields.index("path_bytes")
 
 
 def _walk_header(state: str) -> bytes:
@@ -587,8 +589,25 @@ def _walk_header(state: str) -> bytes:
     return _WALK_MAGIC + state.encode("ascii") + b"\n"
 
 
-def _hex(data: bytes | None) -> str | None:
-    return None if data is None else data.hex()
+def _write_part(out: Any, part: Any) -> None:
+    """One part of a walk file: its length (8 bytes), then the part in marshal's form."""
+    data = marshal.dumps(part, 2)
+    out.write(len(data).to_bytes(8, "little") + data)
+
+
+def _read_part(fh: Any) -> Any:
+    """The next part of a walk file (``_write_part``: read whole, then unmarshalled, which is
+    many times faster than marshal reading from the file); EOFError where it is cut short."""
+    size = fh.read(8)
+    data = fh.read(int.from_bytes(size, "little")) if len(size) == 8 else b""
+    if len(size) != 8 or len(data) != int.from_bytes(size, "little"):
+        raise EOFError("the file ends before its last part")
+    return marshal.loads(data)
+
+
+def _walk_writer() -> bytes:
+    """The walk file's second line: the Python whose marshal wrote it."""
+    return f"marshal 2 {sys.implementation.name} {sys.version_info[0]}.{sys.version_info[1]}\n".encode("ascii")
 
 
 def walk_state(path: str | os.PathLike[str]) -> str | None:
@@ -631,20 +650,22 @@ def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list
     try:
         with open(walk, "rb") as fh:
             fh.readline()
-            for line in fh:
-                if said is not None:
-                    raise ValueError("lines after the last")
-                rows = json.loads(line)
-                if isinstance(rows, dict):
-                    said = rows["said"]
-                    continue
-                for row in rows:
-                    if row[_PATH_BYTES] is not None:
-                        row[_PATH_BYTES] = bytes.fromhex(row[_PATH_BYTES])
-                    entries.append(FileEntry._make(row))
-        if said is None:
-            raise ValueError("it ends before its last line")
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+            writer = fh.readline()
+            if writer != _walk_writer():
+                raise ValueError(f"written by another Python ({writer.decode('ascii', 'replace').strip()!r})")
+            while said is None:  # batches of entries, then what the walk logged
+                part = _read_part(fh)
+                if isinstance(part, dict):
+                    said = [(int(level), str(message)) for level, message in part["said"]]
+                elif isinstance(part, list) and all(
+                    isinstance(row, tuple) and len(row) == len(FileEntry._fields) for row in part
+                ):
+                    entries.extend(map(FileEntry._make, part))
+                else:
+                    raise ValueError("a part that is no list of entries")
+            if fh.read(1):
+                raise ValueError("data after its last part")
+    except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
         logger.info("%s not read (%s): walking the folders", os.fspath(walk), exc)
         return None
     for level, message in said:  # what the walk met, as if walked here
@@ -669,6 +690,7 @@ def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:
     c = {**config, "exclude_paths": own_paths(config)}
     stamp = Path(stamp)
     stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.with_name("folders.walk.jsonl").unlink(missing_ok=True)  # the walk file's earlier name (JSON)
     walk = _WalkFile(stamp.with_name(FOLDER_WALK))
     try:
         walks = _walks(

@@ -1,6 +1,7 @@
 """The walk every start makes: ``walk_partition`` over folders and ``folder_state`` (the walk
 and its digest), medians of several calls, against a bare ``os.scandir`` and ``stat`` loop
-over the same tree.
+over the same tree; and where the folders changed, ``record_folder_state`` (the walk, its
+digest and the walk kept for the index job, written) and the index job's read of that walk.
 
     python bench/walk.py /photos/a [/photos/b] [--rounds 5]
     PYTHONPATH=/tmp/before/src python bench/walk.py ...   # another checkout's code
@@ -14,11 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import fast_diff_py
 from fast_diff_py._config import validate_config
-from fast_diff_py._index import folder_state, own_paths, walk_partition
+from fast_diff_py._formats import FOLDER_STATE, FOLDER_WALK
+from fast_diff_py._index import _walked, folder_state, own_paths, record_folder_state, walk_partition
 
 
 def bare(roots: list[str]) -> int:
@@ -73,11 +77,25 @@ def main() -> None:
         )
         return 0
 
+    results = Path(tempfile.mkdtemp(prefix="walk-bench-"))
+
+    def recorded() -> int:
+        for f in results.iterdir():  # a state of its own each time: the walk file is written
+            f.unlink()
+        record_folder_state(results / FOLDER_STATE, cfg)
+        return 0
+
+    def read() -> int:
+        entries = _walked(results / FOLDER_WALK, results / FOLDER_STATE)
+        return len(entries) if entries is not None else 0
+
     print(f"fast_diff_py from {os.path.dirname(fast_diff_py.__file__)}")
     for name, fn in (
         ("bare scandir + stat", lambda: bare(roots[:2])),
         ("walk_partition", walk),
         ("folder_state", state),
+        ("record_folder_state", recorded),
+        ("the walk file read", read),
     ):
         times = []
         for _ in range(args.rounds):

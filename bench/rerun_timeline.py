@@ -63,7 +63,7 @@ def main() -> None:
     rows.sort()
     last = 0.0
     new_work = 0.0
-    logs = work_dir_logs(work)
+    logs = _log_dirs(work)
     for start, end, name in rows:
         spent = _log_span(logs, name) if name.startswith(("make_thumbnails", "compare_blocks")) else None
         shown = f"  work {spent:5.2f}" if spent is not None else ""
@@ -78,7 +78,7 @@ def main() -> None:
         )
 
 
-def work_dir_logs(work: Path) -> list[Path]:
+def _log_dirs(work: Path) -> list[Path]:
     return [p for p in work.rglob("logs") if p.is_dir()]
 
 

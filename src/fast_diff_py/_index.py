@@ -500,9 +500,8 @@ class _WalkFile:
     entries (a list of tuples) and last ``{"said": [(level, message), ...]}`` (what the walk
     logged), each its length and then marshal's form of it (version 2, ``_write_part``):
     Python's own, the fastest to write and read here (Snakemake's process writes it, which
-    stays small: no Parquet). marshal's format
-    may change between Python versions: a job that runs another Python (``--sdm conda``)
-    walks the folders itself."""
+    stays small: no Parquet). marshal's format may change between Python versions: a job
+    that runs another Python (``--sdm conda``) walks the folders itself."""
 
     def __init__(self, path: Path, held: int = 100_000, batch: int = 50_000) -> None:
         self.path, self.tmp = path, path.with_name(f".{path.name}.tmp-{os.getpid()}")

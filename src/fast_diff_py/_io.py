@@ -372,21 +372,18 @@ def _plan_of(path: Path) -> Path | None:
 def remove_damaged(paths: Sequence[str | os.PathLike[str]]) -> None:
     """Remove damaged intermediates so that Snakemake remakes them: a shard's stack and its
     metadata; for a file of a workflow's plan folder, the whole plan (its files are a compare
-    job's inputs, and only the plan job makes them), the block thumbnails kept beside it
-    (KEPT_BLOCKS_DIR: hard links of the plan's) and the database's receipt (so that the same
-    command makes the plan and the database again)."""
+    job's inputs, and only the plan job makes them) and the block thumbnails kept beside it
+    (KEPT_BLOCKS_DIR: hard links of the plan's). The plan gone, the workflow's next start
+    makes it and the database again (``_db.forget_unfinished_database``)."""
     for path in paths:
         path = Path(path)
         plan = _plan_of(path)
         if plan is not None:
-            from ._formats import DB_RECEIPT, KEPT_BLOCKS_DIR
+            from ._formats import KEPT_BLOCKS_DIR
 
             shutil.rmtree(plan, ignore_errors=True)
             # and the block thumbnails kept beside it, which its files may share
             shutil.rmtree(plan.parent / KEPT_BLOCKS_DIR, ignore_errors=True)
-            # and the receipt of the database (a Snakemake target): a plain run then makes
-            # the plan again and the database from it, whatever changed before this run
-            (plan.parent / DB_RECEIPT).unlink(missing_ok=True)
             continue
         for p in (path, path.with_suffix(".parquet")):
             if p.exists():

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import IntermediateError
+from ._files import FileIdentity
 from ._formats import (
     BLOCK_DIR,
     BLOCK_PAIRS_SCHEMA,
@@ -173,6 +174,9 @@ def make_plan(
             fixed=[f.members for f in fixed],
         )
     reuse = {int(block[f.members[0]]): f for f in fixed}
+    # the block thumbnails kept for the next plan, and the sums of the shard stacks it checked
+    made_as = kept[1] if kept is not None else None
+    keeping = keep_blocks and thumb_paths is not None and not crop_paths and made_as is not None
     order = np.lexsort((keys, block))
     # each file's row in its block's thumbnails: its place in the block, or in a kept block's
     # thumbnails (the rows of its files, in key order as the block's)
@@ -196,11 +200,10 @@ def make_plan(
         pq.write_table(carried, tmp / CARRIED_PAIRS)
         (tmp / BLOCK_DIR).mkdir()
         compared = set(np.concatenate([pairs_a, pairs_b]).tolist()) if len(pairs_a) else set()
-        keeping = keep_blocks and kept is not None and thumb_paths is not None and not crop_paths
-        summed = _summed_before(_kept_dir(out_dir), thumb_paths) if keeping and thumb_paths is not None else {}
+        summed = _summed_before(_kept_dir(out_dir), thumb_paths) if keeping and thumb_paths is not None else None
         _write_blocks(blocks, tmp / BLOCK_DIR, thumb_paths, crop_paths, compared, reuse, summed)
-    if keeping and kept is not None:
-        _keep_blocks(_kept_dir(out_dir), kept[1], ordered, Path(out_dir) / BLOCK_DIR, reuse, summed)
+    if keeping and made_as is not None:
+        _keep_blocks(_kept_dir(out_dir), made_as, ordered, Path(out_dir) / BLOCK_DIR, reuse, summed)
     logger.info(
         "%d images in %d blocks; %d of %d block pairs can hold a match",
         len(table),
@@ -317,7 +320,7 @@ def _kept_blocks(
 
 def _keep_blocks(
     kept: Path,
-    made_as: str | None,
+    made_as: str,
     ordered: pa.Table,
     written: Path,
     reuse: dict[int, _Fixed],
@@ -330,8 +333,6 @@ def _keep_blocks(
     the channel sums of the shard stacks in ``summed`` (``_keep_summed``)."""
     from ._carry import VERSION_COLUMNS
 
-    if made_as is None:
-        return
     ids = ordered.column("block").to_numpy()
     cuts = np.flatnonzero(np.diff(ids)) + 1
     parts, blocks, rows = [], [], []
@@ -368,22 +369,21 @@ _SUMMED, _SUMMED_SUMS = "summed.json", "summed.sums"  # (.npy format; no .npy na
 
 class _Summed:
     """The channel sums of every thumbnail of a shard stack, and the identity of the stack's
-    file they were taken from (``file_identity``)."""
+    file they were taken from (``_identity``)."""
 
     __slots__ = ("identity", "sums")
 
-    def __init__(self, identity: tuple[int, int, int, int], sums: np.ndarray) -> None:
+    def __init__(self, identity: FileIdentity, sums: np.ndarray) -> None:
         self.identity, self.sums = identity, sums
 
 
-def file_identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
-    """``(st_dev, st_ino, st_size, st_mtime_ns)`` of ``path``; None where it cannot be read:
-    a file written again, or written to in place, has another."""
+def _identity(path: str | os.PathLike[str]) -> FileIdentity | None:
+    """The identity of the file at ``path`` (a file written again, or written to in place, has
+    another); None where it cannot be read."""
     try:
-        st = os.stat(path)
+        return FileIdentity.of(os.stat(path))
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _summed_before(kept: Path, thumb_paths: Sequence[str]) -> dict[str, _Summed]:
@@ -395,8 +395,8 @@ def _summed_before(kept: Path, thumb_paths: Sequence[str]) -> dict[str, _Summed]
         out, at = {}, 0
         wanted = set(thumb_paths)
         for path, identity, n in listed:
-            if path in wanted and file_identity(path) == tuple(identity):
-                out[path] = _Summed(tuple(identity), sums[at : at + n])
+            if path in wanted and _identity(path) == tuple(identity):
+                out[path] = _Summed(FileIdentity(*identity), sums[at : at + n])
             at += n
         if at != len(sums) or sums.ndim != 2 or sums.shape[1:] != (3,):
             return {}
@@ -430,12 +430,12 @@ def _check_unread(rows: pa.Table, thumb_paths: Sequence[str], summed: dict[str, 
         sel = np.flatnonzero(shards == s)
         path = thumb_paths[s]
         known = summed.get(path) if summed is not None else None
-        if known is not None and file_identity(path) == known.identity:
+        if known is not None:  # (``summed`` holds a stack's sums only while its identity holds)
             sums = known.sums
             taken += 1
         else:
             read += 1
-            identity = file_identity(path)
+            identity = _identity(path)
             stack = open_stack(path)  # unmapped again below
             sums = np.concatenate(
                 [channel_sums(stack[lo : lo + _CHECK_ROWS]) for lo in range(0, len(stack), _CHECK_ROWS)]
@@ -444,7 +444,7 @@ def _check_unread(rows: pa.Table, thumb_paths: Sequence[str], summed: dict[str, 
             del stack
             if summed is not None:
                 summed.pop(path, None)
-                if identity is not None and identity == file_identity(path):
+                if identity is not None and identity == _identity(path):
                     summed[path] = _Summed(identity, sums)
         try:
             bad = int((sums[at[sel]] != want[sel]).any(axis=1).sum())

@@ -454,6 +454,62 @@ def test_a_page_changed_since_it_was_written_is_written_again(tmp_path):
     assert sum(again[n] == inodes[n] for n in again) == len(again) - 2
 
 
+def _without_jpegs(previews: list[Path]) -> None:
+    """The previews files with every thumbnail taken out (their rows and settings kept)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in previews:
+        table = pq.read_table(path)
+        jpegs = pa.nulls(len(table), pa.binary())
+        pq.write_table(table.set_column(table.schema.get_field_index("jpeg"), "jpeg", jpegs), path)
+
+
+def test_a_page_written_again_takes_the_thumbnails_of_unchanged_files_from_the_last_gallery(tmp_path):
+    """A page made again for one group's change takes the thumbnails of its unchanged files
+    from the last gallery's pages: with the thumbnail jobs' previews emptied since, the
+    gallery still equals one made from nothing with them; a last page whose thumbnails were
+    altered since is not taken from, and a file of a new version never shows the old one."""
+    groups = {g: (float(g % 200), 1, 1, "s1") for g in range(400)}
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    report = tmp_path / "report"
+    make_report(db, report, 200, previews=sorted(folder.glob("*.previews.parquet")))
+    pick, other = 17, 18  # two groups on one page, one changed after another
+    on = {p.name for p in pages_of(report) if f"/nowhere/{pick}a.jpg" in p.read_text()}
+    assert on and all(f"/nowhere/{other}a.jpg" in (report / "data" / name).read_text() for name in on)
+
+    groups[pick] = (groups[pick][0] + 0.5,) + groups[pick][1:]  # its page is written again
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    fresh = make_report(db, tmp_path / "fresh", 200, previews=previews)
+    _without_jpegs(previews)
+    index = make_report(db, report, 200, previews=previews)
+    assert _gallery_files(index.parent) == _gallery_files(fresh.parent)
+    assert not [p for p in pages_of(report) if p.name.endswith(".unshared.js")]
+
+    # a thumbnail altered in the last gallery: that page gives none, the previews do
+    page = next(p for p in pages_of(report) if f"/nowhere/{pick}a.jpg" in p.read_text())
+    data = page.read_bytes()
+    at = data.rfind(b'"data:image/jpeg;base64,') + len(b'"data:image/jpeg;base64,')
+    page.write_bytes(data[:at] + (b"A" if data[at : at + 1] != b"A" else b"B") + data[at + 1 :])
+    groups[other] = (groups[other][0] + 0.5,) + groups[other][1:]
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    fresh = make_report(db, tmp_path / "fresh2", 200, previews=previews)
+    index = make_report(db, report, 200, previews=previews)
+    assert _gallery_files(index.parent) == _gallery_files(fresh.parent)
+
+    # a new version of a file: never the last gallery's thumbnail of the old one
+    groups[pick] = groups[pick][:2] + (groups[pick][2] + 1,) + groups[pick][3:]
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    _without_jpegs(previews)
+    index = make_report(db, report, 200, previews=previews)
+    shown = {f["path"]: f["thumb"] for p in pages_of(index.parent) for g in loaded(p, "page") for f in g["files"]}
+    assert shown[f"/nowhere/{pick}b.jpg"] is None  # not decodable here, and no preview
+    assert shown[f"/nowhere/{pick}a.jpg"] is not None and shown[f"/nowhere/{other}a.jpg"] is not None
+
+
 def test_previews_of_rows_no_longer_in_the_index_are_not_shown(tmp_path):
     """A shard's previews may hold a row of a file gone or changed since (its index shard
     no longer holds that path); the preview shown for a path is that of the shard whose

@@ -117,6 +117,10 @@ _DIR_COLUMNS = (
     "part_b",
 )
 _BATCH = 50_000
+# what a directory row takes from its index shard, and file_state from the thumbnail job's
+# metadata (the version of the file that was read)
+_INDEX_COLUMNS = ("key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b")
+_READ_COLUMNS = ("dev", "inode", "file_size", "mtime_ns")
 
 
 def _rows(table, columns):
@@ -285,33 +289,29 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
     else:
         insert_dir = f"INSERT INTO directory ({', '.join(_DIR_COLUMNS)}, deleted) VALUES ({placeholders}, 0)"
     for index_path, meta_path in zip(index_paths, meta_paths, strict=True):
-        index = read_parquet(
-            index_path, columns=["key", "path", "filename", "allowed", "file_size", "created", "dir_index", "part_b"]
-        )
-        # one row per row of the shard's files: those of the index shard's rows, in its order
-        rows = files_rows(index_path)
-        meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *hash_columns])
+        # each file read once: the shard's rows, and its thumbnail job's metadata of them
+        index = read_parquet(index_path, columns=[*_INDEX_COLUMNS, "path_bytes", "same_as"])
+        rows = files_rows(index_path)  # one row per row of the shard's files, in its order
+        meta = read_parquet(meta_path, columns=["error", "success", "px", "py", *hash_columns, *_READ_COLUMNS])
         meta = in_index_order(meta, rows, meta_path)
         if len(meta) != len(index):
             raise ValueError(f"{meta_path} does not describe the files of {index_path}")
-        cols = {name: index.column(name) for name in index.column_names}
-        cols.update({name: meta.column(name) for name in meta.column_names})
+        cols = {name: index.column(name) for name in _INDEX_COLUMNS}
+        cols.update({name: meta.column(name) for name in ("error", "success", "px", "py", *hash_columns)})
         data = [cols[c].to_pylist() for c in (*_DIR_COLUMNS, *hash_columns)]
         con.executemany(insert_dir, zip(*data))
-        state = read_parquet(index_path, columns=["key", "path_bytes", "same_as"])
-        read = read_parquet(meta_path, columns=["dev", "inode", "file_size", "mtime_ns"])
-        read = in_index_order(read, rows, meta_path)
-        inodes = [i - (1 << 64) if i >= 1 << 63 else i for i in read.column("inode").to_pylist()]
+        # the version that was read (the metadata's size, not the index's)
+        inodes = [i - (1 << 64) if i >= 1 << 63 else i for i in meta.column("inode").to_pylist()]
         con.executemany(
             "INSERT INTO file_state VALUES (?, ?, ?, ?, ?, ?, ?)",
             zip(
-                state.column("key").to_pylist(),
-                state.column("path_bytes").to_pylist(),
-                read.column("dev").to_pylist(),
+                index.column("key").to_pylist(),
+                index.column("path_bytes").to_pylist(),
+                meta.column("dev").to_pylist(),
                 inodes,
-                read.column("file_size").to_pylist(),
-                read.column("mtime_ns").to_pylist(),
-                state.column("same_as").to_pylist(),
+                meta.column("file_size").to_pylist(),
+                meta.column("mtime_ns").to_pylist(),
+                index.column("same_as").to_pylist(),
             ),
         )
     for pair_path in pair_paths:
@@ -343,12 +343,33 @@ def _fill(con, scratch, roots_path, index_paths, meta_paths, pair_paths) -> None
 
 def _any_hash(meta_paths: Sequence[str], index_paths: Sequence[str]) -> bool:
     """Whether any file of the index shards ``index_paths`` has a hash in the thumbnail
-    metadata ``meta_paths``."""
+    metadata ``meta_paths``: a file whose statistics say every hash is null has none, and is
+    not read (runs without compute_hash); the others are read in their shard's order."""
     for path, index_path in zip(meta_paths, index_paths, strict=True):
+        if _hashes_all_null(path):
+            continue
         table = read_in_index_order(path, index_path, HASH_COLUMNS)
         if any(column.null_count < len(column) for column in table.columns):
             return True
     return False
+
+
+def _hashes_all_null(path: str) -> bool:
+    """Whether the Parquet statistics of ``path`` say that all its hash columns are null
+    (False where they do not say, or the file cannot be read: it is then read whole)."""
+    try:
+        with pq.ParquetFile(path) as pf:
+            meta = pf.metadata
+            names = pf.schema_arrow.names
+            for group in range(meta.num_row_groups):
+                row_group = meta.row_group(group)
+                for name in HASH_COLUMNS:
+                    stats = row_group.column(names.index(name)).statistics
+                    if stats is None or not stats.has_null_count or stats.null_count != row_group.num_rows:
+                        return False
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return True
 
 
 def _keys_of_hashes(con: sqlite3.Connection) -> None:

@@ -11,7 +11,10 @@ Files that could not be read are listed on pages of their own.
 Pages are cut where their groups say (``_pages``) and named by a digest of what they show and
 of the version of each file and the settings its preview was made under (``_page_text``):
 the next gallery takes a page of the same name from the last one as it is, so that a rerun
-after a small change writes a few pages, and the gallery equals one made from nothing.
+after a small change writes a few pages, and the gallery equals one made from nothing. A page
+written again takes the thumbnails of its unchanged files from the last gallery's pages too
+(``_LastThumbnails``, by the file index ``THUMBNAIL_INDEX`` beside them), rather than reading
+the thumbnail jobs' previews again.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ BROKEN_PER_PAGE = 1000
 _PAGE_FORMAT = "fast-diff gallery page 2"
 # the end of a page's name whose thumbnails are not all the thumbnail jobs': never taken again
 _UNSHARED = ".unshared.js"
+# which thumbnail of which page is whose: for each page whose thumbnails are all the
+# thumbnail jobs' (not _UNSHARED), a digest of its thumbnails as written and, in the page's
+# order, a digest of each file's path, version and preview settings (_file_digest); the
+# next gallery takes from it the thumbnails of files unchanged (the browser never loads it)
+THUMBNAIL_INDEX = "thumbnail-index.json"
+_THUMBNAIL_INDEX_FORMAT = "fast-diff thumbnail index 1"
+_PAGE_END = b"]);\n"
 # what a page shows of each file (the rest of a file's entry only serves to make the page)
 _SHOWN = ("path", "px", "py", "size", "date", "dif", "best", "why", "url", "abs")
 
@@ -317,19 +327,100 @@ def _link_page(source: Path, target: Path, head: bytes) -> bool:
     return True
 
 
-def _write_page(path: Path, name: str, text: str, thumbs: list[bytes | None]) -> None:
-    """A page of groups: ``FD.page(name, groups, thumbnails)``, the thumbnails (JPEGs, one per
-    file in the page's order, None for none) as data URIs, written as they are rather than
-    through the JSON encoder (a page's text is mostly these, and base64 needs no escaping)."""
+def _data_uri(jpeg: bytes) -> str:
+    """A thumbnail as the page holds it: a JPEG's data URI."""
+    return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')}"
+
+
+def _write_page(path: Path, name: str, text: str, thumbs: list[str | None]) -> str:
+    """A page of groups: ``FD.page(name, groups, thumbnails)``, the thumbnails (data URIs,
+    ``_data_uri``, one per file in the page's order, None for none) written as they are
+    rather than through the JSON encoder (a page's text is mostly these, and they need no
+    escaping). Returns the digest of the page's thumbnails as written (``_thumbs_digest``)."""
+    tail = ("[" + ",".join(f'"{uri}"' if uri else "null" for uri in thumbs)).encode("ascii") + _PAGE_END
     with open(path, "wb") as fh:
-        fh.write(_page_head(name, text))
-        fh.write(
-            ",".join(
-                f'"data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}"' if jpeg else "null"
-                for jpeg in thumbs
-            ).encode("ascii")
-        )
-        fh.write(b"]);\n")
+        fh.write(_page_head(name, text)[:-1])  # the head ends with the tail's "["
+        fh.write(tail)
+    return _thumbs_digest(tail)
+
+
+def _thumbs_digest(tail: bytes) -> str:
+    """The digest of a page's thumbnails as written: from the "[" that opens them to its end."""
+    return hashlib.blake2b(tail, digest_size=16).hexdigest()
+
+
+def _file_digest(f: dict[str, Any]) -> str | None:
+    """What a thumbnail of the thumbnail jobs shows: the file's path, version and preview
+    settings; None where either is unknown."""
+    if f["version"] is None or f["made_as"] is None:
+        return None
+    known = json.dumps([f["path"], f["version"], f["made_as"]], ensure_ascii=False)
+    return hashlib.blake2b(known.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def _page_tail(path: Path) -> bytes | None:
+    """A page's thumbnails as written: from the "[" that opens them to its end (no data URI
+    holds a "["); None where the page cannot be read or does not end as a page ends."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    start = data.rfind(b"[")
+    return data[start:] if start >= 0 and data.endswith(_PAGE_END) else None
+
+
+class _LastThumbnails:
+    """The thumbnails of the last gallery's pages (``THUMBNAIL_INDEX``), by file digest
+    (``_file_digest``): a page is read only when one of its thumbnails is asked for, and
+    taken only while its thumbnails are as they were written (their digest); an index
+    missing, of another format or damaged gives none."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.pages: dict[str, dict[str, Any]] = {}
+        self.where: dict[str, tuple[str, int]] = {}
+        try:
+            index = json.loads((data / THUMBNAIL_INDEX).read_bytes())
+            if index.get("format") != _THUMBNAIL_INDEX_FORMAT:
+                return
+            for name, page in index["pages"].items():
+                if "/" in name or not isinstance(page["thumbs"], str) or not isinstance(page["files"], list):
+                    continue
+                self.pages[name] = page
+                for at, digest in enumerate(page["files"]):
+                    self.where[digest] = (name, at)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            self.pages, self.where = {}, {}
+
+    def digest_of(self, name: str) -> str | None:
+        """The digest of the thumbnails of the last gallery's page ``name`` as recorded."""
+        page = self.pages.get(name)
+        return page["thumbs"] if page is not None else None
+
+    def take(self, files: list[dict[str, Any]]) -> dict[int, str]:
+        """The thumbnails (data URIs) the last gallery holds of ``files``, by ``id`` of each."""
+        wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for f in files:
+            at = self.where.get(f["digest"]) if f["digest"] is not None else None
+            if at is not None:
+                wanted.setdefault(at[0], []).append((at[1], f))
+        found: dict[int, str] = {}
+        for name, rows in wanted.items():
+            page = self.pages[name]
+            tail = _page_tail(self.data / name)
+            if tail is None or _thumbs_digest(tail) != page["thumbs"]:
+                continue
+            try:
+                thumbs = json.loads(tail[: -len(_PAGE_END) + 1])
+            except ValueError:
+                continue
+            if not isinstance(thumbs, list) or len(thumbs) != len(page["files"]):
+                continue
+            for row, f in rows:
+                uri = thumbs[row]
+                if isinstance(uri, str) and uri.startswith("data:image/jpeg;base64,"):
+                    found[id(f)] = uri
+        return found
 
 
 def _write_js(path: Path, call: str, *args: Any) -> None:
@@ -413,20 +504,34 @@ def make_report(
                 f["abs"] = f"{prefix.rstrip('/')}/{os.path.normpath(f['path'])}"
         # each page named by what it shows: a page of the last gallery with the same name is
         # the same page, taken as it is (a hard link); the others are written
+        last = _LastThumbnails(out / "data")
         pages: list[dict[str, Any] | None] = []
+        thumb_index: dict[str, dict[str, Any]] = {}  # THUMBNAIL_INDEX of the pages not _UNSHARED
         to_write = []
         for n, chunk in enumerate(_pages(groups)):
             text, name, reusable = _page_text(chunk)
             if reusable and _link_page(out / "data" / name, tmp / "data" / name, _page_head(name, text)):
                 pages.append(_page_entry(chunk, name))
+                digest = last.digest_of(name)
+                if digest is None:  # a gallery without its index: the page's own digest
+                    tail = _page_tail(tmp / "data" / name)
+                    digest = _thumbs_digest(tail) if tail is not None else None
+                if digest is not None:
+                    shown = [_file_digest(f) for g in chunk for f in g["files"]]
+                    thumb_index[name] = {"thumbs": digest, "files": shown}
             else:
                 to_write.append((n, chunk, text, name, reusable))
                 pages.append(None)
         written = [f for _, chunk, *_ in to_write for g in chunk for f in g["files"]]
-        made = index.read({f["path"] for f in written}) if index is not None and written else {}
-        taken = len(made)
+        for f in written:
+            f["digest"] = _file_digest(f)
+        # the thumbnails of unchanged files from the last gallery's pages, the others from
+        # the thumbnail jobs' previews
+        kept = last.take(written) if written else {}
+        wanted = {f["path"] for f in written if id(f) not in kept}
+        made = index.read(wanted) if index is not None and wanted else {}
         # the files the thumbnail jobs left no preview of are read and decoded again
-        missing = [f for f in written if f["path"] not in made]
+        missing = [f for f in written if id(f) not in kept and f["path"] not in made]
         if missing:  # OpenCV is loaded only to decode
             import cv2
 
@@ -438,11 +543,23 @@ def make_report(
         decoded = {id(f): jpeg for f, jpeg in zip(missing, again)}
         for n, chunk, text, name, reusable in to_write:
             # each thumbnail inside its page (a data URI): one file per page, not per image
-            thumbs = [made.get(f["path"]) or decoded.get(id(f)) for g in chunk for f in g["files"]]
-            if not reusable or any(f["path"] not in made for g in chunk for f in g["files"]):
+            in_page = [f for g in chunk for f in g["files"]]
+            thumbs: list[str | None] = []
+            for f in in_page:
+                jpeg = made.get(f["path"]) if id(f) not in kept else None
+                jpeg = jpeg or decoded.get(id(f))
+                thumbs.append(kept.get(id(f)) or (_data_uri(jpeg) if jpeg else None))
+            shared = reusable and not any(id(f) in decoded for f in in_page)
+            if not shared:
                 name = name.replace(".js", _UNSHARED)  # thumbnails not all the jobs': not taken again
-            _write_page(tmp / "data" / name, name, text, thumbs)
+            digest = _write_page(tmp / "data" / name, name, text, thumbs)
+            if shared:
+                thumb_index[name] = {"thumbs": digest, "files": [f["digest"] for f in in_page]}
             pages[n] = _page_entry(chunk, name)
+        with open(tmp / "data" / THUMBNAIL_INDEX, "w", encoding="utf-8") as fh:
+            json.dump(
+                {"format": _THUMBNAIL_INDEX_FORMAT, "pages": thumb_index}, fh, separators=(",", ":"), sort_keys=True
+            )
         broken_pages = 0
         for n, start in enumerate(range(0, len(broken), BROKEN_PER_PAGE), 1):
             rows = [{"path": p, "error": e} for p, e in broken[start : start + BROKEN_PER_PAGE]]
@@ -465,12 +582,14 @@ def make_report(
         (tmp / REPORT_INDEX).write_text(page.replace("{title}", html.escape(os.path.basename(db_path))), "utf-8")
     logger.info(
         "gallery of %d groups (%d files) on %d pages, %d of them taken from the last gallery; "
-        "%d thumbnails from the thumbnail jobs, %d files decoded again; %d unreadable files: %s",
+        "of the pages written, %d thumbnails from the last gallery's pages, %d from the thumbnail jobs, "
+        "%d files decoded again; %d unreadable files: %s",
         len(groups),
         len(members),
         len(pages),
         len(pages) - len(to_write),
-        taken,
+        len(kept),
+        len(made),
         len(missing),
         len(broken),
         out,

@@ -343,23 +343,21 @@ def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
     return pa.table(cols, schema=INDEX_SCHEMA)
 
 
-def _mark_aliases(index_dir: Path, ids: list[str]) -> int:
-    """Give every path of a file named more than once (symbolic or hard links) but one the
-    key of that one in ``same_as``, rewriting the shards (``ids``) that hold such paths.
+def _mark_aliases(tables: list[pa.Table]) -> list[pa.Table]:
+    """The index shards ``tables`` with every path of a file named more than once (symbolic
+    or hard links) but one given the key of that one in ``same_as`` (and an error naming it).
 
     The file's own name is its first path that is neither a link nor under a linked folder,
-    else its first path. Returns the number of aliases.
+    else its first path.
     """
-    shards = [index_dir / shard_file(s) for s in ids]
     cols = ["key", "dev", "inode", "via_link", "path"]
-    tables = [read_parquet(p, columns=cols) for p in shards]
     if not tables:
-        return 0
-    both = pa.concat_tables(tables)
+        return tables
+    both = pa.concat_tables([t.select(cols) for t in tables])
     dev = both.column("dev").to_numpy()
     known = np.flatnonzero(dev >= 0)
     if len(known) < 2:
-        return 0
+        return tables
     keys = both.column("key").to_numpy()[known]
     dev = dev[known]
     inode = both.column("inode").to_numpy()[known]
@@ -369,31 +367,32 @@ def _mark_aliases(index_dir: Path, ids: list[str]) -> int:
     first = np.ones(len(order), bool)
     first[1:] = (d[1:] != d[:-1]) | (i[1:] != i[:-1])
     if first.all():
-        return 0
+        return tables
     head = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
     alias = np.flatnonzero(~first)
     alias_keys = keys[order[alias]]
     own_rows = known[order[head[alias]]]
     own_paths = both.column("path").take(pa.array(own_rows)).to_pylist()
     same_as = dict(zip(alias_keys.tolist(), zip(keys[order[head[alias]]].tolist(), own_paths)))
-    for path in shards:
-        table = read_parquet(path)
+    marked = []
+    for table in tables:
         shard_keys = table.column("key").to_pylist()
-        if not any(k in same_as for k in shard_keys):
-            continue
-        links = table.column("via_link").to_pylist()
-        target = [same_as.get(k, (None, None)) for k in shard_keys]
-        errors = [
-            f"same file as {p!r} ({'symbolic link' if link else 'hard link'}): not compared" if own is not None else e
-            for (own, p), link, e in zip(target, links, table.column("error").to_pylist())
-        ]
-        table = table.set_column(
-            table.schema.get_field_index("same_as"), "same_as", pa.array([own for own, _ in target], pa.int64())
-        )
-        table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
-        pq.write_table(table, path)
+        if any(k in same_as for k in shard_keys):
+            links = table.column("via_link").to_pylist()
+            target = [same_as.get(k, (None, None)) for k in shard_keys]
+            errors = [
+                f"same file as {p!r} ({'symbolic link' if link else 'hard link'}): not compared"
+                if own is not None
+                else e
+                for (own, p), link, e in zip(target, links, table.column("error").to_pylist())
+            ]
+            table = table.set_column(
+                table.schema.get_field_index("same_as"), "same_as", pa.array([own for own, _ in target], pa.int64())
+            )
+            table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
+        marked.append(table)
     logger.info("%d paths name a file already indexed under another path", len(same_as))
-    return len(same_as)
+    return marked
 
 
 def _walks(
@@ -777,25 +776,26 @@ def write_index(
         )
         pq.write_table(roots, tmp / ROOTS_FILE)
         ids: list[str] = []
+        tables: list[pa.Table] = []
         key = 1
         for rows in _shards(walks, shard_size):
             ids.append(_shard_id(rows[0].path if rows else "", ids))
-            pq.write_table(_table(rows, key), tmp / shard_file(ids[-1]))
+            tables.append(_table(rows, key))
             key += len(rows)
-        _mark_aliases(tmp, ids)
-        layout = _kept_layout(tmp, ids, Path(kept), shard_size) if kept is not None else None
+        tables = _mark_aliases(tables)
+        layout = _kept_layout(tables, ids, Path(kept), shard_size) if kept is not None else None
         taken: set[str] = set()
         if layout is not None:
-            ids, taken = layout
+            ids, tables, taken = layout
         files = []
-        for shard in ids:
-            table = read_parquet(tmp / shard_file(shard), columns=["key"])
+        for shard, table in zip(ids, tables, strict=True):
+            pq.write_table(table, tmp / shard_file(shard))
             files.append(len(table))
             name = shard_file(shard, SHARD_FILES_SUFFIX)
             if shard in taken:  # the shard's files as they were, its thumbnails kept with them
                 shutil.copyfile(Path(kept) / name, tmp / name)  # type: ignore[arg-type]
             else:
-                pq.write_table(_files_table(read_parquet(tmp / shard_file(shard))), tmp / name)
+                pq.write_table(_files_table(table), tmp / name)
         pq.write_table(pa.table({"shard": ids, "files": files}, schema=SHARDS_SCHEMA), tmp / SHARDS_FILE)
         if kept is not None:
             _keep_times(tmp, Path(kept), [shard_file(s, SHARD_FILES_SUFFIX) for s in ids])
@@ -803,10 +803,12 @@ def write_index(
     return key - 1
 
 
-def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tuple[list[str], set[str]] | None:
-    """Lay the index shards ``ids`` just written in ``tmp`` (cut by their paths,
-    ``_shards``) out again so that the thumbnails of the last index (``kept``, its shards'
-    files) serve every file they still can: each file whose row (path, version and outcome)
+def _kept_layout(
+    tables: list[pa.Table], ids: list[str], kept: Path, shard_size: int
+) -> tuple[list[str], list[pa.Table], set[str]] | None:
+    """Lay the index shards ``ids`` (``tables``, cut by their paths, ``_shards``) out again
+    so that the thumbnails of the last index (``kept``, its shards' files) serve every file
+    they still can: each file whose row (path, version and outcome)
     is one of the rows of a kept shard's files stays in that shard, which keeps its files
     byte for byte (its thumbnail job does not run; ``files_row`` says where each file is in
     them); the other files (new, changed, or of a shard dissolved) are cut by their paths
@@ -814,8 +816,8 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
     is dissolved where more of its rows are gone than stay, and, where there are new files,
     where it holds fewer than a quarter of ``shard_size`` (so that small shards join the
     next new files instead of adding up). Keys stay in walk order; the shards are listed by
-    their first key. Returns the shard ids and those whose files were kept; None where
-    nothing is kept (the layout cut by paths stands)."""
+    their first key. Returns the shard ids, their tables and the ids of those whose files were
+    kept; None where nothing is kept (the layout cut by paths stands)."""
     names = sorted(p.name for p in kept.glob(shard_file("*", SHARD_FILES_SUFFIX)))
     olds: dict[str, int] = {}
     parts, shard_of, row_of = [], [], []
@@ -834,7 +836,7 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
         row_of.append(np.arange(len(old)))
     if not sum(olds.values()):
         return None
-    table = pa.concat_tables([read_parquet(tmp / shard_file(s)) for s in ids])
+    table = pa.concat_tables(tables)
     matched = match_rows(_files_table(table), pa.concat_tables(parts), SHARD_FILES_SCHEMA.names)
     old_rows = np.concatenate(row_of)
     found = [(shard_of[j], int(old_rows[j])) if j >= 0 else None for j in matched.tolist()]
@@ -862,15 +864,13 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
         if cut:
             taken.append(_shard_id(cut[0].path, taken))
             shards.append((taken[-1], np.asarray([c.row for c in cut], np.intp), None))
-    for s in ids:
-        (tmp / shard_file(s)).unlink()
     shards.sort(key=lambda shard: int(shard[1][0]))
-    for s, rows, in_files in shards:
+    laid = []
+    for _, rows, in_files in shards:
         part = take_rows(table, rows)
         column = part.schema.get_field_index("files_row")
         in_files = in_files if in_files is not None else np.arange(len(rows), dtype=np.int32)
-        part = part.set_column(column, "files_row", arrow_array(in_files, pa.int32()))
-        pq.write_table(part, tmp / shard_file(s))
+        laid.append(part.set_column(column, "files_row", arrow_array(in_files, pa.int32())))
     logger.info(
         "%d files kept in %d shards of the last index; %d in %d new shards",
         len(found) - len(pool),
@@ -878,7 +878,7 @@ def _kept_layout(tmp: Path, ids: list[str], kept: Path, shard_size: int) -> tupl
         len(pool),
         len(shards) - len(stay),
     )
-    return [s for s, _, _ in shards], stay
+    return [s for s, _, _ in shards], laid, stay
 
 
 class _Named(NamedTuple):

@@ -392,11 +392,6 @@ class _LastThumbnails:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self.pages, self.where = {}, {}
 
-    def digest_of(self, name: str) -> str | None:
-        """The digest of the thumbnails of the last gallery's page ``name`` as recorded."""
-        page = self.pages.get(name)
-        return page["thumbs"] if page is not None else None
-
     def take(self, files: list[dict[str, Any]]) -> dict[int, str]:
         """The thumbnails (data URIs) the last gallery holds of ``files``, by ``id`` of each."""
         wanted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -512,13 +507,18 @@ def make_report(
             text, name, reusable = _page_text(chunk)
             if reusable and _link_page(out / "data" / name, tmp / "data" / name, _page_head(name, text)):
                 pages.append(_page_entry(chunk, name))
-                digest = last.digest_of(name)
-                if digest is None:  # a gallery without its index: the page's own digest
+                # the page's line of the last index (a page of the same name shows the same
+                # files in the same versions), else the page's own
+                entry = last.pages.get(name)
+                if entry is not None and len(entry["files"]) != sum(len(g["files"]) for g in chunk):
+                    entry = None
+                if entry is None:
                     tail = _page_tail(tmp / "data" / name)
-                    digest = _thumbs_digest(tail) if tail is not None else None
-                if digest is not None:
-                    shown = [_file_digest(f) for g in chunk for f in g["files"]]
-                    thumb_index[name] = {"thumbs": digest, "files": shown}
+                    if tail is not None:
+                        shown = [_file_digest(f) for g in chunk for f in g["files"]]
+                        entry = {"thumbs": _thumbs_digest(tail), "files": shown}
+                if entry is not None:
+                    thumb_index[name] = entry
             else:
                 to_write.append((n, chunk, text, name, reusable))
                 pages.append(None)

@@ -672,11 +672,12 @@ def finish_run(
     threshold: float,
     **report: Any,
 ) -> tuple[Path, Path]:
-    """What ends a run, in one job: the database (``build_database``) and its ``receipt``,
-    the pairs the next run takes again (``keep_pairs`` into ``kept``, where given), the files
-    of shards gone from the index (``forget_shards`` of ``forget``, where given); then the
-    gallery and the summary (``report_run`` with the keywords in ``report``). Returns the
-    gallery's index and the summary."""
+    """What ends a run, in one job: the database (``build_database``); then, while the
+    gallery and the summary are made (``report_run`` with the keywords in ``report``), the
+    pairs the next run takes again (``keep_pairs`` into ``kept``, where given, in a thread of
+    its own: it is mostly Arrow's work, the gallery mostly Python's); the files of shards gone
+    from the index (``forget_shards`` of ``forget``, where given), and last the database's
+    ``receipt``. Returns the gallery's index and the summary."""
     from ._carry import keep_pairs
     from ._db import build_database, write_receipt
     from ._io import read_parquet
@@ -686,24 +687,33 @@ def finish_run(
     build_database(
         db_path, roots_path=roots_path, index_paths=index_paths, meta_paths=meta_paths, pair_paths=pair_paths
     )
-    if kept:  # for the next run: the pairs of files that will not have changed
-        keep_pairs(
-            kept,
-            list(index_paths),
-            list(meta_paths),
-            list(pair_paths),
-            pairs_fingerprint=pairs_fingerprint,
-            threshold=threshold,
-        )
-    if forget:  # every thumbnail job of the index has run
-        forget_shards(os.path.dirname(roots_path), forget, reuse_root)
-    write_receipt(receipt, db_path)
     merged = time.monotonic() - started
-    if len(report.get("previews", ())) == len(index_paths):  # one per index shard
-        # the paths of each index shard: the previews of a shard kept from the last index
-        # may hold rows of files gone or changed since
-        report["preview_paths"] = [set(read_parquet(p, columns=["path"]).column(0).to_pylist()) for p in index_paths]
-    return report_run(db_path, out_dir, summary_file, threshold, timed={"merge": merged}, **report)
+    with ThreadPoolExecutor(1) as pool:
+        keeping = (  # for the next run: the pairs of files that will not have changed
+            pool.submit(
+                keep_pairs,
+                kept,
+                list(index_paths),
+                list(meta_paths),
+                list(pair_paths),
+                pairs_fingerprint=pairs_fingerprint,
+                threshold=threshold,
+            )
+            if kept
+            else None
+        )
+        if forget:  # every thumbnail job of the index has run
+            forget_shards(os.path.dirname(roots_path), forget, reuse_root)
+        if len(report.get("previews", ())) == len(index_paths):  # one per index shard
+            # the paths of each index shard: the previews of a shard kept from the last
+            # index may hold rows of files gone or changed since
+            shards = [read_parquet(p, columns=["path"]).column(0) for p in index_paths]
+            report["preview_paths"] = [set(paths.to_pylist()) for paths in shards]
+        made = report_run(db_path, out_dir, summary_file, threshold, timed={"merge": merged}, **report)
+        if keeping is not None:
+            keeping.result()  # its error is the job's (an error above stands: the pool waits)
+    write_receipt(receipt, db_path)
+    return made
 
 
 def link_gallery(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:

@@ -294,22 +294,25 @@ def _kept_blocks(
         return []
     idx = np.flatnonzero(unchanged)
     at = match_rows(take_rows(table.select(VERSION_COLUMNS), idx), members, VERSION_COLUMNS)
-    by_block: dict[int, list[tuple[int, int]]] = {}
-    for i, j in zip(idx[at >= 0].tolist(), at[at >= 0].tolist()):
-        by_block.setdefault(int(old_block[j]), []).append((int(old_row[j]), i))
+    # the unchanged files found there, by kept block and their row in it
+    now, then = idx[at >= 0], at[at >= 0]
+    found_block, found_row = old_block[then].astype(np.int64), old_row[then].astype(np.int64)
+    order = np.lexsort((now, found_row, found_block))
+    now, found_block, found_row = now[order], found_block[order], found_row[order]
+    cuts = np.flatnonzero(np.diff(found_block)) + 1
     keys = table.column("key").to_numpy()
     least = max(1, block_size // 4) if not unchanged.all() else 1
     fixed = []
-    for b, found in sorted(by_block.items()):
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(now)]) if len(now) else ():
+        b = int(found_block[lo])
         stack = kept / block_file(b, ".npy")
         try:
             total = len(np.load(stack, mmap_mode="r"))
         except (OSError, ValueError, EOFError):
             continue
-        found.sort()
-        rows = np.asarray([r for r, _ in found], np.intp)
-        members = np.asarray([i for _, i in found], np.intp)
-        if not least <= len(found) <= block_size or 2 * len(found) < total or rows.max() >= total:
+        rows = found_row[lo:hi].astype(np.intp)
+        members = now[lo:hi].astype(np.intp)
+        if not least <= len(rows) <= block_size or 2 * len(rows) < total or rows.max() >= total:
             continue
         if len(members) > 1 and not (np.diff(keys[members]) > 0).all():
             continue  # (keys keep the walk order of unchanged files: never so)

@@ -536,3 +536,24 @@ def test_trimmed_copies_are_closer_with_their_crops(corpus):
         assert cropped <= plain
         closer += cropped < plain / 2
     assert closer >= 3
+
+
+def test_the_database_reads_hashes_unless_the_statistics_say_there_are_none(tmp_path):
+    """The database build skips reading a metadata file's hashes only where its Parquet
+    statistics say every hash is null: a hash in any row group, or a file written without
+    statistics, is read."""
+    from fast_diff_py._db import _hashes_all_null
+    from fast_diff_py._formats import HASH_COLUMNS, META_SCHEMA
+
+    def meta(name: str, hashes: list[str | None], **options) -> str:
+        cols = {f.name: pa.nulls(len(hashes), f.type) for f in META_SCHEMA}
+        cols[HASH_COLUMNS[-1]] = pa.array(hashes, pa.string())
+        path = tmp_path / name
+        pq.write_table(pa.table(cols, schema=META_SCHEMA), path, **options)
+        return str(path)
+
+    assert _hashes_all_null(meta("none.parquet", [None] * 6, row_group_size=2))
+    assert not _hashes_all_null(meta("last.parquet", [None] * 5 + ["ff00"], row_group_size=2))
+    assert not _hashes_all_null(meta("unsaid.parquet", [None] * 6, write_statistics=False))
+    (tmp_path / "cut.parquet").write_bytes(Path(meta("whole.parquet", [None] * 6)).read_bytes()[:-9])
+    assert not _hashes_all_null(str(tmp_path / "cut.parquet"))

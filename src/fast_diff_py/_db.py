@@ -360,14 +360,14 @@ def _hashes_all_null(path: str) -> bool:
     try:
         with pq.ParquetFile(path) as pf:
             meta = pf.metadata
-            names = pf.schema_arrow.names
             for group in range(meta.num_row_groups):
                 row_group = meta.row_group(group)
+                chunks = {row_group.column(c).path_in_schema: row_group.column(c) for c in range(meta.num_columns)}
                 for name in HASH_COLUMNS:
-                    stats = row_group.column(names.index(name)).statistics
+                    stats = chunks[name].statistics
                     if stats is None or not stats.has_null_count or stats.null_count != row_group.num_rows:
                         return False
-    except (pa.ArrowException, OSError, ValueError):
+    except (pa.ArrowException, OSError, ValueError, KeyError):
         return False
     return True
 

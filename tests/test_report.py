@@ -510,6 +510,46 @@ def test_a_page_written_again_takes_the_thumbnails_of_unchanged_files_from_the_l
     assert shown[f"/nowhere/{pick}a.jpg"] is not None and shown[f"/nowhere/{other}a.jpg"] is not None
 
 
+@pytest.mark.parametrize(
+    "index",
+    [
+        b"{not json",
+        b'{"format": "fast-diff thumbnail index 0", "pages": {}}',
+        b'{"format": "fast-diff thumbnail index 1", "pages": []}',
+        b'{"format": "fast-diff thumbnail index 1", "pages": {"x.js": {"thumbs": 1, "files": [[1]]}}}',
+        None,  # gone
+    ],
+)
+def test_a_damaged_or_missing_thumbnail_index_takes_nothing_and_is_made_again(tmp_path, index):
+    """The last gallery's thumbnail index cut, of another format, of the wrong shapes, or
+    gone: the next gallery takes no thumbnail through it, and still equals one made from
+    nothing (its own index included)."""
+    from fast_diff_py._report import THUMBNAIL_INDEX
+
+    groups = {g: (float(g % 200), 1, 1, "s1") for g in range(400)}
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    report = tmp_path / "report"
+    make_report(db, report, 200, previews=sorted(folder.glob("*.previews.parquet")))
+    if index is None:
+        (report / "data" / THUMBNAIL_INDEX).unlink()
+    else:
+        (report / "data" / THUMBNAIL_INDEX).write_bytes(index)
+    groups[17] = (groups[17][0] + 0.5,) + groups[17][1:]
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    previews = sorted(folder.glob("*.previews.parquet"))
+    fresh = make_report(db, tmp_path / "fresh", 200, previews=previews)
+    made = make_report(db, report, 200, previews=previews)
+    assert _gallery_files(made.parent) == _gallery_files(fresh.parent)
+    # the index damaged again, and no previews to take: the page written again has none
+    groups[18] = (groups[18][0] + 0.5,) + groups[18][1:]
+    (report / "data" / THUMBNAIL_INDEX).write_bytes(index or b"")
+    db, folder = _gallery_input(tmp_path / "in", groups)
+    _without_jpegs(sorted(folder.glob("*.previews.parquet")))
+    made = make_report(db, report, 200, previews=sorted(folder.glob("*.previews.parquet")))
+    shown = [f["thumb"] for p in pages_of(made.parent) for g in loaded(p, "page") for f in g["files"]]
+    assert None in shown and any(shown)  # the page written again, and those taken as they were
+
+
 def test_previews_of_rows_no_longer_in_the_index_are_not_shown(tmp_path):
     """A shard's previews may hold a row of a file gone or changed since (its index shard
     no longer holds that path); the preview shown for a path is that of the shard whose

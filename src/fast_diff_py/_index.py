@@ -808,15 +808,15 @@ def _kept_layout(
 ) -> tuple[list[str], list[pa.Table], set[str]] | None:
     """Lay the index shards ``ids`` (``tables``, cut by their paths, ``_shards``) out again
     so that the thumbnails of the last index (``kept``, its shards' files) serve every file
-    they still can: each file whose row (path, version and outcome)
-    is one of the rows of a kept shard's files stays in that shard, which keeps its files
-    byte for byte (its thumbnail job does not run; ``files_row`` says where each file is in
-    them); the other files (new, changed, or of a shard dissolved) are cut by their paths
-    into new shards, whose jobs take the thumbnails of dissolved shards again. A kept shard
-    is dissolved where more of its rows are gone than stay, and, where there are new files,
-    where it holds fewer than a quarter of ``shard_size`` (so that small shards join the
-    next new files instead of adding up). Keys stay in walk order; the shards are listed by
-    their first key. Returns the shard ids, their tables and the ids of those whose files were
+    they still can: each file whose row (path, version and outcome) is one of the rows of a
+    kept shard's files stays in that shard, which keeps its files byte for byte (its
+    thumbnail job does not run; ``files_row`` says where each file is in them); the other
+    files (new, changed, or of a shard dissolved) are cut by their paths into new shards,
+    whose jobs take the thumbnails of dissolved shards again. A kept shard is dissolved
+    where more of its rows are gone than stay, and, where there are new files, where it
+    holds fewer than a quarter of ``shard_size`` (so that small shards join the next new
+    files instead of adding up). Keys stay in walk order; the shards are listed by their
+    first key. Returns the shard ids, their tables and the ids of those whose files were
     kept; None where nothing is kept (the layout cut by paths stands)."""
     names = sorted(p.name for p in kept.glob(shard_file("*", SHARD_FILES_SUFFIX)))
     olds: dict[str, int] = {}

@@ -3,6 +3,7 @@ version, and its database equals a run from scratch over the same files."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -59,6 +60,9 @@ def test_a_file_sorting_first_decodes_only_itself(tmp_path, crop):
     assert 1 <= len(ran) < len(shard_contents(work)) and len(before) >= 2
     done, total = taken(work, proc)
     assert done == total - 1
+    # the summary times this run's jobs, not those of the shards kept from the last run
+    stages = json.loads((work / "results" / "summary.json").read_text())["stages"]
+    assert stages["thumbnails"]["jobs"] == len(ran)
     assert same_as_fresh(tmp_path, work, config)
 
 

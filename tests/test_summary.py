@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import FastDifPy, current_summary, format_summary, summarize, write_receipt, write_summary
-from fast_diff_py._summary import _groups
+from fast_diff_py._summary import _groups, stage_times
 from fast_diff_py._workflow import snakemake_command
 
 
@@ -84,6 +84,29 @@ def test_the_example_run_ends_with_its_summary(tmp_path):
     assert (tmp_path / "w" / "results" / "report" / "index.html").is_file()
     assert json.loads((tmp_path / "w" / "results" / "summary.json").read_text())["pairs"] == 3
     assert "merge_database" in again.stderr and "make_thumbnails" not in again.stderr, again.stderr
+
+
+def test_stage_times_are_those_of_the_jobs_since_the_last_run(tmp_path):
+    def job(name, seconds, end):
+        path = tmp_path / "benchmarks" / f"{name}.tsv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"s\th:m:s\n{seconds}\t0:00:00\n")
+        os.utime(path, (end, end))
+
+    job("make_thumbnails_1", 4.0, 1000.0)  # a shard kept from the last run
+    job("make_thumbnails_2", 2.0, 2000.0)
+    job("make_thumbnails_3", 3.0, 2001.0)
+    job("compare_blocks_7", 5.0, 1005.0)
+    job("index_files", 0.5, 1999.0)
+    (tmp_path / "benchmarks" / "notes.txt").write_text("not a benchmark")
+    every = stage_times(tmp_path / "benchmarks")
+    assert every["thumbnails"] == {"jobs": 3, "job_seconds": 9.0, "wall_seconds": 1005.0}
+    assert set(every) == {"index", "thumbnails", "compare"}
+    rerun = stage_times(tmp_path / "benchmarks", since=1500.0)
+    assert rerun == {
+        "index": {"jobs": 1, "job_seconds": 0.5, "wall_seconds": 0.5},
+        "thumbnails": {"jobs": 2, "job_seconds": 5.0, "wall_seconds": 3.0},
+    }
 
 
 def test_the_largest_group_and_its_best_file(tmp_path, dup_folder):

@@ -639,7 +639,13 @@ def report_run(
     summary (``summarize``, naming ``gallery`` or else the gallery written, with the entries
     of ``shown``) in ``summary_file``. The summary's time of the report stage is the
     gallery's, taken here, and that of each stage in ``timed`` (seconds taken in the same
-    job, which has no benchmark file yet). Returns the gallery's index and the summary."""
+    job, which has no benchmark file yet); the other stages' are those of the jobs run
+    since the last summary was written (a rerun's own). Returns the gallery's index and
+    the summary."""
+    try:  # the end of the last run, where there was one
+        since: float | None = os.stat(summary_file).st_mtime
+    except (OSError, ValueError):
+        since = None
     started = time.monotonic()
     index = make_report(
         db_path, out_dir, threshold, threads=threads, previews=previews, preview_paths=preview_paths, storage=storage
@@ -647,7 +653,7 @@ def report_run(
     if copy is not None:
         link_gallery(index.parent, copy)
     seconds = time.monotonic() - started
-    summary = summarize(db_path, threshold, benchmarks, gallery or index)
+    summary = summarize(db_path, threshold, benchmarks, gallery or index, since)
     for stage, took in {**(timed or {}), "report": seconds}.items():
         summary["stages"][stage] = {"jobs": 1, "job_seconds": round(took, 2), "wall_seconds": round(took, 2)}
     summary.update(shown or {})

@@ -48,10 +48,12 @@ STAGES = {
 ALL_ERRORS_SQL = "SELECT path, error FROM directory WHERE success = 0 ORDER BY key"
 
 
-def stage_times(benchmarks: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+def stage_times(benchmarks: str | os.PathLike[str], since: float | None = None) -> dict[str, dict[str, float]]:
     """Per stage, from Snakemake's benchmark files under ``benchmarks``: its jobs, their
     seconds summed, and the wall span from the first job's start to the last one's end (a
-    job's end is its file's time, its start that less its seconds)."""
+    job's end is its file's time, its start that less its seconds). With ``since`` (a time
+    in seconds since the epoch), only the jobs that ended after it: a rerun keeps the files
+    of the jobs it did not need to run again, and their time is not this run's."""
     spans: dict[str, list[tuple[float, float]]] = {}
     for tsv in Path(benchmarks).rglob("*.tsv"):
         stage = next((s for s, rules in STAGES.items() if tsv.stem.startswith(rules)), None)
@@ -63,6 +65,8 @@ def stage_times(benchmarks: str | os.PathLike[str]) -> dict[str, dict[str, float
             end = tsv.stat().st_mtime
         except (OSError, StopIteration, KeyError, ValueError):
             continue  # a benchmark being written or from another version: no time for it
+        if since is not None and end < since:
+            continue
         spans.setdefault(stage, []).append((end - seconds, end))
     return {
         stage: {
@@ -103,10 +107,12 @@ def summarize(
     threshold: float,
     benchmarks: str | os.PathLike[str] | None = None,
     gallery: str | os.PathLike[str] | None = None,
+    since: float | None = None,
 ) -> dict[str, Any]:
     """What the database at ``db_path`` holds, as ``summary.json`` has it. Groups join the
     stored pairs with ``dif <= threshold``; their best file is the one difPy's rules keep (the
-    highest resolution, then the largest file)."""
+    highest resolution, then the largest file). The stages' times are those of the jobs
+    that ended after ``since`` (``stage_times``)."""
     con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
     try:
         outcomes = Counter(dict(con.execute("SELECT success, COUNT(*) FROM directory GROUP BY success")))
@@ -155,7 +161,7 @@ def summarize(
         "groups": len(groups),
         "files_in_groups": sum(len(g) for g in groups),
         "largest_group": largest,
-        "stages": stage_times(benchmarks) if benchmarks is not None else {},
+        "stages": stage_times(benchmarks, since) if benchmarks is not None else {},
         "gallery": os.path.abspath(gallery) if gallery is not None else None,
     }
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,8 @@ from fast_diff_py import (
     shard_ids,
     write_index,
 )
+from fast_diff_py._errors import IntermediateError
+from fast_diff_py._plan import block_path
 
 SIZE = 16
 CROP_TOLERANCE = 0.12  # crops of 4, 8 and 12 % of each side: visible at 16 x 16
@@ -557,3 +561,63 @@ def test_the_database_reads_hashes_unless_the_statistics_say_there_are_none(tmp_
     assert not _hashes_all_null(meta("unsaid.parquet", [None] * 6, write_statistics=False))
     (tmp_path / "cut.parquet").write_bytes(Path(meta("whole.parquet", [None] * 6)).read_bytes()[:-9])
     assert not _hashes_all_null(str(tmp_path / "cut.parquet"))
+
+
+def test_a_compare_job_reads_the_thumbnails_near_a_match_and_checks_each(corpus, tmp_path, monkeypatch):
+    """A compare job reads, of each block, the thumbnails of the images the bounds leave near
+    a match, and checks each against its recorded sums: a thumbnail damaged in place that is
+    read stops the job (and removes the plan); one it needs not read changes nothing."""
+    import fast_diff_py._compare as compare
+
+    run = corpus["a"]
+    plan = tmp_path / "plan"
+
+    def compared() -> tuple[dict, dict[int, set[int]], int]:
+        if not plan.exists():
+            make_plan(
+                run["meta"],
+                run["index"],
+                plan,
+                size=SIZE,
+                block_size=4,
+                threshold=15.0,
+                has_part_b=False,
+                thumb_paths=run["thumbs"],
+            )
+        seen: dict[int, list] = {}
+        real = compare._thumbnails
+
+        def spy(plan_dir, block, rows, sums):
+            thumbs = real(plan_dir, block, rows, sums)
+            seen.setdefault(block, []).append(thumbs)
+            return thumbs
+
+        monkeypatch.setattr(compare, "_thumbnails", spy)
+        rows = {}
+        for a, bs in block_partners(plan).items():
+            compare_blocks(plan, a, bs, tmp_path / f"{a}.parquet", threshold=15.0)
+            rows[a] = pq.read_table(tmp_path / f"{a}.parquet").to_pylist()
+        read = {b: {int(r) for t in ts for r in t._rows[t._have]} for b, ts in seen.items()}
+        return rows, read, sum(len(t) for ts in seen.values() for t in ts)
+
+    pairs, read, total = compared()
+    assert any(pairs.values()) and 0 < sum(map(len, read.values())) < total
+    unread = next(
+        (b, r) for b, rs in read.items() for r in range(len(np.load(block_path(plan, b, ".npy")))) if r not in rs
+    )
+    first_read = next((b, min(rs)) for b, rs in read.items() if rs)
+
+    def damage(block: int, row: int) -> None:
+        stack = np.load(block_path(plan, block, ".npy"), mmap_mode="r+")
+        stack[row] = 255 - stack[row]
+        stack.flush()
+        del stack
+
+    damage(*unread)
+    assert compared()[0] == pairs
+    damage(*first_read)
+    with pytest.raises(IntermediateError, match="changed since it was written"):
+        compared()
+    assert not os.path.exists(block_path(plan, first_read[0], ".npy"))  # the workflow: the whole plan
+    shutil.rmtree(plan)
+    assert compared()[0] == pairs  # the plan made again

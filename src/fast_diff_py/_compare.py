@@ -6,7 +6,7 @@ import glob
 import importlib.util
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -175,7 +175,7 @@ class _Block:
     sums: np.ndarray
     keys: np.ndarray
     sizes: np.ndarray  # (px, py) per row
-    thumbs: np.ndarray  # the thumbnails, in brightness order
+    thumbs: np.ndarray | _Thumbnails  # the thumbnails, in brightness order
     tiles: list[tuple[int, int]]
     ranges: list[tuple[np.ndarray, np.ndarray]]  # per tile: minima and maxima of with_total sums
     crops: np.ndarray | None = None  # crop thumbnails (V x n x S x S x 3), brightness order
@@ -271,24 +271,63 @@ def _rows_of(table: pa.Table) -> np.ndarray:
     return table.column("block_row").to_numpy().astype(np.intp)
 
 
-def _thumbnails(plan_dir: str | os.PathLike[str], block: int, rows: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """The block's thumbnails at ``rows`` of its stack, when they still have the channel sums
-    their thumbnail jobs recorded (``sums``, in the same order); else the plan is removed (so
+def _thumbnails(
+    plan_dir: str | os.PathLike[str], block: int, rows: np.ndarray, sums: np.ndarray
+) -> np.ndarray | _Thumbnails:
+    """The block's thumbnails at ``rows`` of its stack (``_Thumbnails``: each read when first
+    asked for and checked then against the channel sums its thumbnail job recorded, ``sums``
+    in the same order). Where ``rows`` are not all in the stack, the plan is removed (so
     that the next run makes it again) and IntermediateError names the stack."""
     if not len(rows):
         return np.zeros((0, 1, 1, 3), np.uint8)
     stack = block_stack(plan_dir, block)
-    x = np.asarray(stack[rows]) if rows.min() >= 0 and rows.max() < len(stack) else None
-    del stack
-    bad = len(rows) if x is None else int((channel_sums(x) != sums).any(axis=1).sum())
-    if x is not None and not bad:
-        return x
+    if rows.min() < 0 or rows.max() >= len(stack):
+        del stack
+        _refuse_stack(plan_dir, block, len(rows))
+    return _Thumbnails(stack, rows, sums, lambda bad: _refuse_stack(plan_dir, block, bad))
+
+
+def _refuse_stack(plan_dir: str | os.PathLike[str], block: int, bad: int) -> None:
     path = block_path(plan_dir, block, ".npy")
     remove_damaged([path])
     raise IntermediateError(
         f"thumbnail stack {path!r} changed since it was written ({bad} thumbnails differ from "
         "their recorded sums); removed the plan: run the same command again to make it anew"
     )
+
+
+class _Thumbnails:
+    """A block's thumbnails in brightness order, as an array indexed by row numbers
+    (``x[rows]``), read from the block's stack when first asked for: the bounds leave the
+    few images near a match, so a job reads those of its partner blocks and not every one.
+    Each is checked, when it is read, against its recorded channel sums (``refuse`` is called
+    with the number that differ)."""
+
+    def __init__(self, stack: np.ndarray, rows: np.ndarray, sums: np.ndarray, refuse: Callable[[int], None]):
+        self._stack, self._rows, self._sums, self._refuse = stack, rows, sums, refuse
+        self.shape = (len(rows), *stack.shape[1:])
+        self.dtype = stack.dtype
+        self._data = np.empty(self.shape, stack.dtype)  # pages taken as rows are read
+        self._have = np.zeros(len(rows), bool)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.intp)
+        todo = np.unique(idx[~self._have[idx]])
+        if len(todo):
+            # in the stack's order: a mapped file read forwards
+            at = np.argsort(self._rows[todo], kind="stable")
+            todo = todo[at]
+            x = np.asarray(self._stack[self._rows[todo]])
+            bad = int((channel_sums(x) != self._sums[todo]).any(axis=1).sum())
+            if bad:
+                del x
+                self._refuse(bad)
+            self._data[todo] = x
+            self._have[todo] = True
+        return self._data[idx]
 
 
 def compare_blocks(

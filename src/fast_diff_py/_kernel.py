@@ -17,6 +17,7 @@ over chunks of 1024 entries are added in float64, which is exact below 2^53.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +40,16 @@ __all__ = [
 ]
 
 _CHUNK = 1024  # entries per float32 partial product; 1024 * 128^2 = 2^24
+
+
+class Rows(Protocol):
+    """Thumbnails that give an array of the rows asked for (``x[rows]``): an array, or a
+    block's stack read as its rows are first asked for (``_compare._Thumbnails``)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, rows: np.ndarray, /) -> np.ndarray: ...
 
 
 def _check_thumbs(x: np.ndarray, name: str) -> None:
@@ -245,8 +256,8 @@ def grid_bound_mask(
 
 
 def pair_dif(
-    x: np.ndarray,
-    y: np.ndarray,
+    x: np.ndarray | Rows,
+    y: np.ndarray | Rows,
     rows: np.ndarray,
     cols: np.ndarray,
     rotate: bool = True,

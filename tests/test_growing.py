@@ -63,6 +63,9 @@ def test_a_file_sorting_first_decodes_only_itself(tmp_path, crop):
     # the summary times this run's jobs, not those of the shards kept from the last run
     stages = json.loads((work / "results" / "summary.json").read_text())["stages"]
     assert stages["thumbnails"]["jobs"] == len(ran)
+    # and the cores are shared out among the jobs that run, not among all the shards
+    threads = re.findall(r"rule make_thumbnails:\n(?:\s+\w+:.*\n)*?\s+threads: (\d+)", proc.stdout + proc.stderr)
+    assert threads == (["2"] if len(ran) == 1 else []), proc.stderr
     assert same_as_fresh(tmp_path, work, config)
 
 

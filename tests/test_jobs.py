@@ -160,6 +160,28 @@ def test_threads_per_job(cores, jobs, most, expected):
     assert threads_per_job(cores, jobs, most) == expected
 
 
+def test_outdated_jobs_are_those_with_an_output_missing_or_older_than_the_input(tmp_path):
+    import os
+
+    from fast_diff_py._jobs import outdated_jobs
+
+    def made(name, when):
+        path = tmp_path / name
+        path.write_text(name)
+        os.utime(path, (when, when))
+        return str(path)
+
+    jobs = [
+        (made("a.in", 100), [made("a.out", 200), made("a.npy", 200)]),  # done
+        (made("b.in", 300), [made("b.out", 200), made("b.npy", 400)]),  # one output older
+        (made("c.in", 100), [made("c.out", 200), str(tmp_path / "c.npy")]),  # one missing
+        (str(tmp_path / "d.in"), [made("d.out", 200)]),  # no input yet
+        (made("e.in", 200), [made("e.out", 200)]),  # as old as its input: done
+    ]
+    assert outdated_jobs(jobs) == 3
+    assert outdated_jobs(jobs[:1] + jobs[4:]) == 0 and outdated_jobs([]) == 0
+
+
 def test_progress_lines_come_at_the_interval_with_rate_and_time_left():
     import logging
 

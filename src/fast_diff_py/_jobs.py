@@ -5,10 +5,12 @@ the run is over."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
+from collections.abc import Iterable, Sequence
 
-__all__ = ["LOG_FORMAT", "cancel_pending_timers", "start_job", "threads_per_job"]
+__all__ = ["LOG_FORMAT", "cancel_pending_timers", "outdated_jobs", "start_job", "threads_per_job"]
 
 # a job log's lines (start_job; a run in one process writes the same: _inline)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -68,6 +70,28 @@ def threads_per_job(cores: int | None, jobs: int, most: int) -> int:
     if not cores:
         return most
     return max(1, min(most, cores // max(1, jobs)))
+
+
+def outdated_jobs(jobs: Iterable[tuple[str, Sequence[str]]]) -> int:
+    """How many of ``jobs`` (each its input and its outputs) Snakemake runs by the files'
+    times: those with an output missing or older than the input. Jobs it runs for other
+    reasons (changed parameters, ``--forcerun``) are not seen here."""
+    count = 0
+    for source, outputs in jobs:
+        try:
+            made = os.stat(source).st_mtime
+        except OSError:
+            count += 1
+            continue
+        for output in outputs:
+            try:
+                stale = os.stat(output).st_mtime < made
+            except OSError:
+                stale = True
+            if stale:
+                count += 1
+                break
+    return count
 
 
 def cancel_pending_timers() -> int:

@@ -27,7 +27,7 @@ except ImportError as error:
 # folders, the intermediate files and the products are in the storage (fast_diff_py._storage)
 STORAGE = workflow.storage_registry.default_storage_provider
 STORAGE_PREFIX = workflow.storage_settings.default_storage_prefix
-from fast_diff_py._jobs import cancel_pending_timers, threads_per_job
+from fast_diff_py._jobs import cancel_pending_timers, outdated_jobs, threads_per_job
 from snakemake.exceptions import WorkflowError
 
 # a bad setting: its message, without a traceback of the workflow's code
@@ -207,8 +207,33 @@ def get_cores():
 
 
 def get_thumbnail_threads(wildcards):
-    # all shards' jobs side by side where there are cores enough, else one thread each
-    return threads_per_job(get_cores(), len(get_shards()), most=8)
+    # the cores shared out among the jobs that run: all shards' side by side where there
+    # are cores enough, else one thread each
+    return threads_per_job(get_cores(), thumbnail_jobs(tuple(get_shards())), most=8)
+
+
+_THUMBNAIL_JOBS = {}
+
+
+def thumbnail_jobs(shards):
+    # how many thumbnail jobs run: on a rerun, those of new and changed shards (the kept
+    # shards' files keep their times); all where the files' times show none (new settings,
+    # --forcerun) or the files are in a storage
+    if STORAGE is not None:
+        return len(shards)
+    if shards not in _THUMBNAIL_JOBS:
+        outdated = outdated_jobs(
+            (
+                f"{INDEX}/{fdp.shard_file(s, fdp.SHARD_FILES_SUFFIX)}",
+                [
+                    f"{THUMBS}/{fdp.shard_file(s, suffix)}"
+                    for suffix in (".parquet", ".npy", fdp.PREVIEW_SUFFIX)
+                ],
+            )
+            for s in shards
+        )
+        _THUMBNAIL_JOBS[shards] = outdated or len(shards)
+    return _THUMBNAIL_JOBS[shards]
 
 
 def get_thumb_stacks(wildcards):

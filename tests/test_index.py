@@ -454,7 +454,7 @@ _CELL = st.tuples(
     st.one_of(st.none(), st.integers(-2, 2)),
     st.integers(0, 3),
     st.sampled_from([None, b"x", b"y", b""]),
-    st.sampled_from([0.5, 1.5, 0.0, -0.0]),
+    st.sampled_from([0.5, 1.5, 0.0, -0.0, None]),
     st.sampled_from(["x", "xy", "yx", None]),
 )
 

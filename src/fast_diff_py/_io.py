@@ -192,41 +192,24 @@ def link_or_copy(source: str | os.PathLike[str], target: str | os.PathLike[str])
 def match_rows(rows: pa.Table, among: pa.Table, columns: Sequence[str]) -> np.ndarray:
     """For each of ``rows``, the first row of ``among`` equal to it in every one of
     ``columns`` (nulls equal to nulls), or -1: the rows are mixed into one 64-bit number
-    each (the integer columns as numbers, the others by their hash), sorted and searched, and
-    each candidate then checked column by column."""
+    each (``_Column``: each column's values as numbers, or their hashes), sorted and
+    searched, and each candidate then checked column by column."""
     import numpy as np
-    import pyarrow as pa
 
     n, m = len(rows), len(among)
     found = np.full(n, -1, np.int64)
     if not n or not m:
         return found
+    pairs = [_Column.pair(rows.column(c), among.column(c)) for c in columns]
 
-    # integer columns without nulls (in both tables) as numbers, the others as Python values
-    numeric = [
-        pa.types.is_integer(rows.schema.field(c).type)
-        and rows.column(c).null_count == 0
-        and among.column(c).null_count == 0
-        for c in columns
-    ]
-
-    def values(table: pa.Table) -> list[np.ndarray | list]:
-        return [
-            table.column(c).to_numpy().astype(np.int64) if num else table.column(c).to_pylist()
-            for c, num in zip(columns, numeric)
-        ]
-
-    def mix(cols: list[np.ndarray | list]) -> np.ndarray:
+    def mix(cols: list[_Column]) -> np.ndarray:
         h = np.zeros(len(cols[0]), np.uint64)
-        for v in cols:
-            if isinstance(v, list):
-                v = np.fromiter((hash(x) for x in v), np.int64, len(v))
-            h = (h ^ v.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+        for column in cols:
+            h = (h ^ column.hashes()) * np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
         return h
 
-    ours, theirs = values(rows), values(among)
-    mine, other = mix(ours), mix(theirs)
+    mine, other = mix([a for a, _ in pairs]), mix([b for _, b in pairs])
     order = np.argsort(other, kind="stable")  # equal mixes in the order of ``among``
     ranked = other[order]
     at = np.searchsorted(ranked, mine)
@@ -239,17 +222,63 @@ def match_rows(rows: pa.Table, among: pa.Table, columns: Sequence[str]) -> np.nd
         pending, pos = pending[live], pos[live]
         cand = order[pos]
         equal = np.ones(len(pending), bool)
-        for a, b in zip(ours, theirs):
-            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-                equal &= a[pending] == b[cand]
-            else:
-                equal &= np.fromiter(
-                    (a[i] == b[j] for i, j in zip(pending.tolist(), cand.tolist())), bool, len(pending)
-                )
+        for a, b in pairs:
+            equal &= a.equal(b, pending, cand)
         found[pending[equal]] = cand[equal]
         pending = pending[~equal]
         at[pending] += 1
     return found
+
+
+class _Column:
+    """One column of ``match_rows``' tables, as it is mixed and compared: integers (of both
+    tables without nulls) and floats without nulls as numbers, any other column as Python
+    values (hashed by Python, compared by ``==``)."""
+
+    def __init__(self, kind: str, values: np.ndarray):
+        self.kind, self.values = kind, values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @classmethod
+    def pair(cls, ours: pa.ChunkedArray, theirs: pa.ChunkedArray) -> tuple[_Column, _Column]:
+        import numpy as np
+        import pyarrow as pa
+
+        t = ours.type
+        if ours.null_count == 0 and theirs.null_count == 0:
+            numbers = (("number", pa.types.is_integer, np.int64), ("float", pa.types.is_floating, np.float64))
+            for kind, test, dtype in numbers:
+                if test(t):
+                    return cls(kind, ours.to_numpy().astype(dtype)), cls(kind, theirs.to_numpy().astype(dtype))
+        return cls("python", _objects(ours.to_pylist())), cls("python", _objects(theirs.to_pylist()))
+
+    def hashes(self) -> np.ndarray:
+        """One 64-bit number per value; equal values get equal numbers."""
+        import numpy as np
+
+        if self.kind == "number":
+            return self.values.astype(np.uint64)
+        if self.kind == "float":
+            return (self.values + 0.0).view(np.uint64)  # -0.0 as 0.0, as == has it
+        return np.fromiter(map(hash, self.values), np.int64, len(self.values)).astype(np.uint64)
+
+    def equal(self, other: _Column, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Whether value ``i[k]`` of this column equals value ``j[k]`` of ``other``, for each k."""
+        import numpy as np
+
+        return np.asarray(self.values[i] == other.values[j], bool)
+
+
+def _objects(values: list) -> np.ndarray:
+    """``values`` as a numpy array of Python objects (a value itself a sequence, bytes
+    included, stays one object)."""
+    import numpy as np
+
+    array = np.empty(len(values), object)
+    array[:] = values
+    return array
 
 
 # the most runs of rows filter_rows and take_rows join from slices (past it, gathered)

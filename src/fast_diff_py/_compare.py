@@ -315,7 +315,9 @@ class _Thumbnails:
 
     def __getitem__(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, np.intp)
-        todo = np.unique(idx[~self._have[idx]])
+        wanted = np.zeros(len(self._have), bool)  # each row once (np.unique loads numpy.ma)
+        wanted[idx[~self._have[idx]]] = True
+        todo = np.flatnonzero(wanted)
         if len(todo):
             # in the stack's order: a mapped file read forwards
             at = np.argsort(self._rows[todo], kind="stable")

@@ -306,7 +306,6 @@ class _Thumbnails:
     def __init__(self, stack: np.ndarray, rows: np.ndarray, sums: np.ndarray, refuse: Callable[[int], None]):
         self._stack, self._rows, self._sums, self._refuse = stack, rows, sums, refuse
         self.shape = (len(rows), *stack.shape[1:])
-        self.dtype = stack.dtype
         self._data = np.empty(self.shape, stack.dtype)  # pages taken as rows are read
         self._have = np.zeros(len(rows), bool)
 

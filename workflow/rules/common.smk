@@ -222,16 +222,9 @@ def thumbnail_jobs(shards):
     if STORAGE is not None:
         return len(shards)
     if shards not in _THUMBNAIL_JOBS:
-        outdated = outdated_jobs(
-            (
-                f"{INDEX}/{fdp.shard_file(s, fdp.SHARD_FILES_SUFFIX)}",
-                [
-                    f"{THUMBS}/{fdp.shard_file(s, suffix)}"
-                    for suffix in (".parquet", ".npy", fdp.PREVIEW_SUFFIX)
-                ],
-            )
-            for s in shards
-        )
+        files = [f"{INDEX}/{fdp.shard_file(s, fdp.SHARD_FILES_SUFFIX)}" for s in shards]
+        made = zip(get_thumb_meta(None), get_thumb_stacks(None), get_previews(None))
+        outdated = outdated_jobs(zip(files, made))
         _THUMBNAIL_JOBS[shards] = outdated or len(shards)
     return _THUMBNAIL_JOBS[shards]
 

@@ -63,9 +63,8 @@ def threads_per_job(cores: int | None, jobs: int, most: int) -> int:
 
     The cores are shared out among the jobs (at least 1 thread, at most ``most``): several
     one-thread jobs keep every core busy through each other's start-up and writing, which a
-    job's own threads cannot (2 x 32,000 thumbnails on 2 cores: 42-49 s as one-thread jobs,
-    54 s as two-thread jobs one after the other). ``most`` where the cores are not known
-    (a cluster run without ``--cores``).
+    job's own threads cannot (bench/README.md, the section of the default install). ``most``
+    where the cores are not known (a cluster run without ``--cores``).
     """
     if not cores:
         return most

@@ -648,6 +648,8 @@ def test_ctrl_c_at_any_moment_ends_in_one_line(imgs, prog):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
+        if proc.returncode == -signal.SIGINT and not out:
+            continue  # it came before Python had set up its own handling: no code had run
         frames = re.findall(r'^  File "([^"]*)"', out, re.M)
         if "<frozen site>" in out or (
             frames and all(f == str(script) or f.startswith("<frozen ") for f in frames)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -362,6 +363,50 @@ def _photos(root: Path, n: int) -> None:
         j = i // 2
         img = np.clip(photo(j, 40, 50).astype(int) * (0.3 + 2 * j / n) + 2 * (i % 2), 0, 255)
         write(root / f"IMG_{i:04d}.png", img.astype(np.uint8))
+
+
+def _pairs_by_path(db: Path, threshold: float) -> set[tuple[str, str]]:
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT a.path, b.path FROM dif_table d JOIN directory a ON a.key = d.key_a "
+            "JOIN directory b ON b.key = d.key_b WHERE d.dif <= ?",
+            (threshold,),
+        ).fetchall()
+    finally:
+        con.close()
+    return {tuple(sorted(r)) for r in rows}
+
+
+def test_a_rerun_says_what_changed_since_the_last_run(tmp_path):
+    """The summary of a rerun counts the files added, changed and removed since the last
+    run's database, and the pairs new and gone; a first run says nothing of it."""
+    photos = tmp_path / "photos"
+    for i in range(6):
+        write(photos / f"IMG_{i}.png", photo(10 + i, 40, 50))
+    shutil.copy(photos / "IMG_0.png", photos / "dup.png")
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    first = run_workflow(work, config)
+    summary_path, db = work / "results" / "summary.json", work / "results" / "fast_diff.db"
+    assert json.loads(summary_path.read_text())["since_last_run"] is None
+    assert "since the last run" not in first.stdout
+    before = _pairs_by_path(db, 30)
+    shutil.copy(photos / "IMG_1.png", photos / "AAA_copy.png")  # added, and a pair with IMG_1
+    (photos / "notes.txt").write_text("not an image, still a file of the folder")  # added
+    (photos / "dup.png").unlink()  # removed, and its pair with IMG_0 gone
+    write(photos / "IMG_2.png", photo(13, 40, 50))  # changed: now the same as IMG_3
+    os.utime(photos / "IMG_4.png", ns=(1, 1))  # changed: touched
+    proc = run_workflow(work, config)
+    after = _pairs_by_path(db, 30)
+    assert len(after - before) == 2 and len(before - after) == 1
+    changes = json.loads(summary_path.read_text())["since_last_run"]
+    assert changes == {"added": 2, "changed": 2, "removed": 1, "pairs_new": 2, "pairs_gone": 1}
+    assert "since the last run: 2 files added, 2 changed, 1 removed; 2 pairs new, 1 gone" in proc.stdout
+    # the database written again with no file changed (the gallery deleted) says so
+    shutil.rmtree(work / "results" / "report")
+    again = run_workflow(work, config)
+    assert "since the last run: no file added, changed or removed; no pair new or gone" in again.stdout
 
 
 def test_a_rerun_compares_only_the_pairs_with_an_added_file(tmp_path):

@@ -70,6 +70,10 @@ def test_the_example_run_ends_with_its_summary(tmp_path):
     assert summary["gallery"] == str(tmp_path / "w" / "results" / "report" / "index.html")
     assert f"gallery: {summary['gallery']}" in text
     assert all(t["jobs"] >= 1 and t["wall_seconds"] >= 0 for t in summary["stages"].values())
+    # the pairs and groups the gallery found, which the summary takes, are those of the database
+    again = summarize(db, 200)
+    for key in ("pairs", "groups", "files_in_groups", "largest_group"):
+        assert summary[key] == again[key], key
     # a lower threshold summarises fewer pairs from the same database
     assert summarize(db, 0)["pairs"] == con.execute("SELECT COUNT(*) FROM dif_table WHERE dif <= 0").fetchone()[0]
     # a rerun with nothing to do leaves the summary as it was

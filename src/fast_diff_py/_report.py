@@ -41,7 +41,7 @@ from ._errors import OutputError
 from ._formats import PREVIEW_MADE_AS, REPORT_INDEX, REPORT_MARKER, FileStatus, ours, pair_filter
 from ._io import atomic_path, link_or_copy
 from ._paths import native
-from ._summary import _groups, summarize, write_summary
+from ._summary import Found, LastRun, _groups, summarize, write_summary
 
 __all__ = [
     "GROUPS_PER_PAGE",
@@ -208,14 +208,18 @@ def _date(created: float | None) -> str:
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}"
 
 
-def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, Any]]:
+def _read_groups(con: sqlite3.Connection, threshold: float) -> tuple[list[dict[str, Any]], Found]:
     """Every group of files joined by stored pairs within ``threshold``, each file with its
     ``dif`` to the group's best file (None where no pair of the two is stored), sorted by the
-    group's largest such ``dif``."""
+    group's largest such ``dif``; and the stored pairs and groups as ``summarize`` counts
+    them (``Found``)."""
     difs: dict[tuple[int, int], float] = {}
+    stored = 0
     for a, b, d in con.execute(f"SELECT key_a, key_b, dif FROM dif_table d WHERE {pair_filter()}", (threshold,)):
         difs[(a, b)] = difs[(b, a)] = d
+        stored += 1
     _, groups = _groups((a, b) for a, b in difs if a < b)
+    found = Found(stored, groups)
     has_state = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_state'").fetchone()
     # each file's name as bytes and the version of it that was decoded (none without file_state)
     state = "s.path_bytes, s.dev, s.inode, s.file_size, s.mtime_ns" if has_state else "NULL, NULL, NULL, NULL, NULL"
@@ -258,7 +262,7 @@ def _read_groups(con: sqlite3.Connection, threshold: float) -> list[dict[str, An
         worst = max(f["dif"] for f in files if f["dif"] is not None)
         out.append({"dif": worst, "files": files})
     out.sort(key=lambda g: (g["dif"], g["files"][0]["path"]))
-    return out
+    return out, found
 
 
 def _pages(groups: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -460,19 +464,38 @@ def make_report(
     storage: tuple[str, str] | None = None,
 ) -> Path:
     """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
-    previous gallery left there) and return the path of its ``index.html``. Groups join the
-    stored pairs with ``dif <= threshold``. ``previews`` (the thumbnail jobs' PREVIEW_SCHEMA
-    files) give the thumbnails they hold, of the paths ``preview_paths`` names for each (the
-    paths of its index shard; all where None); the other files are read and decoded again.
+    previous gallery left there) and return the path of its ``index.html`` (``_write_report``
+    with the same arguments)."""
+    return _write_report(
+        db_path, out_dir, threshold, threads=threads, previews=previews, preview_paths=preview_paths, storage=storage
+    )[0]
+
+
+def _write_report(
+    db_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    threshold: float,
+    *,
+    threads: int = 1,
+    previews: Sequence[str | os.PathLike[str]] = (),
+    preview_paths: Sequence[set[str] | None] | None = None,
+    storage: tuple[str, str] | None = None,
+) -> tuple[Path, Found]:
+    """Write the gallery of the database at ``db_path`` into ``out_dir`` (replacing what a
+    previous gallery left there). Groups join the stored pairs with ``dif <= threshold``.
+    ``previews`` (the thumbnail jobs' PREVIEW_SCHEMA files) give the thumbnails they hold,
+    of the paths ``preview_paths`` names for each (the paths of its index shard; all where
+    None); the other files are read and decoded again.
 
     With ``storage`` (``(prefix, folder)``: the photos and the gallery in a Snakemake storage,
     the gallery's folder below ``prefix``) each image links to its photo by a path relative to
-    that folder, which holds wherever the storage is copied or served."""
+    that folder, which holds wherever the storage is copied or served. Returns the path of
+    the ``index.html`` and what was found (``Found``, for ``summarize``)."""
     out = Path(out_dir)
     _check_ours(out)
     con = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
     try:
-        groups = _read_groups(con, threshold)
+        groups, found = _read_groups(con, threshold)
         broken = con.execute(
             "SELECT path, error FROM directory WHERE success = ? ORDER BY key", (int(FileStatus.ERROR),)
         ).fetchall()
@@ -594,7 +617,7 @@ def make_report(
         len(broken),
         out,
     )
-    return out / REPORT_INDEX
+    return out / REPORT_INDEX, found
 
 
 def _check_ours(path: Path) -> None:
@@ -634,26 +657,30 @@ def report_run(
     gallery: str | os.PathLike[str] | None = None,
     shown: dict[str, Any] | None = None,
     timed: dict[str, float] | None = None,
+    last_run: LastRun | None = None,
 ) -> tuple[Path, Path]:
     """The gallery (``make_report``, and its copy at ``copy``: ``link_gallery``), then the
     summary (``summarize``, naming ``gallery`` or else the gallery written, with the entries
     of ``shown``) in ``summary_file``. The summary's time of the report stage is the
     gallery's, taken here, and that of each stage in ``timed`` (seconds taken in the same
     job, which has no benchmark file yet); the other stages' are those of the jobs run
-    since the last summary was written (a rerun's own). Returns the gallery's index and
-    the summary."""
+    since the last summary was written (a rerun's own). With ``last_run`` (that of the
+    database this one replaced), the summary says what changed since. Returns the
+    gallery's index and the summary."""
     try:  # the end of the last run, where there was one
         since: float | None = os.stat(summary_file).st_mtime
     except (OSError, ValueError):
         since = None
     started = time.monotonic()
-    index = make_report(
+    if last_run is not None:  # in the background while the gallery is made
+        last_run.compare(db_path)
+    index, found = _write_report(
         db_path, out_dir, threshold, threads=threads, previews=previews, preview_paths=preview_paths, storage=storage
     )
     if copy is not None:
         link_gallery(index.parent, copy)
     seconds = time.monotonic() - started
-    summary = summarize(db_path, threshold, benchmarks, gallery or index, since)
+    summary = summarize(db_path, threshold, benchmarks, gallery or index, since, last_run, found)
     for stage, took in {**(timed or {}), "report": seconds}.items():
         summary["stages"][stage] = {"jobs": 1, "job_seconds": round(took, 2), "wall_seconds": round(took, 2)}
     summary.update(shown or {})
@@ -678,7 +705,8 @@ def finish_run(
     threshold: float,
     **report: Any,
 ) -> tuple[Path, Path]:
-    """What ends a run, in one job: the database (``build_database``); then, while the
+    """What ends a run, in one job: the database (``build_database``; what the one it
+    replaces held is read first, ``LastRun``, for the summary's changes); then, while the
     gallery and the summary are made (``report_run`` with the keywords in ``report``), the
     pairs the next run takes again (``keep_pairs`` into ``kept``, where given, in a thread of
     its own: it is mostly Arrow's work, the gallery mostly Python's); the files of shards gone
@@ -690,34 +718,41 @@ def finish_run(
     from ._reuse import forget_shards
 
     started = time.monotonic()
-    build_database(
-        db_path, roots_path=roots_path, index_paths=index_paths, meta_paths=meta_paths, pair_paths=pair_paths
-    )
-    merged = time.monotonic() - started
-    with ThreadPoolExecutor(1) as pool:
-        keeping = (  # for the next run: the pairs of files that will not have changed
-            pool.submit(
-                keep_pairs,
-                kept,
-                list(index_paths),
-                list(meta_paths),
-                list(pair_paths),
-                pairs_fingerprint=pairs_fingerprint,
-                threshold=threshold,
-            )
-            if kept
-            else None
+    last_run = LastRun.read(db_path, threshold)  # what the summary compares this run with
+    try:
+        build_database(
+            db_path, roots_path=roots_path, index_paths=index_paths, meta_paths=meta_paths, pair_paths=pair_paths
         )
-        if forget:  # every thumbnail job of the index has run
-            forget_shards(os.path.dirname(roots_path), forget, reuse_root)
-        if len(report.get("previews", ())) == len(index_paths):  # one per index shard
-            # the paths of each index shard: the previews of a shard kept from the last
-            # index may hold rows of files gone or changed since
-            shards = [read_parquet(p, columns=["path"]).column(0) for p in index_paths]
-            report["preview_paths"] = [set(paths.to_pylist()) for paths in shards]
-        made = report_run(db_path, out_dir, summary_file, threshold, timed={"merge": merged}, **report)
-        if keeping is not None:
-            keeping.result()  # its error is the job's (an error above stands: the pool waits)
+        merged = time.monotonic() - started
+        with ThreadPoolExecutor(1) as pool:
+            keeping = (  # for the next run: the pairs of files that will not have changed
+                pool.submit(
+                    keep_pairs,
+                    kept,
+                    list(index_paths),
+                    list(meta_paths),
+                    list(pair_paths),
+                    pairs_fingerprint=pairs_fingerprint,
+                    threshold=threshold,
+                )
+                if kept
+                else None
+            )
+            if forget:  # every thumbnail job of the index has run
+                forget_shards(os.path.dirname(roots_path), forget, reuse_root)
+            if len(report.get("previews", ())) == len(index_paths):  # one per index shard
+                # the paths of each index shard: the previews of a shard kept from the last
+                # index may hold rows of files gone or changed since
+                shards = [read_parquet(p, columns=["path"]).column(0) for p in index_paths]
+                report["preview_paths"] = [set(paths.to_pylist()) for paths in shards]
+            made = report_run(
+                db_path, out_dir, summary_file, threshold, timed={"merge": merged}, last_run=last_run, **report
+            )
+            if keeping is not None:
+                keeping.result()  # its error is the job's (an error above stands: the pool waits)
+    finally:
+        if last_run is not None:
+            last_run.close()
     write_receipt(receipt, db_path)
     return made
 

@@ -128,13 +128,24 @@ def test_rows_filtered_and_taken_are_pyarrows(mask, data):
             "none": pa.nulls(m, pa.string()),
         }
     )
+    # strings of several bytes a character and empty ones, in a table of several chunks and
+    # one sliced (a buffer's offset), and a string column whose null slots span bytes
+    wide = gathered.append_column("text", pa.array(["é" * (i % 4) + "☃" * (i % 3) for i in range(m)]))
+    chunked = pa.concat_tables([wide.slice(0, m // 3), wide.slice(m // 3)])
+    sliced = pa.concat_tables([wide, wide]).slice(m // 2 + 1, m)
+    spanning = pa.Array.from_buffers(
+        pa.string(),
+        3,
+        [pa.py_buffer(bytes([0b101])), pa.py_buffer(np.array([0, 1, 4, 5], np.int32)), pa.py_buffer(b"abcde")],
+    )
+    spans = pa.table({"s": pa.concat_arrays([spanning] * (m // 3 + 1))})
     with_null = gathered.set_column(1, "row", pa.array([None] + list(range(m - 1)), pa.int32()))
     with_list = gathered.append_column("sums", pa.array([[i, i] for i in range(m)], pa.list_(pa.int64())))
     rng = np.random.default_rng(n)
-    for t in (gathered, with_null, with_list):
-        for rows in (order, rng.permutation(m), rng.integers(0, m, n)):
+    for t in (gathered, with_null, with_list, chunked, sliced, spans):
+        for rows in (order % len(t) if len(t) else order, rng.permutation(len(t)), rng.integers(0, len(t), n)):
             assert take_rows(t, rows).equals(t.take(pa.array(rows, pa.int64())))
-        keep = rng.random(m) < 0.5
+        keep = rng.random(len(t)) < 0.5
         assert filter_rows(t, keep).equals(t.filter(pa.array(keep, pa.bool_())))
     many = np.arange(n * 3) % 3 == 1  # more runs than are joined from slices
     longer = pa.concat_tables([table] * 3)

@@ -30,7 +30,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._formats import PAIR_SCHEMA, PairStatus
-from ._io import arrow_table, as_schema, atomic_path, filter_rows, read_in_index_order, read_parquet
+from ._io import (
+    arrow_table,
+    as_schema,
+    atomic_path,
+    filter_rows,
+    match_rows,
+    read_in_index_order,
+    read_parquet,
+)
 from ._reuse import _VERSION, fingerprint
 
 __all__ = ["VERSION_COLUMNS", "carried_pairs", "keep_pairs", "pairs_fingerprint"]
@@ -181,10 +189,12 @@ def carried_pairs(
     if kept is None:
         return nothing
     files, pairs = kept
-    was = dict(zip(zip(*(files.column(c).to_pylist() for c in VERSION_COLUMNS)), files.column("key").to_pylist()))
     keys = decoded.column("key").to_numpy()
-    current = zip(*(decoded.column(c).to_pylist() for c in VERSION_COLUMNS))
-    old_key = np.asarray([was.get(v, -1) for v in current], np.int64)
+    # each decoded file's key in the kept run, where a row there has its version (one row at
+    # most: a file named twice is decoded under one of its names, the other an alias)
+    at = match_rows(decoded.select(VERSION_COLUMNS), files.select(VERSION_COLUMNS), VERSION_COLUMNS)
+    old_key = np.full(n, -1, np.int64)
+    old_key[at >= 0] = files.column("key").to_numpy()[at[at >= 0]]
     unchanged = old_key >= 0
     kept_a = pairs.column("key_a").to_numpy()
     kept_b = pairs.column("key_b").to_numpy()

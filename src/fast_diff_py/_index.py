@@ -334,7 +334,8 @@ def write_file_list(
         pq.write_table(pa.Table.from_pylist(rows, schema=FILE_LIST_SCHEMA), tmp)
 
 
-def _table(entries: list[FileEntry], first_key: int) -> pa.Table:
+def _table(entries: list[Any], first_key: int) -> pa.Table:
+    """An index shard of ``entries`` (FileEntry or its plain tuple), keyed from ``first_key``."""
     columns = zip(*entries) if entries else [[] for _ in FileEntry._fields]
     cols = dict(zip(FileEntry._fields, map(list, columns)))
     cols["key"] = list(range(first_key, first_key + len(entries)))
@@ -633,9 +634,10 @@ class _Said(logging.Handler):
         self.records.append((record.levelno, record.getMessage()))
 
 
-def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list[FileEntry] | None:
-    """The entries of the FOLDER_WALK file ``walk`` when they are the walk that the folder
-    state in the file ``state`` digests, else None (the folders are walked again)."""
+def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list[tuple] | None:
+    """The entries of the FOLDER_WALK file ``walk`` (each a FileEntry's fields as a plain
+    tuple, as written) when they are the walk that the folder state in the file ``state``
+    digests, else None (the folders are walked again)."""
     try:
         wanted = Path(state).read_text()
     except OSError:
@@ -643,7 +645,7 @@ def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list
     if walk_state(walk) != wanted:
         logger.info("%s does not hold the walk of %s: walking the folders", os.fspath(walk), os.fspath(state))
         return None
-    entries: list[FileEntry] = []
+    entries: list[tuple] = []
     said = None
     try:
         with open(walk, "rb") as fh:
@@ -658,7 +660,7 @@ def _walked(walk: str | os.PathLike[str], state: str | os.PathLike[str]) -> list
                 elif isinstance(part, list) and all(
                     isinstance(row, tuple) and len(row) == len(FileEntry._fields) for row in part
                 ):
-                    entries.extend(map(FileEntry._make, part))
+                    entries.extend(part)
                 else:
                     raise ValueError("a part that is no list of entries")
             if fh.read(1):
@@ -779,7 +781,7 @@ def write_index(
         tables: list[pa.Table] = []
         key = 1
         for rows in _shards(walks, shard_size):
-            ids.append(_shard_id(rows[0].path if rows else "", ids))
+            ids.append(_shard_id(rows[0][0] if rows else "", ids))  # its first path
             tables.append(_table(rows, key))
             key += len(rows)
         tables = _mark_aliases(tables)
@@ -955,7 +957,7 @@ def _shards(walks: Iterable[Iterable[Any]], shard_size: int) -> Iterator[list[An
     ended it) and almost never another (where it moves a name across a shard's first
     quarter). At least one shard, empty where nothing was found."""
     least, every, most = max(1, shard_size // 4), _every(shard_size), LONGEST_SHARD * shard_size
-    shard: list[FileEntry] = []
+    shard: list[Any] = []
     empty = True
     for walk in walks:
         for entry in walk:
@@ -974,9 +976,11 @@ def _every(shard_size: int) -> int:
 
 def _ends_shard(entry: Any, every: int) -> bool:
     # the name with its folder's (copies of a folder elsewhere are not cut alike), hashed so
-    # that names differing in one digit spread (a CRC does not)
-    head, slash, _ = entry.path.rpartition("/")
-    name = f"{_folder_name(head) if slash else ''}/{entry.filename}"
+    # that names differing in one digit spread (a CRC does not); an entry's path and name
+    # are its first two fields (FileEntry, its plain tuple, _Named)
+    path, filename = entry[0], entry[1]
+    head, slash, _ = path.rpartition("/")
+    name = f"{_folder_name(head) if slash else ''}/{filename}"
     digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % every == 0
 

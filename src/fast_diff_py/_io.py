@@ -295,10 +295,41 @@ def _gathered(column: pa.ChunkedArray, order: np.ndarray) -> pa.Array | None:
         return pa.nulls(len(order), t)
     if column.null_count == 0 and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
         return arrow_array(column.to_numpy(zero_copy_only=False)[order], t)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
-        values = column.to_pylist()
-        return pa.array([values[i] for i in order.tolist()], t)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return _gathered_bytes(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column, order)
     return None
+
+
+def _gathered_bytes(array: pa.Array, order: np.ndarray) -> pa.Array:
+    """A string or binary ``array``'s values in ``order``, made from its buffers: the
+    offsets of the values taken, their bytes gathered at once, and their validity bits."""
+    import numpy as np
+    import pyarrow as pa
+
+    large = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    kind = np.int64 if large else np.int32
+    validity, offsets_buffer, data_buffer = array.buffers()
+    n, first = len(array), array.offset
+    offsets: np.ndarray = np.frombuffer(offsets_buffer, kind, n + 1, first * np.dtype(kind).itemsize).astype(np.int64)
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    valid = None
+    if array.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[first : first + n]
+        valid = bits[order].astype(bool)
+    starts = offsets[:-1][order]
+    lengths = (offsets[1:] - offsets[:-1])[order]
+    if valid is not None:
+        lengths[~valid] = 0  # a null's slot may span bytes
+    new_offsets = np.zeros(len(order) + 1, kind)
+    np.cumsum(lengths, out=new_offsets[1:])
+    at = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(int(new_offsets[-1]), dtype=kind)
+    buffers = [
+        None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little")),
+        pa.py_buffer(new_offsets),
+        pa.py_buffer(data[at]),
+    ]
+    nulls = 0 if valid is None else int(len(order) - valid.sum())
+    return pa.Array.from_buffers(array.type, len(order), buffers, null_count=nulls)
 
 
 def arrow_array(values: object, type: pa.DataType) -> pa.Array:

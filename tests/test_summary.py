@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fast_diff_py import FastDifPy, current_summary, format_summary, summarize, write_receipt, write_summary
-from fast_diff_py._summary import _groups, stage_times
+from fast_diff_py._summary import LastRun, _groups, stage_times
 from fast_diff_py._workflow import snakemake_command
 
 
@@ -147,6 +147,44 @@ def test_a_summary_is_shown_only_for_the_database_it_describes(tmp_path):
     assert current_summary(path, tmp_path / "missing.json") is None
     receipt.write_text("not json")
     assert current_summary(path, receipt) is None
+
+
+def test_the_last_run_is_read_from_a_database_of_ours_only(tmp_path):
+    """What changed since the last run: counted between two databases of fast-diff's; none
+    where the file at the path is missing, another program's or cut short."""
+    images = tmp_path / "images"
+    shutil.copytree(REPO / "examples" / "images" / "holiday", images)
+    shutil.copy(images / "coins.jpg", images / "coins_copy.jpg")
+    db = tmp_path / "r" / "x.db"
+    FastDifPy(part_a=str(images), db_path=str(db), thumb_dir=str(tmp_path / "r" / "t")).commit()
+    last = LastRun.read(db, 200)
+    assert last is not None
+    try:
+        assert last.changes(db) == {"added": 0, "changed": 0, "removed": 0, "pairs_new": 0, "pairs_gone": 0}
+    finally:
+        last.close()
+    # the copy's row gone (and its pair with coins.jpg), another file's version changed
+    now = tmp_path / "now.db"
+    shutil.copy(db, now)
+    con = sqlite3.connect(now)
+    (key,) = con.execute("SELECT key FROM directory WHERE path LIKE '%coins_copy.jpg'").fetchone()
+    con.execute("DELETE FROM dif_table WHERE key_a = ? OR key_b = ?", (key, key))
+    con.execute("DELETE FROM directory WHERE key = ?", (key,))
+    con.execute("UPDATE file_state SET mtime_ns = mtime_ns + 1 WHERE key = (SELECT MIN(key) FROM file_state)")
+    con.commit()
+    con.close()
+    last = LastRun.read(db, 200)
+    assert last is not None
+    try:
+        assert last.changes(now) == {"added": 0, "changed": 1, "removed": 1, "pairs_new": 0, "pairs_gone": 1}
+    finally:
+        last.close()
+    assert LastRun.read(tmp_path / "missing.db", 200) is None
+    (tmp_path / "other.db").write_bytes(b"someone else's file")
+    assert LastRun.read(tmp_path / "other.db", 200) is None
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    assert LastRun.read(cut, 200) is None
 
 
 def test_difpy_and_fastdiffpy_print_the_summary_and_start_snakemake_once(tmp_path):

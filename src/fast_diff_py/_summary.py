@@ -163,9 +163,10 @@ class Found(NamedTuple):
 class LastRun:
     """What changed since the last run: the files and the pairs within a threshold of the
     database a run replaces, read as it begins (``read``) and compared with those of the
-    database it writes (``compare``, then ``changes``). SQLite holds them in memory and
-    compares them there, in a thread of its own (SQLite's work, run while the run's own
-    goes on), so that a run of millions of files makes no Python object per file for it."""
+    database it writes (``compare``, then ``changes``). SQLite holds them in a temporary
+    database of its own and compares them there, in a thread of its own (SQLite's work, run
+    while the run's own goes on), so that a run of millions of files makes no Python object
+    per file for it, and its memory stays SQLite's page cache."""
 
     def __init__(self, con: sqlite3.Connection, threshold: float, db_path: str | os.PathLike[str]) -> None:
         self._con, self.threshold, self._db = con, threshold, os.fspath(db_path)
@@ -182,7 +183,8 @@ class LastRun:
 
         if database_problem(db_path) is not None:
             return None
-        con = sqlite3.connect("file::memory:", uri=True, isolation_level=None, check_same_thread=False)
+        # a temporary database on disk (SQLite's own file, gone when closed)
+        con = sqlite3.connect("", uri=True, isolation_level=None, check_same_thread=False)
         try:
             con.execute("ATTACH DATABASE ? AS last", (_read_only(db_path),))
             con.execute("SELECT COUNT(*) FROM last.sqlite_master").fetchone()
@@ -240,7 +242,7 @@ class LastRun:
         return self._compared.result()
 
     def close(self) -> None:
-        """End the thread and free the memory."""
+        """End the thread and remove the temporary database."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._con.close()
 

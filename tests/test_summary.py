@@ -159,10 +159,8 @@ def test_the_last_run_is_read_from_a_database_of_ours_only(tmp_path):
     FastDifPy(part_a=str(images), db_path=str(db), thumb_dir=str(tmp_path / "r" / "t")).commit()
     last = LastRun.read(db, 200)
     assert last is not None
-    try:
+    with last:
         assert last.changes(db) == {"added": 0, "changed": 0, "removed": 0, "pairs_new": 0, "pairs_gone": 0}
-    finally:
-        last.close()
     # the copy's row gone (and its pair with coins.jpg), another file's version changed
     now = tmp_path / "now.db"
     shutil.copy(db, now)
@@ -175,10 +173,8 @@ def test_the_last_run_is_read_from_a_database_of_ours_only(tmp_path):
     con.close()
     last = LastRun.read(db, 200)
     assert last is not None
-    try:
+    with last:
         assert last.changes(now) == {"added": 0, "changed": 1, "removed": 1, "pairs_new": 0, "pairs_gone": 1}
-    finally:
-        last.close()
     assert LastRun.read(tmp_path / "missing.db", 200) is None
     (tmp_path / "other.db").write_bytes(b"someone else's file")
     assert LastRun.read(tmp_path / "other.db", 200) is None

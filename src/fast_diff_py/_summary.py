@@ -238,13 +238,20 @@ class LastRun:
         version: replaced, written again or touched), and pairs new and gone (a renamed
         file's pairs are new: its name is); None where it could not be read."""
         if self._compared is None:
-            self._compared = self._pool.submit(self._compare, os.fspath(db_path))
+            self.compare(db_path)
+        assert self._compared is not None
         return self._compared.result()
 
     def close(self) -> None:
         """End the thread and remove the temporary database."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._con.close()
+
+    def __enter__(self) -> LastRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read_only(db_path: str | os.PathLike[str]) -> str:

@@ -350,6 +350,50 @@ def test_a_run_stopped_after_the_index_or_the_plan_began_is_finished_by_a_plain_
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config))
 
 
+@pytest.mark.parametrize(
+    "damage", ["index gone", "shard missing", "shards.parquet damaged", "gallery gone, an index setting changed"]
+)
+def test_the_database_is_made_again_where_the_index_is_made_again_with_the_same_shards(tmp_path, damage):
+    """The index folder deleted, a file in it deleted or damaged, or the gallery deleted with
+    a setting of the index changed, and no photo changed: a plain rerun indexes, plans and
+    builds the database again, the same as before, and a rerun after it has nothing to do.
+    The index is made again with the same shards (their files keep their contents), where
+    Snakemake would drop the plan from the run and leave the merge without it."""
+    photos = tmp_path / "photos"
+    _photos(photos, 8)
+    config = {**CONFIG, "part_a": [str(photos)]}
+    work = tmp_path / "w"
+    run_workflow(work, config)
+    db = work / "results" / "fast_diff.db"
+    before = db_rows(db, ("file_state",))
+    index = work / "results" / "work" / "index"
+    shard = shard_ids(index)[-1]
+    if damage == "index gone":
+        shutil.rmtree(index)
+    elif damage == "shard missing":
+        (index / f"shard_{shard}.parquet").unlink()
+    elif damage == "shards.parquet damaged":
+        (index / "shards.parquet").write_bytes(b"not parquet")
+    else:
+        shutil.rmtree(work / "results" / "report")
+        config["ignore_names"] = ["no_such_name"]
+    proc = run_workflow(work, config)
+    told = [line for line in proc.stderr.splitlines() if line.startswith("fast-diff:") and "again" in line]
+    assert len(told) == 1, proc.stderr
+    if damage == "index gone":
+        assert told[0].startswith("fast-diff: 'results/work/index' is missing (a run that stopped")
+    elif damage.startswith("gallery"):
+        assert told[0] == "fast-diff: the gallery 'results/report/index.html' is missing: writing it again"
+    else:
+        assert told[0].startswith("fast-diff: 'results/work/index/shard")
+        assert told[0].endswith(": indexing the folders and building the database again")
+    assert "plan_blocks" in proc.stdout + proc.stderr  # the plan ran, after the index
+    assert "Traceback" not in proc.stderr
+    assert db_rows(db, ("file_state",)) == before
+    assert (work / "results" / "report" / "index.html").exists()
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_workflow(work, config))
+
+
 def plan_log(work: Path) -> str:
     return (work / "results" / "work" / "logs" / "compare" / "plan_blocks.log").read_text()
 

@@ -99,6 +99,7 @@ _EXPORTS = {
     "_index": [
         "file_list_has_part_b",
         "folder_state",
+        "forget_incomplete_index",
         "own_paths",
         "record_folder_state",
         "walk_partition",
@@ -219,7 +220,15 @@ if TYPE_CHECKING:  # for type checkers and editors
         summary_path,
     )
     from ._hashing import hash_thumbnail  # noqa: F401
-    from ._index import file_list_has_part_b, folder_state, own_paths, record_folder_state, walk_partition, write_index  # noqa: F401
+    from ._index import (  # noqa: F401
+        file_list_has_part_b,
+        folder_state,
+        forget_incomplete_index,
+        own_paths,
+        record_folder_state,
+        walk_partition,
+        write_index,
+    )
     from ._jobs import start_job  # noqa: F401
     from ._kernel import block_dif, naive_dif  # noqa: F401
     from ._plan import block_pair_ids, block_partners, make_plan  # noqa: F401

@@ -53,6 +53,7 @@ from ._paths import display, native, raw
 __all__ = [
     "FileEntry",
     "file_list_has_part_b",
+    "forget_incomplete_index",
     "folder_state",
     "own_paths",
     "record_folder_state",
@@ -715,6 +716,44 @@ def record_folder_state(stamp: str | os.PathLike[str], config: dict) -> bool:
     with atomic_path(stamp) as new:
         new.write_text(state)
     return True
+
+
+def forget_incomplete_index(index_dir: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> bool:
+    """Index the folders and build the database again where the index folder ``index_dir``
+    lacks a file since the last run: remove the folder and the database's ``receipt``.
+    Returns whether they were removed.
+
+    Snakemake does not see a file missing in the folder: the folder is there, so the index job
+    counts as done, and the jobs after it would stop on the file. The job writes the folder
+    whole (``write_index``), so one that lacks a file was changed since."""
+    if not os.path.isdir(index_dir):
+        return False
+    problem = _index_problem(os.fspath(index_dir))
+    if problem is None:
+        return False
+    print(f"fast-diff: {problem}: indexing the folders and building the database again", file=sys.stderr)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    Path(receipt).unlink(missing_ok=True)
+    return True
+
+
+def _index_problem(index_dir: str) -> str | None:
+    """What is wrong with the index in ``index_dir``: a file missing or unreadable; None."""
+    for name in (ROOTS_FILE, SHARDS_FILE):
+        if not os.path.isfile(os.path.join(index_dir, name)):
+            return f"{os.path.join(index_dir, name)!r} is missing"
+    path = os.path.join(index_dir, SHARDS_FILE)
+    try:  # read here, not with read_parquet: a damaged file is this function's to handle
+        with pq.ParquetFile(path) as pf:
+            shards = pf.read(columns=["shard"]).column(0).to_pylist()
+    except (OSError, pa.ArrowException, KeyError) as exc:
+        return f"{path!r} cannot be read ({exc})"
+    for shard in shards:
+        for suffix in (".parquet", SHARD_FILES_SUFFIX):
+            path = os.path.join(index_dir, shard_file(shard, suffix))
+            if not os.path.isfile(path):
+                return f"{path!r} is missing"
+    return None
 
 
 def write_index(

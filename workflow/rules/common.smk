@@ -127,6 +127,8 @@ if workflow.is_main_process:
                 ),
             ],
         )
+        # an index folder missing a file since: indexed again
+        fdp.forget_incomplete_index(INDEX, DB_RECEIPT)
         # a gallery or summary deleted since: written again (with the database)
         fdp.forget_missing_product(
             REPORT_RECEIPT, f"{REPORT}/{fdp.REPORT_INDEX}", "the gallery"

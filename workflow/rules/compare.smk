@@ -1,5 +1,9 @@
 checkpoint plan_blocks:
     input:
+        # the index folder, whose time is that of the index job: the plan is made again
+        # whenever the index is (its shards may keep their contents, and Snakemake, which
+        # would then drop the plan from the run, leaves the merge waiting on it)
+        **({"index_dir": INDEX} if STORAGE is None else {}),
         index=get_index_shards,
         meta=get_thumb_meta,
         digests=get_digests,

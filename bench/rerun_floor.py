@@ -30,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_bench import snakemake_command  # noqa: E402
+
 STAGES = 5  # index_files, make_thumbnails, plan_blocks, compare_blocks, merge_database
 
 SCRIPT = """\
@@ -91,21 +93,7 @@ def chain(k: int, rounds: int) -> float:
 
 
 def no_change(work: Path, rounds: int) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(work / "config.yaml"),
-        "--cores",
-        "2",
-        "--quiet",
-        "all",
-    ]
+    cmd = [*snakemake_command(work), "--cores", "2", "--quiet", "all"]
     timed(cmd)
     return statistics.median(timed(cmd) for _ in range(rounds))
 

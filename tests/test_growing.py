@@ -990,3 +990,27 @@ def test_blocks_of_unchanged_files_keep_their_thumbnails(tmp_path):
     assert not kept.exists()
     run_workflow(work, config)
     assert same_as_fresh(tmp_path, work, config)
+
+
+def test_an_index_folder_holding_other_files_is_left_as_it_is(tmp_path, capsys):
+    """Where results_dir's index folder lacks an index file and holds a file the index job
+    does not write (a folder of the user's of that name), nothing in it is removed; an index
+    folder of the index's files alone is."""
+    from fast_diff_py import forget_incomplete_index
+
+    index, receipt = tmp_path / "index", tmp_path / "database.json"
+    index.mkdir()
+    (index / "shards.parquet").write_bytes(b"not parquet")
+    (index / "holiday.jpg").write_bytes(b"a photo")
+    receipt.write_text("{}")
+    assert not forget_incomplete_index(index, receipt)
+    assert (index / "holiday.jpg").read_bytes() == b"a photo" and receipt.exists()
+    said = capsys.readouterr().err
+    assert f"{str(index / 'holiday.jpg')!r} is no file of an index: left as it is" in said
+    linked = tmp_path / "linked"
+    linked.symlink_to(index)
+    (index / "holiday.jpg").rename(tmp_path / "holiday.jpg")
+    assert not forget_incomplete_index(linked, receipt)  # a link: never followed
+    assert index.is_dir() and receipt.exists()
+    assert forget_incomplete_index(index, receipt)
+    assert not index.exists() and not receipt.exists() and (tmp_path / "holiday.jpg").exists()

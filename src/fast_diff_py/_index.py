@@ -11,6 +11,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
 from os.path import splitext
 from pathlib import Path
 from stat import S_ISREG
@@ -731,10 +732,29 @@ def forget_incomplete_index(index_dir: str | os.PathLike[str], receipt: str | os
     problem = _index_problem(os.fspath(index_dir))
     if problem is None:
         return False
+    foreign = _not_of_an_index(os.fspath(index_dir))
+    if foreign is not None:  # never a folder of the user's: left, for the index job to refuse
+        print(f"fast-diff: {problem}, and {foreign!r} is no file of an index: left as it is", file=sys.stderr)
+        return False
     print(f"fast-diff: {problem}: indexing the folders and building the database again", file=sys.stderr)
-    shutil.rmtree(index_dir, ignore_errors=True)
+    shutil.rmtree(index_dir)
     Path(receipt).unlink(missing_ok=True)
     return True
+
+
+def _not_of_an_index(index_dir: str) -> str | None:
+    """A path in ``index_dir`` that the index job does not write (the folder itself where it
+    is a link), or None where every entry is a plain file of an index's names."""
+    if os.path.islink(index_dir):
+        return index_dir
+    ours = {ROOTS_FILE, SHARDS_FILE, ".snakemake_timestamp"}
+    with os.scandir(index_dir) as entries:
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False) or not (
+                entry.name in ours or fnmatchcase(entry.name, shard_file("*"))
+            ):
+                return entry.path
+    return None
 
 
 def _index_problem(index_dir: str) -> str | None:
